@@ -1,0 +1,101 @@
+// Backend selection: tensorflow-gpu → tensorflow → wasm → cpu, each tried in turn and the
+// reason for every failure kept, so the app and the CLI can say what runs and why.
+import * as tf from '@tensorflow/tfjs-core';
+import '@tensorflow/tfjs-backend-cpu';
+import { createRequire } from 'node:module';
+
+export const BACKEND_ORDER = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export type BackendChoice = (typeof BACKEND_ORDER)[number];
+
+export interface BackendAttempt {
+  name: BackendChoice;
+  ok: boolean;
+  reason: string;
+}
+
+export interface BackendReport {
+  /** The tfjs backend that runs ("tensorflow", "wasm", "cpu"); "tensorflow" covers GPU and CPU builds. */
+  backend: string;
+  choice: BackendChoice;
+  attempts: BackendAttempt[];
+}
+
+const require = createRequire(import.meta.url);
+
+export function isBackendChoice(s: string): s is BackendChoice {
+  return (BACKEND_ORDER as readonly string[]).includes(s);
+}
+
+async function tryNode(pkg: string): Promise<string> {
+  // The tfjs-node packages register the "tensorflow" backend on import; they are optional
+  // dependencies whose install downloads libtensorflow, so they are usually absent offline.
+  require(pkg);
+  if (!(await tf.setBackend('tensorflow'))) throw new Error(`${pkg} loaded but the tensorflow backend failed to initialise`);
+  return pkg === '@tensorflow/tfjs-node-gpu' ? 'CUDA build of libtensorflow' : 'CPU build of libtensorflow';
+}
+
+async function tryWasm(): Promise<string> {
+  const wasm = await import('@tensorflow/tfjs-backend-wasm');
+  const dir = require.resolve('@tensorflow/tfjs-backend-wasm/package.json').replace(/package\.json$/, 'dist/');
+  wasm.setWasmPaths(dir);
+  if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
+  return 'WebAssembly (XNNPACK), one thread in Node';
+}
+
+async function tryCpu(): Promise<string> {
+  if (!(await tf.setBackend('cpu'))) throw new Error('the cpu backend failed to initialise');
+  return 'plain JavaScript kernels (slow)';
+}
+
+const attemptFns: Record<BackendChoice, () => Promise<string>> = {
+  'tensorflow-gpu': () => tryNode('@tensorflow/tfjs-node-gpu'),
+  tensorflow: () => tryNode('@tensorflow/tfjs-node'),
+  wasm: tryWasm,
+  cpu: tryCpu,
+};
+
+function firstLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  const line = msg.split('\n')[0] ?? msg;
+  if (/Cannot find module/.test(line)) return 'not installed (optional dependency; its install needs to download libtensorflow)';
+  return line;
+}
+
+let current: BackendReport | null = null;
+
+/**
+ * Select a backend. `preferred` (or $DEEPVIS_BACKEND) forces one; without it the order above is
+ * tried. Selecting again with the same preference is free.
+ */
+export async function selectBackend(preferred?: string | null): Promise<BackendReport> {
+  const want = preferred ?? process.env.DEEPVIS_BACKEND ?? null;
+  if (want && !isBackendChoice(want)) {
+    throw new Error(`unknown backend "${want}": choose one of ${BACKEND_ORDER.join(', ')}`);
+  }
+  if (current && (!want || current.choice === want)) return current;
+  const order: BackendChoice[] = want ? [want] : [...BACKEND_ORDER];
+  const attempts: BackendAttempt[] = [];
+  for (const name of order) {
+    try {
+      const reason = await attemptFns[name]();
+      attempts.push({ name, ok: true, reason });
+      current = { backend: tf.getBackend(), choice: name, attempts };
+      return current;
+    } catch (e) {
+      attempts.push({ name, ok: false, reason: firstLine(e) });
+    }
+  }
+  const why = attempts.map((a) => `${a.name}: ${a.reason}`).join('; ');
+  throw new Error(`no TensorFlow.js backend could start (${why})`);
+}
+
+export function currentBackend(): BackendReport | null {
+  return current;
+}
+
+/** One line for logs and the status bar. */
+export function describeBackend(r: BackendReport): string {
+  const failed = r.attempts.filter((a) => !a.ok).map((a) => `${a.name}: ${a.reason}`);
+  const ok = r.attempts.find((a) => a.ok);
+  return `backend ${r.choice} (${ok?.reason ?? ''})` + (failed.length ? `; not used — ${failed.join('; ')}` : '');
+}

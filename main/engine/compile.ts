@@ -1,0 +1,330 @@
+// Compiles a Keras-converted LayersModel (topology + weights) into a GraphNet of plain ops:
+// batch-norm folded into the preceding convolution, activation fused into the convolution where
+// nobody needs the pre-activation, softmax split off so the logits are always reachable.
+import * as tf from '@tensorflow/tfjs-core';
+import type { KerasGraph, KerasLayer } from './keras-topology.js';
+import { GraphNet, type GraphNode, type NetNode } from './network.js';
+import type { Activation, ConvSpec } from './ops.js';
+import type { PaddingMode } from './padding.js';
+
+export interface CompiledModel {
+  net: GraphNet;
+  /** Node index whose output holds the class logits ([N, classes] after flattening). */
+  logitsNode: number;
+  /** Node index of the model's own output (probabilities when the model ends in softmax). */
+  outputNode: number;
+  /** Layers that were fused away and can no longer be tapped (for error messages). */
+  fusedAway: Map<string, string>;
+}
+
+type Weights = Record<string, tf.Tensor>;
+
+class WeightBook {
+  private used = new Set<string>();
+  constructor(private readonly weights: Weights) {}
+
+  find(layer: string, param: string): tf.Tensor | null {
+    const want = `${layer}/${param}`;
+    for (const key of Object.keys(this.weights)) {
+      const k = key.replace(/:\d+$/, '');
+      if (k === want || k.endsWith(`/${want}`)) {
+        this.used.add(key);
+        return this.weights[key]!;
+      }
+    }
+    return null;
+  }
+
+  get(layer: string, param: string): tf.Tensor {
+    const w = this.find(layer, param);
+    if (!w) throw new Error(`weights for ${layer}/${param} are missing from the model's weight files`);
+    return w;
+  }
+}
+
+function pair(v: unknown, what: string): [number, number] {
+  if (typeof v === 'number') return [v, v];
+  if (Array.isArray(v) && v.length === 2) return [Number(v[0]), Number(v[1])];
+  throw new Error(`bad ${what}: ${JSON.stringify(v)}`);
+}
+
+function padding(v: unknown): PaddingMode {
+  if (v === 'same' || v === 'valid') return v;
+  throw new Error(`padding "${String(v)}" is not supported (same or valid)`);
+}
+
+/** Map a Keras activation name to one the fused kernels handle, or null. */
+function simpleActivation(name: unknown): Activation | null {
+  switch (name ?? 'linear') {
+    case 'linear':
+      return { kind: 'linear' };
+    case 'relu':
+      return { kind: 'relu' };
+    case 'relu6':
+      return { kind: 'relu6' };
+    default:
+      return null;
+  }
+}
+
+/** The activation an activation-only layer applies, or null when the layer is not one. */
+function activationLayer(l: KerasLayer): Activation | null {
+  const c = l.config;
+  if (l.className === 'Activation') return simpleActivation(c.activation);
+  if (l.className === 'LeakyReLU') return { kind: 'leaky', alpha: Number(c.alpha ?? c.negative_slope ?? 0.3) };
+  if (l.className === 'ReLU') {
+    const max = c.max_value == null ? null : Number(c.max_value);
+    const slope = Number(c.negative_slope ?? 0);
+    const threshold = Number(c.threshold ?? 0);
+    if (threshold !== 0) return null;
+    if (max === null && slope === 0) return { kind: 'relu' };
+    if (max === 6 && slope === 0) return { kind: 'relu6' };
+    if (max === null && slope > 0 && slope < 1) return { kind: 'leaky', alpha: slope };
+  }
+  return null;
+}
+
+function foldBatchNorm(
+  filter: Float32Array,
+  outChannels: number,
+  bias: Float32Array | null,
+  bn: KerasLayer,
+  book: WeightBook,
+): { filter: Float32Array; bias: Float32Array } {
+  const eps = Number(bn.config.epsilon ?? 1e-3);
+  const axis = Number(bn.config.axis ?? -1);
+  if (axis !== -1 && axis !== 3) throw new Error(`${bn.name}: batch normalisation over axis ${axis} is not supported`);
+  const read = (p: string, fill: number) => {
+    const t = book.find(bn.name, p);
+    return t ? (t.dataSync() as Float32Array) : new Float32Array(outChannels).fill(fill);
+  };
+  const gamma = bn.config.scale === false ? new Float32Array(outChannels).fill(1) : read('gamma', 1);
+  const beta = bn.config.center === false ? new Float32Array(outChannels).fill(0) : read('beta', 0);
+  const mean = book.get(bn.name, 'moving_mean').dataSync() as Float32Array;
+  const variance = book.get(bn.name, 'moving_variance').dataSync() as Float32Array;
+  const scale = new Float64Array(outChannels);
+  const newBias = new Float32Array(outChannels);
+  for (let c = 0; c < outChannels; c++) {
+    scale[c] = gamma[c]! / Math.sqrt(variance[c]! + eps);
+    newBias[c] = beta[c]! + ((bias ? bias[c]! : 0) - mean[c]!) * scale[c]!;
+  }
+  const out = new Float32Array(filter.length);
+  // The output channel is the fastest-varying index of both conv [kh,kw,in,out] and depthwise
+  // [kh,kw,C,m] (flattened C*m) filters.
+  for (let i = 0; i < filter.length; i++) out[i] = filter[i]! * scale[i % outChannels]!;
+  return { filter: out, bias: newBias };
+}
+
+export function compileKeras(graph: KerasGraph, weights: Weights, keep: Set<string>, logitsHint?: string): CompiledModel {
+  const book = new WeightBook(weights);
+  const byName = new Map(graph.layers.map((l) => [l.name, l]));
+  const consumers = new Map<string, KerasLayer[]>();
+  for (const l of graph.layers) for (const i of l.inputs) consumers.set(i, [...(consumers.get(i) ?? []), l]);
+  const soleConsumer = (name: string): KerasLayer | null => {
+    const c = consumers.get(name) ?? [];
+    return c.length === 1 ? c[0]! : null;
+  };
+
+  // Where does softmax sit? Its input is the logits unless a hint says otherwise.
+  const outputName = graph.outputs[0]!;
+  let logitsName = logitsHint ?? null;
+  let denseSoftmax: string | null = null;
+  if (!logitsName) {
+    let cur = byName.get(outputName)!;
+    while (cur) {
+      const isSoftmax =
+        (cur.className === 'Activation' && cur.config.activation === 'softmax') || cur.className === 'Softmax';
+      if (cur.className === 'Reshape' || cur.className === 'Flatten' || isSoftmax) {
+        if (isSoftmax) {
+          logitsName = cur.inputs[0]!;
+          break;
+        }
+        cur = byName.get(cur.inputs[0]!)!;
+        continue;
+      }
+      if (cur.className === 'Dense' && cur.config.activation === 'softmax') {
+        denseSoftmax = cur.name;
+        logitsName = `${cur.name}:logits`;
+      }
+      break;
+    }
+    logitsName ??= outputName;
+  }
+  const mustKeep = new Set([...keep, outputName, logitsName]);
+
+  const nodes: GraphNode[] = [];
+  const nodeOf = new Map<string, number>();
+  const fusedAway = new Map<string, string>();
+  const absorbed = new Set<string>();
+  const push = (names: string[], inputs: string[], op: NetNode): number => {
+    const idx = nodes.length;
+    nodes.push({ names, inputs: inputs.map((n) => {
+      const j = nodeOf.get(n);
+      if (j === undefined) throw new Error(`layer input "${n}" is not defined before use`);
+      return j;
+    }), op });
+    for (const n of names) nodeOf.set(n, idx);
+    return idx;
+  };
+
+  for (const l of graph.layers) {
+    if (absorbed.has(l.name)) continue;
+    const c = l.config;
+    switch (l.className) {
+      case 'InputLayer':
+        push([l.name], [], { kind: 'input' });
+        break;
+      case 'Conv2D':
+      case 'DepthwiseConv2D': {
+        const depthwise = l.className === 'DepthwiseConv2D';
+        const dil = pair(c.dilation_rate ?? 1, 'dilation_rate');
+        if (dil[0] !== 1 || dil[1] !== 1) throw new Error(`${l.name}: dilated convolutions are not supported`);
+        if (c.data_format && c.data_format !== 'channels_last') throw new Error(`${l.name}: only channels_last is supported`);
+        const kernelT = book.get(l.name, depthwise ? 'depthwise_kernel' : 'kernel');
+        const shape = kernelT.shape as [number, number, number, number];
+        const outChannels = depthwise ? shape[2] * shape[3] : shape[3];
+        let filter = Float32Array.from(kernelT.dataSync() as Float32Array);
+        let bias: Float32Array | null = c.use_bias === false ? null : (book.find(l.name, 'bias')?.dataSync() as Float32Array | undefined) ?? null;
+        let act = simpleActivation(c.activation);
+        let tail = l.name;
+        let extraAct: Activation | null = null;
+        if (!act) throw new Error(`${l.name}: activation "${String(c.activation)}" inside a convolution is not supported`);
+        // Fold a following batch-norm (only valid when the conv itself is linear).
+        const next = soleConsumer(tail);
+        if (act.kind === 'linear' && next?.className === 'BatchNormalization' && !mustKeep.has(tail)) {
+          const folded = foldBatchNorm(filter, outChannels, bias, next, book);
+          filter = folded.filter;
+          bias = folded.bias;
+          fusedAway.set(tail, next.name);
+          absorbed.add(next.name);
+          tail = next.name;
+        }
+        const after = soleConsumer(tail);
+        const afterAct = after ? activationLayer(after) : null;
+        if (act.kind === 'linear' && after && afterAct && !mustKeep.has(tail)) {
+          extraAct = afterAct;
+          fusedAway.set(tail, after.name);
+          absorbed.add(after.name);
+          tail = after.name;
+        }
+        act = extraAct ?? act;
+        const filterT = tf.tensor4d(filter, shape);
+        const filterBack = tf.tidy(() => {
+          const flipped = tf.reverse(filterT, [0, 1]);
+          return depthwise ? flipped : tf.transpose(flipped, [0, 1, 3, 2]);
+        }) as tf.Tensor4D;
+        const spec: ConvSpec = {
+          depthwise,
+          filter: filterT,
+          filterBack,
+          bias: bias ? tf.tensor1d(bias) : null,
+          strides: pair(c.strides ?? 1, 'strides'),
+          padding: padding(c.padding ?? 'valid'),
+          activation: act,
+        };
+        // Only the last absorbed layer's name resolves to the fused output: the pre-activation
+        // values of the others no longer exist (fusedAway says where they went).
+        push([tail], l.inputs, { kind: 'conv', spec });
+        break;
+      }
+      case 'BatchNormalization': {
+        const ch = book.get(l.name, 'moving_mean').shape[0]!;
+        const eye = new Float32Array(ch).fill(1);
+        const folded = foldBatchNorm(eye, ch, null, l, book);
+        push([l.name], l.inputs, { kind: 'affine', scale: tf.tensor1d(folded.filter), shift: tf.tensor1d(folded.bias) });
+        break;
+      }
+      case 'Activation':
+      case 'ReLU':
+      case 'LeakyReLU':
+      case 'Softmax': {
+        const act = activationLayer(l);
+        if (act) push([l.name], l.inputs, { kind: 'act', act });
+        else {
+          const fn = l.className === 'Softmax' ? 'softmax' : String(c.activation);
+          if (fn !== 'softmax' && fn !== 'sigmoid' && fn !== 'tanh') throw new Error(`${l.name}: activation "${fn}" is not supported`);
+          push([l.name], l.inputs, { kind: 'nonlinear', fn });
+        }
+        break;
+      }
+      case 'MaxPooling2D':
+      case 'AveragePooling2D': {
+        const size = pair(c.pool_size ?? 2, 'pool_size');
+        push([l.name], l.inputs, {
+          kind: 'pool',
+          spec: {
+            kind: l.className === 'MaxPooling2D' ? 'max' : 'avg',
+            size,
+            strides: pair(c.strides ?? size, 'strides'),
+            padding: padding(c.padding ?? 'valid'),
+          },
+        });
+        break;
+      }
+      case 'GlobalAveragePooling2D':
+      case 'GlobalMaxPooling2D':
+        push([l.name], l.inputs, {
+          kind: 'globalPool',
+          op: l.className === 'GlobalAveragePooling2D' ? 'mean' : 'max',
+          keepDims: c.keepdims === true,
+        });
+        break;
+      case 'Reshape':
+        push([l.name], l.inputs, { kind: 'reshape', target: (c.target_shape as number[]).map(Number) });
+        break;
+      case 'Flatten':
+        push([l.name], l.inputs, { kind: 'flatten' });
+        break;
+      case 'Dropout':
+      case 'SpatialDropout2D':
+      case 'GaussianNoise':
+      case 'GaussianDropout':
+        // Inference: identity. Alias the input's node.
+        nodes[nodeOf.get(l.inputs[0]!)!]!.names.push(l.name);
+        nodeOf.set(l.name, nodeOf.get(l.inputs[0]!)!);
+        break;
+      case 'Dense': {
+        const kernel = book.get(l.name, 'kernel') as tf.Tensor2D;
+        const bias = c.use_bias === false ? null : (book.find(l.name, 'bias') as tf.Tensor1D | null);
+        const keepKernel = tf.clone(kernel);
+        const keepBias = bias ? tf.clone(bias) : null;
+        if (l.name === denseSoftmax) {
+          push([`${l.name}:logits`], l.inputs, { kind: 'dense', kernel: keepKernel, bias: keepBias, act: { kind: 'linear' } });
+          push([l.name], [`${l.name}:logits`], { kind: 'nonlinear', fn: 'softmax' });
+        } else {
+          const act = simpleActivation(c.activation);
+          if (act) push([l.name], l.inputs, { kind: 'dense', kernel: keepKernel, bias: keepBias, act });
+          else {
+            const fn = String(c.activation);
+            if (fn !== 'sigmoid' && fn !== 'tanh') throw new Error(`${l.name}: activation "${fn}" is not supported`);
+            push([`${l.name}:pre`], l.inputs, { kind: 'dense', kernel: keepKernel, bias: keepBias, act: { kind: 'linear' } });
+            push([l.name], [`${l.name}:pre`], { kind: 'nonlinear', fn });
+          }
+        }
+        break;
+      }
+      case 'Add':
+        push([l.name], l.inputs, { kind: 'add' });
+        break;
+      case 'Concatenate': {
+        const axis = Number(c.axis ?? -1);
+        push([l.name], l.inputs, { kind: 'concat', axis: axis < 0 ? 4 + axis : axis });
+        break;
+      }
+      case 'ZeroPadding2D': {
+        const p = c.padding as unknown;
+        let pads: [[number, number], [number, number]];
+        if (typeof p === 'number') pads = [[p, p], [p, p]];
+        else if (Array.isArray(p) && typeof p[0] === 'number') pads = [[p[0], p[0]], [Number(p[1]), Number(p[1])]];
+        else pads = [pair((p as unknown[])[0], 'padding'), pair((p as unknown[])[1], 'padding')];
+        push([l.name], l.inputs, { kind: 'zeroPad', pads });
+        break;
+      }
+      default:
+        throw new Error(`layer ${l.name}: Keras layer type ${l.className} is not supported by the DeepVis compiler`);
+    }
+  }
+  const logitsNode = nodeOf.get(logitsName);
+  if (logitsNode === undefined) throw new Error(`logits layer "${logitsName}" not found`);
+  return { net: new GraphNet(nodes), logitsNode, outputNode: nodeOf.get(outputName)!, fusedAway };
+}

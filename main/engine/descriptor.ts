@@ -1,0 +1,39 @@
+// The per-model descriptor (models/<id>/deepvis.json): everything the app needs to know about a
+// model beyond its Keras topology. Validated with zod so a hand-written descriptor of a user's own
+// model fails with a message naming the field.
+import { z } from 'zod';
+
+export const DescriptorSchema = z.object({
+  id: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, 'ids are letters, digits, ".", "_" and "-"'),
+  title: z.string().min(1),
+  inputSize: z.tuple([z.number().int().positive(), z.number().int().positive()]),
+  preprocess: z.object({
+    channelOrder: z.enum(['RGB', 'BGR']).default('RGB'),
+    /** input = pixel (0..255) × scale + offset, per channel when arrays are given. */
+    scale: z.union([z.number(), z.tuple([z.number(), z.number(), z.number()])]),
+    offset: z.union([z.number(), z.tuple([z.number(), z.number(), z.number()])]),
+  }),
+  classes: z.object({
+    names: z.string(),
+    wnids: z.string().optional(),
+    order: z.string().optional(),
+  }),
+  logits: z.string().optional(),
+  defaultLayer: z.string().optional(),
+  layers: z.array(z.object({ name: z.string(), display: z.string() })).min(1),
+  weights: z
+    .object({ modelJson: z.string().default('model.json'), checksums: z.string().optional(), url: z.string().optional() })
+    .default({ modelJson: 'model.json' }),
+  source: z.object({ origin: z.string().optional(), licence: z.string().optional(), details: z.string().optional() }).optional(),
+});
+
+export type ModelDescriptor = z.infer<typeof DescriptorSchema>;
+
+export function parseDescriptor(json: unknown, where: string): ModelDescriptor {
+  const r = DescriptorSchema.safeParse(json);
+  if (!r.success) {
+    const issues = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
+    throw new Error(`${where}: invalid model descriptor — ${issues}`);
+  }
+  return r.data;
+}

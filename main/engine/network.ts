@@ -1,0 +1,213 @@
+// A compiled network: a topologically ordered list of plain ops (batch-norm already folded into
+// convolution weights) that runs in one pass and hands back any named layer's output ("taps").
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  activationBackward,
+  applyActivation,
+  avgPoolInputGrad,
+  convInputGrad,
+  maxPoolInputGrad,
+  runActivation,
+  runConv,
+  runPool,
+  type Activation,
+  type BackwardRule,
+  type ConvSpec,
+  type ExecMode,
+  type PoolSpec,
+} from './ops.js';
+
+export type NetNode =
+  | { kind: 'input' }
+  | { kind: 'conv'; spec: ConvSpec }
+  | { kind: 'act'; act: Activation }
+  | { kind: 'nonlinear'; fn: 'softmax' | 'sigmoid' | 'tanh' }
+  | { kind: 'pool'; spec: PoolSpec }
+  | { kind: 'globalPool'; op: 'mean' | 'max'; keepDims: boolean }
+  | { kind: 'affine'; scale: tf.Tensor1D; shift: tf.Tensor1D }
+  | { kind: 'reshape'; target: number[] }
+  | { kind: 'flatten' }
+  | { kind: 'dense'; kernel: tf.Tensor2D; bias: tf.Tensor1D | null; act: Activation }
+  | { kind: 'add' }
+  | { kind: 'concat'; axis: number }
+  | { kind: 'zeroPad'; pads: [[number, number], [number, number]] };
+
+export interface GraphNode {
+  /** Keras layer names whose output this node produces (a fused conv carries conv, bn and activation names). */
+  names: string[];
+  inputs: number[];
+  op: NetNode;
+}
+
+export interface BackwardOptions {
+  rule?: BackwardRule;
+  /** Stop at this node and return the signal arriving at its output (default 0: the input). */
+  to?: number;
+}
+
+export interface RunOptions {
+  mode?: ExecMode;
+  rule?: BackwardRule;
+  /** Stop after this node index (later nodes are not computed). */
+  until?: number;
+}
+
+export class GraphNet {
+  readonly nodes: GraphNode[];
+  readonly indexByName: Map<string, number>;
+
+  constructor(nodes: GraphNode[]) {
+    this.nodes = nodes;
+    this.indexByName = new Map();
+    nodes.forEach((n, i) => n.names.forEach((name) => this.indexByName.set(name, i)));
+  }
+
+  nodeIndex(layerName: string): number {
+    const i = this.indexByName.get(layerName);
+    if (i === undefined) throw new Error(`no layer named "${layerName}" in this network`);
+    return i;
+  }
+
+  /**
+   * Run the graph on a preprocessed input batch. Returns every node's output up to `until`; call
+   * inside tf.tidy (or dispose what you keep) — intermediate tensors are not disposed here because
+   * a gradient tape may still need them.
+   */
+  run(x: tf.Tensor4D, opts: RunOptions = {}): tf.Tensor[] {
+    const mode = opts.mode ?? 'plain';
+    const rule = opts.rule ?? 'gradient';
+    const last = opts.until ?? this.nodes.length - 1;
+    const values: tf.Tensor[] = new Array(last + 1);
+    for (let i = 0; i <= last; i++) {
+      const node = this.nodes[i]!;
+      const ins = node.inputs.map((j) => values[j]!);
+      values[i] = this.exec(node.op, ins, x, mode, rule);
+    }
+    return values;
+  }
+
+  private exec(op: NetNode, ins: tf.Tensor[], x: tf.Tensor4D, mode: ExecMode, rule: BackwardRule): tf.Tensor {
+    const a = ins[0]!;
+    switch (op.kind) {
+      case 'input':
+        return x;
+      case 'conv':
+        return runConv(a as tf.Tensor4D, op.spec, mode, rule);
+      case 'act':
+        return runActivation(a, op.act, mode, rule);
+      case 'nonlinear':
+        return op.fn === 'softmax' ? tf.softmax(a) : op.fn === 'sigmoid' ? tf.sigmoid(a) : tf.tanh(a);
+      case 'pool':
+        return runPool(a as tf.Tensor4D, op.spec, mode);
+      case 'globalPool':
+        return op.op === 'mean' ? tf.mean(a, [1, 2], op.keepDims) : tf.max(a, [1, 2], op.keepDims);
+      case 'affine':
+        return tf.add(tf.mul(a, op.scale), op.shift);
+      case 'reshape':
+        return tf.reshape(a, [a.shape[0]!, ...op.target]);
+      case 'flatten':
+        return tf.reshape(a, [a.shape[0]!, -1]);
+      case 'dense': {
+        let y: tf.Tensor = tf.matMul(a as tf.Tensor2D, op.kernel);
+        if (op.bias) y = tf.add(y, op.bias);
+        return mode === 'reference' ? applyActivation(y, op.act) : runActivation(y, op.act, mode, rule);
+      }
+      case 'add':
+        return ins.length === 1 ? a : tf.addN(ins);
+      case 'concat':
+        return tf.concat(ins, op.axis);
+      case 'zeroPad':
+        return tf.pad(a, [[0, 0], op.pads[0], op.pads[1], [0, 0]]);
+    }
+  }
+
+  /**
+   * Our own backward pass over values from run() (mode "plain"): the signal `seed` placed at node
+   * `from`'s output travels back to node `to`. Only input gradients are computed, and no tape is
+   * kept. Call inside tf.tidy.
+   */
+  backward(values: tf.Tensor[], from: number, seed: tf.Tensor, opts: BackwardOptions = {}): tf.Tensor {
+    const rule = opts.rule ?? 'gradient';
+    const to = opts.to ?? 0;
+    const grads: (tf.Tensor | undefined)[] = new Array(from + 1);
+    grads[from] = seed;
+    for (let i = from; i > to; i--) {
+      const dy = grads[i];
+      if (!dy) continue;
+      const node = this.nodes[i]!;
+      const ins = node.inputs.map((j) => values[j]!);
+      const dxs = this.backOp(node.op, ins, values[i]!, dy, rule);
+      node.inputs.forEach((j, k) => {
+        if (j < to) return;
+        const g = dxs[k]!;
+        grads[j] = grads[j] ? tf.add(grads[j]!, g) : g;
+      });
+    }
+    const out = grads[to];
+    if (!out) throw new Error(`node ${to} does not lead to node ${from}`);
+    return out;
+  }
+
+  private backOp(op: NetNode, ins: tf.Tensor[], y: tf.Tensor, dy: tf.Tensor, rule: BackwardRule): tf.Tensor[] {
+    const x = ins[0]!;
+    switch (op.kind) {
+      case 'input':
+        return [];
+      case 'conv': {
+        const g = activationBackward(dy, y, op.spec.activation, rule) as tf.Tensor4D;
+        return [convInputGrad(g, op.spec, x.shape)];
+      }
+      case 'act':
+        return [activationBackward(dy, y, op.act, rule)];
+      case 'nonlinear':
+        if (op.fn === 'softmax') return [tf.mul(y, tf.sub(dy, tf.sum(tf.mul(dy, y), -1, true)))];
+        if (op.fn === 'sigmoid') return [tf.mul(dy, tf.mul(y, tf.sub(1, y)))];
+        return [tf.mul(dy, tf.sub(1, tf.square(y)))];
+      case 'pool':
+        return op.spec.kind === 'max'
+          ? [maxPoolInputGrad(x as tf.Tensor4D, y as tf.Tensor4D, dy as tf.Tensor4D, op.spec)]
+          : [avgPoolInputGrad(x as tf.Tensor4D, dy as tf.Tensor4D, op.spec)];
+      case 'globalPool': {
+        const [n, h, w, c] = x.shape as [number, number, number, number];
+        const d4 = tf.reshape(dy, [n, 1, 1, c]);
+        if (op.op === 'mean') return [tf.broadcastTo(tf.div(d4, h * w), [n, h, w, c])];
+        const mask = tf.cast(tf.equal(x, tf.reshape(y, [n, 1, 1, c])), 'float32');
+        return [tf.div(tf.mul(mask, d4), tf.sum(mask, [1, 2], true))];
+      }
+      case 'affine':
+        return [tf.mul(dy, op.scale)];
+      case 'reshape':
+      case 'flatten':
+        return [tf.reshape(dy, x.shape)];
+      case 'dense': {
+        const g = activationBackward(dy, y, op.act, rule) as tf.Tensor2D;
+        return [tf.matMul(g, op.kernel, false, true)];
+      }
+      case 'add':
+        return ins.map(() => dy);
+      case 'concat':
+        return tf.split(dy, ins.map((t) => t.shape[op.axis]!), op.axis);
+      case 'zeroPad': {
+        const [n, h, w, c] = x.shape as [number, number, number, number];
+        return [tf.slice(dy, [0, op.pads[0][0], op.pads[1][0], 0], [n, h, w, c])];
+      }
+    }
+  }
+
+  dispose(): void {
+    for (const n of this.nodes) {
+      const op = n.op;
+      if (op.kind === 'conv') {
+        op.spec.filter.dispose();
+        op.spec.filterBack.dispose();
+        op.spec.bias?.dispose();
+      } else if (op.kind === 'affine') {
+        op.scale.dispose();
+        op.shift.dispose();
+      } else if (op.kind === 'dense') {
+        op.kernel.dispose();
+        op.bias?.dispose();
+      }
+    }
+  }
+}

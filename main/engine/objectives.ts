@@ -1,0 +1,103 @@
+// Unit objectives (a channel of a displayed layer at a position or averaged over space, or a class
+// logit) and their input gradients, for whole batches.
+import * as tf from '@tensorflow/tfjs-core';
+import type { Model } from './model.js';
+import type { BackwardRule, ExecMode } from './ops.js';
+
+export type Position = 'center' | 'mean' | { y: number; x: number };
+
+export type UnitObjective =
+  | { kind: 'class'; index: number }
+  | { kind: 'channel'; layer: string; channel: number; at?: Position };
+
+export function describeObjective(o: UnitObjective): string {
+  if (o.kind === 'class') return `logit ${o.index}`;
+  const at = o.at ?? 'center';
+  return `${o.layer}:${o.channel}@${typeof at === 'string' ? at : `${at.y},${at.x}`}`;
+}
+
+/** Node whose output the objective reads. */
+export function objectiveNode(model: Model, o: UnitObjective): number {
+  if (o.kind === 'class') return model.compiled.logitsNode;
+  model.layer(o.layer);
+  return model.compiled.net.nodeIndex(model.layer(o.layer).name);
+}
+
+function as4d(t: tf.Tensor): tf.Tensor4D {
+  return (t.rank === 4 ? t : tf.reshape(t, [t.shape[0]!, 1, 1, -1])) as tf.Tensor4D;
+}
+
+function resolvePosition(at: Position | undefined, h: number, w: number): { y: number; x: number } | 'mean' {
+  const p = at ?? 'center';
+  if (p === 'mean') return 'mean';
+  if (p === 'center') return { y: Math.floor(h / 2), x: Math.floor(w / 2) };
+  if (p.y < 0 || p.y >= h || p.x < 0 || p.x >= w) throw new Error(`position ${p.y},${p.x} is outside the ${h}×${w} map`);
+  return p;
+}
+
+function checkUnit(o: UnitObjective, channels: number): void {
+  const unit = o.kind === 'class' ? o.index : o.channel;
+  if (!Number.isInteger(unit) || unit < 0 || unit >= channels) {
+    throw new Error(`unit ${unit} is out of range (0…${channels - 1}) for ${o.kind === 'class' ? 'the logits' : o.layer}`);
+  }
+}
+
+/** The objective's value for each batch item ([N]) from its node's output (no tidy: tape-safe). */
+export function objectiveValue(nodeOutput: tf.Tensor, o: UnitObjective): tf.Tensor1D {
+  {
+    const t = as4d(nodeOutput);
+    const [n, h, w, c] = t.shape;
+    const ch = o.kind === 'class' ? o.index : o.channel;
+    checkUnit(o, c);
+    const pos = o.kind === 'class' ? 'mean' : resolvePosition(o.at, h, w);
+    if (pos === 'mean') return tf.reshape(tf.mean(tf.slice(t, [0, 0, 0, ch], [n, h, w, 1]), [1, 2, 3]), [n]);
+    return tf.reshape(tf.slice(t, [0, pos.y, pos.x, ch], [n, 1, 1, 1]), [n]);
+  }
+}
+
+/** d objective / d node output: the same for every batch item since the objective is linear in it. */
+export function objectiveSeed(shape: number[], o: UnitObjective): tf.Tensor {
+  const s4 = shape.length === 4 ? shape : [shape[0]!, 1, 1, shape[shape.length - 1]!];
+  const [n, h, w, c] = s4 as [number, number, number, number];
+  const ch = o.kind === 'class' ? o.index : o.channel;
+  checkUnit(o, c);
+  const one = new Float32Array(h * w * c);
+  const pos = o.kind === 'class' ? 'mean' : resolvePosition(o.at, h, w);
+  if (pos === 'mean') for (let i = 0; i < h * w; i++) one[i * c + ch] = 1 / (h * w);
+  else one[(pos.y * w + pos.x) * c + ch] = 1;
+  return tf.tidy(() => tf.reshape(tf.tile(tf.tensor4d(one, [1, h, w, c]), [n, 1, 1, 1]), shape));
+}
+
+export interface GradientResult {
+  /** Objective per batch item, [N]. */
+  value: tf.Tensor1D;
+  /** Gradient with respect to the network input (preprocessed space), [N,H,W,3]. */
+  grad: tf.Tensor4D;
+}
+
+/**
+ * Input gradient of an objective for a batch of preprocessed inputs, with our own backward pass
+ * (no tape, no filter gradients). The caller owns (disposes) the returned tensors.
+ */
+export function inputGradient(model: Model, x: tf.Tensor4D, o: UnitObjective, rule: BackwardRule = 'gradient'): GradientResult {
+  const node = objectiveNode(model, o);
+  return tf.tidy(() => {
+    const values = model.compiled.net.run(x, { until: node });
+    const out = values[node]!;
+    const value = objectiveValue(out, o);
+    const grad = model.compiled.net.backward(values, node, objectiveSeed(out.shape, o), { rule }) as tf.Tensor4D;
+    return { value, grad };
+  });
+}
+
+/** The objective as a differentiable function of the input, for tf.grad (taped or reference ops). */
+export function objectiveFunction(model: Model, o: UnitObjective, mode: Exclude<ExecMode, 'plain'>): (x: tf.Tensor4D) => tf.Tensor1D {
+  const node = objectiveNode(model, o);
+  return (x) => objectiveValue(model.compiled.net.run(x, { until: node, mode })[node]!, o);
+}
+
+/** Input gradient with tfjs' own autodiff (reference ops or taped custom ops) — for checks. */
+export function tapedInputGradient(model: Model, x: tf.Tensor4D, o: UnitObjective, mode: Exclude<ExecMode, 'plain'>): tf.Tensor4D {
+  const f = objectiveFunction(model, o, mode);
+  return tf.tidy(() => tf.grad((xi: tf.Tensor) => tf.sum(f(xi as tf.Tensor4D)))(x) as tf.Tensor4D);
+}
