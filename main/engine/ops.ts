@@ -59,12 +59,21 @@ export interface PoolSpec {
 
 const NEG = -3.0e38;
 
-/** Insert (s-1) zeros between neighbouring rows/columns: the transpose of a strided read. */
-export function dilate(t: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
+/**
+ * Insert (s-1) zeros after every row/column: the transpose of a strided read. The result keeps the
+ * trailing zeros (h·s rows rather than (h-1)·s+1) so callers can fold the trim into their padding.
+ */
+function dilateLoose(t: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
   if (sh === 1 && sw === 1) return t;
   const [n, h, w, c] = t.shape;
   const r = tf.pad(tf.reshape(t, [n, h, 1, w, 1, c]), [[0, 0], [0, 0], [0, sh - 1], [0, 0], [0, sw - 1], [0, 0]]);
-  return tf.slice(tf.reshape(r, [n, h * sh, w * sw, c]), [0, 0, 0, 0], [n, (h - 1) * sh + 1, (w - 1) * sw + 1, c]);
+  return tf.reshape(r, [n, h * sh, w * sw, c]);
+}
+
+export function dilate(t: tf.Tensor4D, sh: number, sw: number): tf.Tensor4D {
+  if (sh === 1 && sw === 1) return t;
+  const [n, h, w, c] = t.shape;
+  return tf.slice(dilateLoose(t, sh, sw), [0, 0, 0, 0], [n, (h - 1) * sh + 1, (w - 1) * sw + 1, c]);
 }
 
 /** Pad (positive) or crop (negative) the two spatial axes. */
@@ -94,20 +103,24 @@ export function convInputGrad(dy: tf.Tensor4D, spec: ConvSpec, inShape: number[]
   const [sh, sw] = spec.strides;
   const ph = pad1d(inH, kh, sh, spec.padding);
   const pw = pad1d(inW, kw, sw, spec.padding);
-  const g = dilate(dy, sh, sw);
+  const g = dilateLoose(dy, sh, sw);
   const top = kh - 1 - ph.before;
   const left = kw - 1 - pw.before;
   const bottom = inH + kh - 1 - g.shape[1] - top;
   const right = inW + kw - 1 - g.shape[2] - left;
-  const gp = padOrCrop(g, top, bottom, left, right);
-  if (!spec.depthwise) return tf.conv2d(gp, spec.filterBack, 1, 'valid');
+  // Symmetric padding of (k-1)/2 is exactly what "same" does at stride 1: let the kernel pad
+  // instead of materialising a padded copy.
+  const symmetric = top === bottom && left === right && 2 * top === kh - 1 && 2 * left === kw - 1;
+  const gp = symmetric ? g : padOrCrop(g, top, bottom, left, right);
+  const pad = symmetric ? 'same' : 'valid';
+  if (!spec.depthwise) return tf.conv2d(gp, spec.filterBack, 1, pad);
   const m = spec.filter.shape[3];
-  if (m === 1) return tf.depthwiseConv2d(gp, spec.filterBack, 1, 'valid');
+  if (m === 1) return tf.depthwiseConv2d(gp, spec.filterBack, 1, pad);
   // Channel multiplier m > 1: output channel c*m+j came from input channel c through filter[..., c, j].
   const [n, h, w] = gp.shape;
   const parts = tf.split(tf.reshape(gp, [n, h, w, inC, m]), m, 4);
   const filters = tf.split(spec.filterBack, m, 3);
-  const sums = parts.map((p, j) => tf.depthwiseConv2d(tf.reshape(p, [n, h, w, inC]), filters[j] as tf.Tensor4D, 1, 'valid'));
+  const sums = parts.map((p, j) => tf.depthwiseConv2d(tf.reshape(p, [n, h, w, inC]), filters[j] as tf.Tensor4D, 1, pad));
   return tf.addN(sums) as tf.Tensor4D;
 }
 
