@@ -85,7 +85,7 @@ async function benchModel(m: Model): Promise<Record<string, number | string>> {
       l.dispose();
     }),
     forward_taps_ms: await timeIt(async () => {
-      const r = tf.tidy(() => m.forward(x1, { taps }));
+      const r = tf.tidy(() => m.forward(x1, { taps }) as unknown as tf.TensorContainer) as unknown as ReturnType<Model['forward']>;
       await Promise.all([r.logits!.data(), ...Object.values(r.taps).map((t) => t.data())]);
       tf.dispose([r.logits!, ...Object.values(r.taps)]);
     }),

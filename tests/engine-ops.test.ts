@@ -17,7 +17,8 @@ function rel(a: Float32Array | number[], b: Float32Array | number[]): number {
   return Math.sqrt(num / Math.max(den, 1e-30));
 }
 
-type ConvCase = { name: string; x: number[]; k: number[]; strides: [number, number]; pad: 'same' | 'valid'; depthwise: boolean };
+type Shape4 = [number, number, number, number];
+type ConvCase = { name: string; x: Shape4; k: Shape4; strides: [number, number]; pad: 'same' | 'valid'; depthwise: boolean };
 const CONV_CASES: ConvCase[] = [
   { name: '3×3/1 same', x: [2, 9, 11, 4], k: [3, 3, 4, 5], strides: [1, 1], pad: 'same', depthwise: false },
   { name: '3×3/2 same, even input (pad 0/1)', x: [1, 10, 12, 3], k: [3, 3, 3, 6], strides: [2, 2], pad: 'same', depthwise: false },
@@ -29,7 +30,7 @@ const CONV_CASES: ConvCase[] = [
   { name: 'depthwise multiplier 2, 3×3/2 valid', x: [1, 11, 13, 3], k: [3, 3, 3, 2], strides: [2, 2], pad: 'valid', depthwise: true },
 ];
 
-const POOL_CASES: { name: string; x: number[]; spec: PoolSpec }[] = [
+const POOL_CASES: { name: string; x: Shape4; spec: PoolSpec }[] = [
   { name: 'max 2×2/2 same, even', x: [2, 8, 10, 3], spec: { kind: 'max', size: [2, 2], strides: [2, 2], padding: 'same' } },
   { name: 'max 2×2/2 same, odd (padded)', x: [1, 9, 7, 4], spec: { kind: 'max', size: [2, 2], strides: [2, 2], padding: 'same' } },
   { name: 'max 2×2/2 valid, odd (cropped)', x: [1, 9, 7, 4], spec: { kind: 'max', size: [2, 2], strides: [2, 2], padding: 'valid' } },

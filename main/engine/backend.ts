@@ -73,7 +73,7 @@ export async function selectBackend(preferred?: string | null): Promise<BackendR
     throw new Error(`unknown backend "${want}": choose one of ${BACKEND_ORDER.join(', ')}`);
   }
   if (current && (!want || current.choice === want)) return current;
-  const order: BackendChoice[] = want ? [want] : [...BACKEND_ORDER];
+  const order: BackendChoice[] = want ? [want as BackendChoice] : [...BACKEND_ORDER];
   const attempts: BackendAttempt[] = [];
   for (const name of order) {
     try {

@@ -183,7 +183,7 @@ export function compileKeras(graph: KerasGraph, weights: Weights, keep: Set<stri
         const kernelT = book.get(l.name, depthwise ? 'depthwise_kernel' : 'kernel');
         const shape = kernelT.shape as [number, number, number, number];
         const outChannels = depthwise ? shape[2] * shape[3] : shape[3];
-        let filter = Float32Array.from(kernelT.dataSync() as Float32Array);
+        let filter: Float32Array = Float32Array.from(kernelT.dataSync() as Float32Array);
         let bias: Float32Array | null = c.use_bias === false ? null : (book.find(l.name, 'bias')?.dataSync() as Float32Array | undefined) ?? null;
         let act = simpleActivation(c.activation);
         let tail = l.name;

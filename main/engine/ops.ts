@@ -59,6 +59,9 @@ export interface PoolSpec {
 
 const NEG = -3.0e38;
 
+/** tf.customGrad's parameter type (not exported by tfjs-core); our functions take one tensor. */
+type CustomGrad = Parameters<typeof tf.customGrad>[0];
+
 /**
  * Insert (s-1) zeros after every row/column: the transpose of a strided read. The result keeps the
  * trailing zeros (h·s rows rather than (h-1)·s+1) so callers can fold the trim into their padding.
@@ -120,7 +123,7 @@ export function convInputGrad(dy: tf.Tensor4D, spec: ConvSpec, inShape: number[]
   const [n, h, w] = gp.shape;
   const parts = tf.split(tf.reshape(gp, [n, h, w, inC, m]), m, 4);
   const filters = tf.split(spec.filterBack, m, 3);
-  const sums = parts.map((p, j) => tf.depthwiseConv2d(tf.reshape(p, [n, h, w, inC]), filters[j] as tf.Tensor4D, 1, pad));
+  const sums = parts.map((p, j) => tf.depthwiseConv2d(tf.reshape(p, [n, h, w, inC]) as tf.Tensor4D, filters[j] as tf.Tensor4D, 1, pad));
   return tf.addN(sums) as tf.Tensor4D;
 }
 
@@ -185,7 +188,7 @@ export function runConv(x: tf.Tensor4D, spec: ConvSpec, mode: ExecMode, rule: Ba
   }
   if (mode === 'plain') return convForward(x, spec);
   const inShape = x.shape;
-  const f = tf.customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
+  const f = tf.customGrad(((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
     const y = convForward(xIn as tf.Tensor4D, spec);
     save([y]);
     return {
@@ -195,20 +198,20 @@ export function runConv(x: tf.Tensor4D, spec: ConvSpec, mode: ExecMode, rule: Ba
         return [convInputGrad(g, spec, inShape)];
       },
     };
-  });
+  }) as unknown as CustomGrad);
   return f(x) as tf.Tensor4D;
 }
 
 export function runActivation(x: tf.Tensor, act: Activation, mode: ExecMode, rule: BackwardRule): tf.Tensor {
   if (mode !== 'taped' || act.kind === 'linear') return applyActivation(x, act);
-  const f = tf.customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
+  const f = tf.customGrad(((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
     const y = applyActivation(xIn, act);
     save([y]);
     return {
       value: y,
       gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => [activationBackward(dy as tf.Tensor, saved[0]!, act, rule)],
     };
-  });
+  }) as unknown as CustomGrad);
   return f(x);
 }
 
@@ -285,7 +288,7 @@ export function avgPoolInputGrad(x: tf.Tensor4D, dy: tf.Tensor4D, spec: PoolSpec
 export function runPool(x: tf.Tensor4D, spec: PoolSpec, mode: ExecMode): tf.Tensor4D {
   if (spec.kind === 'avg') return tf.avgPool(x, spec.size, spec.strides, spec.padding);
   if (mode !== 'taped') return tf.maxPool(x, spec.size, spec.strides, spec.padding);
-  const f = tf.customGrad((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
+  const f = tf.customGrad(((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
     const y = tf.maxPool(xIn as tf.Tensor4D, spec.size, spec.strides, spec.padding);
     save([xIn, y]);
     return {
@@ -294,6 +297,6 @@ export function runPool(x: tf.Tensor4D, spec: PoolSpec, mode: ExecMode): tf.Tens
         maxPoolInputGrad(saved[0] as tf.Tensor4D, saved[1] as tf.Tensor4D, dy as tf.Tensor4D, spec),
       ],
     };
-  });
+  }) as unknown as CustomGrad);
   return f(x) as tf.Tensor4D;
 }
