@@ -2,7 +2,9 @@
 // reason for every failure kept, so the app and the CLI can say what runs and why.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
+import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 
 export const BACKEND_ORDER = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_ORDER)[number];
@@ -26,9 +28,25 @@ export function isBackendChoice(s: string): s is BackendChoice {
   return (BACKEND_ORDER as readonly string[]).includes(s);
 }
 
+function hasNativeBinding(pkg: string): boolean {
+  let dir: string;
+  try {
+    dir = dirname(require.resolve(`${pkg}/package.json`));
+  } catch {
+    throw new Error('not installed (optional dependency; its install needs to download libtensorflow)');
+  }
+  const lib = join(dir, 'lib');
+  const found = existsSync(lib) && readdirSync(lib).some((d) => existsSync(join(lib, d, 'tfjs_binding.node')));
+  if (!found) throw new Error('installed without its native binding (libtensorflow could not be downloaded at install time)');
+  return true;
+}
+
 async function tryNode(pkg: string): Promise<string> {
   // The tfjs-node packages register the "tensorflow" backend on import; they are optional
   // dependencies whose install downloads libtensorflow, so they are usually absent offline.
+  // Check for the native binding first: a failed require still registers ~150 kernels and
+  // makes the next attempt print a warning for each.
+  hasNativeBinding(pkg);
   require(pkg);
   if (!(await tf.setBackend('tensorflow'))) throw new Error(`${pkg} loaded but the tensorflow backend failed to initialise`);
   return pkg === '@tensorflow/tfjs-node-gpu' ? 'CUDA build of libtensorflow' : 'CPU build of libtensorflow';
@@ -38,7 +56,14 @@ async function tryWasm(): Promise<string> {
   const wasm = await import('@tensorflow/tfjs-backend-wasm');
   const dir = require.resolve('@tensorflow/tfjs-backend-wasm/package.json').replace(/package\.json$/, 'dist/');
   wasm.setWasmPaths(dir);
-  if (!(await tf.setBackend('wasm'))) throw new Error('the wasm backend failed to initialise');
+  // The Emscripten module installs process-wide handlers that rethrow any uncaught error with
+  // the module's whole minified source as context. Errors are ours to report: drop them.
+  const before = new Set([...process.listeners('uncaughtException'), ...process.listeners('unhandledRejection')]);
+  const ok = await tf.setBackend('wasm');
+  for (const ev of ['uncaughtException', 'unhandledRejection'] as const) {
+    for (const l of process.listeners(ev)) if (!before.has(l)) process.removeListener(ev, l as (...a: unknown[]) => void);
+  }
+  if (!ok) throw new Error('the wasm backend failed to initialise');
   return 'WebAssembly (XNNPACK), one thread in Node';
 }
 

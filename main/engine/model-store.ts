@@ -37,7 +37,7 @@ export function listModels(dir = modelsDir()): ModelEntry[] {
     try {
       const descriptor = parseDescriptor(JSON.parse(readFileSync(dpath, 'utf8')), dpath);
       const mj = join(mdir, descriptor.weights.modelJson);
-      out.push({ id: descriptor.id, dir: mdir, descriptor, problem: existsSync(mj) ? null : `${mj} is missing — ${FIX.replace('<id>', id)}` });
+      out.push({ id: descriptor.id, dir: mdir, descriptor, problem: existsSync(mj) ? null : `${mj} is missing — ${FIX.replace('<id>', descriptor.id)}` });
     } catch (e) {
       out.push({ id, dir: mdir, descriptor: null, problem: (e as Error).message });
     }
