@@ -1,0 +1,260 @@
+// The optimisation loop: regularised gradient ascent on a unit's activation for a batch of seeds
+// (one batched gradient per step), keeping each seed's best image, reporting progress and yielding
+// to the event loop between steps so a live view in the same process keeps running.
+import * as tf from '@tensorflow/tfjs-core';
+import type { Model, TopK } from '../model.js';
+import { objectiveNode, objectiveSeed, objectiveValue, type UnitObjective } from '../objectives.js';
+import { pixelParam, pyramidParam, type Parameterization } from './parameterization.js';
+import { regularize } from './regularizers.js';
+import type { SynthSettings } from './settings.js';
+import { makeStepper } from './step-size.js';
+
+const GREY = 127.5;
+
+export interface SynthRequest {
+  model: Model;
+  objective: UnitObjective;
+  settings: SynthSettings;
+  /** One image per seed; seeds make runs reproducible. */
+  seeds: number[];
+  /** [height, width]; the bundled models pool globally, so class units work at any size. */
+  size?: [number, number];
+  signal?: AbortSignal;
+  onProgress?: (p: SynthProgress) => void;
+  /** Minimum time between previews (ms); 0 = no previews. */
+  previewEveryMs?: number;
+}
+
+export interface SynthProgress {
+  iteration: number;
+  iterations: number;
+  /** Objective per seed at this iteration. */
+  objective: number[];
+  /** Softmax probability of the target class per seed (class units), else null. */
+  targetProb: number[] | null;
+  elapsedMs: number;
+  /** Current images as packed RGB bytes, one per seed (present every previewEveryMs). */
+  preview?: { width: number; height: number; images: Uint8Array[] };
+}
+
+export interface SynthImage {
+  seed: number;
+  width: number;
+  height: number;
+  /** The best image, packed RGB bytes. */
+  rgb: Uint8Array;
+  objectiveStart: number;
+  objectiveBest: number;
+  bestIteration: number;
+  /** Objective at every iteration. */
+  curve: number[];
+  /** For class units: the target's probability and the top-5 of the saved (8-bit) best image. */
+  targetProb: number | null;
+  top5: TopK[] | null;
+}
+
+export interface SynthResult {
+  images: SynthImage[];
+  iterations: number;
+  seconds: number;
+  /** Seconds until the target class first reached p ≥ 0.9 in any seed (class units), else null. */
+  secondsToTarget: number | null;
+  cancelled: boolean;
+}
+
+/** Roll an image batch by (dy, dx) with wrap-around. */
+function roll(x: tf.Tensor4D, dy: number, dx: number): tf.Tensor4D {
+  return tf.tidy(() => rollUntidy(x, dy, dx));
+}
+
+function rollUntidy(x: tf.Tensor4D, dy: number, dx: number): tf.Tensor4D {
+  const [, h, w] = x.shape;
+  const sy = ((dy % h) + h) % h;
+  const sx = ((dx % w) + w) % w;
+  let r = x;
+  if (sy) r = tf.concat([tf.slice(r, [0, h - sy, 0, 0], [-1, sy, -1, -1]), tf.slice(r, [0, 0, 0, 0], [-1, h - sy, -1, -1])], 1);
+  if (sx) r = tf.concat([tf.slice(r, [0, 0, w - sx, 0], [-1, -1, sx, -1]), tf.slice(r, [0, 0, 0, 0], [-1, -1, w - sx, -1])], 2);
+  return r;
+}
+
+/** Deterministic jitter offsets (mulberry32), so seeded runs are reproducible. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+/** Centred pixels → displayable 8-bit RGB, one array per image. */
+export function toRgbBytes(img: tf.Tensor4D): Uint8Array[] {
+  const [n, h, w] = img.shape;
+  const data = tf.tidy(() => tf.cast(tf.round(tf.clipByValue(tf.add(img, GREY), 0, 255)), 'int32').dataSync());
+  const out: Uint8Array[] = [];
+  for (let i = 0; i < n; i++) out.push(Uint8Array.from(data.subarray(i * h * w * 3, (i + 1) * h * w * 3)));
+  return out;
+}
+
+interface StepEval {
+  value: tf.Tensor1D;
+  grad: tf.Tensor4D;
+  prob: tf.Tensor1D | null;
+}
+
+/** Objective, its gradient w.r.t. the NETWORK INPUT, and the target probability, for centred pixels. */
+function evaluate(model: Model, img: tf.Tensor4D, o: UnitObjective, node: number): StepEval {
+  return tf.tidy(() => {
+    const x = model.preprocess(tf.clipByValue(tf.add(img, GREY), 0, 255) as tf.Tensor4D);
+    const until = o.kind === 'class' ? model.compiled.logitsNode : node;
+    const values = model.compiled.net.run(x, { until: Math.max(until, node) });
+    const out = values[node]!;
+    const value = objectiveValue(out, o);
+    const grad = model.compiled.net.backward(values, node, objectiveSeed(out.shape, o)) as tf.Tensor4D;
+    let prob: tf.Tensor1D | null = null;
+    if (o.kind === 'class') {
+      const logits = values[model.compiled.logitsNode]!;
+      const p = tf.softmax(tf.reshape(logits, [logits.shape[0]!, -1]));
+      prob = tf.reshape(tf.slice(p, [0, o.index], [-1, 1]), [-1]) as tf.Tensor1D;
+    }
+    return { value, grad, prob };
+  });
+}
+
+const nextTick = () => new Promise<void>((r) => setImmediate(r));
+
+export async function synthesize(req: SynthRequest): Promise<SynthResult> {
+  const { model, objective: o, settings: s, seeds } = req;
+  if (seeds.length < 1) throw new Error('at least one seed is needed');
+  const [h, w] = req.size ?? model.inputSize;
+  if (h < 32 || w < 32 || h > 1024 || w > 1024) throw new Error(`image size ${h}×${w} is outside 32…1024 px`);
+  const node = objectiveNode(model, o);
+  const n = seeds.length;
+  const t0 = performance.now();
+
+  const init = tf.tidy(() => tf.concat(seeds.map((sd) => tf.randomNormal([1, h, w, 3], 0, 10, 'float32', sd))) as tf.Tensor4D);
+  const param: Parameterization = s.param === 'pixels' ? pixelParam(init) : pyramidParam(n, h, w, seeds[0]!);
+  init.dispose();
+  // One stepper per variable: Adam keeps moment estimates of that variable's shape.
+  const steppers = param.params.map(() => makeStepper(s.step));
+  const jitter = rng(seeds[0]! * 7919 + 1);
+  let best: tf.Tensor4D = param.image();
+  const bestValue = new Array<number>(n).fill(-Infinity);
+  const bestIter = new Array<number>(n).fill(0);
+  const curves: number[][] = seeds.map(() => []);
+  let lastPreview = -Infinity;
+  let secondsToTarget: number | null = null;
+  let cancelled = false;
+  let it = 0;
+
+  try {
+    for (it = 0; it < s.iterations; it++) {
+      if (req.signal?.aborted) {
+        cancelled = true;
+        break;
+      }
+      const img = param.image();
+      const dy = s.jitter ? Math.round((jitter() * 2 - 1) * s.jitter) : 0;
+      const dx = s.jitter ? Math.round((jitter() * 2 - 1) * s.jitter) : 0;
+      const seen = dy || dx ? roll(img, dy, dx) : img;
+      const ev = evaluate(model, seen, o, node);
+      const gIn = dy || dx ? roll(ev.grad, -dy, -dx) : ev.grad;
+      const values = Array.from(await ev.value.data());
+      const probs = ev.prob ? Array.from(await ev.prob.data()) : null;
+
+      // Keep each seed's best image (the image whose objective was just measured).
+      const improved = values.map((v, i) => v > bestValue[i]!);
+      if (improved.some(Boolean)) {
+        const mask = tf.tensor1d(improved.map((b) => (b ? 1 : 0)), 'bool');
+        const next = tf.tidy(() => tf.where(tf.reshape(mask, [n, 1, 1, 1]).broadcastTo(img.shape), img, best)) as tf.Tensor4D;
+        mask.dispose();
+        best.dispose();
+        best = next;
+        values.forEach((v, i) => {
+          if (improved[i]) {
+            bestValue[i] = v;
+            bestIter[i] = it;
+          }
+        });
+      }
+      values.forEach((v, i) => curves[i]!.push(v));
+
+      const now = performance.now();
+      const hitTarget = probs !== null && probs.some((p) => p >= 0.9);
+      if (hitTarget && secondsToTarget === null) secondsToTarget = (now - t0) / 1000;
+      if (req.onProgress) {
+        const p: SynthProgress = { iteration: it, iterations: s.iterations, objective: values, targetProb: probs, elapsedMs: now - t0 };
+        if (req.previewEveryMs && now - lastPreview >= req.previewEveryMs) {
+          p.preview = { width: w, height: h, images: toRgbBytes(img) };
+          lastPreview = now;
+        }
+        req.onProgress(p);
+      }
+      const stop = s.stopAtProb > 0 && probs !== null && probs.every((q) => q >= s.stopAtProb);
+
+      if (!stop) {
+        // The step: Δpixels = step(∂a/∂input), see settings.ts for why the input gradient.
+        if (s.param === 'pixels') {
+          const nextImg = tf.tidy(() => {
+            const moved = tf.add(img, steppers[0]!.update(gIn)) as tf.Tensor4D;
+            return tf.clipByValue(regularize(moved, gIn, s, it + 1), -GREY, GREY) as tf.Tensor4D;
+          });
+          param.setImage(nextImg);
+          nextImg.dispose();
+        } else {
+          const grads = param.paramGrads(gIn);
+          param.params.forEach((v, i) => {
+            const u = steppers[i]!.update(grads[i]!);
+            const moved = tf.add(v, u) as tf.Tensor4D;
+            v.assign(moved); // assign shares the data; the handle is ours to drop
+            tf.dispose([u, moved]);
+          });
+          tf.dispose(grads);
+        }
+      }
+      tf.dispose([img, seen, ev.value, ev.grad, gIn, ...(ev.prob ? [ev.prob] : [])]);
+      if (stop) {
+        it += 1;
+        break;
+      }
+      await nextTick();
+    }
+
+    // Judge the saved images as a user would: the 8-bit best image, unjittered.
+    const rgb = toRgbBytes(best);
+    const saved = tf.tidy(() => tf.concat(rgb.map((b) => tf.tensor4d(b, [1, h, w, 3], 'int32').toFloat())) as tf.Tensor4D);
+    let top5: TopK[][] | null = null;
+    let finalProb: number[] | null = null;
+    if (o.kind === 'class') {
+      const logits = tf.tidy(() => model.forward(model.preprocess(saved)).logits!);
+      top5 = await model.topK(logits, 5);
+      finalProb = Array.from(tf.tidy(() => tf.slice(tf.softmax(logits), [0, o.index], [-1, 1]).dataSync()));
+      logits.dispose();
+    }
+    saved.dispose();
+    return {
+      images: seeds.map((seed, i) => ({
+        seed,
+        width: w,
+        height: h,
+        rgb: rgb[i]!,
+        objectiveStart: curves[i]![0] ?? NaN,
+        objectiveBest: bestValue[i]!,
+        bestIteration: bestIter[i]!,
+        curve: curves[i]!,
+        targetProb: finalProb ? finalProb[i]! : null,
+        top5: top5 ? top5[i]! : null,
+      })),
+      iterations: it,
+      seconds: (performance.now() - t0) / 1000,
+      secondsToTarget,
+      cancelled,
+    };
+  } finally {
+    best.dispose();
+    param.dispose();
+    steppers.forEach((st) => st.dispose());
+  }
+}
