@@ -47,11 +47,25 @@ export const BackendInfoSchema = z.object({
 
 const Bytes = z.instanceof(Uint8Array);
 
+/**
+ * Optional request number chosen by the sender and echoed in the reply (`seq`), so a transport
+ * without call/return pairing (the WebSocket) can match replies to requests. Electron's invoke
+ * pairs them already; sending it there is harmless.
+ */
+const Seq = z.number().int().nonnegative().optional();
+
 // ---------------------------------------------------------------- requests (renderer → engine)
 
-export const HelloRequest = z.object({ type: z.literal('hello') });
+export const HelloRequest = z.object({ type: z.literal('hello'), seq: Seq });
 
-export const LoadModelRequest = z.object({ type: z.literal('loadModel'), id: z.string().min(1).max(200) });
+/** Switch the model. On failure the previous model keeps running and the reply is an error naming the model. */
+export const LoadModelRequest = z.object({ type: z.literal('loadModel'), id: z.string().min(1).max(200), seq: Seq });
+
+/** The installed models (re-scanned on each call: a model dropped into models/ shows up). */
+export const ListModelsRequest = z.object({ type: z.literal('listModels'), seq: Seq });
+
+/** Engine counters for soak tests and the status line. */
+export const StatsRequest = z.object({ type: z.literal('stats'), seq: Seq });
 
 export const FrameRequest = z.object({
   type: z.literal('frame'),
@@ -61,11 +75,13 @@ export const FrameRequest = z.object({
   height: z.number().int().min(1).max(4096),
   /** width × height × 4 RGBA bytes, already mirrored/cropped as the user sees them. */
   rgba: Bytes,
+  /** Layer name or display name (the reply carries the layer name). */
   layer: z.string().min(1),
   unit: z.number().int().nonnegative(),
+  seq: Seq,
 });
 
-export const RequestSchema = z.discriminatedUnion('type', [HelloRequest, LoadModelRequest, FrameRequest]);
+export const RequestSchema = z.discriminatedUnion('type', [HelloRequest, LoadModelRequest, ListModelsRequest, StatsRequest, FrameRequest]);
 export type Request = z.infer<typeof RequestSchema>;
 
 // ---------------------------------------------------------------- replies (engine → renderer)
@@ -76,9 +92,39 @@ export const HelloReply = z.object({
   backend: BackendInfoSchema,
   models: z.array(ModelSummarySchema),
   model: ModelInfoSchema.nullable(),
+  /** Why no model is loaded (when `model` is null), e.g. the start-up model's load error. */
+  modelError: z.string().nullable().optional(),
+  seq: Seq,
 });
 
-export const LoadModelReply = z.object({ type: z.literal('loadModel'), model: ModelInfoSchema });
+export const LoadModelReply = z.object({ type: z.literal('loadModel'), model: ModelInfoSchema, seq: Seq });
+
+export const ModelsReply = z.object({ type: z.literal('models'), models: z.array(ModelSummarySchema), seq: Seq });
+
+export const StatsReply = z.object({
+  type: z.literal('stats'),
+  /** tf.memory().numTensors / numBytes of the engine process. */
+  numTensors: z.number().int(),
+  numBytes: z.number(),
+  /** Resident set size of the engine process, bytes. */
+  rssBytes: z.number(),
+  framesProcessed: z.number().int(),
+  framesDropped: z.number().int(),
+  modelId: z.string().nullable(),
+  backend: z.string(),
+  seq: Seq,
+});
+
+/**
+ * A frame that never reached the engine: a newer frame arrived while it was waiting (latest
+ * wins, never a queue). Count these as drops.
+ */
+export const DroppedReply = z.object({
+  type: z.literal('dropped'),
+  frameId: z.number().int(),
+  supersededBy: z.number().int(),
+  seq: Seq,
+});
 
 export const FrameReply = z.object({
   type: z.literal('frame'),
@@ -102,15 +148,36 @@ export const FrameReply = z.object({
   /** The selected unit's map as floats (enlarged view, boosts applied in the renderer). */
   unit: z.object({ index: z.number().int(), h: z.number().int(), w: z.number().int(), max: z.number(), data: z.instanceof(Float32Array) }),
   engineMs: z.number(),
+  seq: Seq,
 });
 
-export const ErrorReply = z.object({ type: z.literal('error'), message: z.string(), request: z.string().optional() });
+export const ErrorReply = z.object({
+  type: z.literal('error'),
+  message: z.string(),
+  /** The type of the request that failed, when it could be read. */
+  request: z.string().optional(),
+  /** Set when a frame failed, so the renderer can free its in-flight slot. */
+  frameId: z.number().int().optional(),
+  seq: Seq,
+});
 
-export const ReplySchema = z.discriminatedUnion('type', [HelloReply, LoadModelReply, FrameReply, ErrorReply]);
+export const ReplySchema = z.discriminatedUnion('type', [
+  HelloReply,
+  LoadModelReply,
+  ModelsReply,
+  StatsReply,
+  FrameReply,
+  DroppedReply,
+  ErrorReply,
+]);
 export type Reply = z.infer<typeof ReplySchema>;
 
 export type HelloReplyT = z.infer<typeof HelloReply>;
 export type FrameReplyT = z.infer<typeof FrameReply>;
+export type FrameRequestT = z.infer<typeof FrameRequest>;
+export type DroppedReplyT = z.infer<typeof DroppedReply>;
+export type ErrorReplyT = z.infer<typeof ErrorReply>;
+export type StatsReplyT = z.infer<typeof StatsReply>;
 export type ModelInfo = z.infer<typeof ModelInfoSchema>;
 export type ModelSummary = z.infer<typeof ModelSummarySchema>;
 export type LayerInfoT = z.infer<typeof LayerInfoSchema>;
@@ -128,5 +195,44 @@ export function parseReply(value: unknown): { ok: true; reply: Reply } | { ok: f
   return { ok: false, error: r.error.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ') };
 }
 
-/** Electron IPC channel names (one request channel; the preload exposes nothing else). */
+// ---------------------------------------------------------------- events (Electron main → renderer)
+
+/** The image files a user chose with File ▸ Open Image… / Open Folder… (read by main, in name order). */
+export const ImageFileSchema = z.object({ name: z.string(), bytes: Bytes });
+
+/**
+ * Application-menu actions, pushed by Electron main to the renderer (window.deepvis.onEvent).
+ * Web mode has no menu and sends none. The renderer reacts as if the user had pressed the key:
+ * `selectModel` → send a loadModel request; `openImages` → static-image mode with these images.
+ */
+export const MenuEvent = z.discriminatedUnion('action', [
+  z.object({ type: z.literal('menu'), action: z.literal('openImages'), source: z.enum(['file', 'folder']), images: z.array(ImageFileSchema) }),
+  z.object({ type: z.literal('menu'), action: z.literal('exportPng') }),
+  z.object({ type: z.literal('menu'), action: z.literal('toggleCamera') }),
+  z.object({ type: z.literal('menu'), action: z.literal('help') }),
+  z.object({ type: z.literal('menu'), action: z.literal('selectModel'), modelId: z.string().min(1) }),
+]);
+export const EventSchema = MenuEvent;
+export type AppEvent = z.infer<typeof EventSchema>;
+export type MenuAction = AppEvent['action'];
+
+export function parseEvent(value: unknown): { ok: true; event: AppEvent } | { ok: false; error: string } {
+  const r = EventSchema.safeParse(value);
+  if (r.success) return { ok: true, event: r.data };
+  return { ok: false, error: r.error.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ') };
+}
+
+/**
+ * What the Electron preload exposes as `window.deepvis` — exactly these two members. The renderer
+ * declares `window.deepvis` with this type.
+ */
+export interface DeepVisBridge {
+  /** One request, one reply (validate it with parseReply). */
+  request(message: Request): Promise<Reply>;
+  /** Subscribe to menu events; returns the unsubscribe function. */
+  onEvent(callback: (event: AppEvent) => void): () => void;
+}
+
+/** Electron IPC channel names (one request channel, one event channel; the preload exposes nothing else). */
 export const IPC_REQUEST = 'deepvis:request';
+export const IPC_EVENT = 'deepvis:event';

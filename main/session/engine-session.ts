@@ -1,0 +1,384 @@
+// The engine host shared by Electron main and web mode: one loaded model, one request at a time in
+// the engine, frames latest-wins. Every incoming message is validated against the contract before
+// anything else looks at it; handle() never throws — failures become error replies.
+import { EventEmitter } from 'node:events';
+import * as tf from '@tensorflow/tfjs-core';
+import {
+  parseRequest,
+  type FrameRequestT,
+  type ModelInfo,
+  type ModelSummary,
+  type Reply,
+  type Request,
+  CONTRACT_VERSION,
+} from '../../contract/messages.js';
+import {
+  DEFAULT_MODEL_ID,
+  describeBackend,
+  listModels,
+  loadModel,
+  modelsDir as defaultModelsDir,
+  rgbaToModelPixels,
+  selectBackend,
+  type BackendReport,
+  type Model,
+} from '../engine/index.js';
+
+export interface EngineSessionOptions {
+  /** Force a backend (tensorflow-gpu, tensorflow, wasm, cpu); default: the first that starts. */
+  backend?: string | null;
+  /** Model to load at start. Default: mobilenet-v1-0.75 when installed, else the first that loads. */
+  model?: string | null;
+  /** Folder of models (<id>/deepvis.json + weights). Default: $DEEPVIS_MODELS_DIR or models/. */
+  modelsDir?: string;
+  /** Progress and problems, one line each (default: nothing). */
+  log?: (line: string) => void;
+}
+
+type FrameJob = { kind: 'frame'; req: FrameRequestT; resolve: (r: Reply) => void };
+type LoadJob = { kind: 'load'; req: Extract<Request, { type: 'loadModel' }>; resolve: (r: Reply) => void };
+type Job = FrameJob | LoadJob;
+
+export interface SessionState {
+  /** frameId of the frame in the engine, or null. */
+  computing: number | null;
+  /** frameId of the frame waiting for the engine (at most one), or null. */
+  waiting: number | null;
+  /** Model loads waiting (they keep their arrival order relative to frames). */
+  loadsQueued: number;
+}
+
+export interface SessionEvents {
+  /** A frame enters the engine (after this, newer frames wait or replace the waiting one). */
+  frameStart: [frameId: number];
+  /** The loaded model changed (after a successful loadModel). */
+  modelChange: [model: ModelInfo];
+}
+
+function errorMessage(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return msg.split('\n')[0] ?? msg;
+}
+
+export function modelInfo(m: Model): ModelInfo {
+  const [h, w] = m.inputSize;
+  return {
+    id: m.id,
+    title: m.descriptor.title,
+    inputSize: [h, w],
+    layers: m.layers.map((l) => ({ name: l.name, display: l.display, shape: [...l.shape] as [number, number, number], units: l.units })),
+    defaultLayer: m.layer(m.descriptor.defaultLayer ?? m.layers[0]!.name).name,
+    logitsLayer: m.logitsLayer,
+    classCount: m.classes.length,
+  };
+}
+
+export class EngineSession extends EventEmitter<SessionEvents> {
+  readonly modelsDir: string;
+  private backendReport: BackendReport | null = null;
+  private current: Model | null = null;
+  private currentInfo: ModelInfo | null = null;
+  private startupError: string | null = null;
+  private queue: Job[] = [];
+  private running = false;
+  private computingFrame: number | null = null;
+  private idleWaiters: (() => void)[] = [];
+  private disposed = false;
+  private framesProcessed = 0;
+  private framesDropped = 0;
+  private readonly log: (line: string) => void;
+
+  private constructor(private readonly opts: EngineSessionOptions) {
+    super();
+    this.modelsDir = opts.modelsDir ?? defaultModelsDir();
+    this.log = opts.log ?? (() => {});
+  }
+
+  /**
+   * Select the backend and load the start-up model. An explicitly requested model that fails to
+   * load is an error; when the default fails, the next installed model is tried, and when none
+   * loads the session still starts (hello reports why; loadModel may succeed later).
+   */
+  static async create(opts: EngineSessionOptions = {}): Promise<EngineSession> {
+    const s = new EngineSession(opts);
+    s.backendReport = await selectBackend(opts.backend ?? null);
+    s.log(describeBackend(s.backendReport));
+    if (opts.model) {
+      await s.setModel(await loadModel(opts.model, s.modelsDir));
+    } else {
+      const entries = listModels(s.modelsDir);
+      const order = [
+        ...entries.filter((e) => e.id === DEFAULT_MODEL_ID),
+        ...entries.filter((e) => e.id !== DEFAULT_MODEL_ID && !e.problem),
+      ];
+      const failures: string[] = [];
+      for (const e of order) {
+        try {
+          await s.setModel(await loadModel(e.id, s.modelsDir));
+          break;
+        } catch (err) {
+          failures.push(errorMessage(err));
+          s.log(`model ${e.id} did not load: ${errorMessage(err)}`);
+        }
+      }
+      if (!s.current) {
+        s.startupError = failures.length
+          ? `no model could be loaded: ${failures.join('; ')}`
+          : `no installed model in ${s.modelsDir} — run \`npm run fetch-models\``;
+        s.log(s.startupError);
+      }
+    }
+    return s;
+  }
+
+  get model(): Model | null {
+    return this.current;
+  }
+
+  get backend(): BackendReport {
+    return this.backendReport!;
+  }
+
+  state(): SessionState {
+    const waiting = this.queue.find((j): j is FrameJob => j.kind === 'frame');
+    return { computing: this.computingFrame, waiting: waiting?.req.frameId ?? null, loadsQueued: this.queue.filter((j) => j.kind === 'load').length };
+  }
+
+  models(): ModelSummary[] {
+    return listModels(this.modelsDir).map((e) => ({
+      id: e.id,
+      title: e.descriptor?.title ?? e.id,
+      installed: !e.problem,
+      problem: e.problem,
+    }));
+  }
+
+  /**
+   * Handle one message from a renderer. Validates it first; never throws and never rejects. Frames
+   * may resolve with `dropped` when a newer frame replaces them before they reach the engine.
+   */
+  handle(raw: unknown): Promise<Reply> {
+    try {
+      const parsed = parseRequest(raw);
+      if (!parsed.ok) {
+        const type = raw && typeof raw === 'object' && typeof (raw as { type?: unknown }).type === 'string' ? (raw as { type: string }).type : undefined;
+        const seq = raw && typeof raw === 'object' ? (raw as { seq?: unknown }).seq : undefined;
+        return Promise.resolve({
+          type: 'error',
+          message: `invalid message: ${parsed.error}`,
+          ...(type && type.length <= 40 ? { request: type } : {}),
+          ...(typeof seq === 'number' && Number.isInteger(seq) && seq >= 0 ? { seq } : {}),
+        });
+      }
+      if (this.disposed) return Promise.resolve(this.error(parsed.request, 'the engine is shutting down'));
+      const req = parsed.request;
+      switch (req.type) {
+        case 'hello':
+          return Promise.resolve({
+            type: 'hello',
+            version: CONTRACT_VERSION,
+            backend: { backend: this.backend.backend, choice: this.backend.choice, description: describeBackend(this.backend) },
+            models: this.models(),
+            model: this.currentInfo,
+            modelError: this.current ? null : this.startupError,
+            ...seqOf(req),
+          });
+        case 'listModels':
+          return Promise.resolve({ type: 'models', models: this.models(), ...seqOf(req) });
+        case 'stats':
+          return Promise.resolve(this.stats(req.seq));
+        case 'loadModel':
+          return this.enqueue({ kind: 'load', req });
+        case 'frame':
+          return this.enqueueFrame(req);
+      }
+    } catch (e) {
+      return Promise.resolve({ type: 'error', message: errorMessage(e) });
+    }
+  }
+
+  stats(seq?: number): Extract<Reply, { type: 'stats' }> {
+    const mem = tf.memory();
+    return {
+      type: 'stats',
+      numTensors: mem.numTensors,
+      numBytes: mem.numBytes,
+      rssBytes: process.memoryUsage.rss(),
+      framesProcessed: this.framesProcessed,
+      framesDropped: this.framesDropped,
+      modelId: this.current?.id ?? null,
+      backend: this.backendReport?.backend ?? 'none',
+      ...(seq === undefined ? {} : { seq }),
+    };
+  }
+
+  /** Resolves when nothing is computing or waiting. */
+  idle(): Promise<void> {
+    if (!this.running && this.queue.length === 0) return Promise.resolve();
+    return new Promise((r) => this.idleWaiters.push(r));
+  }
+
+  /** Refuse new work, let the running job finish, answer waiting ones with errors, unload the model. */
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    for (const job of this.queue.splice(0)) job.resolve(this.error(job.req, 'the engine is shutting down'));
+    await this.idle();
+    this.current?.dispose();
+    this.current = null;
+    this.currentInfo = null;
+  }
+
+  // ------------------------------------------------------------------ queue
+
+  private error(req: Request, message: string): Reply {
+    return {
+      type: 'error',
+      message,
+      request: req.type,
+      ...(req.type === 'frame' ? { frameId: req.frameId } : {}),
+      ...seqOf(req),
+    };
+  }
+
+  private enqueueFrame(req: FrameRequestT): Promise<Reply> {
+    // Latest wins: a frame still waiting is answered "dropped" and replaced; never a queue.
+    const i = this.queue.findIndex((j) => j.kind === 'frame');
+    if (i >= 0) {
+      const old = this.queue.splice(i, 1)[0] as FrameJob;
+      this.framesDropped++;
+      old.resolve({ type: 'dropped', frameId: old.req.frameId, supersededBy: req.frameId, ...seqOf(old.req) });
+    }
+    return this.enqueue({ kind: 'frame', req });
+  }
+
+  private enqueue(job: Omit<FrameJob, 'resolve'> | Omit<LoadJob, 'resolve'>): Promise<Reply> {
+    return new Promise<Reply>((resolve) => {
+      this.queue.push({ ...job, resolve } as Job);
+      if (!this.running) {
+        this.running = true;
+        // Start on the next turn so a burst of messages read together is collapsed first.
+        setImmediate(() => void this.pump());
+      }
+    });
+  }
+
+  private async pump(): Promise<void> {
+    try {
+      for (let job = this.queue.shift(); job; job = this.queue.shift()) {
+        let reply: Reply;
+        try {
+          reply = job.kind === 'frame' ? await this.runFrame(job.req) : await this.runLoad(job.req);
+        } catch (e) {
+          reply = this.error(job.req, job.kind === 'frame' ? `frame ${job.req.frameId}: ${errorMessage(e)}` : errorMessage(e));
+        } finally {
+          this.computingFrame = null;
+        }
+        job.resolve(reply);
+      }
+    } finally {
+      this.running = false;
+      for (const w of this.idleWaiters.splice(0)) w();
+    }
+  }
+
+  private async setModel(m: Model): Promise<void> {
+    const old = this.current;
+    this.current = m;
+    this.currentInfo = modelInfo(m);
+    this.startupError = null;
+    if (old && old !== m) old.dispose();
+    this.log(`model ${m.id} loaded (${m.layers.length} layers shown)`);
+    this.emit('modelChange', this.currentInfo);
+  }
+
+  private async runLoad(req: Extract<Request, { type: 'loadModel' }>): Promise<Reply> {
+    if (this.current?.id === req.id) return { type: 'loadModel', model: this.currentInfo!, ...seqOf(req) };
+    let m: Model;
+    try {
+      m = await loadModel(req.id, this.modelsDir);
+    } catch (e) {
+      const why = errorMessage(e);
+      const keep = this.current ? `; still running ${this.current.id}` : '';
+      // The engine's messages usually name the model already; make sure the reply does.
+      const msg = why.includes(req.id) ? `${why}${keep}` : `model ${req.id} failed to load: ${why}${keep}`;
+      this.log(msg);
+      return this.error(req, msg);
+    }
+    await this.setModel(m);
+    return { type: 'loadModel', model: this.currentInfo!, ...seqOf(req) };
+  }
+
+  private async runFrame(req: FrameRequestT): Promise<Reply> {
+    const model = this.current;
+    if (!model) return this.error(req, `frame ${req.frameId}: no model is loaded${this.startupError ? ` (${this.startupError})` : ''}`);
+    const t0 = performance.now();
+    const layer = model.layer(req.layer);
+    const [h, w, c] = layer.shape;
+    if (req.unit >= c) throw new Error(`unit ${req.unit} is out of range for layer ${layer.display} (${c} units)`);
+    if (req.rgba.length !== req.width * req.height * 4) {
+      throw new Error(`rgba is ${req.rgba.length} bytes, expected ${req.width}×${req.height}×4 = ${req.width * req.height * 4}`);
+    }
+    this.computingFrame = req.frameId;
+    this.emit('frameStart', req.frameId);
+    const hw = h * w;
+    const n = c * hw;
+    const K = Math.min(5, model.classes.length || 5);
+    // One forward, one tensor out, one read: [tiles 0..255 (C·H·W) | channelMax (C) | scale | unit map (H·W) | top-K probs | top-K indices]
+    const packed = tf.tidy(() => {
+      const pixels = rgbaToModelPixels(req.rgba, req.width, req.height, model.inputSize);
+      const out = model.forward(model.preprocess(pixels), { taps: [layer.name] });
+      const act = out.taps[layer.name]!; // [1,H,W,C]
+      const chw = tf.transpose(tf.reshape(act, [hw, c]), [1, 0]); // [C, H·W]
+      const pos = tf.relu(chw);
+      const channelMax = tf.max(pos, 1); // [C]
+      const scale = tf.max(channelMax).reshape([1]);
+      const k = tf.div(tf.scalar(255), tf.maximum(scale, tf.scalar(1e-30)));
+      const tiles = tf.round(tf.mul(pos, k)).reshape([n]);
+      const unitMap = tf.slice(chw, [req.unit, 0], [1, hw]).reshape([hw]);
+      const top = tf.topk(tf.softmax(out.logits!), K);
+      return tf.concat([tiles, channelMax, scale, unitMap, top.values.reshape([K]), tf.cast(top.indices, 'float32').reshape([K])]);
+    });
+    let all: Float32Array;
+    try {
+      all = (await packed.data()) as Float32Array;
+    } finally {
+      packed.dispose();
+    }
+    const data = new Uint8Array(n);
+    data.set(all.subarray(0, n)); // exact integers 0..255: a native typed-array conversion
+    const channelMax = all.slice(n, n + c);
+    const scale = all[n + c]!;
+    const unitData = all.slice(n + c + 1, n + c + 1 + hw);
+    let unitMax = -Infinity;
+    for (let i = 0; i < hw; i++) if (unitData[i]! > unitMax) unitMax = unitData[i]!;
+    const at = n + c + 1 + hw;
+    const top5: { index: number; wnid: string | null; name: string; prob: number }[] = [];
+    for (let j = 0; j < K; j++) {
+      const index = all[at + K + j]!;
+      const cls = model.classes[index];
+      top5.push({ index, wnid: cls?.wnid ?? null, name: cls?.name ?? `class ${index}`, prob: all[at + j]! });
+    }
+    this.framesProcessed++;
+    return {
+      type: 'frame',
+      frameId: req.frameId,
+      modelId: model.id,
+      top5,
+      layer: layer.name,
+      tiles: { count: c, h, w, scale, channelMax, data },
+      unit: { index: req.unit, h, w, max: unitMax, data: unitData },
+      engineMs: performance.now() - t0,
+      ...seqOf(req),
+    };
+  }
+}
+
+function seqOf(req: { seq?: number | undefined }): { seq?: number } {
+  return req.seq === undefined ? {} : { seq: req.seq };
+}
+
+/** Convenience for hosts: create a session (see EngineSession.create). */
+export function createEngineSession(opts: EngineSessionOptions = {}): Promise<EngineSession> {
+  return EngineSession.create(opts);
+}

@@ -1,0 +1,28 @@
+// The only bridge between the sandboxed renderer and Electron main: `window.deepvis` with exactly
+// `request` (one contract request → its reply) and `onEvent` (menu events). Bundled to CommonJS
+// (dist/preload/preload.cjs) because sandboxed preloads cannot be ES modules.
+import { contextBridge, ipcRenderer, type IpcRendererEvent } from 'electron';
+import { z } from 'zod';
+import { IPC_EVENT, IPC_REQUEST, parseEvent, type AppEvent, type DeepVisBridge, type Reply, type Request } from '../contract/messages.js';
+
+// The page's CSP forbids eval; stop zod from probing for it (the probe is reported as a violation).
+z.config({ jitless: true });
+
+const bridge: DeepVisBridge = {
+  request: (msg: Request): Promise<Reply> => ipcRenderer.invoke(IPC_REQUEST, msg) as Promise<Reply>,
+  onEvent: (callback: (event: AppEvent) => void): (() => void) => {
+    if (typeof callback !== 'function') throw new TypeError('deepvis.onEvent needs a function');
+    // The IpcRendererEvent (with its sender) never reaches the page: only the validated event.
+    const listener = (_e: IpcRendererEvent, raw: unknown) => {
+      const r = parseEvent(raw);
+      if (r.ok) callback(r.event);
+      else console.warn(`deepvis: ignoring an invalid event (${r.error})`);
+    };
+    ipcRenderer.on(IPC_EVENT, listener);
+    return () => {
+      ipcRenderer.removeListener(IPC_EVENT, listener);
+    };
+  },
+};
+
+contextBridge.exposeInMainWorld('deepvis', bridge);
