@@ -7,6 +7,7 @@ import { classCommand } from './class.js';
 import { classifyCommand } from './classify.js';
 import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE, oneLine, warn } from './common.js';
 import { modelsCommand } from './models.js';
+import { synthCommand } from './synth.js';
 
 function version(): string {
   try {
@@ -35,7 +36,7 @@ export function buildProgram(): Command {
     })
     .showSuggestionAfterError(true);
   // Subcommands inherit exitOverride/configureOutput when added after them.
-  for (const make of [classifyCommand, modelsCommand, classCommand]) {
+  for (const make of [classifyCommand, modelsCommand, classCommand, synthCommand]) {
     const cmd = make();
     cmd.copyInheritedSettings(program);
     program.addCommand(cmd);
