@@ -10,6 +10,7 @@ import { parseArgs } from 'node:util';
 import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
+import { benchSynthesis } from './bench-synthesis.js';
 import { BACKEND_ORDER, inputGradient, listModels, loadModel, selectBackend, type Model, type UnitObjective } from '../main/engine/index.js';
 
 const { values: args } = parseArgs({
@@ -17,6 +18,8 @@ const { values: args } = parseArgs({
     backends: { type: 'string' },
     models: { type: 'string' },
     runs: { type: 'string', default: '10' },
+    'skip-synth': { type: 'boolean', default: false },
+    'paper3-iterations': { type: 'string' },
     out: { type: 'string' },
   },
 });
@@ -113,7 +116,12 @@ for (const b of wantBackends) {
   for (const id of modelIds) {
     const m = await loadModel(id);
     process.stderr.write(`bench: ${id} on ${b}…\n`);
-    (results[id] ??= {})[b] = await benchModel(m);
+    const figures: Record<string, unknown> = await benchModel(m);
+    if (!args['skip-synth']) {
+      process.stderr.write(`bench: ${id} synthesis on ${b}…\n`);
+      Object.assign(figures, await benchSynthesis(m, { paper3Iterations: args['paper3-iterations'] ? Number(args['paper3-iterations']) : undefined }));
+    }
+    (results[id] ??= {})[b] = figures;
     m.dispose();
   }
 }

@@ -167,9 +167,11 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
       // Keep each seed's best image (the image whose objective was just measured).
       const improved = values.map((v, i) => v > bestValue[i]!);
       if (improved.some(Boolean)) {
-        const mask = tf.tensor1d(improved.map((b) => (b ? 1 : 0)), 'bool');
-        const next = tf.tidy(() => tf.where(tf.reshape(mask, [n, 1, 1, 1]).broadcastTo(img.shape), img, best)) as tf.Tensor4D;
-        mask.dispose();
+        // Whole-batch copy when every seed improved (the usual case); otherwise splice per seed.
+        // (A broadcast mask + where costs a Tile of the image on wasm: 6 ms a step at 224 px.)
+        const next = improved.every(Boolean)
+          ? img.clone()
+          : (tf.tidy(() => tf.concat(improved.map((b, i) => tf.slice(b ? img : best, [i, 0, 0, 0], [1, -1, -1, -1])))) as tf.Tensor4D);
         best.dispose();
         best = next;
         values.forEach((v, i) => {
