@@ -34,7 +34,7 @@ describe('regularisers', () => {
     expect(y[(10 * size + 10) * 3 + 1]).toBeCloseTo(1 / (norm * norm), 5);
     expect(y[(10 * size + 12) * 3 + 1]).toBeCloseTo(g(2) / (norm * norm), 5);
     expect(y[(10 * size + 10) * 3 + 0]).toBe(0); // channels stay separate
-    const total = y.reduce((a, b) => a + b, 0);
+    const total = Array.from(y).reduce((a, b) => a + b, 0);
     expect(total).toBeCloseTo(1, 5);
   });
 

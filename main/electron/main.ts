@@ -84,7 +84,7 @@ function isAppContents(wc: WebContents | null): boolean {
 
 function sendEvent(event: AppEvent): void {
   const checked = parseEvent(event);
-  if (!checked.ok) throw new Error(`internal error: invalid menu event (${checked.error})`);
+  if (!checked.ok) throw new Error(`internal error: invalid event (${checked.error})`);
   if (mainWindow && !mainWindow.isDestroyed()) mainWindow.webContents.send(IPC_EVENT, checked.event);
 }
 
@@ -270,7 +270,8 @@ function registerIpc(): void {
     if (!isAppFrame(e.senderFrame)) return { type: 'error', message: 'refused: requests are accepted only from the DeepVis window' };
     await engineReady;
     if (!engine) return { type: 'error', message: engineError ?? 'the engine is not running' };
-    return engine.handle(msg); // validates msg against the contract; never throws
+    // One window, one client: synthesis progress goes back over the event channel.
+    return engine.handle(msg, { id: 'window', emit: sendEvent }); // validates msg against the contract; never throws
   });
 }
 

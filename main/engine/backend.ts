@@ -58,11 +58,12 @@ async function tryWasm(): Promise<string> {
   wasm.setWasmPaths(dir);
   // The Emscripten module installs process-wide handlers that rethrow any uncaught error with
   // the module's whole minified source as context. Errors are ours to report: drop them.
-  const before = new Set([...process.listeners('uncaughtException'), ...process.listeners('unhandledRejection')]);
+  type Listener = (...args: unknown[]) => void;
+  const events = ['uncaughtException', 'unhandledRejection'];
+  const listeners = () => events.flatMap((ev) => (process.listeners as (e: string) => Listener[])(ev).map((l) => [ev, l] as const));
+  const before = new Set(listeners().map(([, l]) => l));
   const ok = await tf.setBackend('wasm');
-  for (const ev of ['uncaughtException', 'unhandledRejection'] as const) {
-    for (const l of process.listeners(ev)) if (!before.has(l)) process.removeListener(ev, l as (...a: unknown[]) => void);
-  }
+  for (const [ev, l] of listeners()) if (!before.has(l)) (process.removeListener as (e: string, l: Listener) => void)(ev, l);
   if (!ok) throw new Error('the wasm backend failed to initialise');
   return 'WebAssembly (XNNPACK), one thread in Node';
 }

@@ -5,6 +5,8 @@ import { EventEmitter } from 'node:events';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   parseRequest,
+  type AppEvent,
+  type SynthEventT,
   type FrameRequestT,
   type ModelInfo,
   type ModelSummary,
@@ -23,6 +25,52 @@ import {
   type BackendReport,
   type Model,
 } from '../engine/index.js';
+import { SynthJobs, type SynthJobEvent } from '../engine/synthesis/jobs.js';
+
+/** Who sent a request, and how to push events (synthesis progress) back to them. */
+export interface SessionClient {
+  id: string;
+  emit(event: AppEvent): void;
+}
+
+const NO_CLIENT: SessionClient = { id: 'default', emit: () => {} };
+
+/** Engine job event → contract event (typed arrays for the bulky parts). */
+function synthEvent(e: SynthJobEvent): SynthEventT {
+  switch (e.phase) {
+    case 'progress': {
+      const p = e.progress;
+      return {
+        type: 'synth',
+        jobId: e.jobId,
+        phase: 'progress',
+        iteration: p.iteration,
+        iterations: p.iterations,
+        objective: p.objective,
+        targetProb: p.targetProb,
+        elapsedMs: p.elapsedMs,
+        ...(p.preview ? { preview: p.preview as SynthEventT['preview'] } : {}),
+      };
+    }
+    case 'done':
+      return {
+        type: 'synth',
+        jobId: e.jobId,
+        phase: 'done',
+        result: {
+          images: e.result.images.map((im) => ({ ...im, rgb: im.rgb as Uint8Array<ArrayBuffer>, curve: Float32Array.from(im.curve) })),
+          seconds: e.result.seconds,
+          secondsToTarget: e.result.secondsToTarget,
+          label: e.target.label,
+          settings: e.settings as unknown as Record<string, unknown>,
+        },
+      };
+    case 'cancelled':
+      return { type: 'synth', jobId: e.jobId, phase: 'cancelled' };
+    case 'error':
+      return { type: 'synth', jobId: e.jobId, phase: 'error', message: e.message };
+  }
+}
 
 export interface EngineSessionOptions {
   /** Force a backend (tensorflow-gpu, tensorflow, wasm, cpu); default: the first that starts. */
@@ -86,6 +134,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   private disposed = false;
   private framesProcessed = 0;
   private framesDropped = 0;
+  private readonly synth = new SynthJobs();
   private readonly log: (line: string) => void;
 
   private constructor(private readonly opts: EngineSessionOptions) {
@@ -157,7 +206,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
    * Handle one message from a renderer. Validates it first; never throws and never rejects. Frames
    * may resolve with `dropped` when a newer frame replaces them before they reach the engine.
    */
-  handle(raw: unknown): Promise<Reply> {
+  handle(raw: unknown, client: SessionClient = NO_CLIENT): Promise<Reply> {
     try {
       const parsed = parseRequest(raw);
       if (!parsed.ok) {
@@ -191,10 +240,36 @@ export class EngineSession extends EventEmitter<SessionEvents> {
           return this.enqueue({ kind: 'load', req });
         case 'frame':
           return this.enqueueFrame(req);
+        case 'synthStart':
+          return Promise.resolve(this.startSynth(req, client));
+        case 'synthCancel':
+          return Promise.resolve({ type: 'synthCancel', jobId: req.jobId, cancelled: this.synth.cancel(req.jobId), ...seqOf(req) });
       }
     } catch (e) {
       return Promise.resolve({ type: 'error', message: errorMessage(e) });
     }
+  }
+
+  /** Start a synthesis job for this client (its previous job is cancelled); events go to client.emit. */
+  private startSynth(req: Extract<Request, { type: 'synthStart' }>, client: SessionClient): Reply {
+    const model = this.current;
+    if (!model) return this.error(req, 'no model is loaded');
+    try {
+      const { jobId, target, settings } = this.synth.start(
+        client.id,
+        model,
+        { layer: req.layer, unit: req.unit, preset: req.preset, overrides: req.overrides, seeds: req.seeds, size: req.size, iterations: req.iterations },
+        (e) => client.emit(synthEvent(e)),
+      );
+      return { type: 'synthStarted', jobId, label: target.label, layer: target.layer, unit: target.unit, settings: settings as unknown as Record<string, unknown>, ...seqOf(req) };
+    } catch (e) {
+      return this.error(req, errorMessage(e));
+    }
+  }
+
+  /** A client went away: stop its jobs. */
+  disconnect(clientId: string): void {
+    this.synth.cancelClient(clientId);
   }
 
   stats(seq?: number): Extract<Reply, { type: 'stats' }> {
@@ -223,6 +298,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     if (this.disposed) return;
     this.disposed = true;
     for (const job of this.queue.splice(0)) job.resolve(this.error(job.req, 'the engine is shutting down'));
+    await this.synth.cancelAll();
     await this.idle();
     this.current?.dispose();
     this.current = null;
@@ -283,6 +359,8 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   }
 
   private async setModel(m: Model): Promise<void> {
+    // Jobs hold the model they started with: stop them before it is unloaded.
+    await this.synth.cancelAll();
     const old = this.current;
     this.current = m;
     this.currentInfo = modelInfo(m);

@@ -15,7 +15,7 @@ import { dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import type { Reply } from '../../contract/messages.js';
+import type { AppEvent, Reply } from '../../contract/messages.js';
 import { decodeMessage, encodeMessage } from '../../contract/wire.js';
 import { EngineSession, type EngineSessionOptions } from '../session/engine-session.js';
 
@@ -202,11 +202,16 @@ export async function startWebServer(opts: WebServerOptions = {}): Promise<WebSe
     wss.handleUpgrade(req, socket, head, (ws) => wss.emit('connection', ws, req));
   });
 
+  let clients = 0;
   wss.on('connection', (ws: WebSocket) => {
-    const reply = (r: Reply) => {
+    const reply = (r: Reply | AppEvent) => {
       if (ws.readyState !== ws.OPEN) return;
       ws.send(encodeMessage(r), { binary: true });
     };
+    // Each connection is a client: its synthesis events come back on its own socket, and its
+    // jobs stop when it goes away.
+    const client = { id: `ws-${++clients}`, emit: reply };
+    ws.on('close', () => session.disconnect(client.id));
     ws.on('error', () => ws.terminate());
     ws.on('message', (data: RawData, isBinary: boolean) => {
       if (!isBinary) {
@@ -221,7 +226,7 @@ export async function startWebServer(opts: WebServerOptions = {}): Promise<WebSe
         reply({ type: 'error', message: `invalid message: cannot decode (${(e as Error).message})` });
         return;
       }
-      void session.handle(msg).then(reply);
+      void session.handle(msg, client).then(reply);
     });
   });
 

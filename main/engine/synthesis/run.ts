@@ -106,7 +106,7 @@ interface StepEval {
 
 /** Objective, its gradient w.r.t. the NETWORK INPUT, and the target probability, for centred pixels. */
 function evaluate(model: Model, img: tf.Tensor4D, o: UnitObjective, node: number): StepEval {
-  return tf.tidy(() => {
+  const [value, grad, prob] = tf.tidy(() => {
     const x = model.preprocess(tf.clipByValue(tf.add(img, GREY), 0, 255) as tf.Tensor4D);
     const until = o.kind === 'class' ? model.compiled.logitsNode : node;
     const values = model.compiled.net.run(x, { until: Math.max(until, node) });
@@ -119,8 +119,9 @@ function evaluate(model: Model, img: tf.Tensor4D, o: UnitObjective, node: number
       const p = tf.softmax(tf.reshape(logits, [logits.shape[0]!, -1]));
       prob = tf.reshape(tf.slice(p, [0, o.index], [-1, 1]), [-1]) as tf.Tensor1D;
     }
-    return { value, grad, prob };
+    return prob ? [value, grad, prob] : [value, grad];
   });
+  return { value: value as tf.Tensor1D, grad: grad as tf.Tensor4D, prob: (prob as tf.Tensor1D | undefined) ?? null };
 }
 
 const nextTick = () => new Promise<void>((r) => setImmediate(r));
