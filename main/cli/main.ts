@@ -5,9 +5,13 @@ import { Command, CommanderError, Option } from 'commander';
 import { BACKEND_ORDER } from '../engine/index.js';
 import { classCommand } from './class.js';
 import { classifyCommand } from './classify.js';
+import { explainCommand } from './explain.js';
 import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE, oneLine, warn } from './common.js';
 import { modelsCommand } from './models.js';
+import { indexCommand } from './index-cmd.js';
+import { topCommand } from './top.js';
 import { synthCommand } from './synth.js';
+import { atlasCommand } from './atlas.js';
 
 function version(): string {
   try {
@@ -36,7 +40,7 @@ export function buildProgram(): Command {
     })
     .showSuggestionAfterError(true);
   // Subcommands inherit exitOverride/configureOutput when added after them.
-  for (const make of [classifyCommand, modelsCommand, classCommand, synthCommand]) {
+  for (const make of [classifyCommand, modelsCommand, classCommand, synthCommand, atlasCommand, indexCommand, topCommand, explainCommand]) {
     const cmd = make();
     cmd.copyInheritedSettings(program);
     program.addCommand(cmd);

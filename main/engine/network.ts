@@ -43,6 +43,21 @@ export interface BackwardOptions {
   rule?: BackwardRule;
   /** Stop at this node and return the signal arriving at its output (default 0: the input). */
   to?: number;
+  /**
+   * Pass the seed through the starting node's own rectifier as if it were linear (the gradient
+   * of the pre-activation). Synthesis needs this: a unit that starts at zero behind a ReLU has a
+   * zero gradient and would never move.
+   */
+  linearStart?: boolean;
+}
+
+/** The same op with its activation made linear (for BackwardOptions.linearStart). */
+function linearized(op: NetNode): NetNode {
+  const linear = { kind: 'linear' } as const;
+  if (op.kind === 'conv') return { ...op, spec: { ...op.spec, activation: linear } };
+  if (op.kind === 'act') return { ...op, act: linear };
+  if (op.kind === 'dense') return { ...op, act: linear };
+  return op;
 }
 
 export interface RunOptions {
@@ -122,6 +137,18 @@ export class GraphNet {
   }
 
   /**
+   * A node's output before its own rectifier, from values of run(): recomputed for a fused conv or
+   * dense node (one extra kernel), read from the input for an activation node, else the output.
+   */
+  preActivation(values: tf.Tensor[], index: number): tf.Tensor {
+    const node = this.nodes[index]!;
+    const op = linearized(node.op);
+    if (op === node.op) return values[index]!;
+    if (node.op.kind === 'act') return values[node.inputs[0]!]!;
+    return this.exec(op, node.inputs.map((j) => values[j]!), values[0] as tf.Tensor4D, 'plain', 'gradient');
+  }
+
+  /**
    * Our own backward pass over values from run() (mode "plain"): the signal `seed` placed at node
    * `from`'s output travels back to node `to`. Only input gradients are computed, and no tape is
    * kept. Call inside tf.tidy.
@@ -136,7 +163,8 @@ export class GraphNet {
       if (!dy) continue;
       const node = this.nodes[i]!;
       const ins = node.inputs.map((j) => values[j]!);
-      const dxs = this.backOp(node.op, ins, values[i]!, dy, rule);
+      const op = i === from && opts.linearStart ? linearized(node.op) : node.op;
+      const dxs = this.backOp(op, ins, values[i]!, dy, rule);
       node.inputs.forEach((j, k) => {
         if (j < to) return;
         const g = dxs[k]!;

@@ -68,6 +68,27 @@ export function objectiveSeed(shape: number[], o: UnitObjective): tf.Tensor {
   return tf.tidy(() => tf.reshape(tf.tile(tf.tensor4d(one, [1, h, w, c]), [n, 1, 1, 1]), shape));
 }
 
+/**
+ * Per-item objectives that read the same node (e.g. a different channel of one layer for each
+ * batch item, as the atlas does): a mask M shaped like the node's output with value_i = Σ out_i·M_i.
+ * Every objective here is linear in the node's output, so M is also d value / d out.
+ */
+export function objectiveMask(shape: number[], objectives: readonly UnitObjective[]): tf.Tensor {
+  const s4 = shape.length === 4 ? shape : [shape[0]!, 1, 1, shape[shape.length - 1]!];
+  const [n, h, w, c] = s4 as [number, number, number, number];
+  if (objectives.length !== n) throw new Error(`${objectives.length} objectives for a batch of ${n}`);
+  const m = new Float32Array(n * h * w * c);
+  objectives.forEach((o, i) => {
+    const ch = o.kind === 'class' ? o.index : o.channel;
+    checkUnit(o, c);
+    const pos = o.kind === 'class' ? 'mean' : resolvePosition(o.at, h, w);
+    const base = i * h * w * c;
+    if (pos === 'mean') for (let j = 0; j < h * w; j++) m[base + j * c + ch] = 1 / (h * w);
+    else m[base + (pos.y * w + pos.x) * c + ch] = 1;
+  });
+  return tf.tensor(m, shape);
+}
+
 export interface GradientResult {
   /** Objective per batch item, [N]. */
   value: tf.Tensor1D;

@@ -3,7 +3,7 @@
 // to the event loop between steps so a live view in the same process keeps running.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Model, TopK } from '../model.js';
-import { objectiveNode, objectiveSeed, objectiveValue, type UnitObjective } from '../objectives.js';
+import { objectiveMask, objectiveNode, type UnitObjective } from '../objectives.js';
 import { pixelParam, pyramidParam, type Parameterization } from './parameterization.js';
 import { regularize } from './regularizers.js';
 import type { SynthSettings } from './settings.js';
@@ -13,7 +13,8 @@ const GREY = 127.5;
 
 export interface SynthRequest {
   model: Model;
-  objective: UnitObjective;
+  /** One objective for every seed, or one per seed (all reading the same layer: an atlas batch). */
+  objective: UnitObjective | UnitObjective[];
   settings: SynthSettings;
   /** One image per seed; seeds make runs reproducible. */
   seeds: number[];
@@ -105,21 +106,23 @@ interface StepEval {
 }
 
 /** Objective, its gradient w.r.t. the NETWORK INPUT, and the target probability, for centred pixels. */
-function evaluate(model: Model, img: tf.Tensor4D, o: UnitObjective, node: number): StepEval {
+function evaluate(model: Model, img: tf.Tensor4D, objectives: UnitObjective[], node: number): StepEval {
   const [value, grad, prob] = tf.tidy(() => {
     const x = model.preprocess(tf.clipByValue(tf.add(img, GREY), 0, 255) as tf.Tensor4D);
-    const until = o.kind === 'class' ? model.compiled.logitsNode : node;
-    const values = model.compiled.net.run(x, { until: Math.max(until, node) });
-    const out = values[node]!;
-    const value = objectiveValue(out, o);
-    const grad = model.compiled.net.backward(values, node, objectiveSeed(out.shape, o)) as tf.Tensor4D;
-    let prob: tf.Tensor1D | null = null;
-    if (o.kind === 'class') {
-      const logits = values[model.compiled.logitsNode]!;
-      const p = tf.softmax(tf.reshape(logits, [logits.shape[0]!, -1]));
-      prob = tf.reshape(tf.slice(p, [0, o.index], [-1, 1]), [-1]) as tf.Tensor1D;
-    }
-    return prob ? [value, grad, prob] : [value, grad];
+    const classes = objectives.every((o) => o.kind === 'class');
+    const values = model.compiled.net.run(x, { until: Math.max(classes ? model.compiled.logitsNode : node, node) });
+    // The objective is the unit's PRE-activation (before its own ReLU/ReLU6): a unit that starts
+    // dead (0 behind its ReLU) would have no gradient, and a ReLU6 unit would stop improving at 6.
+    // Class logits are linear anyway.
+    const pre = model.compiled.net.preActivation(values, node);
+    const mask = objectiveMask(pre.shape, objectives);
+    const value = tf.sum(tf.reshape(tf.mul(pre, mask), [pre.shape[0]!, -1]), 1) as tf.Tensor1D;
+    const grad = model.compiled.net.backward(values, node, mask, { linearStart: true }) as tf.Tensor4D;
+    if (!classes) return [value, grad];
+    const logits = values[model.compiled.logitsNode]!;
+    const p = tf.softmax(tf.reshape(logits, [logits.shape[0]!, -1]));
+    const prob = tf.sum(tf.mul(p, tf.oneHot(objectives.map((o) => (o as { index: number }).index), p.shape[1]!)), 1);
+    return [value, grad, prob];
   });
   return { value: value as tf.Tensor1D, grad: grad as tf.Tensor4D, prob: (prob as tf.Tensor1D | undefined) ?? null };
 }
@@ -127,11 +130,16 @@ function evaluate(model: Model, img: tf.Tensor4D, o: UnitObjective, node: number
 const nextTick = () => new Promise<void>((r) => setImmediate(r));
 
 export async function synthesize(req: SynthRequest): Promise<SynthResult> {
-  const { model, objective: o, settings: s, seeds } = req;
+  const { model, settings: s, seeds } = req;
   if (seeds.length < 1) throw new Error('at least one seed is needed');
+  const objectives = Array.isArray(req.objective) ? req.objective : seeds.map(() => req.objective as UnitObjective);
+  if (objectives.length !== seeds.length) throw new Error(`${objectives.length} objectives for ${seeds.length} seeds`);
+  const o = objectives[0]!;
+  const isClass = objectives.every((x) => x.kind === 'class');
   const [h, w] = req.size ?? model.inputSize;
   if (h < 32 || w < 32 || h > 1024 || w > 1024) throw new Error(`image size ${h}×${w} is outside 32…1024 px`);
   const node = objectiveNode(model, o);
+  for (const x of objectives) if (objectiveNode(model, x) !== node) throw new Error('every objective of one run must read the same layer');
   const n = seeds.length;
   const t0 = performance.now();
 
@@ -160,7 +168,7 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
       const dy = s.jitter ? Math.round((jitter() * 2 - 1) * s.jitter) : 0;
       const dx = s.jitter ? Math.round((jitter() * 2 - 1) * s.jitter) : 0;
       const seen = dy || dx ? roll(img, dy, dx) : img;
-      const ev = evaluate(model, seen, o, node);
+      const ev = evaluate(model, seen, objectives, node);
       const gIn = dy || dx ? roll(ev.grad, -dy, -dx) : ev.grad;
       const values = Array.from(await ev.value.data());
       const probs = ev.prob ? Array.from(await ev.prob.data()) : null;
@@ -230,10 +238,11 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
     const saved = tf.tidy(() => tf.concat(rgb.map((b) => tf.tensor4d(b, [1, h, w, 3], 'int32').toFloat())) as tf.Tensor4D);
     let top5: TopK[][] | null = null;
     let finalProb: number[] | null = null;
-    if (o.kind === 'class') {
+    if (isClass) {
       const logits = tf.tidy(() => model.forward(model.preprocess(saved)).logits!);
       top5 = await model.topK(logits, 5);
-      finalProb = Array.from(tf.tidy(() => tf.slice(tf.softmax(logits), [0, o.index], [-1, 1]).dataSync()));
+      const p = tf.tidy(() => tf.softmax(logits).dataSync());
+      finalProb = objectives.map((x, i) => p[i * logits.shape[1] + (x as { index: number }).index]!);
       logits.dispose();
     }
     saved.dispose();

@@ -1,0 +1,216 @@
+// The atlas: every unit of a layer synthesised once and cached, for the app's pattern mode and for
+// offline demos. Layout (one folder to copy to another machine):
+//   <root>/<modelId>-<checksum12>/<layer>/<settingsKey12>/
+//       index.json                 what was asked and what is done (written atomically)
+//       unit-0007-seed-1.png …     one PNG per unit and seed, full size
+//       sprite.png                 the first seed of every finished unit, tiled, for the grid
+// Units are synthesised several at a time (one batch item per unit and seed: one forward and one
+// backward pass per step for the whole batch). Finished units are never redone, so an interrupted
+// build resumes where it stopped.
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { encodePng } from '../images.js';
+import type { Model } from '../model.js';
+import type { UnitObjective } from '../objectives.js';
+import { synthesize } from './run.js';
+import { presetSettings, SynthSettingsSchema, type PresetName, type SynthSettings } from './settings.js';
+import { isLogitsLayer } from './target.js';
+
+export const ATLAS_TILE = 64;
+
+export function defaultAtlasRoot(): string {
+  if (process.env.DEEPVIS_ATLAS_DIR) return process.env.DEEPVIS_ATLAS_DIR;
+  return join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'deepvis', 'atlas');
+}
+
+export interface AtlasSpec {
+  preset: PresetName;
+  overrides?: Partial<SynthSettings>;
+  iterations?: number;
+  seeds: number;
+  size?: number;
+}
+
+export interface AtlasUnitEntry {
+  files: string[];
+  objectiveStart: number[];
+  objectiveBest: number[];
+}
+
+export interface AtlasIndex {
+  version: 1;
+  model: string;
+  modelChecksum: string;
+  layer: string;
+  display: string;
+  unitCount: number;
+  preset: PresetName;
+  settings: SynthSettings;
+  size: [number, number];
+  seeds: number[];
+  done: Record<string, AtlasUnitEntry>;
+  sprite: { file: string; cols: number; tile: number; units: number[] } | null;
+  seconds: number;
+}
+
+export interface AtlasProgress {
+  done: number;
+  total: number;
+  unitsThisBatch: number[];
+  iteration: number;
+  iterations: number;
+}
+
+function settingsKey(settings: SynthSettings, size: [number, number], seeds: number[]): string {
+  return createHash('sha256').update(JSON.stringify({ settings, size, seeds })).digest('hex').slice(0, 12);
+}
+
+export function atlasFolder(root: string, model: Model, layer: string, settings: SynthSettings, size: [number, number], seeds: number[]): string {
+  return join(root, `${model.id}-${model.checksum.slice(0, 12)}`, layer, settingsKey(settings, size, seeds));
+}
+
+function writeAtomic(path: string, data: string | Buffer): void {
+  const tmp = `${path}.tmp-${process.pid}`;
+  writeFileSync(tmp, data);
+  renameSync(tmp, path);
+}
+
+function readIndex(dir: string): AtlasIndex | null {
+  const p = join(dir, 'index.json');
+  if (!existsSync(p)) return null;
+  try {
+    return JSON.parse(readFileSync(p, 'utf8')) as AtlasIndex;
+  } catch {
+    return null; // unreadable index: the units are redone (their PNGs are simply overwritten)
+  }
+}
+
+async function writeSprite(dir: string, index: AtlasIndex): Promise<void> {
+  const units = Object.keys(index.done)
+    .map(Number)
+    .sort((a, b) => a - b);
+  if (!units.length) return;
+  const cols = Math.ceil(Math.sqrt(units.length));
+  const rows = Math.ceil(units.length / cols);
+  const tiles = await Promise.all(
+    units.map((u) => sharp(join(dir, index.done[String(u)]!.files[0]!)).resize(ATLAS_TILE, ATLAS_TILE, { kernel: 'lanczos3' }).png().toBuffer()),
+  );
+  const sprite = await sharp({ create: { width: cols * ATLAS_TILE, height: rows * ATLAS_TILE, channels: 3, background: '#808080' } })
+    .composite(tiles.map((input, i) => ({ input, left: (i % cols) * ATLAS_TILE, top: Math.floor(i / cols) * ATLAS_TILE })))
+    .png()
+    .toBuffer();
+  writeAtomic(join(dir, 'sprite.png'), sprite);
+  index.sprite = { file: 'sprite.png', cols, tile: ATLAS_TILE, units };
+}
+
+export interface BuildAtlasOptions {
+  model: Model;
+  layer: string;
+  /** Inclusive unit range; default: every unit of the layer. */
+  units?: [number, number];
+  spec: AtlasSpec;
+  root?: string;
+  /** Batch items per step (units × seeds); default 8. */
+  batch?: number;
+  signal?: AbortSignal;
+  onProgress?: (p: AtlasProgress) => void;
+}
+
+export async function buildAtlas(opts: BuildAtlasOptions): Promise<{ dir: string; index: AtlasIndex; built: number; skipped: number }> {
+  const { model, spec } = opts;
+  const info = model.layer(opts.layer);
+  const classes = isLogitsLayer(model, info.name);
+  const settings = SynthSettingsSchema.parse({ ...presetSettings(spec.preset), ...(spec.overrides ?? {}), ...(spec.iterations ? { iterations: spec.iterations } : {}) });
+  const size: [number, number] = spec.size ? [spec.size, spec.size] : model.inputSize;
+  const seeds = Array.from({ length: Math.max(1, spec.seeds) }, (_, i) => i + 1);
+  const [lo, hi] = opts.units ?? [0, info.units - 1];
+  if (lo < 0 || hi >= info.units || lo > hi) throw new Error(`unit range ${lo}-${hi} is outside ${info.display} (0…${info.units - 1})`);
+  const dir = atlasFolder(opts.root ?? defaultAtlasRoot(), model, info.name, settings, size, seeds);
+  mkdirSync(dir, { recursive: true });
+  const index: AtlasIndex = readIndex(dir) ?? {
+    version: 1,
+    model: model.id,
+    modelChecksum: model.checksum,
+    layer: info.name,
+    display: info.display,
+    unitCount: info.units,
+    preset: spec.preset,
+    settings,
+    size,
+    seeds,
+    done: {},
+    sprite: null,
+    seconds: 0,
+  };
+  const todo: number[] = [];
+  for (let u = lo; u <= hi; u++) if (!index.done[String(u)]) todo.push(u);
+  const skipped = hi - lo + 1 - todo.length;
+  const perBatch = Math.max(1, Math.floor((opts.batch ?? 8) / seeds.length));
+  let built = 0;
+  for (let i = 0; i < todo.length; i += perBatch) {
+    if (opts.signal?.aborted) break;
+    const units = todo.slice(i, i + perBatch);
+    const objectives: UnitObjective[] = [];
+    const itemSeeds: number[] = [];
+    for (const u of units) {
+      for (const sd of seeds) {
+        objectives.push(classes ? { kind: 'class', index: u } : { kind: 'channel', layer: info.name, channel: u });
+        itemSeeds.push(sd * 100_003 + u); // distinct noise per unit and seed, stable across runs
+      }
+    }
+    const r = await synthesize({
+      model,
+      objective: objectives,
+      settings,
+      seeds: itemSeeds,
+      size,
+      signal: opts.signal,
+      onProgress: (p) => opts.onProgress?.({ done: skipped + built, total: hi - lo + 1, unitsThisBatch: units, iteration: p.iteration, iterations: p.iterations }),
+    });
+    if (r.cancelled) break;
+    for (let k = 0; k < units.length; k++) {
+      const u = units[k]!;
+      const entry: AtlasUnitEntry = { files: [], objectiveStart: [], objectiveBest: [] };
+      for (let j = 0; j < seeds.length; j++) {
+        const im = r.images[k * seeds.length + j]!;
+        const file = `unit-${String(u).padStart(4, '0')}-seed-${seeds[j]}.png`;
+        writeAtomic(join(dir, file), await encodePng(im.rgb, im.width, im.height));
+        entry.files.push(file);
+        entry.objectiveStart.push(im.objectiveStart);
+        entry.objectiveBest.push(im.objectiveBest);
+      }
+      index.done[String(u)] = entry;
+    }
+    built += units.length;
+    index.seconds += r.seconds;
+    // Persist after every batch: an interruption loses at most the batch in flight.
+    writeAtomic(join(dir, 'index.json'), JSON.stringify(index, null, 1) + '\n');
+  }
+  await writeSprite(dir, index);
+  writeAtomic(join(dir, 'index.json'), JSON.stringify(index, null, 1) + '\n');
+  opts.onProgress?.({ done: skipped + built, total: hi - lo + 1, unitsThisBatch: [], iteration: 0, iterations: 0 });
+  return { dir, index, built, skipped };
+}
+
+/**
+ * The most recently written atlas of this model's layer under `root` (any settings), with its
+ * folder, or null. Matches the model by id and checksum, so a changed model never shows stale images.
+ */
+export function findAtlas(root: string, model: Model, layer: string): { dir: string; index: AtlasIndex } | null {
+  const layerDir = join(root, `${model.id}-${model.checksum.slice(0, 12)}`, layer);
+  if (!existsSync(layerDir)) return null;
+  let best: { dir: string; index: AtlasIndex; mtime: number } | null = null;
+  for (const key of readdirSync(layerDir)) {
+    const dir = join(layerDir, key);
+    const p = join(dir, 'index.json');
+    if (!existsSync(p)) continue;
+    const index = readIndex(dir);
+    if (!index?.sprite || index.modelChecksum !== model.checksum) continue;
+    const mtime = statSync(p).mtimeMs;
+    if (!best || mtime > best.mtime) best = { dir, index, mtime };
+  }
+  return best ? { dir: best.dir, index: best.index } : null;
+}
