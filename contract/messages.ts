@@ -117,6 +117,9 @@ export const SynthStartRequest = z.object({
 
 export const SynthCancelRequest = z.object({ type: z.literal('synthCancel'), jobId: z.string().min(1).max(100), seq: Seq });
 
+/** The cached atlas of a layer (pattern mode, key s): built by `deepvis atlas`. */
+export const AtlasRequest = z.object({ type: z.literal('atlas'), layer: z.string().min(1).max(200), seq: Seq });
+
 export const RequestSchema = z.discriminatedUnion('type', [
   HelloRequest,
   LoadModelRequest,
@@ -125,6 +128,7 @@ export const RequestSchema = z.discriminatedUnion('type', [
   FrameRequest,
   SynthStartRequest,
   SynthCancelRequest,
+  AtlasRequest,
 ]);
 export type Request = z.infer<typeof RequestSchema>;
 
@@ -219,7 +223,26 @@ export const SynthStartedReply = z.object({
 
 export const SynthCancelReply = z.object({ type: z.literal('synthCancel'), jobId: z.string(), cancelled: z.boolean(), seq: Seq });
 
+/**
+ * A layer's atlas, when one was built: a PNG sprite of `tile`×`tile` images, `cols` per row, the
+ * i-th tile showing unit units[i] (first seed). found=false says how to build one.
+ */
+export const AtlasReply = z.object({
+  type: z.literal('atlas'),
+  layer: z.string(),
+  found: z.boolean(),
+  hint: z.string().optional(),
+  preset: z.string().optional(),
+  unitCount: z.number().int().optional(),
+  tile: z.number().int().optional(),
+  cols: z.number().int().optional(),
+  units: z.array(z.number().int()).optional(),
+  sprite: Bytes.optional(),
+  seq: Seq,
+});
+
 export const ReplySchema = z.discriminatedUnion('type', [
+  AtlasReply,
   SynthStartedReply,
   SynthCancelReply,
   HelloReply,

@@ -64,3 +64,21 @@ describe('atlas', () => {
     rmSync(copy, { recursive: true, force: true });
   });
 });
+
+describe('atlas through the engine host (pattern mode)', () => {
+  it('answers with the sprite when built, and with how to build it when not', async () => {
+    const { EngineSession } = await import('../main/session/engine-session.js');
+    const root = mkdtempSync(join(tmpdir(), 'deepvis-atlas-session-'));
+    const session = await EngineSession.create({ backend: 'wasm', model: 'mobilenet-v1-0.25', atlasDir: root });
+    const missing = await session.handle({ type: 'atlas', layer: 'pw3' });
+    expect(missing).toMatchObject({ type: 'atlas', found: false });
+    expect((missing as { hint: string }).hint).toMatch(/npx deepvis atlas --model mobilenet-v1-0.25 --layer pw3/);
+    await buildAtlas({ model: session.model!, layer: 'pw3', units: [0, 3], spec: { preset: 'fast', iterations: 5, seeds: 1, size: 64 }, root });
+    const found = await session.handle({ type: 'atlas', layer: 'pw3' });
+    expect(found).toMatchObject({ type: 'atlas', found: true, layer: 'conv_pw_3_relu', units: [0, 1, 2, 3], tile: ATLAS_TILE, cols: 2 });
+    const png = (found as { sprite: Uint8Array }).sprite;
+    expect(Buffer.from(png.subarray(1, 4)).toString()).toBe('PNG');
+    await session.dispose();
+    rmSync(root, { recursive: true, force: true });
+  });
+});

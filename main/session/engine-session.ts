@@ -25,6 +25,9 @@ import {
   type BackendReport,
   type Model,
 } from '../engine/index.js';
+import { readFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { defaultAtlasRoot, findAtlas } from '../engine/synthesis/atlas.js';
 import { SynthJobs, type SynthJobEvent } from '../engine/synthesis/jobs.js';
 
 /** Who sent a request, and how to push events (synthesis progress) back to them. */
@@ -81,6 +84,8 @@ export interface EngineSessionOptions {
   modelsDir?: string;
   /** Progress and problems, one line each (default: nothing). */
   log?: (line: string) => void;
+  /** Where `deepvis atlas` caches layers (default: $DEEPVIS_ATLAS_DIR or ~/.cache/deepvis/atlas). */
+  atlasDir?: string;
 }
 
 type FrameJob = { kind: 'frame'; req: FrameRequestT; resolve: (r: Reply) => void };
@@ -242,6 +247,8 @@ export class EngineSession extends EventEmitter<SessionEvents> {
           return this.enqueueFrame(req);
         case 'synthStart':
           return Promise.resolve(this.startSynth(req, client));
+        case 'atlas':
+          return Promise.resolve(this.atlas(req));
         case 'synthCancel':
           return Promise.resolve({ type: 'synthCancel', jobId: req.jobId, cancelled: this.synth.cancel(req.jobId), ...seqOf(req) });
       }
@@ -262,6 +269,40 @@ export class EngineSession extends EventEmitter<SessionEvents> {
         (e) => client.emit(synthEvent(e)),
       );
       return { type: 'synthStarted', jobId, label: target.label, layer: target.layer, unit: target.unit, settings: settings as unknown as Record<string, unknown>, ...seqOf(req) };
+    } catch (e) {
+      return this.error(req, errorMessage(e));
+    }
+  }
+
+  private atlas(req: Extract<Request, { type: 'atlas' }>): Reply {
+    const model = this.current;
+    if (!model) return this.error(req, 'no model is loaded');
+    try {
+      const layer = model.layer(req.layer);
+      const found = findAtlas(this.opts.atlasDir ?? defaultAtlasRoot(), model, layer.name);
+      if (!found?.index.sprite) {
+        return {
+          type: 'atlas',
+          layer: layer.name,
+          found: false,
+          hint: `no atlas for ${layer.display} yet — build one with: npx deepvis atlas --model ${model.id} --layer ${layer.display}`,
+          ...seqOf(req),
+        };
+      }
+      const { index, dir } = found;
+      const sprite = readFileSync(join(dir, index.sprite!.file));
+      return {
+        type: 'atlas',
+        layer: layer.name,
+        found: true,
+        preset: index.preset,
+        unitCount: index.unitCount,
+        tile: index.sprite!.tile,
+        cols: index.sprite!.cols,
+        units: index.sprite!.units,
+        sprite: new Uint8Array(sprite.buffer, sprite.byteOffset, sprite.byteLength) as Uint8Array<ArrayBuffer>,
+        ...seqOf(req),
+      };
     } catch (e) {
       return this.error(req, errorMessage(e));
     }
