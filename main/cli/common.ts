@@ -1,8 +1,6 @@
 // Shared pieces of the command line: global options, model lookup, backend start-up, and the
 // output rules (stdout carries only the result — JSON with --json —; messages go to stderr as
 // one line each, "deepvis: <message>").
-import { readFileSync } from 'node:fs';
-import { join } from 'node:path';
 import { InvalidArgumentError, type Command } from 'commander';
 import * as tf from '@tensorflow/tfjs-core';
 import {
@@ -10,6 +8,7 @@ import {
   listModels,
   loadModel,
   modelsDir,
+  readClasses,
   selectBackend,
   type BackendReport,
   type ClassInfo,
@@ -143,12 +142,6 @@ export async function openModel(entry: ModelEntry, dir: string): Promise<Model> 
   }
 }
 
-function readJsonArray(path: string): unknown[] {
-  const v: unknown = JSON.parse(readFileSync(path, 'utf8'));
-  if (!Array.isArray(v)) throw new Error(`${path}: expected a JSON array`);
-  return v;
-}
-
 /**
  * A model's classes in its own order, read from its class files only (no weights, no backend):
  * enough for class lookups and for listing a model whose weights are missing.
@@ -157,12 +150,7 @@ export function readModelClasses(entry: ModelEntry): ClassInfo[] {
   const d = entry.descriptor;
   if (!d) throw new CliError(`model ${entry.id}: ${oneLine(entry.problem ?? 'no descriptor')}`, EXIT_FAILURE);
   try {
-    const names = readJsonArray(join(entry.dir, d.classes.names));
-    const wnids = d.classes.wnids ? readJsonArray(join(entry.dir, d.classes.wnids)) : null;
-    if (wnids && wnids.length !== names.length) {
-      throw new Error(`${d.classes.wnids}: ${wnids.length} WordNet ids for ${names.length} class names`);
-    }
-    return names.map((name, index) => ({ index, name: String(name), wnid: wnids ? String(wnids[index]) : null }));
+    return readClasses(entry.dir, d);
   } catch (e) {
     throw new CliError(`model ${entry.id}: cannot read its classes (${oneLine(e)})`, EXIT_FAILURE);
   }

@@ -1,6 +1,6 @@
 // The engine's public surface: everything main/, web mode and the CLI may use.
 export { selectBackend, describeBackend, currentBackend, BACKEND_ORDER, type BackendReport, type BackendChoice } from './backend.js';
-export { listModels, loadModel, modelsDir, DEFAULT_MODEL_ID, type ModelEntry } from './model-store.js';
+export { listModels, loadModel, readClasses, modelsDir, DEFAULT_MODEL_ID, type ModelEntry } from './model-store.js';
 export { Model, type ClassInfo, type LayerInfo, type TopK, type ForwardOptions, type ForwardResult } from './model.js';
 export { resolveClass } from './classes.js';
 export {
@@ -15,3 +15,47 @@ export {
   type GradientResult,
 } from './objectives.js';
 export { decodeImage, loadImageForModel, rgbaToModelPixels, cropResize, encodePng, type RgbImage } from './images.js';
+// Back-projection and attribution (issue 5).
+export { backproject, backwardRule, describeTarget, targetNode, targetSeed, BACK_MODES, type BackMode, type BackTarget, type BackprojectOptions } from './backprojection.js';
+export { gradCam, defaultGradCamLayer, jet, overlayHeat, type GradCamOptions, type GradCamResult } from './gradcam.js';
+export {
+  filterMap,
+  displayBytes,
+  toByteRange,
+  rgbBytes,
+  pixelNorm,
+  gaussianBlur,
+  DISPLAY_FILTERS,
+  type DisplayFilter,
+  type FilterOptions,
+} from './display-filters.js';
+// Receptive fields and the top-k image-patch index (issue 6).
+export {
+  receptiveFields,
+  regionOf,
+  cropGeometry,
+  boxToOriginal,
+  ReceptiveFields,
+  type LayerField,
+  type AxisField,
+  type Box,
+  type Region,
+  type CropGeometry,
+} from './receptive-field.js';
+export {
+  TopKIndex,
+  TopKIndexer,
+  TopKTable,
+  defaultIndexDir,
+  indexPath,
+  lockIndex,
+  prepareImage,
+  DEFAULT_TOPK,
+  type TopKHit,
+  type ScannedFile,
+  type UnreadableFile,
+  type IndexedLayer,
+  type OpenResult,
+} from './topk-index.js';
+export { startIndexing, indexFiles, listImageFiles, IMAGE_EXTENSIONS, type IndexJob, type IndexProgress, type IndexRunOptions, type IndexRunResult } from './topk-runner.js';
+export { SessionTopK, type SessionTopKOptions, type SessionHit, type SessionCrop, type FramePixels } from './topk-session.js';

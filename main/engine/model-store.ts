@@ -90,7 +90,8 @@ function readWeights(mdir: string, manifest: tf.io.WeightsManifestConfig): tf.Na
   return tf.io.decodeWeights(ab, specs);
 }
 
-function readClasses(mdir: string, d: ModelDescriptor): ClassInfo[] {
+/** A model's classes in its own order, from its class files alone (no weights needed). */
+export function readClasses(mdir: string, d: ModelDescriptor): ClassInfo[] {
   const names = readJson(join(mdir, d.classes.names)) as string[];
   const wnids = d.classes.wnids ? (readJson(join(mdir, d.classes.wnids)) as string[]) : null;
   if (!Array.isArray(names)) throw new Error(`${d.classes.names}: expected a JSON array of class names`);
