@@ -26,6 +26,16 @@ export type Activation =
  *  - deconv: Zeiler & Fergus — the backward signal itself is rectified, ignoring the forward
  *    activation (for LeakyReLU: negative signal scaled by alpha; for ReLU6 the upper clip is ignored);
  *  - guided: both gates — the true derivative applied to the rectified backward signal.
+ * With y the forward output, g the incoming signal and f the unit's nonlinearity, per element:
+ *   ReLU:      gradient g·[y>0]         deconv relu(g)          guided relu(g)·[y>0]   (Springenberg)
+ *   ReLU6:     gradient g·[0<y<6]       deconv relu(g)          guided relu(g)·[0<y<6]
+ *   Leaky(α):  gradient g·(y>0 ? 1 : α) deconv leaky_α(g)       guided leaky_α(g)·(y>0 ? 1 : α)
+ * i.e. deconv applies the unit's own nonlinearity to the signal (ZF's "pass the reconstruction
+ * through a relu"). ReLU6's clip at 6 is dropped there because the signal's scale is arbitrary
+ * (relu and leaky are positively homogeneous, a clip at 6 is not); its saturation still gates
+ * guided, like the true derivative. For LeakyReLU "rectified" keeps a negative part (α·g, α² where
+ * both gates are closed), so deconv/guided signals of leaky networks are not sign-constrained;
+ * after a ReLU/ReLU6 they are ≥ 0.
  */
 export type BackwardRule = 'gradient' | 'deconv' | 'guided';
 
@@ -130,7 +140,8 @@ export function convInputGrad(dy: tf.Tensor4D, spec: ConvSpec, inShape: number[]
 /** Backward signal through an activation, given the forward OUTPUT y (enough for every rectifier here). */
 export function activationBackward(dy: tf.Tensor, y: tf.Tensor, act: Activation, rule: BackwardRule): tf.Tensor {
   if (act.kind === 'linear') return dy;
-  const rectified = (s: tf.Tensor) => (act.kind === 'leaky' ? tf.where(tf.greater(s, 0), s, tf.mul(s, act.alpha)) : tf.relu(s));
+  // One kernel each (leakyRelu(s) = s > 0 ? s : α·s, the unit's own nonlinearity).
+  const rectified = (s: tf.Tensor) => (act.kind === 'leaky' ? tf.leakyRelu(s, act.alpha) : tf.relu(s));
   // tf.step(v, a) is 1 where v > 0 and a elsewhere: one kernel per gate.
   const gate = (s: tf.Tensor) => {
     if (act.kind === 'relu') return tf.mul(s, tf.step(y));
