@@ -1,8 +1,10 @@
 // `npm run bench`: engine speed figures as one JSON document (also written to bench/latest.json).
 // Per model and per backend that starts here: forward_ms, forward_taps_ms, grad_ms_logit,
 // grad_ms_mid, grad_ms_batch4 — each the median of ≥ 10 runs after warm-up.
+// backproj_ms {backprop, deconv, guided, gradcam}: one unit of the middle layer, batch 1.
+// index_images_per_s: top-k indexing of preloaded images, every displayed layer (issue 6).
 //   npm run bench -- [--backends wasm,cpu] [--models id,…] [--runs N]
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -12,6 +14,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { benchSynthesis } from './bench-synthesis.js';
 import { BACKEND_ORDER, inputGradient, listModels, loadModel, selectBackend, type Model, type UnitObjective } from '../main/engine/index.js';
+import { backproject, defaultGradCamLayer, gradCam, BACK_MODES } from '../main/engine/index.js';
 
 const { values: args } = parseArgs({
   options: {
@@ -102,6 +105,127 @@ async function benchModel(m: Model): Promise<Record<string, number | string>> {
   return out;
 }
 
+// ── Back-projection (issue 5): backproj_ms per mode for one unit (channel 0) of the middle layer,
+// batch 1 — the whole map (forward to the layer + backward to the input, or to the Grad-CAM layer).
+// The input gradient of the same layer is timed in the same rounds (grad_ms_mid_paired) so the
+// ratios compare like with like on a shared CPU; target: each ratio ≤ 1.2.
+async function benchBackprojection(m: Model): Promise<Record<string, unknown>> {
+  const [h, w] = m.inputSize;
+  const x = m.preprocess(tf.randomUniform([1, h, w, 3], 0, 255, 'float32', 1) as tf.Tensor4D);
+  const mid = middleLayer(m);
+  const unit = { kind: 'channel' as const, layer: mid, channel: 0 };
+  const runs: Record<string, () => Promise<void>> = {
+    grad: async () => {
+      const r = inputGradient(m, x, unit);
+      await r.grad.data();
+      tf.dispose([r.grad, r.value]);
+    },
+  };
+  for (const mode of BACK_MODES) {
+    runs[mode] = async () => {
+      const g = backproject(m, x, unit, mode);
+      await g.data();
+      g.dispose();
+    };
+  }
+  runs.gradcam = async () => {
+    const r = gradCam(m, x, unit);
+    await r.heat.data();
+    tf.dispose([r.heat, r.coarse]);
+  };
+  const times: Record<string, number[]> = Object.fromEntries(Object.keys(runs).map((k) => [k, []]));
+  for (let i = 0; i < RUNS + 3; i++) {
+    for (const [k, fn] of Object.entries(runs)) {
+      const t0 = performance.now();
+      await fn();
+      if (i >= 3) times[k]!.push(performance.now() - t0);
+    }
+  }
+  x.dispose();
+  const med = (k: string) => Math.round(median(times[k]!) * 100) / 100;
+  const modes = [...BACK_MODES, 'gradcam'];
+  return {
+    backproj_ms: Object.fromEntries(modes.map((k) => [k, med(k)])),
+    backproj_vs_grad_mid: Object.fromEntries(modes.map((k) => [k, Math.round((med(k) / med('grad')) * 100) / 100])),
+    grad_ms_mid_paired: med('grad'),
+    backproj_gradcam_layer: defaultGradCamLayer(m, unit),
+  };
+}
+
+// ── Top-k index (issue 6): index_images_per_s — images added per second to a fresh TopKIndexer
+// tracking every displayed layer (k = 9) at 224 px, over 56 distinct images (the 7 fixture photos
+// and their mirror images, each whole and as three crops) PRELOADED as pixel tensors: decoding is
+// not counted. index_images_per_s_second_half: images 29–56 only, nearer the steady state of a big
+// folder (in the first k images every unit takes every image). Each round also times forward_taps
+// (forward + download of every displayed layer, preprocessing excluded as in forward_taps_ms) on
+// the same images, so the target (index ≥ 0.8 / forward_taps_ms × 1000) compares like with like
+// on a shared CPU: index_target_images_per_s is computed from that paired figure.
+async function benchIndexing(m: Model): Promise<Record<string, unknown>> {
+  const { TopKIndexer } = await import('../main/engine/topk-index.js');
+  const { loadImageForModel } = await import('../main/engine/images.js');
+  const photosDir = process.env.DEEPVIS_PHOTOS ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'fixtures', 'photos');
+  const names = ['dog', 'eagle', 'giraffe', 'horses', 'kite', 'person', 'scream'];
+  const [h, w] = m.inputSize;
+  const pixels: tf.Tensor4D[] = [];
+  const crop = (t: tf.Tensor4D, top: number, left: number, f: number) =>
+    tf.tidy(() => tf.image.resizeBilinear(tf.slice(t, [0, Math.round(h * top), Math.round(w * left), 0], [1, Math.round(h * f), Math.round(w * f), 3]) as tf.Tensor4D, [h, w], false, true));
+  for (const [i, n] of names.entries()) {
+    const file = join(photosDir, `${n}.jpg`);
+    const base = existsSync(file) ? await loadImageForModel(file, m.inputSize) : (tf.randomUniform([1, h, w, 3], 0, 255, 'float32', i) as tf.Tensor4D);
+    for (const img of [base, tf.tidy(() => tf.reverse(base, 2) as tf.Tensor4D)]) {
+      pixels.push(img, crop(img, 0, 0, 0.75), crop(img, 0.25, 0.25, 0.5), crop(img, 0.2, 0.4, 0.6));
+    }
+  }
+  const taps = m.layers.map((l) => l.name);
+  const half = pixels.length >> 1;
+  const indexRound = async () => {
+    const ix = TopKIndexer.create(m, 9);
+    const t0 = performance.now();
+    let tHalf = t0;
+    for (const [i, px] of pixels.entries()) {
+      if (i === half) tHalf = performance.now();
+      await ix.addPixels(px, { path: `/bench/${i}.jpg`, size: i, mtimeMs: 0, width: w, height: h });
+    }
+    const t1 = performance.now();
+    ix.dispose();
+    return { all: (t1 - t0) / pixels.length, second: (t1 - tHalf) / (pixels.length - half) };
+  };
+  // The comparator is forward_taps_ms's own operation on each image, preprocessing excluded (as
+  // there); indexing includes its preprocessing.
+  const inputs = pixels.map((px) => m.preprocess(px));
+  const tapsRound = async () => {
+    const t0 = performance.now();
+    for (const x of inputs) {
+      const r = tf.tidy(() => m.forward(x, { taps }) as unknown as tf.TensorContainer) as unknown as ReturnType<Model['forward']>;
+      await Promise.all([r.logits!.data(), ...Object.values(r.taps).map((t) => t.data())]);
+      tf.dispose([r.logits!, ...Object.values(r.taps)]);
+    }
+    return (performance.now() - t0) / pixels.length;
+  };
+  await indexRound();
+  await tapsRound();
+  const all: number[] = [];
+  const second: number[] = [];
+  const fwd: number[] = [];
+  for (let r = 0; r < 5; r++) {
+    const t = await indexRound();
+    all.push(t.all);
+    second.push(t.second);
+    fwd.push(await tapsRound());
+  }
+  tf.dispose([...pixels, ...inputs]);
+  const tapsMs = median(fwd);
+  const round2 = (v: number) => Math.round(v * 100) / 100;
+  return {
+    index_images_per_s: round2(1000 / median(all)),
+    index_images_per_s_second_half: round2(1000 / median(second)),
+    index_forward_taps_ms_paired: round2(tapsMs),
+    index_target_images_per_s: round2((0.8 / tapsMs) * 1000),
+    index_images: pixels.length,
+    index_note: 'decoding excluded (images preloaded); fresh index per round, k=9, all displayed layers',
+  };
+}
+
 const wantBackends = args.backends ? args.backends.split(',') : [...BACKEND_ORDER];
 const modelIds = args.models ? args.models.split(',') : listModels().filter((e) => !e.problem).map((e) => e.id);
 const results: Record<string, Record<string, unknown>> = {};
@@ -117,6 +241,8 @@ for (const b of wantBackends) {
     const m = await loadModel(id);
     process.stderr.write(`bench: ${id} on ${b}…\n`);
     const figures: Record<string, unknown> = await benchModel(m);
+    Object.assign(figures, await benchBackprojection(m));
+    Object.assign(figures, await benchIndexing(m));
     if (!args['skip-synth']) {
       process.stderr.write(`bench: ${id} synthesis on ${b}…\n`);
       Object.assign(figures, await benchSynthesis(m, { paper3Iterations: args['paper3-iterations'] ? Number(args['paper3-iterations']) : undefined }));

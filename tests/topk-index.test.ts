@@ -1,0 +1,399 @@
+// The top-k index engine: the table merge and the per-unit maxima against brute force, the index
+// on real photos against direct forward passes, saving/loading, forgetting, the background runner
+// (yields to the live view, stops cleanly) and the camera session's bounded memory.
+import { mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { cropResize, decodeImage, loadImageForModel, loadModel, selectBackend, type Model } from '../main/engine/index.js';
+import { receptiveFields } from '../main/engine/receptive-field.js';
+import { indexFiles, listImageFiles, startIndexing } from '../main/engine/topk-runner.js';
+import { SessionTopK } from '../main/engine/topk-session.js';
+import { cropResizeFast, TopKIndex, TopKIndexer, TopKTable, unitCandidates } from '../main/engine/topk-index.js';
+import { PHOTOS, PHOTOS_DIR, photo } from './support/fixtures.js';
+
+/** A tiny deterministic PRNG (mulberry32). */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('TopKTable', () => {
+  it('keeps the k best (activation, then mean) of a stream, like sorting everything', () => {
+    const r = rng(1);
+    const units = 5;
+    const k = 4;
+    const t = new TopKTable(units, k);
+    const all: { u: number; a: number; m: number; img: number }[] = [];
+    for (let img = 0; img < 200; img++) {
+      for (let u = 0; u < units; u++) {
+        // Coarse values so ties in activation (broken by the mean) and full ties happen.
+        const a = Math.round(r() * 20) / 4;
+        const m = Math.round(r() * 8) / 8;
+        all.push({ u, a, m, img });
+        t.offer(u, a, m, img, img * 10 + u);
+      }
+    }
+    for (let u = 0; u < units; u++) {
+      // Stable sort: a full tie keeps the earlier image, as the table does.
+      const want = all
+        .filter((e) => e.u === u)
+        .sort((p, q) => q.a - p.a || q.m - p.m)
+        .slice(0, k);
+      expect(t.row(u).map((e) => [e.activation, e.mean, e.image, e.pos])).toEqual(want.map((e) => [e.a, e.m, e.img, e.img * 10 + u]));
+    }
+  });
+
+  it('forgets images and keeps rows sorted and packed', () => {
+    const t = new TopKTable(2, 3);
+    [5, 4, 3, 2].forEach((a, i) => t.offer(0, a, 0, i, i));
+    t.offer(1, 1, 0, 1, 0);
+    expect(t.remove((img) => img === 1)).toBe(2);
+    expect(t.row(0).map((e) => e.image)).toEqual([0, 2]);
+    expect(t.row(1)).toEqual([]);
+    const act = new Float32Array(2);
+    const mean = new Float32Array(2);
+    t.thresholds(act, mean);
+    expect([...act]).toEqual([-Infinity, -Infinity]);
+  });
+});
+
+describe('unitCandidates', () => {
+  beforeAll(async () => {
+    await selectBackend('wasm');
+  });
+
+  it('gives the max, mean and a position holding the max per channel, only for channels that beat their threshold', async () => {
+    const r = rng(2);
+    // Small maps (pooled globally, downloaded whole: the first maximum in row-major order), a
+    // 1×1 map, and large maps reduced over 2×2 and 4×4 blocks (the first block holding the
+    // maximum, then row-major inside it). Coarse values: many ties inside each map.
+    const shapes: [number, number, number][] = [
+      [7, 5, 6],
+      [1, 1, 4],
+      [3, 9, 2],
+      [10, 12, 5],
+      [16, 20, 70],
+    ];
+    const datas = shapes.map(([h, w, c]) => Float32Array.from({ length: h * w * c }, () => Math.round(r() * 6)));
+    const taps = shapes.map(([h, w, c], i) => tf.tensor4d(datas[i]!, [1, h, w, c]));
+    const thresholds = shapes.map(([, , c]) => ({
+      act: Float32Array.from({ length: c }, (_, u) => (u % 2 ? 6 : -Infinity)),
+      mean: Float32Array.from({ length: c }, () => 2.9),
+    }));
+    const got = await unitCandidates(taps, thresholds);
+    shapes.forEach(([h, w, c], l) => {
+      const d = datas[l]!;
+      const b = l === 3 ? 2 : l === 4 ? 4 : 0;
+      const units: number[] = [];
+      for (let u = 0; u < c; u++) {
+        let best = -Infinity;
+        let sum = 0;
+        for (let p = 0; p < h * w; p++) {
+          best = Math.max(best, d[p * c + u]!);
+          sum += d[p * c + u]!;
+        }
+        const label = `layer ${l} unit ${u}`;
+        expect(got[l]!.max[u], label).toBe(best);
+        expect(got[l]!.mean[u], label).toBeCloseTo(sum / (h * w), 4);
+        const ta = thresholds[l]!.act[u]!;
+        if (best > ta || (best === ta && got[l]!.mean[u]! > 2.9)) units.push(u);
+      }
+      expect([...got[l]!.units], `layer ${l}`).toEqual(units);
+      got[l]!.units.forEach((u, j) => {
+        const pos = got[l]!.pos[j]!;
+        expect(d[pos * c + u], `layer ${l} unit ${u} position ${pos}`).toBe(got[l]!.max[u]);
+        // Which maximum: row-major first for small maps; block order for blocked ones.
+        const order = Array.from({ length: h * w }, (_, p) => p);
+        if (b) {
+          const key = (p: number) => {
+            const y = Math.floor(p / w);
+            const x = p % w;
+            return ((Math.floor(y / b) * (w / b) + Math.floor(x / b)) * b + (y % b)) * b + (x % b);
+          };
+          order.sort((p, q) => key(p) - key(q));
+        }
+        expect(pos, `layer ${l} unit ${u}`).toBe(h * w === 1 ? 0 : order.find((p) => d[p * c + u] === got[l]!.max[u])!);
+      });
+    });
+    tf.dispose(taps);
+  });
+});
+
+describe('cropResizeFast', () => {
+  it('gives exactly the pixels of loadImageForModel (cropResize), faster', async () => {
+    await selectBackend('wasm');
+    for (const p of PHOTOS) {
+      const img = await decodeImage(photo(p));
+      const slow = tf.tidy(() => cropResize(tf.tensor3d(img.data, [img.height, img.width, 3], 'int32'), [224, 224]));
+      const fast = cropResizeFast(img, [224, 224]);
+      expect(tf.tidy(() => tf.max(tf.abs(tf.sub(slow, fast))).dataSync()[0]), p).toBe(0);
+      tf.dispose([slow, fast]);
+    }
+    // Odd shapes: wide, tall, already the right size (no resize), smaller than the input.
+    const r = rng(3);
+    for (const [w, h] of [
+      [301, 200],
+      [97, 263],
+      [224, 224],
+      [50, 40],
+    ] as const) {
+      const img = { width: w, height: h, data: Uint8Array.from({ length: w * h * 3 }, () => Math.floor(r() * 256)) };
+      const slow = tf.tidy(() => cropResize(tf.tensor3d(img.data, [h, w, 3], 'int32'), [224, 224]));
+      const fast = cropResizeFast(img, [224, 224]);
+      expect(tf.tidy(() => tf.max(tf.abs(tf.sub(slow, fast))).dataSync()[0]), `${w}×${h}`).toBe(0);
+      tf.dispose([slow, fast]);
+    }
+  });
+});
+
+describe('TopKIndexer on the fixture photos (mobilenet-v1-0.25)', () => {
+  let model: Model;
+  let dir: string;
+  /** 14 images: the photos and their mirror images, as model-input pixels. */
+  const images: { name: string; pixels: tf.Tensor4D }[] = [];
+  let indexer: TopKIndexer;
+
+  beforeAll(async () => {
+    await selectBackend('wasm');
+    model = await loadModel('mobilenet-v1-0.25');
+    dir = mkdtempSync(join(tmpdir(), 'deepvis-topk-'));
+    for (const p of PHOTOS) {
+      const px = await loadImageForModel(photo(p), model.inputSize);
+      images.push({ name: p, pixels: px }, { name: `${p}-flipped`, pixels: tf.reverse(px, 2) as tf.Tensor4D });
+    }
+    indexer = TopKIndexer.create(model, 5);
+    let i = 0;
+    for (const im of images) {
+      await indexer.addPixels(im.pixels, { path: join(dir, `${im.name}.jpg`), size: 1000 + i, mtimeMs: i, width: 224, height: 224 });
+      i++;
+    }
+  });
+
+  afterAll(() => {
+    tf.dispose(images.map((i) => i.pixels));
+    model?.dispose();
+    if (dir) rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('holds, for every unit checked, the top-5 that brute force over all 14 images gives', () => {
+    const layers = ['conv1', 'pw3', 'dw6', 'pw13', 'logits'];
+    const names = layers.map((l) => model.layer(l).name);
+    // Brute force: every image's full maps, max and first arg-max per unit in JS.
+    const maps = images.map((im) =>
+      tf.tidy(() => {
+        const r = model.forward(model.preprocess(im.pixels), { taps: names, logits: false });
+        return names.map((n) => ({ data: r.taps[n]!.dataSync() as Float32Array, shape: r.taps[n]!.shape }));
+      }),
+    );
+    let checked = 0;
+    layers.forEach((l, li) => {
+      const [, h, w, c] = maps[0]![li]!.shape;
+      for (const u of [0, Math.floor(c / 2), c - 1]) {
+        const per = maps.map((m, img) => {
+          const d = m[li]!.data;
+          let best = -Infinity;
+          let at = -1;
+          let sum = 0;
+          for (let p = 0; p < h * w; p++) {
+            const v = d[p * c + u]!;
+            sum += v;
+            if (v > best) {
+              best = v;
+              at = p;
+            }
+          }
+          return { img, best, at, mean: sum / (h * w) };
+        });
+        // Means computed in float32 by tfjs vs float64 here: compare maxima exactly, order by (max, mean).
+        per.sort((p, q) => q.best - p.best || q.mean - p.mean);
+        const got = indexer.top(l, u);
+        expect(got.map((g) => g.activation), `${l}:${u}`).toEqual(per.slice(0, 5).map((p) => p.best));
+        // Where maxima differ, the images must match too, and the stored position holds the maximum.
+        got.forEach((g, j) => {
+          const p = per[j]!;
+          const tie = per.filter((q) => q.best === p.best).length > 1;
+          if (!tie) expect(g.image.endsWith(`${images[p.img]!.name}.jpg`), `${l}:${u} rank ${j}`).toBe(true);
+          const img = images.findIndex((im) => g.image.endsWith(`/${im.name}.jpg`));
+          expect(maps[img]![li]!.data[(g.y * w + g.x) * c + u], `${l}:${u} rank ${j} position`).toBe(g.activation);
+        });
+        checked++;
+      }
+    });
+    expect(checked).toBe(15);
+  });
+
+  it('stores positions at which a direct forward pass gives the stored activation', () => {
+    for (const [l, u] of [
+      ['pw5', 7],
+      ['dw12', 3],
+    ] as const) {
+      const name = model.layer(l).name;
+      for (const hit of indexer.top(l, u)) {
+        const im = images.find((i) => hit.image.endsWith(`/${i.name}.jpg`))!;
+        const v = tf.tidy(() => model.forward(model.preprocess(im.pixels), { taps: [name], logits: false }).taps[name]!.slice([0, hit.y, hit.x, u], [1, 1, 1, 1]).dataSync()[0]!);
+        expect(v).toBe(hit.activation);
+        const r = receptiveFields(model).regionFor(l, hit.y, hit.x);
+        expect(hit.inputBox).toEqual(r.unclipped);
+      }
+    }
+  });
+
+  it('saves atomically and reads back the same index; refuses to extend one for another k', async () => {
+    const path = join(dir, 'idx', `${model.id}.topk.json`);
+    await indexer.save(path);
+    expect(readdirSync(join(dir, 'idx'))).toEqual([`${model.id}.topk.json`]);
+    const back = await TopKIndex.read(path);
+    expect(back.imageCount).toBe(14);
+    expect(back.toJSON().layers).toEqual(indexer.toJSON().layers);
+    expect(back.top('pw7', 11)).toEqual(indexer.top('pw7', 11));
+    const same = await TopKIndexer.load(model, path, 5);
+    expect(same.rebuilt).toBeNull();
+    expect(same.indexer.imageCount).toBe(14);
+    expect(same.indexer.isKnown({ path: join(dir, 'dog.jpg'), size: 1000, mtimeMs: 0 })).toBe(true);
+    expect(same.indexer.isKnown({ path: join(dir, 'dog.jpg'), size: 1000, mtimeMs: 1 })).toBe(false);
+    const other = await TopKIndexer.load(model, path, 9);
+    expect(other.rebuilt).toMatch(/top 5, not 9/);
+    expect(other.indexer.imageCount).toBe(0);
+    // A damaged file is an error, never silently replaced.
+    const { writeFileSync } = await import('node:fs');
+    writeFileSync(path, '{"format":"deepvis-topk"');
+    await expect(TopKIndexer.load(model, path, 5)).rejects.toThrow(/not JSON/);
+  });
+
+  it('forgets a changed image everywhere', async () => {
+    const path = join(dir, 'forget', `${model.id}.topk.json`);
+    await indexer.save(path);
+    const { indexer: copy } = await TopKIndexer.load(model, path, 5);
+    const victim = join(dir, 'eagle.jpg');
+    expect(copy.layers.some((l) => l.table.image.includes(copy.files.findIndex((f) => f?.path === victim)))).toBe(true);
+    copy.forget([victim]);
+    expect(copy.imageCount).toBe(13);
+    for (const l of copy.layers) {
+      for (let u = 0; u < l.shape[2]; u++) {
+        const row = l.table.row(u);
+        for (const e of row) expect(copy.files[e.image]).not.toBeNull();
+        for (let j = 1; j < row.length; j++) expect(row[j - 1]!.activation).toBeGreaterThanOrEqual(row[j]!.activation);
+      }
+    }
+  });
+
+  it('runs in the background one image at a time, yielding to the live view first, and stops cleanly', async () => {
+    const path = join(dir, 'bg', `${model.id}.topk.json`);
+    const events: string[] = [];
+    let yields = 0;
+    const fresh = TopKIndexer.create(model, 3);
+    const job = startIndexing(fresh, [PHOTOS_DIR], {
+      saveTo: path,
+      yieldToLive: async () => {
+        yields++;
+        events.push('live-start');
+        // The live view takes its time; indexing must wait for it.
+        await new Promise((r) => setTimeout(r, 20));
+        events.push('live-end');
+      },
+      onProgress: (p) => {
+        events.push(`image ${p.done}`);
+        if (p.done === 3) void job.stop();
+      },
+    });
+    const r = await job.done;
+    expect(r.aborted).toBe(true);
+    expect(r.added).toBe(3);
+    expect(yields).toBe(3);
+    // Strict alternation: every image comes after a complete live turn.
+    expect(events).toEqual(['live-start', 'live-end', 'image 1', 'live-start', 'live-end', 'image 2', 'live-start', 'live-end', 'image 3']);
+    const saved = await TopKIndex.read(path);
+    expect(saved.imageCount).toBe(3);
+    // Resume: the other photos only.
+    const { indexer: again } = await TopKIndexer.load(model, path, 3);
+    const rest = await indexFiles(again, await listImageFiles([PHOTOS_DIR]), { saveTo: path });
+    expect({ added: rest.added, skipped: rest.skipped }).toEqual({ added: PHOTOS.length - 3, skipped: 3 });
+  });
+});
+
+describe('SessionTopK (camera session memory)', () => {
+  let model: Model;
+  const frames: tf.Tensor4D[] = [];
+
+  beforeAll(async () => {
+    await selectBackend('wasm');
+    model = await loadModel('mobilenet-v1-0.25');
+    for (const p of PHOTOS) {
+      const px = await loadImageForModel(photo(p), model.inputSize);
+      frames.push(px, tf.reverse(px, 2) as tf.Tensor4D);
+    }
+  });
+
+  afterAll(() => {
+    tf.dispose(frames);
+    model?.dispose();
+  });
+
+  it('keeps each unit’s best frames within the byte budget, shrinking crops before k', async () => {
+    const layer = model.layer('pw13');
+    // 256 units × 9 × 64² × 3 = 28 MB wanted; 1 MiB allowed → crops shrink to the 16 px floor, then
+    // k drops to floor(1 MiB / (256 × 16² × 3)) = 5.
+    const s = new SessionTopK(model, { layer: 'pw13', k: 9, maxBytes: 1024 * 1024 });
+    expect(s.cropWidth).toBe(16);
+    expect(s.k).toBe(5);
+    const acts: Float32Array[] = [];
+    for (let f = 0; f < frames.length; f++) {
+      const tap = tf.tidy(() => model.forward(model.preprocess(frames[f]!), { taps: [layer.name], logits: false }).taps[layer.name]!);
+      acts.push(tf.tidy(() => tf.max(tap, [0, 1, 2]).dataSync() as Float32Array));
+      await s.offer(f, tap, frames[f]!);
+      tap.dispose();
+      expect(s.bytes).toBeLessThanOrEqual(s.maxBytes);
+    }
+    for (const u of [0, 100, 255]) {
+      const top = s.top(u);
+      expect(top).toHaveLength(s.k);
+      const want = acts.map((a) => a[u]!).sort((p, q) => q - p).slice(0, s.k);
+      expect(top.map((t) => t.activation)).toEqual(want);
+      expect(top[0]!.crop.data).toHaveLength(16 * 16 * 3);
+      // pw13's 315-px field always crosses the 224-px frame: left/top for x, y ≤ 3 (field starts at
+      // −126 + 32·x), right/bottom otherwise. There the crop shows MobileNet's zero input, pixel 128.
+      for (const t of top) {
+        const i = t.y <= 3 ? 0 : 15;
+        const j = t.x <= 3 ? 0 : 15;
+        expect(Array.from(t.crop.data.slice((i * 16 + j) * 3, (i * 16 + j) * 3 + 3))).toEqual([128, 128, 128]);
+      }
+    }
+    s.clear();
+    expect(s.top(0)).toEqual([]);
+  });
+
+  it('stores the receptive field’s own pixels when it is small', async () => {
+    // conv1: 3×3 field, stored at full size (no resampling): the crop is exactly the frame's pixels.
+    const s = new SessionTopK(model, { layer: 'conv1', k: 2 });
+    expect([s.cropWidth, s.cropHeight]).toEqual([3, 3]);
+    const name = model.layer('conv1').name;
+    const tap = tf.tidy(() => model.forward(model.preprocess(frames[0]!), { taps: [name], logits: false }).taps[name]!);
+    const px = frames[0]!.dataSync();
+    await s.offer(7, tap, frames[0]!);
+    tap.dispose();
+    const W = 224;
+    for (let u = 0; u < s.units; u++) {
+      const [hit] = s.top(u);
+      expect(hit!.frame).toBe(7);
+      const box = hit!.region.unclipped;
+      for (let i = 0; i < 3; i++) {
+        for (let j = 0; j < 3; j++) {
+          const yy = box.y + i;
+          const xx = box.x + j;
+          const got = Array.from(hit!.crop.data.slice((i * 3 + j) * 3, (i * 3 + j) * 3 + 3));
+          // MobileNet input 0 is pixel 127.5 → 128 (rounded).
+          if (yy >= 224 || xx >= 224) expect(got).toEqual([128, 128, 128]);
+          else expect(got).toEqual(Array.from(px.slice((yy * W + xx) * 3, (yy * W + xx) * 3 + 3)).map(Math.round));
+        }
+      }
+    }
+  });
+});
