@@ -4,7 +4,8 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { cropResize, inputGradient, loadImageForModel, loadModel, selectBackend, type Model } from '../main/engine/index.js';
-import { boxToOriginal, cropGeometry, receptiveFields, regionOf, type LayerField } from '../main/engine/receptive-field.js';
+import { cropGeometry } from '../main/engine/images.js';
+import { boxToOriginal, receptiveFields, regionOf, type LayerField } from '../main/engine/receptive-field.js';
 import { photo } from './support/fixtures.js';
 
 /**
@@ -93,9 +94,9 @@ describe('receptive-field arithmetic without a model', () => {
     // A 600×448 (W×H) image whose red channel is the column index: crop 448×448 at left 76, halved.
     const W = 600;
     const H = 448;
-    const data = new Int32Array(H * W * 3);
+    const data = new Uint8Array(H * W * 3);
     for (let y = 0; y < H; y++) for (let x = 0; x < W; x++) data[(y * W + x) * 3] = x % 256;
-    const out = tf.tidy(() => cropResize(tf.tensor3d(data, [H, W, 3], 'int32'), [224, 224]).dataSync());
+    const out = tf.tidy(() => cropResize({ width: W, height: H, data }, [224, 224]).dataSync());
     const g = cropGeometry(W, H, [224, 224]);
     expect(g).toMatchObject({ top: 0, left: 76, cropHeight: 448, cropWidth: 448, scaleX: 2, scaleY: 2 });
     // Model pixel 0 averages original columns 76 and 77 (half-pixel centres): 76.5.

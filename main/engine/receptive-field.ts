@@ -8,8 +8,9 @@
 // stride merge into one affine interval; paths with different strides are kept as separate parts
 // and a position's region is the bounding box of its parts.
 //
-// Also here: the centre-crop geometry of images.ts (cropResize), to map a box in model-input
+// Also here: with the centre-crop geometry of images.ts (cropResize), mapping a box in model-input
 // pixels back to the ORIGINAL image's pixels.
+import { cropGeometry, type CropGeometry } from './images.js';
 import type { Model } from './model.js';
 import type { GraphNet, NetNode } from './network.js';
 import { pad1d } from './padding.js';
@@ -272,41 +273,6 @@ export function receptiveFields(model: Model): ReceptiveFields {
 }
 
 /**
- * Where the model input comes from in the original image: the centre crop of cropResize
- * (images.ts) — scale = min(H/h, W/w), crop (round(h·scale) × round(w·scale)) at
- * (floor((H − ch)/2), floor((W − cw)/2)), then resized to h × w with half-pixel centres, so model
- * pixel i covers crop pixels [i·ch/h, (i+1)·ch/h).
- */
-export interface CropGeometry {
-  imageWidth: number;
-  imageHeight: number;
-  top: number;
-  left: number;
-  cropHeight: number;
-  cropWidth: number;
-  /** Original pixels per model-input pixel, per axis. */
-  scaleY: number;
-  scaleX: number;
-}
-
-export function cropGeometry(imageWidth: number, imageHeight: number, size: [number, number]): CropGeometry {
-  const [h, w] = size;
-  const scale = Math.min(imageHeight / h, imageWidth / w);
-  const cropHeight = Math.max(1, Math.round(h * scale));
-  const cropWidth = Math.max(1, Math.round(w * scale));
-  return {
-    imageWidth,
-    imageHeight,
-    top: Math.floor((imageHeight - cropHeight) / 2),
-    left: Math.floor((imageWidth - cropWidth) / 2),
-    cropHeight,
-    cropWidth,
-    scaleY: cropHeight / h,
-    scaleX: cropWidth / w,
-  };
-}
-
-/**
  * A box in model-input pixels → the original image's pixels (outward-rounded, integer), clipped
  * to the image unless `clip` is false. Parts of the box outside the model input (padding) map
  * outside the crop, which, clipped, may still fall inside the image's cropped-away margins: we clip
@@ -330,3 +296,4 @@ export function boxToOriginal(box: Box, g: CropGeometry, clip = true): Box {
   const by = fl(y0);
   return { x: bx, y: by, w: Math.max(0, cl(x1) - bx), h: Math.max(0, cl(y1) - by) };
 }
+

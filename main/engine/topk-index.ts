@@ -23,9 +23,9 @@ import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { decodeImage, type RgbImage } from './images.js';
+import { cropGeometry, cropResize, decodeImage, type RgbImage } from './images.js';
 import type { Model } from './model.js';
-import { boxToOriginal, cropGeometry, receptiveFields, regionOf, type Box, type LayerField } from './receptive-field.js';
+import { boxToOriginal, receptiveFields, regionOf, type Box, type LayerField } from './receptive-field.js';
 
 export const TOPK_FORMAT = 'deepvis-topk';
 export const TOPK_VERSION = 1;
@@ -679,31 +679,11 @@ export async function prepareImage(path: string, size: [number, number], known?:
   }
   try {
     const img = await decodeImage(abs);
-    const pixels = cropResizeFast(img, size);
+    const pixels = cropResize(img, size);
     return { ok: true, pixels, file: { path: abs, size: st.size, mtimeMs: st.mtimeMs, width: img.width, height: img.height } };
   } catch (e) {
     return { ok: false, file: { path: abs, size: st.size, mtimeMs: st.mtimeMs, error: oneLine(e).replace(`${abs}: `, '') } };
   }
-}
-
-/**
- * cropResize (images.ts) with the crop done on the bytes first: the same floats (the crop is exact
- * and the resize sees the same pixels), but ~4 ms instead of ~28 ms per photo on wasm, where
- * slicing the whole image as a float tensor dominates.
- */
-export function cropResizeFast(img: RgbImage, size: [number, number]): tf.Tensor4D {
-  const g = cropGeometry(img.width, img.height, size);
-  const crop = new Uint8Array(g.cropHeight * g.cropWidth * 3);
-  const row = g.cropWidth * 3;
-  for (let y = 0; y < g.cropHeight; y++) {
-    const from = ((g.top + y) * img.width + g.left) * 3;
-    crop.set(img.data.subarray(from, from + row), y * row);
-  }
-  return tf.tidy(() => {
-    const t = tf.cast(tf.tensor3d(crop, [g.cropHeight, g.cropWidth, 3], 'int32'), 'float32') as tf.Tensor3D;
-    const out = g.cropHeight === size[0] && g.cropWidth === size[1] ? t : tf.image.resizeBilinear(t, size, false, true);
-    return tf.expandDims(out, 0) as tf.Tensor4D;
-  });
 }
 
 export async function statFile(path: string): Promise<FileStat> {
@@ -784,30 +764,8 @@ export class TopKIndexer extends TopKIndex {
     return { indexer: new TopKIndexer(model, idx), rebuilt: null };
   }
 
-  private scalars: [tf.Scalar, tf.Scalar] | null | undefined;
-
-  /**
-   * model.preprocess, faster: with one scale and offset for all three channels (every bundled
-   * model), x·s + o with scalar operands gives the same floats as the per-channel broadcast, which
-   * costs ~5.8 ms per 224² image on wasm against ~0.4 ms (measured) — most of the bookkeeping budget.
-   */
-  private preprocess(pixels: tf.Tensor4D): tf.Tensor4D {
-    if (this.scalars === undefined) {
-      const p = this.model.descriptor.preprocess;
-      const uniform = (v: number | number[]) => (Array.isArray(v) ? (v.every((x) => x === v[0]) ? v[0]! : null) : v);
-      const sc = uniform(p.scale);
-      const of = uniform(p.offset);
-      this.scalars = p.channelOrder === 'RGB' && sc !== null && of !== null ? [tf.keep(tf.scalar(sc)), tf.keep(tf.scalar(of))] : null;
-    }
-    if (!this.scalars) return this.model.preprocess(pixels);
-    return tf.add(tf.mul(pixels, this.scalars[0]), this.scalars[1]) as tf.Tensor4D;
-  }
-
-  /** Free the few tensors the indexer keeps (the tables are plain arrays). */
-  dispose(): void {
-    if (this.scalars) tf.dispose(this.scalars);
-    this.scalars = undefined;
-  }
+  /** Nothing to free: the tables are plain arrays (kept so callers can treat indexers as resources). */
+  dispose(): void {}
 
   /** Whether this exact file (path + size + mtime) is already in the index (scanned or unreadable). */
   isKnown(f: FileStat): boolean {
@@ -885,7 +843,7 @@ export class TopKIndexer extends TopKIndex {
   async addPixels(pixels: tf.Tensor4D, file: ScannedFile): Promise<number> {
     const names = this.layers.map((l) => l.name);
     const taps = tf.tidy(() => {
-      const r = this.model.forward(this.preprocess(pixels), { taps: names, logits: false });
+      const r = this.model.forward(this.model.preprocess(pixels), { taps: names, logits: false });
       return names.map((n) => r.taps[n]!);
     });
     let cands: LayerCandidates[];
