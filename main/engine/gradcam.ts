@@ -54,32 +54,47 @@ export function gradCam(model: Model, x: tf.Tensor4D, target: BackTarget, opts: 
   const net = model.compiled.net;
   const from = targetNode(model, target);
   const layer = opts.layer ? model.layer(opts.layer) : model.layer(defaultGradCamLayer(model, target));
+  const { heat, coarse } = tf.tidy(() => gradCamFromValues(model, net.run(x, { until: from }), target, layer.name, [x.shape[1], x.shape[2]]));
+  return { heat, coarse, layer: layer.name };
+}
+
+/**
+ * Grad-CAM from the node values of a forward pass already run (net.run, mode "plain", at least up
+ * to the target's node) — so a live frame can share one forward between its views. Call inside
+ * tf.tidy; `size` is the input [H,W] the heat is upsampled to.
+ */
+export function gradCamFromValues(
+  model: Model,
+  values: tf.Tensor[],
+  target: BackTarget,
+  layerName: string,
+  size: [number, number],
+): { heat: tf.Tensor3D; coarse: tf.Tensor3D } {
+  const net = model.compiled.net;
+  const from = targetNode(model, target);
+  const layer = model.layer(layerName);
   const at = net.nodeIndex(layer.name);
   if (at > from) throw new Error(`Grad-CAM layer ${layer.display} comes after the target ${describeTarget(model, target)}`);
   if (layer.shape[0] * layer.shape[1] <= 1) throw new Error(`Grad-CAM layer ${layer.display} has no spatial extent (1×1)`);
-  const [H, W] = [x.shape[1], x.shape[2]];
-  const { heat, coarse } = tf.tidy(() => {
-    const values = net.run(x, { until: from });
-    const y = values[from]!;
-    const c = y.shape[y.rank - 1]!;
-    const unit = target.kind === 'class' ? target.index : target.channel;
-    const mask = tf.reshape(tf.oneHot(tf.tensor1d([unit], 'int32'), c), [c]);
-    // d(logit)/d(logits) is the one-hot; d(mean of channel)/d(map) is 1/(h·w) on that channel.
-    const spatial = y.rank === 4 ? y.shape[1]! * y.shape[2]! : 1;
-    const seed = tf.mul(tf.onesLike(y), target.kind === 'class' ? mask : tf.div(mask, spatial));
-    const g = net.backward(values, from, seed, { rule: 'gradient', to: at }) as tf.Tensor4D;
-    const a = values[at] as tf.Tensor4D;
-    const w = tf.mean(g, [1, 2], true);
-    const cam = tf.relu(tf.sum(tf.mul(w, a), 3, true)) as tf.Tensor4D; // [N,h,w,1]
-    const up = tf.image.resizeBilinear(cam, [H, W], false, true);
-    const lo = tf.min(up, [1, 2, 3], true);
-    const range = tf.sub(tf.max(up, [1, 2, 3], true), lo);
-    // A cam that is zero (or flat) everywhere stays zero rather than dividing by ~0.
-    const safe = tf.where(tf.greater(range, 1e-12), range, tf.onesLike(range));
-    const norm = tf.mul(tf.div(tf.sub(up, lo), safe), tf.cast(tf.greater(range, 1e-12), 'float32'));
-    return { heat: tf.squeeze(norm, [3]) as tf.Tensor3D, coarse: tf.squeeze(cam, [3]) as tf.Tensor3D };
-  });
-  return { heat, coarse, layer: layer.name };
+  const [H, W] = size;
+  const y = values[from]!;
+  const c = y.shape[y.rank - 1]!;
+  const unit = target.kind === 'class' ? target.index : target.channel;
+  const mask = tf.reshape(tf.oneHot(tf.tensor1d([unit], 'int32'), c), [c]);
+  // d(logit)/d(logits) is the one-hot; d(mean of channel)/d(map) is 1/(h·w) on that channel.
+  const spatial = y.rank === 4 ? y.shape[1]! * y.shape[2]! : 1;
+  const seed = tf.mul(tf.onesLike(y), target.kind === 'class' ? mask : tf.div(mask, spatial));
+  const g = net.backward(values, from, seed, { rule: 'gradient', to: at }) as tf.Tensor4D;
+  const a = values[at] as tf.Tensor4D;
+  const w = tf.mean(g, [1, 2], true);
+  const cam = tf.relu(tf.sum(tf.mul(w, a), 3, true)) as tf.Tensor4D; // [N,h,w,1]
+  const up = tf.image.resizeBilinear(cam, [H, W], false, true);
+  const lo = tf.min(up, [1, 2, 3], true);
+  const range = tf.sub(tf.max(up, [1, 2, 3], true), lo);
+  // A cam that is zero (or flat) everywhere stays zero rather than dividing by ~0.
+  const safe = tf.where(tf.greater(range, 1e-12), range, tf.onesLike(range));
+  const norm = tf.mul(tf.div(tf.sub(up, lo), safe), tf.cast(tf.greater(range, 1e-12), 'float32'));
+  return { heat: tf.squeeze(norm, [3]) as tf.Tensor3D, coarse: tf.squeeze(cam, [3]) as tf.Tensor3D };
 }
 
 /** Jet colormap: [N,H,W] values in [0,1] → [N,H,W,3] RGB in [0,1] (blue → cyan → yellow → red). */
