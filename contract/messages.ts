@@ -3,6 +3,8 @@
 // validate what arrives. Imported by main/, preload/, main/web/ and renderer/ — keep it free of Node
 // and DOM imports.
 import { z } from 'zod';
+import { FrameBackDiffsReply, FrameBackReply, FrameBackRequest, FrameGradCamReply, FrameGradCamRequest, GRID_SHOWS } from './backprojection.js';
+import { IndexEvent, IndexStartReply, IndexStartRequest, IndexStopReply, IndexStopRequest, OpenIndexedImageReply, OpenIndexedImageRequest, TopKReply, TopKRequest } from './topk.js';
 
 export const CONTRACT_VERSION = 1;
 
@@ -78,6 +80,12 @@ export const FrameRequest = z.object({
   /** Layer name or display name (the reply carries the layer name). */
   layer: z.string().min(1),
   unit: z.number().int().nonnegative(),
+  /** Back-projection of a source unit onto the input (contract/backprojection.ts). */
+  back: FrameBackRequest.optional(),
+  /** Grad-CAM heat for a class (default top-1). */
+  gradcam: FrameGradCamRequest.optional(),
+  /** What the grid shows; 'backDiffs' adds `backDiffs` tiles to the reply. Default activations. */
+  grid: z.enum(GRID_SHOWS).optional(),
   seq: Seq,
 });
 
@@ -129,6 +137,11 @@ export const RequestSchema = z.discriminatedUnion('type', [
   SynthStartRequest,
   SynthCancelRequest,
   AtlasRequest,
+  // Top-k image patches (contract/topk.ts).
+  IndexStartRequest,
+  IndexStopRequest,
+  TopKRequest,
+  OpenIndexedImageRequest,
 ]);
 export type Request = z.infer<typeof RequestSchema>;
 
@@ -195,6 +208,10 @@ export const FrameReply = z.object({
   }),
   /** The selected unit's map as floats (enlarged view, boosts applied in the renderer). */
   unit: z.object({ index: z.number().int(), h: z.number().int(), w: z.number().int(), max: z.number(), data: z.instanceof(Float32Array) }),
+  /** Present when the request had `back` / `gradcam` / grid 'backDiffs' (contract/backprojection.ts). */
+  back: FrameBackReply.optional(),
+  gradcam: FrameGradCamReply.optional(),
+  backDiffs: FrameBackDiffsReply.optional(),
   engineMs: z.number(),
   seq: Seq,
 });
@@ -252,6 +269,11 @@ export const ReplySchema = z.discriminatedUnion('type', [
   FrameReply,
   DroppedReply,
   ErrorReply,
+  // Top-k image patches (contract/topk.ts).
+  IndexStartReply,
+  IndexStopReply,
+  TopKReply,
+  OpenIndexedImageReply,
 ]);
 export type Reply = z.infer<typeof ReplySchema>;
 
@@ -330,7 +352,7 @@ export const SynthEvent = z.object({
 });
 export type SynthEventT = z.infer<typeof SynthEvent>;
 
-export const EventSchema = z.union([MenuEvent, SynthEvent]);
+export const EventSchema = z.union([MenuEvent, SynthEvent, IndexEvent]);
 export type AppEvent = z.infer<typeof EventSchema>;
 export type MenuAction = z.infer<typeof MenuEvent>['action'];
 

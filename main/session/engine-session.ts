@@ -29,6 +29,8 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultAtlasRoot, findAtlas } from '../engine/synthesis/atlas.js';
 import { SynthJobs, type SynthJobEvent } from '../engine/synthesis/jobs.js';
+import { BackFramePass } from './backprojection-frame.js';
+import { TopKHost, type TopKHostOptions } from './topk-host.js';
 
 /** Who sent a request, and how to push events (synthesis progress) back to them. */
 export interface SessionClient {
@@ -86,6 +88,8 @@ export interface EngineSessionOptions {
   log?: (line: string) => void;
   /** Where `deepvis atlas` caches layers (default: $DEEPVIS_ATLAS_DIR or ~/.cache/deepvis/atlas). */
   atlasDir?: string;
+  /** Top-k patches: index folder (default as `deepvis index`), session memory budget (see topk-host.ts). */
+  topk?: TopKHostOptions;
 }
 
 type FrameJob = { kind: 'frame'; req: FrameRequestT; resolve: (r: Reply) => void };
@@ -141,11 +145,14 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   private framesDropped = 0;
   private readonly synth = new SynthJobs();
   private readonly log: (line: string) => void;
+  /** Top-k patches: folder index, background indexing, session memory (topk-host.ts). */
+  readonly topk: TopKHost;
 
   private constructor(private readonly opts: EngineSessionOptions) {
     super();
     this.modelsDir = opts.modelsDir ?? defaultModelsDir();
     this.log = opts.log ?? (() => {});
+    this.topk = new TopKHost(this, { log: this.log, ...opts.topk });
   }
 
   /**
@@ -251,6 +258,14 @@ export class EngineSession extends EventEmitter<SessionEvents> {
           return Promise.resolve(this.atlas(req));
         case 'synthCancel':
           return Promise.resolve({ type: 'synthCancel', jobId: req.jobId, cancelled: this.synth.cancel(req.jobId), ...seqOf(req) });
+        case 'indexStart':
+          return this.topk.indexStart(req, client);
+        case 'indexStop':
+          return this.topk.indexStop(req);
+        case 'topk':
+          return this.topk.topk(req, client);
+        case 'openIndexedImage':
+          return this.topk.openIndexedImage(req);
       }
     } catch (e) {
       return Promise.resolve({ type: 'error', message: errorMessage(e) });
@@ -340,6 +355,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     this.disposed = true;
     for (const job of this.queue.splice(0)) job.resolve(this.error(job.req, 'the engine is shutting down'));
     await this.synth.cancelAll();
+    await this.topk.dispose();
     await this.idle();
     this.current?.dispose();
     this.current = null;
@@ -444,10 +460,13 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     const n = c * hw;
     const K = Math.min(5, model.classes.length || 5);
     // One forward, one tensor out, one read: [tiles 0..255 (C·H·W) | channelMax (C) | scale | unit map (H·W) | top-K probs | top-K indices]
+    // Back-projection, back diffs and Grad-CAM (issue 5) share this forward: see backprojection-frame.ts.
+    const backPass = new BackFramePass(model, req, layer.name);
     const packed = tf.tidy(() => {
       const pixels = rgbaToModelPixels(req.rgba, req.width, req.height, model.inputSize);
-      const out = model.forward(model.preprocess(pixels), { taps: [layer.name] });
+      const out = backPass.forward(model.preprocess(pixels));
       const act = out.taps[layer.name]!; // [1,H,W,C]
+      this.topk.captureFrame(req, layer.name, act, pixels); // session memory of top-k patches (topk-host.ts)
       const chw = tf.transpose(tf.reshape(act, [hw, c]), [1, 0]); // [C, H·W]
       const pos = tf.relu(chw);
       const channelMax = tf.max(pos, 1); // [C]
@@ -456,7 +475,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       const tiles = tf.round(tf.mul(pos, k)).reshape([n]);
       const unitMap = tf.slice(chw, [req.unit, 0], [1, hw]).reshape([hw]);
       const top = tf.topk(tf.softmax(out.logits!), K);
-      return tf.concat([tiles, channelMax, scale, unitMap, top.values.reshape([K]), tf.cast(top.indices, 'float32').reshape([K])]);
+      return tf.concat([tiles, channelMax, scale, unitMap, top.values.reshape([K]), tf.cast(top.indices, 'float32').reshape([K]), ...backPass.parts()]);
     });
     let all: Float32Array;
     try {
@@ -478,6 +497,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       const cls = model.classes[index];
       top5.push({ index, wnid: cls?.wnid ?? null, name: cls?.name ?? `class ${index}`, prob: all[at + j]! });
     }
+    const backExtras = backPass.decode(all.subarray(at + 2 * K));
     this.framesProcessed++;
     return {
       type: 'frame',
@@ -487,6 +507,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       layer: layer.name,
       tiles: { count: c, h, w, scale, channelMax, data },
       unit: { index: req.unit, h, w, max: unitMax, data: unitData },
+      ...backExtras,
       engineMs: performance.now() - t0,
       ...seqOf(req),
     };

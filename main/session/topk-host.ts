@@ -1,0 +1,637 @@
+// Top-k image patches in the engine host (issue 6): the loaded model's folder index (a TopKIndexer
+// read from and saved to <indexDir>/<model>.topk.json), a background indexing job that yields to
+// the live view before every image, this session's memory of camera frames (SessionTopK of the
+// layer the frames ask for, fed from the live forward pass's tap), and the patches a unit pane
+// shows: the receptive field cropped from each image, padded where it crosses the border, with the
+// deconv back-projection of the unit over the same region below it.
+//
+// The live view keeps priority: an indexing step or a patch's backward pass starts only when no
+// frame is computing or waiting and none arrived for a short gap; frames never wait for more than
+// one such step.
+import { readFile, stat } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import { homedir } from 'node:os';
+import { basename, isAbsolute, join, resolve } from 'node:path';
+import * as tf from '@tensorflow/tfjs-core';
+import type { FrameRequestT, Reply, Request } from '../../contract/messages.js';
+import type { FolderPatchT, IndexEventT, IndexInfoT, SessionPatchT } from '../../contract/topk.js';
+import { cropGeometry, cropResize, decodeImage, type CropGeometry, type RgbImage } from '../engine/images.js';
+import type { Model } from '../engine/model.js';
+import type { Box } from '../engine/receptive-field.js';
+import { DEFAULT_TOPK, defaultIndexDir, indexPath, lockIndex, TopKIndex, TopKIndexer, type TopKHit } from '../engine/topk-index.js';
+import { startIndexing, type IndexJob, type IndexProgress, type IndexRunResult } from '../engine/topk-runner.js';
+import { SessionTopK } from '../engine/topk-session.js';
+import { backproject, type BackMode } from '../engine/backprojection.js';
+import type { SessionClient, SessionState } from './engine-session.js';
+
+export interface TopKHostOptions {
+  /** Where model indexes live (default: defaultIndexDir(), as `deepvis index`). */
+  indexDir?: string;
+  /** k of a new index (an existing index keeps its own). Default 9. */
+  k?: number;
+  /** Session memory of camera frames. */
+  session?: {
+    /** Off: no frame is remembered. Default on. */
+    enabled?: boolean;
+    /** Frames kept per unit (default 9). */
+    k?: number;
+    /** Byte budget of the stored crops (default 16 MiB). */
+    maxBytes?: number;
+    /** Longest side of a stored crop (default 64). */
+    maxCropSize?: number;
+  };
+  /** Longest side of a folder patch in pixels (default 64). */
+  patchSize?: number;
+  /** After the engine goes idle, how long no frame must arrive before background work runs (default 12 ms). */
+  liveGapMs?: number;
+  /** Minimum time between progress events (default 200 ms). */
+  progressEveryMs?: number;
+  log?: (line: string) => void;
+}
+
+/** What the host needs from the engine session. */
+export interface TopKEngine {
+  readonly model: Model | null;
+  state(): SessionState;
+  idle(): Promise<void>;
+  on(event: 'modelChange', listener: (...args: never[]) => void): unknown;
+}
+
+interface RunningJob {
+  job: IndexJob;
+  model: Model;
+  indexer: TopKIndexer;
+  path: string;
+  client: SessionClient;
+  release: () => Promise<void>;
+  finished: Promise<void>;
+  lastEmit: number;
+}
+
+interface Patch {
+  width: number;
+  height: number;
+  crop: Uint8Array;
+  deconv: Uint8Array | null;
+  problem?: string;
+}
+
+const MAX_OPEN_BYTES = 64 * 1024 * 1024;
+const PATCH_CACHE = 256;
+const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+function oneLine(e: unknown): string {
+  const msg = e instanceof Error ? e.message : String(e);
+  return (msg.split('\n').find((l) => l.trim()) ?? msg).trim();
+}
+
+function seqOf(req: { seq?: number | undefined }): { seq?: number } {
+  return req.seq === undefined ? {} : { seq: req.seq };
+}
+
+function fail(req: Request, message: string): Reply {
+  return { type: 'error', message, request: req.type, ...seqOf(req) };
+}
+
+/** What the network sees as input zero, in 0..255 RGB (the padding colour of patches). */
+export function padPixel(model: Model): [number, number, number] {
+  const pre = model.descriptor.preprocess;
+  const triple = (v: number | number[]) => (Array.isArray(v) ? v : [v, v, v]);
+  const sc = triple(pre.scale);
+  const of = triple(pre.offset);
+  let zero = [0, 1, 2].map((c) => (0 - of[c]!) / sc[c]!);
+  if (pre.channelOrder === 'BGR') zero = zero.reverse();
+  return zero.map((v) => Math.max(0, Math.min(255, Math.round(v)))) as [number, number, number];
+}
+
+/** Patch dimensions for a box: the longest side is `size`, the aspect follows the box. */
+export function patchDims(box: Box, size: number): [number, number] {
+  const longest = Math.max(box.w, box.h, 1);
+  return [Math.max(1, Math.round((box.w / longest) * size)), Math.max(1, Math.round((box.h / longest) * size))];
+}
+
+/**
+ * Resample the receptive field `box` (model-input pixels, may cross the input's border) of an image
+ * into width × height RGB bytes: each output pixel averages s×s samples of the original image
+ * (area-like, so large photos do not alias); samples outside the part of the image the model saw
+ * take `pad`.
+ */
+export function cropField(img: RgbImage, g: CropGeometry, box: Box, width: number, height: number, pad: [number, number, number]): Uint8Array {
+  const out = new Uint8Array(width * height * 3);
+  const sx = box.w / width;
+  const sy = box.h / height;
+  const n = Math.max(1, Math.min(4, Math.ceil(Math.max(sx * g.scaleX, sy * g.scaleY))));
+  const x0 = g.left;
+  const y0 = g.top;
+  const x1 = Math.min(g.left + g.cropWidth, img.width);
+  const y1 = Math.min(g.top + g.cropHeight, img.height);
+  let o = 0;
+  for (let i = 0; i < height; i++) {
+    for (let j = 0; j < width; j++) {
+      let r = 0;
+      let gg = 0;
+      let b = 0;
+      for (let a = 0; a < n; a++) {
+        const oy = Math.floor(g.top + (box.y + (i + (a + 0.5) / n) * sy) * g.scaleY);
+        for (let c = 0; c < n; c++) {
+          const ox = Math.floor(g.left + (box.x + (j + (c + 0.5) / n) * sx) * g.scaleX);
+          if (oy < y0 || ox < x0 || oy >= y1 || ox >= x1) {
+            r += pad[0];
+            gg += pad[1];
+            b += pad[2];
+          } else {
+            const q = (oy * img.width + ox) * 3;
+            r += img.data[q]!;
+            gg += img.data[q + 1]!;
+            b += img.data[q + 2]!;
+          }
+        }
+      }
+      const nn = n * n;
+      out[o++] = Math.round(r / nn);
+      out[o++] = Math.round(gg / nn);
+      out[o++] = Math.round(b / nn);
+    }
+  }
+  return out;
+}
+
+/**
+ * The same region of an input-space map ([H,W,3] floats, e.g. a deconv), resampled (zero outside)
+ * and shown DVT's raw way: zero = mid grey, scaled by the region's largest |value|.
+ */
+export function cropSignal(map: Float32Array, H: number, W: number, box: Box, width: number, height: number): Uint8Array {
+  const vals = new Float32Array(width * height * 3);
+  const sx = box.w / width;
+  const sy = box.h / height;
+  const n = Math.max(1, Math.min(4, Math.ceil(Math.max(sx, sy))));
+  let o = 0;
+  let peak = 0;
+  for (let i = 0; i < height; i++) {
+    for (let j = 0; j < width; j++) {
+      let r = 0;
+      let g = 0;
+      let b = 0;
+      for (let a = 0; a < n; a++) {
+        const y = Math.floor(box.y + (i + (a + 0.5) / n) * sy);
+        for (let c = 0; c < n; c++) {
+          const x = Math.floor(box.x + (j + (c + 0.5) / n) * sx);
+          if (y < 0 || x < 0 || y >= H || x >= W) continue;
+          const q = (y * W + x) * 3;
+          r += map[q]!;
+          g += map[q + 1]!;
+          b += map[q + 2]!;
+        }
+      }
+      const nn = n * n;
+      for (const v of [r / nn, g / nn, b / nn]) {
+        vals[o++] = v;
+        if (Math.abs(v) > peak) peak = Math.abs(v);
+      }
+    }
+  }
+  const out = new Uint8Array(vals.length);
+  const k = peak > 0 ? 1 / (2 * peak) : 0;
+  for (let i = 0; i < vals.length; i++) out[i] = Math.max(0, Math.min(255, Math.round((vals[i]! * k + 0.5) * 255)));
+  return out;
+}
+
+/** Same bytes? (Identical consecutive frames — a frozen frame, a static image — are remembered once.) */
+function sameBytes(a: Uint8Array | null, b: Uint8Array): boolean {
+  if (!a || a.length !== b.length) return false;
+  if (a === b) return true;
+  // Cheap rejection first: camera frames differ almost everywhere.
+  const step = Math.max(1, Math.floor(a.length / 997));
+  for (let i = 0; i < a.length; i += step) if (a[i] !== b[i]) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
+
+/** Expand ~ and require an absolute path of an existing folder. */
+export function checkFolder(raw: string): string {
+  const t = raw.trim();
+  const p = t === '~' ? homedir() : t.startsWith('~/') ? join(homedir(), t.slice(2)) : t;
+  if (!isAbsolute(p)) throw new Error(`"${raw}" is not an absolute path — give the full path of a folder on the engine host (e.g. /home/you/Pictures or ~/Pictures)`);
+  let s;
+  try {
+    s = statSync(p);
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(`"${raw}" ${code === 'ENOENT' ? 'does not exist' : `cannot be read (${code ?? oneLine(e)})`} on the engine host`);
+  }
+  if (!s.isDirectory()) throw new Error(`"${raw}" is not a folder`);
+  return resolve(p);
+}
+
+export class TopKHost {
+  readonly indexDir: string;
+  private readonly log: (line: string) => void;
+  private readonly patchSize: number;
+  private readonly liveGapMs: number;
+  private readonly progressEveryMs: number;
+  /** The loaded model's index, read lazily; `mtime` of the file it was read from (0: none). */
+  private index: { model: Model; indexer: TopKIndexer; mtimeMs: number } | null = null;
+  private running: RunningJob | null = null;
+  private memory: SessionTopK | null = null;
+  private memoryModel: Model | null = null;
+  private lastRgba: Uint8Array | null = null;
+  private offering = false;
+  private readonly patches = new Map<string, Patch>();
+  /** Bumped on each topk request per client: an older request still computing gives up. */
+  private readonly generation = new Map<string, number>();
+  private disposed = false;
+
+  constructor(
+    private readonly engine: TopKEngine,
+    private readonly opts: TopKHostOptions = {},
+  ) {
+    this.indexDir = resolve(opts.indexDir ?? defaultIndexDir());
+    this.log = opts.log ?? (() => {});
+    this.patchSize = opts.patchSize ?? 64;
+    this.liveGapMs = opts.liveGapMs ?? 12;
+    this.progressEveryMs = opts.progressEveryMs ?? 200;
+    engine.on('modelChange', () => this.modelChanged());
+  }
+
+  /** The index file of a model. */
+  pathFor(model: Model): string {
+    return indexPath(this.indexDir, model.id);
+  }
+
+  get indexing(): boolean {
+    return this.running !== null;
+  }
+
+  /** The session memory (for tests and stats). */
+  get sessionMemory(): SessionTopK | null {
+    return this.memory;
+  }
+
+  // ------------------------------------------------------------------ live priority
+
+  /**
+   * Resolve when the live view leaves room: nothing computing or waiting for `gap` ms. A live view
+   * that keeps the engine busy all the time would starve background work, so after `maxDeferMs`
+   * the next moment between two frames is taken (the next frame then waits for one step).
+   */
+  async yieldToLive(gap = this.liveGapMs, maxDeferMs = Infinity): Promise<void> {
+    const t0 = performance.now();
+    for (;;) {
+      await this.engine.idle();
+      if (performance.now() - t0 >= maxDeferMs) return;
+      if (gap > 0) await sleep(gap);
+      else await new Promise<void>((r) => setImmediate(r));
+      const s = this.engine.state();
+      if (s.computing === null && s.waiting === null && s.loadsQueued === 0) return;
+    }
+  }
+
+  // ------------------------------------------------------------------ the folder index
+
+  /** The loaded model's index (read from disk when first needed or changed on disk). */
+  private async currentIndex(model: Model): Promise<TopKIndexer> {
+    const path = this.pathFor(model);
+    if (this.running && this.running.model === model) return this.running.indexer;
+    let mtimeMs = 0;
+    try {
+      mtimeMs = statSync(path).mtimeMs;
+    } catch {
+      /* no index yet */
+    }
+    if (this.index && this.index.model === model && this.index.mtimeMs === mtimeMs) return this.index.indexer;
+    // An existing index keeps its k (it may have been built by `deepvis index --k N`).
+    let k = this.opts.k ?? DEFAULT_TOPK;
+    if (mtimeMs) k = (await TopKIndex.read(path)).k;
+    const { indexer, rebuilt } = await TopKIndexer.load(model, path, k);
+    if (rebuilt) this.log(rebuilt);
+    this.index = { model, indexer, mtimeMs };
+    this.patches.clear();
+    return indexer;
+  }
+
+  private info(model: Model, indexer: TopKIndexer | null): IndexInfoT {
+    return { path: this.pathFor(model), images: indexer?.imageCount ?? 0, k: indexer?.k ?? this.opts.k ?? DEFAULT_TOPK, indexing: this.running?.model === model };
+  }
+
+  async indexStart(req: Extract<Request, { type: 'indexStart' }>, client: SessionClient): Promise<Reply> {
+    const model = this.engine.model;
+    if (!model) return fail(req, 'no model is loaded');
+    if (this.running) return fail(req, `already indexing for ${this.running.model.id} — stop it first`);
+    let dirs: string[];
+    try {
+      dirs = [...new Set(req.dirs.map(checkFolder))];
+    } catch (e) {
+      return fail(req, oneLine(e));
+    }
+    const path = this.pathFor(model);
+    let indexer: TopKIndexer;
+    let release: () => Promise<void>;
+    try {
+      indexer = await this.currentIndex(model);
+      release = await lockIndex(path);
+    } catch (e) {
+      return fail(req, `cannot open the index ${path}: ${oneLine(e)}`);
+    }
+    if (this.running || this.engine.model !== model) {
+      await release();
+      return fail(req, this.running ? 'already indexing — stop it first' : 'the model changed meanwhile');
+    }
+    const run: RunningJob = {
+      model,
+      indexer,
+      path,
+      client,
+      release,
+      lastEmit: 0,
+      finished: Promise.resolve(),
+      job: null as unknown as IndexJob,
+    };
+    let stepMs = 100;
+    let stepStart = performance.now();
+    const emit = (e: Omit<IndexEventT, 'type' | 'modelId'>) => {
+      try {
+        run.client.emit({ type: 'index', modelId: model.id, ...e });
+      } catch {
+        /* a client that went away */
+      }
+    };
+    run.job = startIndexing(indexer, dirs, {
+      saveTo: path,
+      yieldToLive: async () => {
+        // Under a saturating live view, indexing takes about a fifth of the engine's time.
+        await this.yieldToLive(this.liveGapMs, Math.max(200, 4 * stepMs));
+        stepStart = performance.now();
+        // The model was switched: stop (the runner checks the signal right after this returns).
+        if (this.engine.model !== model || this.disposed) void run.job.stop();
+      },
+      onProgress: (p: IndexProgress) => {
+        const now = performance.now();
+        stepMs = 0.7 * stepMs + 0.3 * (now - stepStart);
+        if (p.done < p.total && now - run.lastEmit < this.progressEveryMs) return;
+        run.lastEmit = now;
+        emit({
+          phase: 'progress',
+          done: p.done,
+          total: p.total,
+          skipped: p.skipped,
+          ...(p.current ? { file: p.current } : {}),
+          imagesPerSecond: p.imagesPerSecond,
+          etaMs: p.etaMs,
+          elapsedMs: p.elapsedMs,
+        });
+      },
+    });
+    this.running = run;
+    this.patches.clear();
+    // Before the end event: the lock is released and the saved index adopted, so a client that
+    // reacts to the event (topk, another indexStart) sees the finished state.
+    const settle = async () => {
+      await release().catch(() => {});
+      if (this.running === run) this.running = null;
+      let mtimeMs = 0;
+      try {
+        mtimeMs = statSync(path).mtimeMs;
+      } catch {
+        /* never saved */
+      }
+      // The saved file is what we hold in memory: adopt it without re-reading.
+      if (this.engine.model === model) this.index = { model, indexer, mtimeMs };
+      this.patches.clear();
+    };
+    run.finished = run.job.done.then(
+      async (r: IndexRunResult) => {
+        await settle();
+        const unreadable = r.unreadable.slice(0, 100).map((u) => ({ path: u.path, error: u.error }));
+        const why = this.engine.model !== model ? 'the model was switched' : this.disposed ? 'the engine is shutting down' : 'stopped';
+        emit({
+          phase: r.aborted ? 'stopped' : 'done',
+          done: r.done,
+          total: r.total,
+          skipped: r.skipped,
+          images: indexer.imageCount,
+          elapsedMs: r.elapsedMs,
+          imagesPerSecond: r.imagesPerSecond,
+          unreadable,
+          unreadableCount: r.unreadable.length,
+          ...(r.aborted ? { message: why } : r.problems.length ? { message: r.problems.join('; ') } : {}),
+        });
+        this.log(`index ${model.id}: ${r.aborted ? 'stopped' : 'done'} — ${r.added} added, ${r.skipped} already indexed, ${r.unreadable.length} unreadable`);
+      },
+      async (e: unknown) => {
+        await settle();
+        const p = run.job.progress;
+        emit({ phase: 'error', done: p?.done ?? 0, total: p?.total ?? 0, message: oneLine(e) });
+        this.log(`index ${model.id}: ${oneLine(e)}`);
+      },
+    );
+    this.log(`index ${model.id}: indexing ${dirs.join(', ')} into ${path}`);
+    return { type: 'indexStart', modelId: model.id, dirs, index: this.info(model, indexer), ...seqOf(req) };
+  }
+
+  async indexStop(req: Extract<Request, { type: 'indexStop' }>): Promise<Reply> {
+    const run = this.running;
+    if (!run) return { type: 'indexStop', stopped: false, ...seqOf(req) };
+    await run.job.stop().catch(() => {});
+    await run.finished;
+    return { type: 'indexStop', stopped: true, ...seqOf(req) };
+  }
+
+  async openIndexedImage(req: Extract<Request, { type: 'openIndexedImage' }>): Promise<Reply> {
+    const model = this.engine.model;
+    if (!model) return fail(req, 'no model is loaded');
+    const refuse = () => fail(req, `not an image of the ${model.id} index: ${req.path}`);
+    if (!isAbsolute(req.path)) return refuse();
+    let indexer: TopKIndexer;
+    try {
+      indexer = await this.currentIndex(model);
+    } catch (e) {
+      return fail(req, oneLine(e));
+    }
+    const abs = resolve(req.path);
+    const rec = indexer.files.find((f) => f !== null && f.path === abs);
+    if (!rec) return refuse();
+    try {
+      const s = await stat(abs);
+      if (!s.isFile()) return refuse();
+      if (s.size !== rec.size || Math.round(s.mtimeMs) !== rec.mtimeMs) return fail(req, `${abs} changed since it was indexed — index the folder again`);
+      if (s.size > MAX_OPEN_BYTES) return fail(req, `${abs} is too large to open (${s.size} bytes)`);
+      const buf = await readFile(abs);
+      return { type: 'openIndexedImage', path: abs, name: basename(abs), bytes: new Uint8Array(buf.buffer, buf.byteOffset, buf.byteLength) as Uint8Array<ArrayBuffer>, ...seqOf(req) };
+    } catch (e) {
+      return fail(req, `cannot read ${abs}: ${oneLine(e)}`);
+    }
+  }
+
+  // ------------------------------------------------------------------ patches
+
+  async topk(req: Extract<Request, { type: 'topk' }>, client: SessionClient): Promise<Reply> {
+    const model = this.engine.model;
+    if (!model) return fail(req, 'no model is loaded');
+    const gen = (this.generation.get(client.id) ?? 0) + 1;
+    this.generation.set(client.id, gen);
+    const stale = () => this.generation.get(client.id) !== gen || this.engine.model !== model || this.disposed;
+    let layerName: string;
+    try {
+      const l = model.layer(req.layer);
+      layerName = l.name;
+      if (req.unit >= l.units) return fail(req, `unit ${req.unit} is out of range for layer ${l.display} (${l.units} units)`);
+    } catch (e) {
+      return fail(req, oneLine(e));
+    }
+    let indexer: TopKIndexer | null = null;
+    let problem: string | null = null;
+    try {
+      indexer = await this.currentIndex(model);
+    } catch (e) {
+      problem = oneLine(e);
+    }
+    const k = req.k ?? indexer?.k ?? DEFAULT_TOPK;
+    const hits: TopKHit[] = indexer ? indexer.top(layerName, req.unit, Math.min(k, indexer.k)) : [];
+    const folder: FolderPatchT[] = [];
+    for (const hit of hits) {
+      const back = req.back ?? 'deconv';
+      const key = `${model.id}|${layerName}|${req.unit}|${hit.image}|${hit.y},${hit.x}|${this.patchSize}|${back}`;
+      let patch = this.patches.get(key);
+      if (!patch) {
+        // Frames first: every patch costs a decode and a backward pass.
+        await this.yieldToLive(0, 150);
+        if (stale()) return fail(req, 'superseded by a newer topk request');
+        patch = await this.folderPatch(model, layerName, req.unit, hit, back);
+        if (this.patches.size >= PATCH_CACHE) this.patches.delete(this.patches.keys().next().value!);
+        this.patches.set(key, patch);
+      }
+      folder.push({
+        source: 'folder',
+        rank: hit.rank,
+        image: hit.image,
+        imageWidth: hit.imageWidth,
+        imageHeight: hit.imageHeight,
+        box: hit.box,
+        activation: hit.activation,
+        width: patch.width,
+        height: patch.height,
+        crop: patch.crop as Uint8Array<ArrayBuffer>,
+        deconv: patch.deconv as Uint8Array<ArrayBuffer> | null,
+        ...(patch.problem ? { problem: patch.problem } : {}),
+      });
+    }
+    const mem = this.memory && this.memoryModel === model && this.memory.field.layer === layerName ? this.memory : null;
+    const session: SessionPatchT[] = mem
+      ? mem.top(req.unit, Math.min(k, mem.k)).map((h) => ({
+          source: 'session',
+          rank: h.rank,
+          activation: h.activation,
+          frameId: h.frame,
+          time: h.time,
+          width: h.crop.width,
+          height: h.crop.height,
+          crop: Uint8Array.from(h.crop.data) as Uint8Array<ArrayBuffer>,
+        }))
+      : [];
+    if (problem) this.log(`topk: ${problem}`);
+    return {
+      type: 'topk',
+      modelId: model.id,
+      layer: layerName,
+      unit: req.unit,
+      folder,
+      session,
+      index: this.info(model, indexer),
+      sessionFrames: this.memoryModel === model ? (this.memory?.frames ?? 0) : 0,
+      sessionLayer: this.memoryModel === model ? (this.memory?.field.layer ?? null) : null,
+      ...seqOf(req),
+    };
+  }
+
+  /** Crop and deconv of one hit (decode, one forward to the layer, one backward pass). */
+  private async folderPatch(model: Model, layerName: string, unit: number, hit: TopKHit, back: BackMode = 'deconv'): Promise<Patch> {
+    const [width, height] = patchDims(hit.inputBox, this.patchSize);
+    const pad = padPixel(model);
+    let img: RgbImage;
+    try {
+      img = await decodeImage(hit.image);
+    } catch (e) {
+      const grey = new Uint8Array(width * height * 3).fill(128);
+      return { width, height, crop: grey, deconv: null, problem: oneLine(e) };
+    }
+    if (img.width !== hit.imageWidth || img.height !== hit.imageHeight) {
+      const g = cropGeometry(img.width, img.height, model.inputSize);
+      return { width, height, crop: cropField(img, g, hit.inputBox, width, height, pad), deconv: null, problem: 'the image changed since it was indexed' };
+    }
+    const g = cropGeometry(img.width, img.height, model.inputSize);
+    const crop = cropField(img, g, hit.inputBox, width, height, pad);
+    if (this.engine.model !== model) return { width, height, crop, deconv: null, problem: 'the model changed' };
+    const [H, W] = model.inputSize;
+    // Seeded with the unit's whole activation map (as the live back-projection), then cropped to
+    // the field. DVT seeded its top-9 deconvs at the arg-max position only, which relies on
+    // max-pool switches: in a network without max-pools (MobileNet) that picture is the same for
+    // every image.
+    const map = tf.tidy(() => backproject(model, model.preprocess(cropResize(img, model.inputSize)), { kind: 'channel', layer: layerName, channel: unit }, back));
+    try {
+      const data = (await map.data()) as Float32Array;
+      return { width, height, crop, deconv: cropSignal(data, H, W, hit.inputBox, width, height) };
+    } finally {
+      map.dispose();
+    }
+  }
+
+  // ------------------------------------------------------------------ session memory
+
+  /**
+   * Called from the frame job inside its tf.tidy with the selected layer's tap and the frame's
+   * model-input pixels: remembers the frame's best units of that layer. Keeps the two tensors past
+   * the tidy and offers them after the frame's reply (one offer at a time; frames arriving while
+   * one is in flight are not remembered). Identical consecutive frames are offered once.
+   */
+  captureFrame(req: FrameRequestT, layerName: string, tap: tf.Tensor, pixels: tf.Tensor): void {
+    const model = this.engine.model;
+    if (!model || this.disposed || this.opts.session?.enabled === false || this.offering) return;
+    if (sameBytes(this.lastRgba, req.rgba)) return;
+    let mem = this.memory;
+    if (!mem || this.memoryModel !== model || mem.field.layer !== layerName) {
+      const s = this.opts.session ?? {};
+      mem = new SessionTopK(model, { layer: layerName, k: s.k ?? 9, maxBytes: s.maxBytes ?? 16 * 1024 * 1024, maxCropSize: s.maxCropSize ?? 64 });
+      this.memory = mem;
+      this.memoryModel = model;
+    }
+    this.lastRgba = req.rgba;
+    this.offering = true;
+    const t = tf.keep(tap) as tf.Tensor4D;
+    const p = tf.keep(pixels) as tf.Tensor4D;
+    const target = mem;
+    // After the tidy (it would dispose what the offer creates) and after the frame's reply.
+    setImmediate(() => {
+      void target
+        .offer(req.frameId, t, p)
+        .catch((e: unknown) => this.log(`session memory: ${oneLine(e)}`))
+        .finally(() => {
+          t.dispose();
+          p.dispose();
+          this.offering = false;
+        });
+    });
+  }
+
+  // ------------------------------------------------------------------ life cycle
+
+  private modelChanged(): void {
+    // The running job notices at its next step (yieldToLive) and stops; its index is saved.
+    if (this.running) void this.running.job.stop().catch(() => {});
+    this.index = null;
+    this.memory = null;
+    this.memoryModel = null;
+    this.lastRgba = null;
+    this.patches.clear();
+  }
+
+  /** Stop indexing (saving what was indexed) and forget everything. */
+  async dispose(): Promise<void> {
+    this.disposed = true;
+    const run = this.running;
+    if (run) {
+      await run.job.stop().catch(() => {});
+      await run.finished;
+    }
+    this.modelChanged();
+  }
+}
