@@ -1,0 +1,146 @@
+// The live-view harness shared by `npm run bench:live` and `npm run soak`: web mode in its own
+// process, Debian's Chromium with a fake camera, and helpers to read window.__deepvisStats and the
+// engine's `stats` reply.
+import { chromium, type Browser, type Page } from '@playwright/test';
+import WebSocket from 'ws';
+import { decodeMessage, encodeMessage } from '../contract/wire.js';
+import { parseReply, type StatsReplyT } from '../contract/messages.js';
+import { CHROMIUM_PATH, chromiumArgs, fakeCamera } from './chromium.js';
+import { buildRenderer, startServer } from './global-setup.js';
+
+export interface LiveSession {
+  url: string;
+  browser: Browser;
+  /** The engine's counters (tensors, RSS) over a WebSocket of our own. */
+  engineStats(): Promise<StatsReplyT>;
+  close(): Promise<void>;
+}
+
+export interface LiveOptions {
+  /** Model the server starts with. */
+  model: string;
+  cameraFps?: number;
+  cameraSize?: string;
+  secondsPerPhoto?: number;
+  log?: (line: string) => void;
+}
+
+export async function startLive(opts: LiveOptions): Promise<LiveSession> {
+  const log = opts.log ?? ((l: string) => process.stderr.write(`${l}\n`));
+  buildRenderer();
+  const camera = fakeCamera({ fps: opts.cameraFps ?? 30, seconds: opts.secondsPerPhoto ?? 2, size: opts.cameraSize ?? '640x480' });
+  log(`fake camera: ${camera}`);
+  const backend = process.env.DEEPVIS_BACKEND ? ['--backend', process.env.DEEPVIS_BACKEND] : [];
+  const server = await startServer(['--port', '0', '--model', opts.model, ...backend]);
+  log(`web mode: ${server.url.replace(/token=.*/, 'token=…')}`);
+  const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: chromiumArgs(camera) });
+  const u = new URL(server.url);
+  const wsUrl = `ws://${u.host}/ws?token=${u.searchParams.get('token')}`;
+  let ws: WebSocket | null = null;
+  let seq = 0;
+  const waiting = new Map<number, (r: StatsReplyT) => void>();
+  const socket = async () => {
+    if (ws && ws.readyState === WebSocket.OPEN) return ws;
+    ws = new WebSocket(wsUrl);
+    ws.binaryType = 'arraybuffer';
+    ws.on('message', (data: ArrayBuffer) => {
+      const r = parseReply(decodeMessage(new Uint8Array(data)));
+      if (r.ok && r.reply.type === 'stats' && r.reply.seq !== undefined) waiting.get(r.reply.seq)?.(r.reply);
+    });
+    await new Promise<void>((res, rej) => {
+      ws!.once('open', () => res());
+      ws!.once('error', rej);
+    });
+    return ws;
+  };
+  return {
+    url: server.url,
+    browser,
+    async engineStats() {
+      const s = await socket();
+      const n = ++seq;
+      return new Promise<StatsReplyT>((res, rej) => {
+        const t = setTimeout(() => rej(new Error('stats: no reply')), 30_000);
+        waiting.set(n, (r) => {
+          clearTimeout(t);
+          waiting.delete(n);
+          res(r);
+        });
+        s.send(encodeMessage({ type: 'stats', seq: n }));
+      });
+    },
+    async close() {
+      ws?.close();
+      await browser.close();
+      await server.stop();
+    },
+  };
+}
+
+export interface PageStats {
+  framesDrawn: number;
+  lastFrameId: number;
+  latencies: number[];
+  engineMs: number[];
+  grabMs: number[];
+  roundTripMs: number[];
+  drawMs: number[];
+  cameraFrames: number;
+  framesSkipped: number;
+  framesDropped: number;
+  errors: number;
+}
+
+/** Open the app on `model` and wait for its first drawn frame. */
+export async function openLivePage(session: LiveSession, model: string, settings: Record<string, unknown> = {}): Promise<Page> {
+  const page = await session.browser.newPage({ viewport: { width: 1280, height: 800 } });
+  await page.addInitScript((s) => localStorage.setItem('deepvis.settings', JSON.stringify(s)), { ...settings, model });
+  page.on('pageerror', (e) => process.stderr.write(`page error: ${e.message}\n`));
+  await page.goto(session.url);
+  await page.waitForFunction((m) => document.querySelector('[data-testid="status-model"]')?.textContent === m, model, { timeout: 120_000 });
+  await page.waitForFunction(() => ((window as unknown as { __deepvisStats?: PageStats }).__deepvisStats?.framesDrawn ?? 0) > 0, null, { timeout: 60_000 });
+  return page;
+}
+
+export async function pageStats(page: Page): Promise<PageStats & { now: number }> {
+  return page.evaluate(() => {
+    const s = (window as unknown as { __deepvisStats: PageStats }).__deepvisStats;
+    return { ...s, now: performance.now() };
+  });
+}
+
+export function percentile(xs: number[], p: number): number | null {
+  if (!xs.length) return null;
+  const s = xs.slice().sort((a, b) => a - b);
+  const i = Math.min(s.length - 1, Math.max(0, Math.ceil((p / 100) * s.length) - 1));
+  return s[i]!;
+}
+
+export const round = (x: number | null, d = 1): number | null => (x === null ? null : Math.round(x * 10 ** d) / 10 ** d);
+
+/** Measure the live view for `seconds` on an open page: distinct results drawn per second, latency, engine time. */
+export async function measure(page: Page, seconds: number) {
+  const a = await pageStats(page);
+  await page.waitForTimeout(seconds * 1000);
+  const b = await pageStats(page);
+  const elapsed = (b.now - a.now) / 1000;
+  // latencies/engineMs are appended one per drawn frame; take the ones drawn in the window.
+  const n = b.framesDrawn - a.framesDrawn;
+  const lat = b.latencies.slice(-n);
+  const eng = b.engineMs.slice(-n);
+  return {
+    display_fps: round(n / elapsed, 2),
+    latency_ms_p50: round(percentile(lat, 50)),
+    latency_ms_p95: round(percentile(lat, 95)),
+    engine_ms_p50: round(percentile(eng, 50)),
+    // Where the rest of the latency goes (p50): taking the pixels, request → reply, drawing.
+    grab_ms_p50: round(percentile(b.grabMs.slice(-n), 50)),
+    round_trip_ms_p50: round(percentile(b.roundTripMs.slice(-n), 50)),
+    draw_ms_p50: round(percentile(b.drawMs.slice(-n), 50)),
+    frames: n,
+    camera_fps: round((b.cameraFrames - a.cameraFrames) / elapsed, 2),
+    camera_frames_skipped: b.framesSkipped - a.framesSkipped,
+    errors: b.errors - a.errors,
+    seconds: round(elapsed, 1),
+  };
+}

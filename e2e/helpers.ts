@@ -1,0 +1,87 @@
+// Shared steps for the browser tests: open the app on a given model, read the status line, the
+// top-5 and the canvases the way a user (or a screenshot) would see them.
+import { expect, type Page } from '@playwright/test';
+
+export const FAST_MODEL = 'mobilenet-v1-0.25';
+export const SLED_DOGS = /dogsled|malamute|Siberian husky|Eskimo dog/;
+
+export function baseUrl(): string {
+  const u = process.env.DEEPVIS_E2E_URL;
+  if (!u) throw new Error('DEEPVIS_E2E_URL is not set (global-setup starts the web server)');
+  return u;
+}
+
+export function wsUrl(token?: string): string {
+  const u = new URL(baseUrl());
+  return `ws://${u.host}/ws?token=${encodeURIComponent(token ?? u.searchParams.get('token') ?? '')}`;
+}
+
+export interface OpenOptions {
+  model?: string;
+  /** Extra renderer settings (localStorage override, see renderer/src/settings.ts). */
+  settings?: Record<string, unknown>;
+  /** Wait for the first drawn frame (default true). */
+  waitForFrames?: boolean;
+  url?: string;
+}
+
+export async function openApp(page: Page, opts: OpenOptions = {}): Promise<void> {
+  const model = opts.model ?? FAST_MODEL;
+  await page.addInitScript((s) => localStorage.setItem('deepvis.settings', JSON.stringify(s)), { model, ...(opts.settings ?? {}) });
+  await page.goto(opts.url ?? baseUrl());
+  await expect(page.getByTestId('status-model')).toHaveText(model, { timeout: 90_000 });
+  if (opts.waitForFrames !== false) await waitForFrames(page, 1);
+}
+
+export async function framesDrawn(page: Page): Promise<number> {
+  return page.evaluate(() => window.__deepvisStats?.framesDrawn ?? 0);
+}
+
+/** Wait until `n` more engine results have been drawn. */
+export async function waitForFrames(page: Page, n: number, timeout = 30_000): Promise<void> {
+  const start = await framesDrawn(page);
+  await page.waitForFunction((target) => (window.__deepvisStats?.framesDrawn ?? 0) >= target, start + n, { timeout });
+}
+
+export async function top5(page: Page): Promise<string[]> {
+  return page.getByTestId('top5-item').allTextContents();
+}
+
+export async function top5Names(page: Page): Promise<string> {
+  return (await page.getByTestId('top5-item').locator('.name').allTextContents()).join(' | ');
+}
+
+/** A cheap fingerprint of a canvas' pixels (FNV-1a over the RGBA). */
+export async function canvasHash(page: Page, testId: string): Promise<string> {
+  return page.evaluate((id) => {
+    const c = document.querySelector<HTMLCanvasElement>(`[data-testid="${id}"]`);
+    if (!c || !c.width || !c.height) return 'empty';
+    const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+    let h = 0x811c9dc5;
+    for (let i = 0; i < d.length; i += 1) h = Math.imul(h ^ d[i]!, 0x01000193);
+    return `${c.width}x${c.height}:${(h >>> 0).toString(16)}`;
+  }, testId);
+}
+
+/** Click tile i of the grid (the canvas publishes its tiling in data-cols/-rows/-count). */
+export async function clickTile(page: Page, i: number): Promise<void> {
+  const grid = page.getByTestId('grid-canvas');
+  const { cols, rows, count } = await grid.evaluate((c: HTMLCanvasElement) => ({ cols: Number(c.dataset.cols), rows: Number(c.dataset.rows), count: Number(c.dataset.count) }));
+  expect(i).toBeLessThan(count);
+  const box = (await grid.boundingBox())!;
+  await grid.click({ position: { x: ((i % cols) + 0.5) * (box.width / cols), y: (Math.floor(i / cols) + 0.5) * (box.height / rows) } });
+}
+
+export async function gridCols(page: Page): Promise<number> {
+  return Number(await page.getByTestId('grid-canvas').getAttribute('data-cols'));
+}
+
+export async function statusText(page: Page, field: 'fps' | 'latency' | 'layer-unit' | 'model' | 'backend' | 'mode' | 'boost' | 'engine'): Promise<string> {
+  return (await page.getByTestId(`status-${field}`).textContent()) ?? '';
+}
+
+declare global {
+  interface Window {
+    __deepvisStats?: { framesDrawn: number; lastFrameId: number; latencies: number[]; engineMs: number[]; errors: number };
+  }
+}

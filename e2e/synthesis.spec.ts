@@ -1,0 +1,257 @@
+// Synthesis in the app (issue 4, "In the app" and pattern mode): start a job for a class unit with
+// `y`, watch the preview/progress/curve, export PNG + JSON; cancel; pattern mode `s` showing a layer's
+// atlas built beforehand with the real CLI. This file runs its own web server (same model as the
+// global one) with DEEPVIS_ATLAS_DIR pointing at that freshly built atlas.
+import { execFileSync } from 'node:child_process';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { dirname, join, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect, test, type Download, type Page, type TestInfo } from '@playwright/test';
+import { startServer } from './global-setup.js';
+import { canvasHash, clickTile, FAST_MODEL, openApp, statusText } from './helpers.js';
+
+const HERE = dirname(fileURLToPath(import.meta.url));
+const ROOT = resolve(HERE, '..');
+const SHOTS = resolve(HERE, '.artifacts/screenshots');
+const ATLAS_LAYER = 'pw3';
+
+let server: Awaited<ReturnType<typeof startServer>> | null = null;
+let atlasDir = '';
+
+test.describe.configure({ mode: 'serial' });
+
+test.beforeAll(async () => {
+  test.setTimeout(240_000);
+  atlasDir = mkdtempSync(join(tmpdir(), 'deepvis-e2e-atlas-'));
+  // The real CLI, as a user would build an atlas for the conference demo.
+  execFileSync(
+    process.execPath,
+    [join(ROOT, 'bin/deepvis.mjs'), 'atlas', '--model', FAST_MODEL, '--layer', ATLAS_LAYER, '--units', '0-3', '--preset', 'fast', '--iterations', '5', '--size', '64', '--out', atlasDir],
+    { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], timeout: 180_000 },
+  );
+  const before = process.env.DEEPVIS_ATLAS_DIR;
+  process.env.DEEPVIS_ATLAS_DIR = atlasDir; // startServer passes process.env to the server
+  try {
+    const backend = process.env.DEEPVIS_BACKEND ? ['--backend', process.env.DEEPVIS_BACKEND] : [];
+    server = await startServer(['--port', '0', '--model', FAST_MODEL, ...backend]);
+  } finally {
+    if (before === undefined) delete process.env.DEEPVIS_ATLAS_DIR;
+    else process.env.DEEPVIS_ATLAS_DIR = before;
+  }
+});
+
+test.afterAll(async () => {
+  await server?.stop();
+  if (atlasDir) rmSync(atlasDir, { recursive: true, force: true });
+});
+
+async function open(page: Page): Promise<void> {
+  await openApp(page, { url: server!.url });
+}
+
+async function shot(page: Page, testInfo: TestInfo, name: string): Promise<void> {
+  mkdirSync(SHOTS, { recursive: true });
+  const path = testInfo.outputPath(`${name}.png`);
+  await page.screenshot({ path });
+  await testInfo.attach(name, { path, contentType: 'image/png' });
+  copyFileSync(path, resolve(SHOTS, `${name}.png`));
+}
+
+/** Set a range input the way dragging it would (input, then change). */
+async function setRange(page: Page, testId: string, value: number): Promise<void> {
+  await page.getByTestId(testId).evaluate((el: HTMLInputElement, v) => {
+    el.value = String(v);
+    el.dispatchEvent(new Event('input', { bubbles: true }));
+    el.dispatchEvent(new Event('change', { bubbles: true }));
+  }, value);
+  await expect(page.getByTestId(testId)).toHaveValue(String(value));
+}
+
+async function progressValue(page: Page): Promise<number> {
+  return page.getByTestId('synth-progress').evaluate((p: HTMLProgressElement) => p.value);
+}
+
+async function selectFlamingo(page: Page): Promise<void> {
+  await page.getByTestId('layer-item').filter({ hasText: /^logits$/ }).click();
+  await expect(page.getByTestId('grid-canvas')).toHaveAttribute('data-count', '1000');
+  await clickTile(page, 130);
+  await expect(page.getByTestId('status-layer-unit')).toHaveText('logits:130');
+  await expect(page.getByTestId('synth-unit')).toHaveValue('130');
+}
+
+/** RGBA of canvas pixels inside tile i's cell (the canvas publishes its tiling). */
+async function cellPixels(page: Page, i: number): Promise<{ hash: string; uniform: boolean; colourful: boolean; rgb: number[] }> {
+  return page.getByTestId('grid-canvas').evaluate((c: HTMLCanvasElement, i) => {
+    const cols = Number(c.dataset.cols);
+    const rows = Number(c.dataset.rows);
+    const cw = c.width / cols;
+    const ch = c.height / rows;
+    // The middle half of the cell (clear of gaps and the cursor outline).
+    const x = Math.round((i % cols) * cw + cw / 4);
+    const y = Math.round(Math.floor(i / cols) * ch + ch / 4);
+    const w = Math.max(1, Math.round(cw / 2));
+    const h = Math.max(1, Math.round(ch / 2));
+    const d = c.getContext('2d')!.getImageData(x, y, w, h).data;
+    let hash = 0x811c9dc5;
+    let uniform = true;
+    let colourful = false;
+    for (let k = 0; k < d.length; k += 4) {
+      for (let j = 0; j < 3; j++) hash = Math.imul(hash ^ d[k + j]!, 0x01000193);
+      if (d[k] !== d[0] || d[k + 1] !== d[1] || d[k + 2] !== d[2]) uniform = false;
+      if (Math.abs(d[k]! - d[k + 1]!) > 2 || Math.abs(d[k + 1]! - d[k + 2]!) > 2) colourful = true;
+    }
+    return { hash: (hash >>> 0).toString(16), uniform, colourful, rgb: [d[0]!, d[1]!, d[2]!] };
+  }, i);
+}
+
+test('y synthesizes flamingo (class 130): progress, changing preview, curve, top-1, export PNG + JSON', async ({ page }, testInfo) => {
+  test.setTimeout(180_000);
+  const t0 = Date.now();
+  await open(page);
+  await selectFlamingo(page);
+  await page.getByTestId('synth-preset').selectOption('fast');
+  await setRange(page, 'synth-iterations', 60);
+  await setRange(page, 'synth-seeds', 2);
+  await setRange(page, 'synth-size', 224);
+  const framesBefore = await page.evaluate(() => window.__deepvisStats?.framesDrawn ?? 0);
+
+  await page.keyboard.press('y');
+  await expect(page.getByTestId('synth-cancel')).toBeVisible();
+  await expect(page.getByTestId('synth-label')).toHaveText(/130.*flamingo/);
+  // The progress bar advances and the preview changes between two moments.
+  await expect.poll(() => progressValue(page), { timeout: 60_000 }).toBeGreaterThan(0);
+  const p1 = await progressValue(page);
+  await expect(page.getByTestId('synth-image').first()).toBeVisible({ timeout: 30_000 });
+  const h1 = await canvasHash(page, 'synth-image');
+  await expect.poll(() => progressValue(page), { timeout: 60_000 }).toBeGreaterThan(p1);
+  await expect.poll(() => canvasHash(page, 'synth-image'), { timeout: 60_000 }).not.toBe(h1);
+  await expect(page.getByTestId('synth-progress-text')).toHaveText(/^\d+\/60 · \d+\.\d s$/);
+
+  await expect(page.getByTestId('synth-status')).toHaveText('done — top-1 flamingo', { timeout: 120_000 });
+  const jobSeconds = (Date.now() - t0) / 1000;
+  await expect(page.getByTestId('synth-image')).toHaveCount(2);
+  await expect(page.getByTestId('synth-target-prob')).toHaveText(/%$/);
+  expect(parseFloat((await page.getByTestId('synth-target-prob').textContent()) ?? '0')).toBeGreaterThan(50);
+  await expect(page.getByTestId('synth-progress-text')).toHaveText(/^60\/60 · /);
+  // The live view kept running during the job.
+  expect(await page.evaluate(() => window.__deepvisStats?.framesDrawn ?? 0)).toBeGreaterThan(framesBefore + 3);
+  expect(await canvasHash(page, 'synth-curve')).not.toBe('empty');
+  await shot(page, testInfo, 'synthesis-done');
+
+  // Export: the selected seed's PNG and its settings JSON.
+  const downloads: Download[] = [];
+  page.on('download', (d) => downloads.push(d));
+  await page.getByTestId('synth-export').click();
+  await expect.poll(() => downloads.length, { timeout: 15_000 }).toBe(2);
+  const png = downloads.find((d) => d.suggestedFilename().endsWith('.png'))!;
+  const json = downloads.find((d) => d.suggestedFilename().endsWith('.json'))!;
+  expect(png.suggestedFilename()).toMatch(/^mobilenet-v1-0\.25_logits_130_flamingo_seed\d+\.png$/);
+  const pngPath = testInfo.outputPath(png.suggestedFilename());
+  const jsonPath = testInfo.outputPath(json.suggestedFilename());
+  await png.saveAs(pngPath);
+  await json.saveAs(jsonPath);
+  const bytes = readFileSync(pngPath);
+  expect([...bytes.subarray(0, 8)]).toEqual([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+  expect(bytes.readUInt32BE(16)).toBe(224); // IHDR width
+  expect(bytes.readUInt32BE(20)).toBe(224);
+  const meta = JSON.parse(readFileSync(jsonPath, 'utf8'));
+  expect(meta).toMatchObject({ model: FAST_MODEL, unit: 130, preset: 'fast', width: 224, height: 224 });
+  expect(meta.settings).toMatchObject({ iterations: 60, param: 'pyramid' });
+  expect(meta.objective_curve).toHaveLength(60);
+  expect(meta.objective_best).toBeGreaterThan(meta.objective_start);
+  expect(meta.top5[0].name).toBe('flamingo');
+  console.log(`synthesis (a): job done ${jobSeconds.toFixed(1)} s after page open; export ${bytes.length} B PNG`);
+});
+
+test('cancel: Esc stops a long paper-3 job, y starts and y again cancels; the live view keeps running', async ({ page }, testInfo) => {
+  test.setTimeout(180_000);
+  await open(page);
+  await selectFlamingo(page);
+  await page.getByTestId('synth-preset').selectOption('paper-3');
+  await expect(page.getByTestId('synth-iterations')).toHaveValue('1000');
+  await expect(page.getByTestId('synth-theta-blurWidth')).toHaveValue('1');
+  await setRange(page, 'synth-seeds', 4);
+  await setRange(page, 'synth-size', 160);
+  const frames0 = await page.evaluate(() => window.__deepvisStats?.framesDrawn ?? 0);
+  await page.keyboard.press('y');
+  await expect.poll(() => progressValue(page), { timeout: 60_000 }).toBeGreaterThan(20);
+  await expect(page.getByTestId('synth-image')).toHaveCount(4, { timeout: 30_000 });
+  await expect(page.getByTestId('synth-status')).toHaveText('running');
+  // Screenshot mid-run (the preview and curve after some steps).
+  await expect.poll(() => progressValue(page), { timeout: 60_000 }).toBeGreaterThan(60);
+  await shot(page, testInfo, 'synthesis-running');
+  expect(await page.evaluate(() => window.__deepvisStats?.framesDrawn ?? 0)).toBeGreaterThan(frames0 + 3);
+
+  await page.keyboard.press('Escape');
+  await expect(page.getByTestId('synth-status')).toHaveText('cancelled', { timeout: 15_000 });
+  const stoppedAt = await progressValue(page);
+  expect(stoppedAt).toBeLessThan(1000);
+  await expect(page.getByTestId('synth-start')).toBeVisible();
+  // Esc cancelled only the job: the cursor stayed on the class.
+  await expect(page.getByTestId('status-layer-unit')).toHaveText('logits:130');
+
+  await page.keyboard.press('y');
+  await expect(page.getByTestId('synth-status')).toHaveText('running', { timeout: 15_000 });
+  await expect.poll(() => progressValue(page), { timeout: 60_000 }).toBeGreaterThan(2);
+  await page.keyboard.press('y');
+  await expect(page.getByTestId('synth-status')).toHaveText('cancelled', { timeout: 15_000 });
+  // And the Cancel button.
+  await page.getByTestId('synth-start').click();
+  await expect(page.getByTestId('synth-status')).toHaveText('running', { timeout: 15_000 });
+  await page.getByTestId('synth-cancel').click();
+  await expect(page.getByTestId('synth-status')).toHaveText('cancelled', { timeout: 15_000 });
+  // No job keeps running in the engine: progress stays put.
+  const p = await progressValue(page);
+  await page.waitForTimeout(1000);
+  expect(await progressValue(page)).toBe(p);
+});
+
+test('pattern mode (s): the grid shows the atlas tiles, grey where missing; the hint on a layer without atlas', async ({ page }, testInfo) => {
+  test.setTimeout(120_000);
+  await open(page);
+  await page.getByTestId('layer-item').filter({ hasText: new RegExp(`^${ATLAS_LAYER}$`) }).click();
+  await expect(page.getByTestId('status-layer-unit')).toHaveText(`${ATLAS_LAYER}:0`);
+  // The unit pane shows unit 0's cached image at once (the layer has an atlas).
+  await expect(page.getByTestId('unit-atlas-canvas')).toBeVisible();
+  await page.keyboard.press('f'); // freeze, so the activation view is stable for the comparison
+  await expect.poll(() => statusText(page, 'mode')).toBe('camera (frozen)');
+  await page.waitForTimeout(500);
+  const act0 = await cellPixels(page, 0);
+  const act5 = await cellPixels(page, 5);
+
+  await page.keyboard.press('s');
+  await expect.poll(async () => (await cellPixels(page, 0)).hash).not.toBe(act0.hash);
+  const pat0 = await cellPixels(page, 0);
+  expect(pat0.uniform).toBe(false);
+  expect(pat0.colourful).toBe(true); // a synthesized RGB image, not a grey activation map
+  expect(act0.colourful).toBe(false);
+  const pat5 = await cellPixels(page, 5); // unit 5 is not in the atlas: grey
+  expect(pat5.uniform).toBe(true);
+  expect(pat5.rgb).toEqual([96, 96, 104]);
+  await expect(page.getByTestId('pattern-hint')).toHaveCount(0);
+  // Unfreeze: frames keep arriving, the pattern stays.
+  await page.keyboard.press('f');
+  await page.waitForTimeout(800);
+  expect((await cellPixels(page, 0)).hash).toBe(pat0.hash);
+  await page.keyboard.press('l'); // cursor right (← → change layer while the layer list has focus)
+  await expect(page.getByTestId('status-layer-unit')).toHaveText(`${ATLAS_LAYER}:1`);
+  await expect(page.getByTestId('unit-atlas-canvas')).toBeVisible();
+  await shot(page, testInfo, 'pattern-mode');
+
+  // s again: activations.
+  await page.keyboard.press('s');
+  await expect.poll(async () => (await cellPixels(page, 5)).uniform && (await cellPixels(page, 5)).rgb.join() === '96,96,104').toBe(false);
+  expect(act5.rgb.join()).not.toBe('96,96,104');
+
+  // A layer without atlas, in pattern mode: the hint with the CLI command.
+  await page.keyboard.press('s');
+  await page.getByTestId('layer-item').filter({ hasText: /^pw5$/ }).click();
+  await expect(page.getByTestId('pattern-hint')).toContainText(`npx deepvis atlas --model ${FAST_MODEL} --layer pw5`);
+  await expect(page.getByTestId('unit-atlas')).toHaveCount(0);
+  await shot(page, testInfo, 'pattern-mode-no-atlas');
+  // Back to the atlas layer: tiles again, no hint.
+  await page.getByTestId('layer-item').filter({ hasText: new RegExp(`^${ATLAS_LAYER}$`) }).click();
+  await expect(page.getByTestId('pattern-hint')).toHaveCount(0);
+  await expect.poll(async () => (await cellPixels(page, 0)).colourful).toBe(true);
+});
