@@ -344,9 +344,9 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   }
 
   /** Resolves when nothing is computing or waiting. */
-  idle(): Promise<void> {
-    if (!this.running && this.queue.length === 0) return Promise.resolve();
-    return new Promise((r) => this.idleWaiters.push(r));
+  async idle(): Promise<void> {
+    if (this.running || this.queue.length > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
+    await this.topk.settled();
   }
 
   /** Refuse new work, let the running job finish, answer waiting ones with errors, unload the model. */

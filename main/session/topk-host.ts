@@ -236,6 +236,8 @@ export class TopKHost {
   private memoryModel: Model | null = null;
   private lastRgba: Uint8Array | null = null;
   private offering = false;
+  /** The session-memory offer in flight (it holds the frame's tap and pixels until it ends). */
+  private pendingOffer: Promise<void> = Promise.resolve();
   private readonly patches = new Map<string, Patch>();
   /** Bumped on each topk request per client: an older request still computing gives up. */
   private readonly generation = new Map<string, number>();
@@ -600,16 +602,24 @@ export class TopKHost {
     const p = tf.keep(pixels) as tf.Tensor4D;
     const target = mem;
     // After the tidy (it would dispose what the offer creates) and after the frame's reply.
-    setImmediate(() => {
-      void target
-        .offer(req.frameId, t, p)
-        .catch((e: unknown) => this.log(`session memory: ${oneLine(e)}`))
-        .finally(() => {
-          t.dispose();
-          p.dispose();
-          this.offering = false;
-        });
-    });
+    this.pendingOffer = new Promise<void>((resolve) =>
+      setImmediate(() => {
+        void target
+          .offer(req.frameId, t, p)
+          .catch((e: unknown) => this.log(`session memory: ${oneLine(e)}`))
+          .finally(() => {
+            t.dispose();
+            p.dispose();
+            this.offering = false;
+            resolve();
+          });
+      }),
+    );
+  }
+
+  /** Resolves when the last frame's session-memory offer has finished (its tensors are freed). */
+  settled(): Promise<void> {
+    return this.pendingOffer;
   }
 
   // ------------------------------------------------------------------ life cycle
