@@ -287,6 +287,11 @@ export type ModelInfo = z.infer<typeof ModelInfoSchema>;
 export type ModelSummary = z.infer<typeof ModelSummarySchema>;
 export type LayerInfoT = z.infer<typeof LayerInfoSchema>;
 
+/** The request's seq, to echo in its reply (replies are matched to requests by it). */
+export function seqOf(req: { seq?: number | undefined }): { seq?: number } {
+  return req.seq === undefined ? {} : { seq: req.seq };
+}
+
 /** Validate an incoming request; never throws — returns an error message instead. */
 export function parseRequest(value: unknown): { ok: true; request: Request } | { ok: false; error: string } {
   const r = RequestSchema.safeParse(value);

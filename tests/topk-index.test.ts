@@ -10,20 +10,11 @@ import { cropResize, decodeImage, loadImageForModel, loadModel, selectBackend, t
 import { receptiveFields } from '../main/engine/receptive-field.js';
 import { indexFiles, listImageFiles, startIndexing } from '../main/engine/topk-runner.js';
 import { SessionTopK } from '../main/engine/topk-session.js';
+import { mulberry32 } from '../main/engine/synthesis/run.js';
 import { TopKIndex, TopKIndexer, TopKTable, unitCandidates } from '../main/engine/topk-index.js';
 import { PHOTOS, PHOTOS_DIR, photo } from './support/fixtures.js';
 
-/** A tiny deterministic PRNG (mulberry32). */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+const rng = mulberry32;
 
 describe('TopKTable', () => {
   it('keeps the k best (activation, then mean) of a stream, like sorting everything', () => {

@@ -2,6 +2,7 @@
 // output rules (stdout carries only the result — JSON with --json —; messages go to stderr as
 // one line each, "deepvis: <message>").
 import { InvalidArgumentError, type Command } from 'commander';
+import { oneLine } from '../engine/errors.js';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   describeBackend,
@@ -47,10 +48,7 @@ export function modelsDirOf(g: GlobalOptions): string {
 }
 
 /** The first line of an error's message, whitespace-collapsed: every message we print is one line. */
-export function oneLine(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  return (msg.split('\n').find((l) => l.trim()) ?? msg).trim();
-}
+export { oneLine };
 
 export function warn(message: string): void {
   process.stderr.write(`deepvis: ${oneLine(message)}\n`);

@@ -110,6 +110,17 @@ export class Model {
     });
   }
 
+  /**
+   * The 0..255 RGB pixel the network reads as input 0 (MobileNet: 128, Darknet: 0): the colour
+   * that pads crops so padding looks to the network like the zero padding it was trained with.
+   * Computed from the descriptor in float64 (float32 would give 127.49999 for 127.5).
+   */
+  zeroPixel(): [number, number, number] {
+    let zero = [0, 1, 2].map((c) => -this.offset[c]! / this.scale[c]!);
+    if (this.descriptor.preprocess.channelOrder === 'BGR') zero = zero.reverse();
+    return zero.map((v) => Math.max(0, Math.min(255, Math.round(v)))) as [number, number, number];
+  }
+
   /** Network input → RGB pixels in 0..255 (inverse of preprocess). */
   deprocess(x: tf.Tensor4D): tf.Tensor4D {
     return tf.tidy(() => {

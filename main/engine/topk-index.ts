@@ -23,6 +23,7 @@ import { homedir } from 'node:os';
 import { basename, dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
+import { oneLine } from './errors.js';
 import { cropGeometry, cropResize, decodeImage, type RgbImage } from './images.js';
 import type { Model } from './model.js';
 import { boxToOriginal, receptiveFields, regionOf, type Box, type LayerField } from './receptive-field.js';
@@ -692,10 +693,6 @@ export async function statFile(path: string): Promise<FileStat> {
   return { path: resolve(path), size: s.size, mtimeMs: Math.round(s.mtimeMs) };
 }
 
-function oneLine(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  return (msg.split('\n').find((l) => l.trim()) ?? msg).trim();
-}
 
 export interface OpenResult {
   indexer: TopKIndexer;

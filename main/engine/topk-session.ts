@@ -105,14 +105,7 @@ export class SessionTopK {
     this.thrAct = new Float32Array(this.units).fill(-Infinity);
     this.thrMean = new Float32Array(this.units).fill(-Infinity);
     // Padding shows what the network sees outside the frame: input 0, in pixels.
-    // (Float64 from the descriptor: float32 would give 127.49999 for MobileNet's 127.5.)
-    const pre = model.descriptor.preprocess;
-    const triple = (v: number | number[]) => (Array.isArray(v) ? v : [v, v, v]);
-    const sc = triple(pre.scale);
-    const of = triple(pre.offset);
-    let zero = [0, 1, 2].map((c) => (0 - of[c]!) / sc[c]!);
-    if (pre.channelOrder === 'BGR') zero = zero.reverse();
-    this.padPixel = zero.map((v) => Math.max(0, Math.min(255, Math.round(v)))) as [number, number, number];
+    this.padPixel = model.zeroPixel();
   }
 
   /** Bytes held by crops now (never more than maxBytes). */

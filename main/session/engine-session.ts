@@ -5,6 +5,7 @@ import { EventEmitter } from 'node:events';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   parseRequest,
+  seqOf,
   type AppEvent,
   type SynthEventT,
   type FrameRequestT,
@@ -29,6 +30,7 @@ import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultAtlasRoot, findAtlas } from '../engine/synthesis/atlas.js';
 import { SynthJobs, type SynthJobEvent } from '../engine/synthesis/jobs.js';
+import { oneLine } from '../engine/errors.js';
 import { BackFramePass } from './backprojection-frame.js';
 import { TopKHost, type TopKHostOptions } from './topk-host.js';
 
@@ -112,10 +114,6 @@ export interface SessionEvents {
   modelChange: [model: ModelInfo];
 }
 
-function errorMessage(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  return msg.split('\n')[0] ?? msg;
-}
 
 export function modelInfo(m: Model): ModelInfo {
   const [h, w] = m.inputSize;
@@ -178,8 +176,8 @@ export class EngineSession extends EventEmitter<SessionEvents> {
           await s.setModel(await loadModel(e.id, s.modelsDir));
           break;
         } catch (err) {
-          failures.push(errorMessage(err));
-          s.log(`model ${e.id} did not load: ${errorMessage(err)}`);
+          failures.push(oneLine(err));
+          s.log(`model ${e.id} did not load: ${oneLine(err)}`);
         }
       }
       if (!s.current) {
@@ -268,7 +266,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
           return this.topk.openIndexedImage(req);
       }
     } catch (e) {
-      return Promise.resolve({ type: 'error', message: errorMessage(e) });
+      return Promise.resolve({ type: 'error', message: oneLine(e) });
     }
   }
 
@@ -285,7 +283,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       );
       return { type: 'synthStarted', jobId, label: target.label, layer: target.layer, unit: target.unit, settings: settings as unknown as Record<string, unknown>, ...seqOf(req) };
     } catch (e) {
-      return this.error(req, errorMessage(e));
+      return this.error(req, oneLine(e));
     }
   }
 
@@ -319,7 +317,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
         ...seqOf(req),
       };
     } catch (e) {
-      return this.error(req, errorMessage(e));
+      return this.error(req, oneLine(e));
     }
   }
 
@@ -403,7 +401,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
         try {
           reply = job.kind === 'frame' ? await this.runFrame(job.req) : await this.runLoad(job.req);
         } catch (e) {
-          reply = this.error(job.req, job.kind === 'frame' ? `frame ${job.req.frameId}: ${errorMessage(e)}` : errorMessage(e));
+          reply = this.error(job.req, job.kind === 'frame' ? `frame ${job.req.frameId}: ${oneLine(e)}` : oneLine(e));
         } finally {
           this.computingFrame = null;
         }
@@ -433,7 +431,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     try {
       m = await loadModel(req.id, this.modelsDir);
     } catch (e) {
-      const why = errorMessage(e);
+      const why = oneLine(e);
       const keep = this.current ? `; still running ${this.current.id}` : '';
       // The engine's messages usually name the model already; make sure the reply does.
       const msg = why.includes(req.id) ? `${why}${keep}` : `model ${req.id} failed to load: ${why}${keep}`;
@@ -514,9 +512,6 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   }
 }
 
-function seqOf(req: { seq?: number | undefined }): { seq?: number } {
-  return req.seq === undefined ? {} : { seq: req.seq };
-}
 
 /** Convenience for hosts: create a session (see EngineSession.create). */
 export function createEngineSession(opts: EngineSessionOptions = {}): Promise<EngineSession> {

@@ -13,7 +13,8 @@ import { existsSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
-import type { FrameRequestT, Reply, Request } from '../../contract/messages.js';
+import { seqOf, type FrameRequestT, type Reply, type Request } from '../../contract/messages.js';
+import { oneLine } from '../engine/errors.js';
 import type { FolderPatchT, IndexEventT, IndexInfoT, SessionPatchT } from '../../contract/topk.js';
 import { cropGeometry, cropResize, decodeImage, type CropGeometry, type RgbImage } from '../engine/images.js';
 import type { Model } from '../engine/model.js';
@@ -80,14 +81,7 @@ const MAX_OPEN_BYTES = 64 * 1024 * 1024;
 const PATCH_CACHE = 256;
 const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
 
-function oneLine(e: unknown): string {
-  const msg = e instanceof Error ? e.message : String(e);
-  return (msg.split('\n').find((l) => l.trim()) ?? msg).trim();
-}
 
-function seqOf(req: { seq?: number | undefined }): { seq?: number } {
-  return req.seq === undefined ? {} : { seq: req.seq };
-}
 
 function fail(req: Request, message: string): Reply {
   return { type: 'error', message, request: req.type, ...seqOf(req) };
@@ -95,16 +89,9 @@ function fail(req: Request, message: string): Reply {
 
 /** What the network sees as input zero, in 0..255 RGB (the padding colour of patches). */
 export function padPixel(model: Model): [number, number, number] {
-  const pre = model.descriptor.preprocess;
-  const triple = (v: number | number[]) => (Array.isArray(v) ? v : [v, v, v]);
-  const sc = triple(pre.scale);
-  const of = triple(pre.offset);
-  let zero = [0, 1, 2].map((c) => (0 - of[c]!) / sc[c]!);
-  if (pre.channelOrder === 'BGR') zero = zero.reverse();
-  return zero.map((v) => Math.max(0, Math.min(255, Math.round(v)))) as [number, number, number];
+  return model.zeroPixel();
 }
 
-/** Patch dimensions for a box: the longest side is `size`, the aspect follows the box. */
 export function patchDims(box: Box, size: number): [number, number] {
   const longest = Math.max(box.w, box.h, 1);
   return [Math.max(1, Math.round((box.w / longest) * size)), Math.max(1, Math.round((box.h / longest) * size))];

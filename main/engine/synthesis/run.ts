@@ -78,8 +78,8 @@ function rollUntidy(x: tf.Tensor4D, dy: number, dx: number): tf.Tensor4D {
   return r;
 }
 
-/** Deterministic jitter offsets (mulberry32), so seeded runs are reproducible. */
-function rng(seed: number): () => number {
+/** A small deterministic PRNG (mulberry32): seeded jitter makes runs reproducible. */
+export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -148,7 +148,7 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
   init.dispose();
   // One stepper per variable: Adam keeps moment estimates of that variable's shape.
   const steppers = param.params.map(() => makeStepper(s.step));
-  const jitter = rng(seeds[0]! * 7919 + 1);
+  const jitter = mulberry32(seeds[0]! * 7919 + 1);
   let best: tf.Tensor4D = param.image();
   const bestValue = new Array<number>(n).fill(-Infinity);
   const bestIter = new Array<number>(n).fill(0);
