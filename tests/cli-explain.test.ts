@@ -1,40 +1,25 @@
 // `deepvis explain`, run as a user runs it (node bin/deepvis.mjs …) on the fixture photos: the PNGs
 // it writes, the JSON it prints (14×14 grid), and one-line errors with exit code 2.
-import { execFile } from 'node:child_process';
 import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
+import { runDeepvis, type CliRun } from './support/cli.js';
+
+/** Long stderr (a crash) is cut so assertion messages stay readable. */
+const deepvis = async (args: string[], timeout?: number) => {
+  const r = await runDeepvis(args, timeout);
+  return { ...r, stderr: r.stderr.length > 1500 ? r.stderr.slice(0, 1500) + '…' : r.stderr };
+};
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin/deepvis.mjs');
-const MODELS = join(ROOT, 'models');
 const PHOTOS = process.env.DEEPVIS_PHOTOS ?? resolve(ROOT, '../shared/fixtures/photos');
 const photo = (name: string) => join(PHOTOS, `${name}.jpg`);
 const tmp = mkdtempSync(join(tmpdir(), 'deepvis-explain-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function deepvis(args: string[], timeout = 60_000): Promise<Run> {
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      [BIN, '--models-dir', MODELS, ...args],
-      { cwd: ROOT, timeout, maxBuffer: 16 << 20, env: { ...process.env, DEEPVIS_DEBUG: '' } },
-      (err, stdout, stderr) => {
-        const code: unknown = err ? (err as { code?: unknown }).code : 0;
-        done({ code: typeof code === 'number' ? code : null, stdout, stderr: stderr.length > 1500 ? stderr.slice(0, 1500) + '…' : stderr });
-      },
-    );
-  });
-}
 
 interface ExplainJson {
   model: string;
@@ -47,7 +32,7 @@ interface ExplainJson {
   filter?: string;
 }
 
-function parse(r: Run): ExplainJson {
+function parse(r: CliRun): ExplainJson {
   expect(r.code, r.stderr).toBe(0);
   return JSON.parse(r.stdout) as ExplainJson;
 }

@@ -2,7 +2,7 @@
 // photos, mirrored/cropped copies (some as PNG, in a sub-folder) and a corrupt file: the index is
 // consistent with direct forward passes, resumes, lists the corrupt file, survives being killed
 // mid-run, and `top` gives receptive fields inside each original image at the right scale.
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, utimesSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
@@ -12,32 +12,15 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadImageForModel, loadModel, selectBackend, type Model } from '../main/engine/index.js';
 import { TopKIndex } from '../main/engine/topk-index.js';
+import { runDeepvis } from './support/cli.js';
 import { PHOTOS, photo } from './support/fixtures.js';
+
+const deepvis = (args: string[], timeout = 120_000) => runDeepvis(args, timeout);
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const BIN = join(ROOT, 'bin/deepvis.mjs');
 const MODEL = 'mobilenet-v1-0.25';
 
-interface Run {
-  code: number | null;
-  signal: NodeJS.Signals | null;
-  stdout: string;
-  stderr: string;
-}
-
-function deepvis(args: string[], timeout = 120_000): Promise<Run> {
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      [BIN, '--models-dir', join(ROOT, 'models'), ...args],
-      { cwd: ROOT, timeout, maxBuffer: 64 << 20, env: { ...process.env, DEEPVIS_DEBUG: '' } },
-      (err, stdout, stderr) => {
-        const code: unknown = err ? (err as { code?: unknown }).code : 0;
-        done({ code: typeof code === 'number' ? code : null, signal: (err as { signal?: NodeJS.Signals } | null)?.signal ?? null, stdout, stderr });
-      },
-    );
-  });
-}
 
 const short = (s: string) => (s.length > 1500 ? s.slice(0, 1500) + '…' : s);
 

@@ -1,15 +1,14 @@
 // The `deepvis` command line, run as a user runs it (`node bin/deepvis.mjs …`) on the real
 // fixture photos and the installed models. One CLI process per scenario, several images per call.
-import { execFile } from 'node:child_process';
 import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { runDeepvis as deepvis, type CliRun } from './support/cli.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const BIN = join(ROOT, 'bin/deepvis.mjs');
 const MODELS = join(ROOT, 'models');
 const PHOTOS = resolve(ROOT, '../shared/fixtures/photos');
 const PHOTO_NAMES = ['dog', 'eagle', 'giraffe', 'horses', 'kite', 'person', 'scream'];
@@ -24,30 +23,11 @@ const SOURCE_TOP1: Record<string, Record<string, number>> = {
 };
 const SLED_DOG = /malamute|dogsled|Eskimo dog|Siberian husky/;
 
-interface Run {
-  code: number | null;
-  stdout: string;
-  stderr: string;
-}
-
-function deepvis(args: string[], timeout = 60_000): Promise<Run> {
-  return new Promise((done) => {
-    execFile(
-      process.execPath,
-      [BIN, '--models-dir', MODELS, ...args],
-      { cwd: ROOT, timeout, maxBuffer: 64 << 20, env: { ...process.env, DEEPVIS_DEBUG: '' } },
-      (err, stdout, stderr) => {
-        const code: unknown = err ? (err as { code?: unknown }).code : 0;
-        done({ code: typeof code === 'number' ? code : null, stdout, stderr });
-      },
-    );
-  });
-}
 
 /** stderr, trimmed for assertion messages (a crashing wasm module can print megabytes). */
 const short = (s: string) => (s.length > 1500 ? s.slice(0, 1500) + '…' : s);
 
-function json<T>(r: Run): T {
+function json<T>(r: CliRun): T {
   try {
     return JSON.parse(r.stdout) as T;
   } catch {
@@ -55,7 +35,7 @@ function json<T>(r: Run): T {
   }
 }
 
-const stderrLines = (r: Run) => r.stderr.split('\n').filter((l) => l.trim());
+const stderrLines = (r: CliRun) => r.stderr.split('\n').filter((l) => l.trim());
 
 interface Top {
   index: number;
