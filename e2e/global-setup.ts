@@ -29,11 +29,22 @@ export function buildRenderer(): void {
 }
 
 /** Start `main/web/server.ts` and resolve with its URL (the line it prints once it listens). */
-export function startServer(args: string[], timeoutMs = 180_000): Promise<{ url: string; child: ChildProcess; stop: () => Promise<void> }> {
+export type WebServerProcess = { url: string; child: ChildProcess; stop: () => Promise<void> };
+
+/**
+ * Web mode on a random port with `model` (and $DEEPVIS_BACKEND when set). `env` adds variables
+ * for this server only (e.g. DEEPVIS_ATLAS_DIR, DEEPVIS_CACHE_DIR for a test's temp folders).
+ */
+export function startModelServer(model: string, env: Record<string, string> = {}): Promise<WebServerProcess> {
+  const backend = process.env.DEEPVIS_BACKEND ? ['--backend', process.env.DEEPVIS_BACKEND] : [];
+  return startServer(['--port', '0', '--model', model, ...backend], 180_000, env);
+}
+
+export function startServer(args: string[], timeoutMs = 180_000, env: Record<string, string> = {}): Promise<WebServerProcess> {
   const child = spawn(process.execPath, ['--import', 'tsx', join(ROOT, 'main/web/server.ts'), ...args], {
     cwd: ROOT,
     stdio: ['ignore', 'pipe', 'pipe'],
-    env: { ...process.env },
+    env: { ...process.env, ...env },
   });
   let log = '';
   return new Promise((resolveUrl, reject) => {
@@ -71,8 +82,7 @@ export function startServer(args: string[], timeoutMs = 180_000): Promise<{ url:
 export default async function globalSetup(): Promise<(() => Promise<void>) | void> {
   buildRenderer();
   if (process.env.DEEPVIS_E2E_URL) return;
-  const backend = process.env.DEEPVIS_BACKEND ? ['--backend', process.env.DEEPVIS_BACKEND] : [];
-  const server = await startServer(['--port', '0', '--model', 'mobilenet-v1-0.25', ...backend]);
+  const server = await startModelServer('mobilenet-v1-0.25');
   process.env.DEEPVIS_E2E_URL = server.url;
   return server.stop;
 }

@@ -6,7 +6,7 @@ import WebSocket from 'ws';
 import { decodeMessage, encodeMessage } from '../contract/wire.js';
 import { parseReply, type StatsReplyT } from '../contract/messages.js';
 import { CHROMIUM_PATH, chromiumArgs, fakeCamera } from './chromium.js';
-import { buildRenderer, startServer } from './global-setup.js';
+import { buildRenderer, startModelServer } from './global-setup.js';
 
 export interface LiveSession {
   url: string;
@@ -30,8 +30,7 @@ export async function startLive(opts: LiveOptions): Promise<LiveSession> {
   buildRenderer();
   const camera = fakeCamera({ fps: opts.cameraFps ?? 30, seconds: opts.secondsPerPhoto ?? 2, size: opts.cameraSize ?? '640x480' });
   log(`fake camera: ${camera}`);
-  const backend = process.env.DEEPVIS_BACKEND ? ['--backend', process.env.DEEPVIS_BACKEND] : [];
-  const server = await startServer(['--port', '0', '--model', opts.model, ...backend]);
+  const server = await startModelServer(opts.model);
   log(`web mode: ${server.url.replace(/token=.*/, 'token=…')}`);
   const browser = await chromium.launch({ executablePath: CHROMIUM_PATH, args: chromiumArgs(camera) });
   const u = new URL(server.url);

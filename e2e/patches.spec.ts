@@ -7,29 +7,21 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, test, type Page } from '@playwright/test';
-import { startServer } from './global-setup.js';
+import { startModelServer } from './global-setup.js';
 import { FAST_MODEL, openApp, statusText, top5Names, waitForFrames } from './helpers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const PHOTOS_DIR = process.env.DEEPVIS_PHOTOS ?? resolve(HERE, '../../shared/fixtures/photos');
 const ARTIFACTS = resolve(HERE, '.artifacts');
 
-let server: Awaited<ReturnType<typeof startServer>>;
+let server: Awaited<ReturnType<typeof startModelServer>>;
 let cacheDir: string;
 
 test.beforeAll(async () => {
   test.setTimeout(200_000);
   // Our own engine host, so the index lands in a temp dir and not in ~/.cache.
   cacheDir = mkdtempSync(join(tmpdir(), 'deepvis-e2e-patches-'));
-  const before = process.env.DEEPVIS_CACHE_DIR;
-  process.env.DEEPVIS_CACHE_DIR = cacheDir;
-  try {
-    const backend = process.env.DEEPVIS_BACKEND ? ['--backend', process.env.DEEPVIS_BACKEND] : [];
-    server = await startServer(['--port', '0', '--model', FAST_MODEL, ...backend]);
-  } finally {
-    if (before === undefined) delete process.env.DEEPVIS_CACHE_DIR;
-    else process.env.DEEPVIS_CACHE_DIR = before;
-  }
+  server = await startModelServer(FAST_MODEL, { DEEPVIS_CACHE_DIR: cacheDir });
 });
 
 test.afterAll(async () => {

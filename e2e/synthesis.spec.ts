@@ -8,7 +8,7 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, test, type Download, type Page, type TestInfo } from '@playwright/test';
-import { startServer } from './global-setup.js';
+import { startModelServer } from './global-setup.js';
 import { canvasHash, clickTile, FAST_MODEL, openApp, statusText } from './helpers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
@@ -16,7 +16,7 @@ const ROOT = resolve(HERE, '..');
 const SHOTS = resolve(HERE, '.artifacts/screenshots');
 const ATLAS_LAYER = 'pw3';
 
-let server: Awaited<ReturnType<typeof startServer>> | null = null;
+let server: Awaited<ReturnType<typeof startModelServer>> | null = null;
 let atlasDir = '';
 
 test.describe.configure({ mode: 'serial' });
@@ -30,15 +30,7 @@ test.beforeAll(async () => {
     [join(ROOT, 'bin/deepvis.mjs'), 'atlas', '--model', FAST_MODEL, '--layer', ATLAS_LAYER, '--units', '0-3', '--preset', 'fast', '--iterations', '5', '--size', '64', '--out', atlasDir],
     { cwd: ROOT, stdio: ['ignore', 'ignore', 'pipe'], timeout: 180_000 },
   );
-  const before = process.env.DEEPVIS_ATLAS_DIR;
-  process.env.DEEPVIS_ATLAS_DIR = atlasDir; // startServer passes process.env to the server
-  try {
-    const backend = process.env.DEEPVIS_BACKEND ? ['--backend', process.env.DEEPVIS_BACKEND] : [];
-    server = await startServer(['--port', '0', '--model', FAST_MODEL, ...backend]);
-  } finally {
-    if (before === undefined) delete process.env.DEEPVIS_ATLAS_DIR;
-    else process.env.DEEPVIS_ATLAS_DIR = before;
-  }
+  server = await startModelServer(FAST_MODEL, { DEEPVIS_ATLAS_DIR: atlasDir });
 });
 
 test.afterAll(async () => {

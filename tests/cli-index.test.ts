@@ -12,6 +12,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadImageForModel, loadModel, selectBackend, type Model } from '../main/engine/index.js';
 import { TopKIndex } from '../main/engine/topk-index.js';
+import type { TopRow } from '../main/cli/top.js';
 import { runDeepvis } from './support/cli.js';
 import { PHOTOS, photo } from './support/fixtures.js';
 
@@ -34,14 +35,6 @@ interface IndexSummary {
   bytes: number;
 }
 
-interface TopRow {
-  image: string;
-  x: number;
-  y: number;
-  w: number;
-  h: number;
-  activation: number;
-}
 
 let dir: string;
 let images: string[];

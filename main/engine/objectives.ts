@@ -57,15 +57,7 @@ export function objectiveValue(nodeOutput: tf.Tensor, o: UnitObjective): tf.Tens
 
 /** d objective / d node output: the same for every batch item since the objective is linear in it. */
 export function objectiveSeed(shape: number[], o: UnitObjective): tf.Tensor {
-  const s4 = shape.length === 4 ? shape : [shape[0]!, 1, 1, shape[shape.length - 1]!];
-  const [n, h, w, c] = s4 as [number, number, number, number];
-  const ch = o.kind === 'class' ? o.index : o.channel;
-  checkUnit(o, c);
-  const one = new Float32Array(h * w * c);
-  const pos = o.kind === 'class' ? 'mean' : resolvePosition(o.at, h, w);
-  if (pos === 'mean') for (let i = 0; i < h * w; i++) one[i * c + ch] = 1 / (h * w);
-  else one[(pos.y * w + pos.x) * c + ch] = 1;
-  return tf.tidy(() => tf.reshape(tf.tile(tf.tensor4d(one, [1, h, w, c]), [n, 1, 1, 1]), shape));
+  return objectiveMask(shape, new Array<UnitObjective>(shape[0]!).fill(o));
 }
 
 /**

@@ -87,11 +87,6 @@ function fail(req: Request, message: string): Reply {
   return { type: 'error', message, request: req.type, ...seqOf(req) };
 }
 
-/** What the network sees as input zero, in 0..255 RGB (the padding colour of patches). */
-export function padPixel(model: Model): [number, number, number] {
-  return model.zeroPixel();
-}
-
 export function patchDims(box: Box, size: number): [number, number] {
   const longest = Math.max(box.w, box.h, 1);
   return [Math.max(1, Math.round((box.w / longest) * size)), Math.max(1, Math.round((box.h / longest) * size))];
@@ -535,7 +530,7 @@ export class TopKHost {
   /** Crop and deconv of one hit (decode, one forward to the layer, one backward pass). */
   private async folderPatch(model: Model, layerName: string, unit: number, hit: TopKHit, back: BackMode = 'deconv'): Promise<Patch> {
     const [width, height] = patchDims(hit.inputBox, this.patchSize);
-    const pad = padPixel(model);
+    const pad = model.zeroPixel(); // what the network sees as input zero
     let img: RgbImage;
     try {
       img = await decodeImage(hit.image);
