@@ -6,6 +6,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { afterAll, describe, expect, it } from 'vitest';
+import { PHOTOS_DIR } from './support/fixtures.js';
 import { runDeepvis, type CliRun } from './support/cli.js';
 
 /** Long stderr (a crash) is cut so assertion messages stay readable. */
@@ -15,7 +16,7 @@ const deepvis = async (args: string[], timeout?: number) => {
 };
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
-const PHOTOS = process.env.DEEPVIS_PHOTOS ?? resolve(ROOT, '../shared/fixtures/photos');
+const PHOTOS = PHOTOS_DIR;
 const photo = (name: string) => join(PHOTOS, `${name}.jpg`);
 const tmp = mkdtempSync(join(tmpdir(), 'deepvis-explain-'));
 afterAll(() => rmSync(tmp, { recursive: true, force: true }));

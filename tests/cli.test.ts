@@ -6,11 +6,12 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { PHOTOS_DIR } from './support/fixtures.js';
 import { runDeepvis as deepvis, type CliRun } from './support/cli.js';
 
 const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const MODELS = join(ROOT, 'models');
-const PHOTOS = resolve(ROOT, '../shared/fixtures/photos');
+const PHOTOS = PHOTOS_DIR;
 const PHOTO_NAMES = ['dog', 'eagle', 'giraffe', 'horses', 'kite', 'person', 'scream'];
 const photo = (name: string) => join(PHOTOS, `${name}.jpg`);
 
