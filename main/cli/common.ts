@@ -87,7 +87,9 @@ export function findModel(id: string, dir: string, requireInstalled: boolean): M
     );
   }
   if (requireInstalled && (entry.problem || !entry.descriptor)) {
-    throw new CliError(`model ${id} is not installed: ${oneLine(entry.problem ?? 'no descriptor')}`, EXIT_FAILURE);
+    // Absent files are an install step not taken; damaged or foreign ones need a different fix.
+    const state = entry.fault === 'missing' ? 'is not installed' : 'cannot be loaded';
+    throw new CliError(`model ${id} ${state}: ${oneLine(entry.problem ?? 'no descriptor')}`, EXIT_FAILURE);
   }
   return entry;
 }

@@ -19,6 +19,27 @@ export interface CompiledModel {
 
 type Weights = Record<string, tf.Tensor>;
 
+/** The Keras layer types compileKeras turns into ops (README › Models lists them for users). */
+export const SUPPORTED_LAYERS = [
+  'InputLayer', 'Conv2D', 'DepthwiseConv2D', 'BatchNormalization', 'Activation', 'ReLU', 'LeakyReLU', 'Softmax',
+  'MaxPooling2D', 'AveragePooling2D', 'GlobalAveragePooling2D', 'GlobalMaxPooling2D', 'Reshape', 'Flatten',
+  'Dropout', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'Dense', 'Add', 'Concatenate', 'ZeroPadding2D',
+] as const;
+
+function unsupported(l: KerasLayer): string {
+  return `layer "${l.name}" is a ${l.className} layer, which DeepVis cannot compile (supported: ${SUPPORTED_LAYERS.filter((t) => t !== 'InputLayer').join(', ')})`;
+}
+
+/**
+ * Refuse a graph with a layer type the compiler lacks, before any weights are read: lets the model
+ * list say what is wrong without loading anything.
+ */
+export function checkSupportedLayers(graph: KerasGraph): void {
+  const known = new Set<string>(SUPPORTED_LAYERS);
+  const bad = graph.layers.find((l) => !known.has(l.className));
+  if (bad) throw new Error(unsupported(bad));
+}
+
 class WeightBook {
   private used = new Set<string>();
   constructor(private readonly weights: Weights) {}
@@ -115,7 +136,26 @@ function foldBatchNorm(
   return { filter: out, bias: newBias };
 }
 
+/**
+ * Compile inside a tf scope: a model that fails half-way (a weight missing from the files, an
+ * activation we lack) leaves none of the tensors folded so far behind; on success the network's
+ * own tensors are kept.
+ */
 export function compileKeras(graph: KerasGraph, weights: Weights, keep: Set<string>, logitsHint?: string): CompiledModel {
+  let compiled: CompiledModel | null = null;
+  tf.tidy(() => {
+    compiled = compileGraph(graph, weights, keep, logitsHint);
+    keepTensors(compiled.net.nodes);
+  });
+  return compiled!;
+}
+
+function keepTensors(v: unknown, depth = 0): void {
+  if (v instanceof tf.Tensor) tf.keep(v);
+  else if (v && typeof v === 'object' && depth < 6) for (const x of Object.values(v)) keepTensors(x, depth + 1);
+}
+
+function compileGraph(graph: KerasGraph, weights: Weights, keep: Set<string>, logitsHint?: string): CompiledModel {
   const book = new WeightBook(weights);
   const byName = new Map(graph.layers.map((l) => [l.name, l]));
   const consumers = new Map<string, KerasLayer[]>();
@@ -321,7 +361,7 @@ export function compileKeras(graph: KerasGraph, weights: Weights, keep: Set<stri
         break;
       }
       default:
-        throw new Error(`layer ${l.name}: Keras layer type ${l.className} is not supported by the DeepVis compiler`);
+        throw new Error(unsupported(l));
     }
   }
   const logitsNode = nodeOf.get(logitsName);
