@@ -69,7 +69,8 @@ test.describe('Electron app', () => {
       // Chromium refuses to run as root without --no-sandbox (the renderer stays sandbox: true).
       args: [ROOT, '--model=mobilenet-v1-0.25', ...(process.platform === 'linux' && process.getuid?.() === 0 ? ['--no-sandbox'] : [])],
       cwd: ROOT,
-      env: { ...process.env, DEEPVIS_BACKEND: process.env.DEEPVIS_BACKEND ?? 'wasm' } as Record<string, string>,
+      // DEEPVIS_NO_STATE: neither read nor write the user's saved view and window (README "Settings and state").
+      env: { ...process.env, DEEPVIS_BACKEND: process.env.DEEPVIS_BACKEND ?? 'wasm', DEEPVIS_NO_STATE: '1' } as Record<string, string>,
       timeout: 60_000,
     });
     page = await app.firstWindow();

@@ -33,11 +33,15 @@ export type WebServerProcess = { url: string; child: ChildProcess; stop: () => P
 
 /**
  * Web mode on a random port with `model` (and $DEEPVIS_BACKEND when set). `env` adds variables
- * for this server only (e.g. DEEPVIS_ATLAS_DIR, DEEPVIS_CACHE_DIR for a test's temp folders).
+ * for this server only (e.g. DEEPVIS_ATLAS_DIR, DEEPVIS_CACHE_DIR, DEEPVIS_STATE_DIR for a test's
+ * temp folders).
  */
 export function startModelServer(model: string, env: Record<string, string> = {}): Promise<WebServerProcess> {
   const backend = process.env.DEEPVIS_BACKEND ? ['--backend', process.env.DEEPVIS_BACKEND] : [];
-  return startServer(['--port', '0', '--model', model, ...backend], 180_000, env);
+  // Saved view state would carry one spec's layer/unit/back mode into the next: only a test that
+  // gives its own DEEPVIS_STATE_DIR (e2e/state.spec.ts) keeps state.
+  const state = env.DEEPVIS_STATE_DIR ? [] : ['--no-state'];
+  return startServer(['--port', '0', '--model', model, ...backend, ...state], 180_000, env);
 }
 
 export function startServer(args: string[], timeoutMs = 180_000, env: Record<string, string> = {}): Promise<WebServerProcess> {
@@ -59,7 +63,7 @@ export function startServer(args: string[], timeoutMs = 180_000, env: Record<str
         clearTimeout(timer);
         const stop = () =>
           new Promise<void>((r) => {
-            if (child.exitCode !== null) return r();
+            if (child.exitCode !== null || child.signalCode !== null) return r();
             child.once('exit', () => r());
             child.kill('SIGTERM');
             setTimeout(() => child.kill('SIGKILL'), 5000).unref();

@@ -8,8 +8,9 @@
 //   {model, backend, mode, target, grid, out, …} where grid is 14 rows of 14 numbers: the
 //   non-negative map (the per-pixel RGB norm for the pixel-space modes, the normalised cam for
 //   Grad-CAM) average-pooled to 14×14 and divided by the largest cell (so it is 1).
-import { stat, writeFile } from 'node:fs/promises';
+import { stat } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import { writeFileAtomic } from '../persist/atomic-file.js';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   backproject,
@@ -186,7 +187,7 @@ async function writePng(file: string, t: tf.Tensor4D): Promise<void> {
   const [bytes] = await rgbBytes(t);
   const png = await encodePng(bytes!, w, h);
   try {
-    await writeFile(file, png);
+    await writeFileAtomic(file, png);
   } catch (e) {
     const code = (e as NodeJS.ErrnoException).code;
     const userPath = code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR' || code === 'ENOTDIR' || code === 'EROFS';

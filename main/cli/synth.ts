@@ -1,9 +1,10 @@
 // deepvis synth: synthesise a unit's preferred image(s) by regularised gradient ascent, one PNG per
 // seed plus one JSON sidecar with every setting, the objective curves and the timing.
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MODEL_ID, encodePng } from '../engine/index.js';
+import { writeFileAtomic } from '../persist/atomic-file.js';
 import { PRESET_NAMES, presetSettings, resolveTarget, synthesize, type SynthSettings } from '../engine/synthesis/index.js';
 import { CliError, EXIT_BAD_INPUT, findModel, globals, modelsDirOf, oneLine, openModel, out, outJson, positiveInt, startBackend } from './common.js';
 import { ProgressLine } from './progress.js';
@@ -69,7 +70,7 @@ export function synthCommand(): Command {
       const images = [];
       for (const im of result.images) {
         const path = join(outDir, `${base}_seed${im.seed}.png`);
-        writeFileSync(path, await encodePng(im.rgb, im.width, im.height));
+        await writeFileAtomic(path, await encodePng(im.rgb, im.width, im.height));
         images.push({
           path,
           seed: im.seed,
@@ -100,7 +101,7 @@ export function synthCommand(): Command {
         seconds_to_target: result.secondsToTarget,
         images: images.map((im, i) => ({ ...im, curve: result.images[i]!.curve })),
       };
-      writeFileSync(join(outDir, `${base}.json`), JSON.stringify(sidecar, null, 2) + '\n');
+      await writeFileAtomic(join(outDir, `${base}.json`), JSON.stringify(sidecar, null, 2) + '\n');
       if (opts.json) await outJson(summary);
       else {
         const lines = images.map(

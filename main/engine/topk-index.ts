@@ -16,13 +16,13 @@
 // neither the model nor a backend), the tables as base64 little-endian typed arrays, the scanned
 // files (path, size, mtime, pixel size) and the unreadable ones. Its size does not grow with the
 // images scanned except for the file list (~150 bytes per image).
-import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { mkdir, open, readdir, readFile, rename, rm, stat } from 'node:fs/promises';
+import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { basename, dirname, join, resolve } from 'node:path';
+import { dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
+import { pidAlive, removeStaleTemps, writeFileAtomic } from '../persist/atomic-file.js';
 import { oneLine } from './errors.js';
 import { cropGeometry, cropResize, decodeImage, type RgbImage } from './images.js';
 import type { Model } from './model.js';
@@ -445,67 +445,6 @@ function fromB64<T extends Float32Array | Int32Array>(s: string, n: number, Make
   return new Make(ab);
 }
 
-/** Write a file atomically: a temp file beside it (named with our pid), fsync, rename over. */
-export async function writeFileAtomic(path: string, data: string | Buffer): Promise<void> {
-  await mkdir(dirname(path), { recursive: true });
-  const tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
-  try {
-    const fh = await open(tmp, 'w');
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
-    await rename(tmp, path);
-  } catch (e) {
-    await rm(tmp, { force: true });
-    throw e;
-  }
-  // Make the rename itself durable (best effort: not every platform can open a directory).
-  try {
-    const d = await open(dirname(path), 'r');
-    try {
-      await d.sync();
-    } finally {
-      await d.close();
-    }
-  } catch {
-    /* ignore */
-  }
-}
-
-function pidAlive(pid: number): boolean {
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (e) {
-    return (e as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
-/** Remove temp files left beside `path` by writers that died mid-write (their pid is gone). */
-export async function removeStaleTemps(path: string): Promise<number> {
-  const dir = dirname(path);
-  const base = basename(path);
-  let names: string[];
-  try {
-    names = await readdir(dir);
-  } catch {
-    return 0;
-  }
-  let n = 0;
-  for (const name of names) {
-    const m = name.startsWith(base + '.') ? name.slice(base.length + 1).match(/^(\d+)-[0-9a-f]+\.tmp$/) : null;
-    if (!m) continue;
-    const pid = Number(m[1]);
-    if (pid === process.pid || pidAlive(pid)) continue;
-    await rm(join(dir, name), { force: true });
-    n++;
-  }
-  return n;
-}
-
 /**
  * Take the writer's lock of an index (<path>.lock holding our pid). A lock whose process is gone
  * is taken over. Returns the release function; throws when a live process holds it.
@@ -616,7 +555,6 @@ export class TopKIndex {
 
   /** Save atomically (temp + fsync + rename); stale temp files of dead writers are removed. */
   async save(path: string): Promise<void> {
-    await removeStaleTemps(path);
     await writeFileAtomic(path, JSON.stringify(this.toJSON()));
   }
 

@@ -8,10 +8,11 @@
 // backward pass per step for the whole batch). Finished units are never redone, so an interrupted
 // build resumes where it stopped.
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readdirSync, readFileSync, renameSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
+import { writeFileAtomic } from '../../persist/atomic-file.js';
 import { encodePng } from '../images.js';
 import type { Model } from '../model.js';
 import type { UnitObjective } from '../objectives.js';
@@ -72,12 +73,6 @@ export function atlasFolder(root: string, model: Model, layer: string, settings:
   return join(root, `${model.id}-${model.checksum.slice(0, 12)}`, layer, settingsKey(settings, size, seeds));
 }
 
-function writeAtomic(path: string, data: string | Buffer): void {
-  const tmp = `${path}.tmp-${process.pid}`;
-  writeFileSync(tmp, data);
-  renameSync(tmp, path);
-}
-
 function readIndex(dir: string): AtlasIndex | null {
   const p = join(dir, 'index.json');
   if (!existsSync(p)) return null;
@@ -102,7 +97,7 @@ async function writeSprite(dir: string, index: AtlasIndex): Promise<void> {
     .composite(tiles.map((input, i) => ({ input, left: (i % cols) * ATLAS_TILE, top: Math.floor(i / cols) * ATLAS_TILE })))
     .png()
     .toBuffer();
-  writeAtomic(join(dir, 'sprite.png'), sprite);
+  await writeFileAtomic(join(dir, 'sprite.png'), sprite);
   index.sprite = { file: 'sprite.png', cols, tile: ATLAS_TILE, units };
 }
 
@@ -177,7 +172,7 @@ export async function buildAtlas(opts: BuildAtlasOptions): Promise<{ dir: string
       for (let j = 0; j < seeds.length; j++) {
         const im = r.images[k * seeds.length + j]!;
         const file = `unit-${String(u).padStart(4, '0')}-seed-${seeds[j]}.png`;
-        writeAtomic(join(dir, file), await encodePng(im.rgb, im.width, im.height));
+        await writeFileAtomic(join(dir, file), await encodePng(im.rgb, im.width, im.height));
         entry.files.push(file);
         entry.objectiveStart.push(im.objectiveStart);
         entry.objectiveBest.push(im.objectiveBest);
@@ -187,19 +182,29 @@ export async function buildAtlas(opts: BuildAtlasOptions): Promise<{ dir: string
     built += units.length;
     index.seconds += r.seconds;
     // Persist after every batch: an interruption loses at most the batch in flight.
-    writeAtomic(join(dir, 'index.json'), JSON.stringify(index, null, 1) + '\n');
+    await writeFileAtomic(join(dir, 'index.json'), JSON.stringify(index, null, 1) + '\n');
   }
   await writeSprite(dir, index);
-  writeAtomic(join(dir, 'index.json'), JSON.stringify(index, null, 1) + '\n');
+  await writeFileAtomic(join(dir, 'index.json'), JSON.stringify(index, null, 1) + '\n');
   opts.onProgress?.({ done: skipped + built, total: hi - lo + 1, unitsThisBatch: [], iteration: 0, iterations: 0 });
   return { dir, index, built, skipped };
 }
 
 /**
- * The most recently written atlas of this model's layer under `root` (any settings), with its
- * folder, or null. Matches the model by id and checksum, so a changed model never shows stale images.
+ * The most recently written atlas of this model's layer (any settings), with its folder, or null.
+ * Several roots are searched in order and the first that has one wins: the user's own cache comes
+ * before the read-only atlases a packaged app carries, so a rebuilt layer replaces the bundled one.
+ * Matches the model by id and checksum, so a changed model never shows stale images.
  */
-export function findAtlas(root: string, model: Model, layer: string): { dir: string; index: AtlasIndex } | null {
+export function findAtlas(roots: string | readonly string[], model: Model, layer: string): { dir: string; index: AtlasIndex } | null {
+  for (const root of typeof roots === 'string' ? [roots] : roots) {
+    const found = findAtlasIn(root, model, layer);
+    if (found) return found;
+  }
+  return null;
+}
+
+function findAtlasIn(root: string, model: Model, layer: string): { dir: string; index: AtlasIndex } | null {
   const layerDir = join(root, `${model.id}-${model.checksum.slice(0, 12)}`, layer);
   if (!existsSync(layerDir)) return null;
   let best: { dir: string; index: AtlasIndex; mtime: number } | null = null;
