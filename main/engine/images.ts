@@ -1,10 +1,13 @@
 // Image decoding (sharp: JPEG, PNG, WebP…, any size up to a pixel limit) and the centre-crop +
 // resize to a model's input, for files and for raw RGBA camera frames.
+import { stat } from 'node:fs/promises';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
+import { MAX_IMAGE_PIXELS } from '../../contract/images.js';
+import { oneLine } from './errors.js';
 
-/** Refuse decoding bombs: 20000×20000 and the like (about 8 GB of RGBA) are rejected up front. */
-export const MAX_INPUT_PIXELS = 100_000_000;
+/** The largest image decoded (100 MP, why: contract/images.ts); larger ones are refused from their header. */
+export const MAX_INPUT_PIXELS = MAX_IMAGE_PIXELS;
 
 export interface RgbImage {
   width: number;
@@ -13,8 +16,51 @@ export interface RgbImage {
   data: Uint8Array;
 }
 
-/** Decode an image file (or buffer) to RGB at its own size. Throws a one-line error naming the input. */
+/** What a codec error means for the user (libvips' messages name its internals, not the problem). */
+function describeDecodeError(e: unknown): string {
+  const msg = oneLine(e);
+  if (/unsupported image format/i.test(msg)) return 'not an image, or a format DeepVis cannot read (JPEG, PNG, WebP, GIF, AVIF, TIFF)';
+  if (/premature end|truncated|unexpected end|end of (file|stream)|not enough data/i.test(msg)) return 'the file is truncated (the image data ends early)';
+  if (/checksum|crc/i.test(msg)) return 'damaged PNG (a chunk checksum is wrong)';
+  if (/pngload|spng/i.test(msg)) return 'damaged PNG data (truncated, or a chunk checksum is wrong)';
+  if (/corrupt|invalid|bogus|huffman|marker/i.test(msg)) return `damaged image data (${msg.replace(/^Input (file|buffer) (has|contains) /i, '')})`;
+  return msg;
+}
+
+/** "megapixels" with one decimal below 10 MP, as a user reads it. */
+function mp(pixels: number): string {
+  const m = pixels / 1e6;
+  return `${m < 10 ? m.toFixed(1) : Math.round(m)} MP`;
+}
+
+/** Refuse an image whose header declares more than MAX_INPUT_PIXELS, without decoding it. */
+function checkImageSize(width: number, height: number, label: string): void {
+  if (width * height > MAX_INPUT_PIXELS) {
+    throw new Error(`${label}: ${width}×${height} pixels (${mp(width * height)}) is above the ${mp(MAX_INPUT_PIXELS)} limit; scale it down first`);
+  }
+}
+
+/**
+ * Decode an image file (or buffer) to RGB at its own size. Throws one line naming the input and
+ * what is wrong: empty, not an image, truncated, damaged, or too large (read from the header first).
+ */
 export async function decodeImage(input: string | Buffer, label = typeof input === 'string' ? input : 'image'): Promise<RgbImage> {
+  let bytes: number;
+  try {
+    bytes = typeof input === 'string' ? (await stat(input)).size : input.byteLength;
+  } catch (e) {
+    const code = (e as NodeJS.ErrnoException).code;
+    throw new Error(`${label}: ${code === 'ENOENT' ? 'no such file' : `cannot open (${oneLine(e)})`}`);
+  }
+  if (bytes === 0) throw new Error(`${label}: empty file (0 bytes), not an image`);
+  let meta: sharp.Metadata;
+  try {
+    // Header only (no pixels); the limit is ours, checked below with a message that says so.
+    meta = await sharp(input, { limitInputPixels: false }).metadata();
+  } catch (e) {
+    throw new Error(`${label}: cannot read image: ${describeDecodeError(e)}`);
+  }
+  if (meta.width && meta.height) checkImageSize(meta.width, meta.height, label);
   try {
     const { data, info } = await sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' })
       .rotate() // honour EXIF orientation, as a photo viewer would
@@ -24,8 +70,7 @@ export async function decodeImage(input: string | Buffer, label = typeof input =
       .toBuffer({ resolveWithObject: true });
     return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
   } catch (e) {
-    const msg = (e as Error).message.split('\n')[0];
-    throw new Error(`${label}: cannot read image (${msg})`);
+    throw new Error(`${label}: cannot read image: ${describeDecodeError(e)}`);
   }
 }
 

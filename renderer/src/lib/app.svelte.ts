@@ -5,13 +5,14 @@
 import type { AppEvent, FrameReplyT, ModelInfo, ModelSummary, Reply, Request } from '../../../contract/messages';
 import { ACTION_HELP, keyMap, type Action, type Settings } from '../settings';
 import { FrameGrabber, listCameras, onVideoFrames, openCamera, stopStream, type CameraDevice, type CameraStatus } from './camera';
-import { decodeFile, sortImages } from './images';
+import { decodeEntry, fileEntries, listingEntries, sortImages, type ImageEntry } from './images';
 import { LatestFramePipeline, type Grabbed } from './pipeline';
 import { moveCursor, tileAsMap, unitFactor, type Boost } from './tiles';
 import type { Transport } from './transport';
 import { FrameView, GridView, UnitView } from './views';
 import { BackController } from './back.svelte';
 import { SynthController } from './synth.svelte';
+import { SavedView } from './saved-view.svelte';
 
 export interface DeepVisStats {
   /** Distinct engine results drawn. */
@@ -78,7 +79,8 @@ export class DeepVisApp {
   cameraMessage = $state<string | null>(null);
   cameras = $state.raw<CameraDevice[]>([]);
   cameraId = $state<string | null>(null);
-  images = $state.raw<File[]>([]);
+  /** The static images being stepped through (browser files or the desktop app's listing), fetched when shown. */
+  images = $state.raw<ImageEntry[]>([]);
   imageIndex = $state(0);
   imageError = $state<string | null>(null);
   gammaIndex = $state(0);
@@ -104,6 +106,8 @@ export class DeepVisApp {
   readonly help: { keys: string[]; text: string }[];
   /** Synthesis of the selected unit and pattern mode (lib/synth.svelte.ts). */
   readonly synth: SynthController = new SynthController(this, () => this.grid);
+  /** The view a user comes back to: restored at start, saved on change (lib/saved-view.svelte.ts). */
+  private readonly savedView = new SavedView(this);
 
   // ---------------------------------------------------------------- plain state
   private video: HTMLVideoElement | null = null;
@@ -225,6 +229,7 @@ export class DeepVisApp {
     else if (hello.modelError) this.modelError = hello.modelError;
     const want = this.settings.model;
     if (want && want !== hello.model?.id) await this.switchModel(want);
+    await this.savedView.restore();
     if (this.settings.startSource === 'camera') await this.startCamera();
     else this.source = 'static';
     if (navigator.mediaDevices?.addEventListener) {
@@ -233,6 +238,7 @@ export class DeepVisApp {
   }
 
   dispose(): void {
+    this.savedView.stop();
     this.pipeline.stop();
     this.stopCamera();
     if (this.fpsTimer) clearInterval(this.fpsTimer);
@@ -415,7 +421,11 @@ export class DeepVisApp {
   // ---------------------------------------------------------------- static images
 
   async openFiles(files: Iterable<File>): Promise<void> {
-    const list = sortImages(files);
+    return this.openImages(fileEntries(sortImages(files)));
+  }
+
+  /** Static-image mode on this list, showing its first image; the one path for files and listings. */
+  async openImages(list: ImageEntry[]): Promise<void> {
     if (!list.length) {
       this.imageError = 'None of those files is an image.';
       return;
@@ -432,21 +442,34 @@ export class DeepVisApp {
     if (!n || !this.model || !this.grabber) return;
     const idx = ((i % n) + n) % n;
     this.imageIndex = idx;
-    const file = this.images[idx]!;
+    const entry = this.images[idx]!;
     const token = ++this.staticToken;
     try {
-      const bmp = await decodeFile(file);
+      const bmp = await decodeEntry(entry);
       if (token !== this.staticToken) return bmp.close();
       const rgba = this.grabber.grab(bmp, bmp.width, bmp.height, false);
       bmp.close();
-      if (!rgba) throw new Error(`${file.name}: empty image`);
+      if (!rgba) throw new Error(`${entry.name}: empty image`);
       this.staticRgba = rgba;
       this.imageError = null;
       this.frameView?.show(rgba, this.grabber.width, this.grabber.height);
       this.pipeline.kick();
     } catch (e) {
-      if (token === this.staticToken) this.imageError = (e as Error).message;
+      if (token !== this.staticToken) return;
+      this.imageError = (e as Error).message;
+      // Show nothing rather than the previous image's input and classes under this one's name.
+      this.staticRgba = null;
+      this.top5 = [];
+      this.frameView?.show(new Uint8Array(this.grabber.width * this.grabber.height * 4), this.grabber.width, this.grabber.height);
     }
+  }
+
+  /** One image's bytes from the desktop app's listing (main reads only what the user picked). */
+  private async fetchListed(listing: string, index: number, name: string): Promise<Blob> {
+    const r = await this.transport.request({ type: 'listedImage', listing, index });
+    if (r.type === 'listedImage') return new Blob([r.bytes as BlobPart], { type: guessType(r.name) });
+    const msg = r.type === 'error' ? r.message : `unexpected reply ${r.type}`;
+    throw new Error(msg.startsWith(`${name}: `) ? msg : `${name}: ${msg}`);
   }
 
   // ---------------------------------------------------------------- frame loop
@@ -485,6 +508,8 @@ export class DeepVisApp {
     if (reply.type === 'frame') {
       this.engineError = null;
       if (reply.modelId !== this.model?.id) return;
+      // A reply for an input no longer shown (a camera frame, or the previous static image) is stale.
+      if (this.source === 'static' && f.rgba !== this.staticRgba) return;
       this.top5 = reply.top5;
       if (reply.layer !== this.layer?.name) return; // the user changed layer meanwhile; the next frame has it
       this.lastReply = reply;
@@ -670,7 +695,8 @@ export class DeepVisApp {
     if (e.type !== 'menu') return;
     switch (e.action) {
       case 'openImages':
-        return this.openFiles(e.images.map((im) => new File([im.bytes as BlobPart], im.name, { type: guessType(im.name) })));
+        if (e.skipped.length) console.warn(`open ${e.source}: ${e.skipped.join('; ')}`);
+        return this.openImages(listingEntries(e.names, (i) => this.fetchListed(e.listing, i, e.names[i]!)));
       case 'exportPng':
         return this.exportPng();
       case 'toggleCamera':

@@ -1,5 +1,9 @@
 // Static images: files from the open dialogs (file or folder) and from drag-and-drop (folders too),
-// filtered to images and sorted by path like a file browser.
+// filtered to images and sorted by path like a file browser — or, in the desktop app, the names of
+// the images main listed, fetched one at a time. Either way the app steps through one list of
+// ImageEntry and decodes only the image it shows, refusing bad ones with one line naming them.
+import { imageSize } from 'image-size';
+import { MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from '../../../contract/images';
 
 const IMAGE_EXT = /\.(jpe?g|png|gif|webp|bmp|avif|ico)$/i;
 
@@ -45,10 +49,84 @@ export async function filesFromDrop(dt: DataTransfer): Promise<File[]> {
   return sortImages(out);
 }
 
-export async function decodeFile(file: File): Promise<ImageBitmap> {
+/** One image of the list being stepped through; its bytes are fetched only when it is shown. */
+export interface ImageEntry {
+  readonly name: string;
+  /** The image file's bytes; rejects with one line naming the image. */
+  load(): Promise<Blob>;
+}
+
+/** Files the browser gave us (already sorted with sortImages). */
+export function fileEntries(files: File[]): ImageEntry[] {
+  return files.map((f) => ({ name: f.name, load: () => Promise.resolve(f) }));
+}
+
+/** The desktop app's listing: names now, bytes from main (`fetch`) when an image is shown. */
+export function listingEntries(names: string[], fetch: (index: number) => Promise<Blob>): ImageEntry[] {
+  return names.map((name, i) => ({ name, load: () => fetch(i) }));
+}
+
+function mp(pixels: number): string {
+  const m = pixels / 1e6;
+  return `${m < 10 ? m.toFixed(1) : Math.round(m)} MP`;
+}
+
+/** Enough of the start of a file to hold any real header (EXIF, ICC profiles and thumbnails come first). */
+const HEADER_BYTES = 512 << 10;
+
+/**
+ * A JPEG whose data stops before its end-of-image marker: browsers draw what arrived and grey the
+ * rest without an error, so we look for the marker after the first scan ourselves.
+ */
+function isTruncatedJpeg(b: Uint8Array): boolean {
+  if (b[0] !== 0xff || b[1] !== 0xd8) return false;
+  // Walk the header segments (their lengths skip over embedded thumbnails) to the first scan.
+  let i = 2;
+  for (;;) {
+    if (i + 4 > b.length) return true;
+    if (b[i] !== 0xff) return false; // not a well-formed header: leave it to the decoder
+    const marker = b[i + 1]!;
+    if (marker === 0xff) {
+      i++;
+      continue;
+    }
+    if (marker === 0xda) break;
+    i += 2 + ((b[i + 2]! << 8) | b[i + 3]!);
+  }
+  for (let j = b.length - 2; j > i; j--) if (b[j] === 0xff && b[j + 1] === 0xd9) return false;
+  return true;
+}
+
+/**
+ * Decode one image for display, refusing from the header (before decoding) an empty file, one above
+ * MAX_IMAGE_BYTES or MAX_IMAGE_PIXELS, and a truncated JPEG; decoder failures become one line too.
+ */
+export async function decodeFile(file: Blob, name = (file as File).name ?? 'image'): Promise<ImageBitmap> {
+  if (file.size === 0) throw new Error(`${name}: empty file (0 bytes), not an image`);
+  if (file.size > MAX_IMAGE_BYTES) throw new Error(`${name}: ${Math.round(file.size / 2 ** 20)} MB file is above the ${MAX_IMAGE_BYTES / 2 ** 20} MB limit for one image`);
+  const head = new Uint8Array(await file.slice(0, HEADER_BYTES).arrayBuffer());
+  let size: { width: number; height: number } | null = null;
+  try {
+    size = imageSize(head);
+  } catch {
+    // Unknown to image-size (or a damaged header): the browser's decoder has the last word below.
+  }
+  if (size && size.width * size.height > MAX_IMAGE_PIXELS) {
+    throw new Error(`${name}: ${size.width}×${size.height} pixels (${mp(size.width * size.height)}) is above the ${mp(MAX_IMAGE_PIXELS)} limit; scale it down first`);
+  }
+  if (head[0] === 0xff && head[1] === 0xd8 && isTruncatedJpeg(file.size <= HEADER_BYTES ? head : new Uint8Array(await file.arrayBuffer()))) {
+    throw new Error(`${name}: cannot read image: the file is truncated (the image data ends early)`);
+  }
   try {
     return await createImageBitmap(file);
-  } catch (e) {
-    throw new Error(`${file.name}: cannot read this image (${(e as Error).message || 'unsupported format'})`);
+  } catch {
+    // Chromium says only "The source image could not be decoded".
+    throw new Error(`${name}: cannot read image: the data is damaged, or not an image format the browser can decode`);
   }
+}
+
+/** Fetch and decode one entry of the list; every failure is one line naming it. */
+export async function decodeEntry(entry: ImageEntry): Promise<ImageBitmap> {
+  const blob = await entry.load();
+  return decodeFile(blob, entry.name);
 }
