@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// `npm test`: every suite in order — type-check, vitest (engine, CLI, web mode, renderer units),
+// `npm test`: every suite in order — type-check, the Electron security scan, vitest (engine, CLI, web mode, renderer units),
 // Playwright end-to-end in Chromium — then one closing line "tests: N passed, N failed, N skipped"
 // that CI and people can read at a glance. Exits non-zero if anything failed.
 import { spawnSync } from 'node:child_process';
@@ -10,7 +10,7 @@ import { fileURLToPath } from 'node:url';
 const root = join(dirname(fileURLToPath(import.meta.url)), '..');
 const out = join(root, 'test-results');
 mkdirSync(out, { recursive: true });
-const only = process.argv.slice(2); // e.g. `npm test -- unit` or `npm test -- e2e`
+const only = process.argv.slice(2); // steps: types, security, unit, e2e — e.g. `npm test -- unit` or `npm test -- e2e`
 const want = (step) => only.length === 0 || only.includes(step);
 
 let passed = 0;
@@ -38,6 +38,16 @@ if (want('types')) {
       failed += 1;
       problems.push('svelte-check failed');
     }
+  }
+}
+
+if (want('security')) {
+  // Electronegativity over the Electron-facing sources, judged against security/electronegativity-allowlist.json.
+  const code = run('security scan (electronegativity)', 'node', ['scripts/security-scan.mjs']);
+  if (code === 0) passed += 1;
+  else {
+    failed += 1;
+    problems.push('security scan failed (test-results/security-scan.json)');
   }
 }
 

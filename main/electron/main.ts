@@ -5,42 +5,29 @@
 // Bundled to dist/main/electron-main.cjs by scripts/build-electron.mjs (CommonJS; electron,
 // @tensorflow/* and sharp stay external). Command-line switches: --backend=…, --model=…,
 // --models-dir=… (or $DEEPVIS_BACKEND / $DEEPVIS_MODELS_DIR).
-import { readdir, readFile, stat } from 'node:fs/promises';
-import { basename, extname, join, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
+import { join, resolve } from 'node:path';
 import {
   app,
   BrowserWindow,
   dialog,
   ipcMain,
   Menu,
+  screen,
   session as electronSession,
   type MenuItemConstructorOptions,
   type WebContents,
   type WebFrameMain,
 } from 'electron';
 import { IPC_EVENT, IPC_REQUEST, parseEvent, type AppEvent, type Reply } from '../../contract/messages.js';
+import { ListedImageRequest } from '../../contract/images.js';
 import { EngineSession } from '../session/engine-session.js';
+import { AppStateStore, STATE_FILE } from '../persist/app-state.js';
+import { placeWindow } from '../persist/window-bounds.js';
+import { IMAGE_EXTENSIONS, ImageListings, type ImageListing } from './image-list.js';
+import { allowPermissionCheck, allowPermissionRequest, confineWebContents, ELECTRON_CSP, isAppPageUrl } from './security.js';
 
-/** The renderer's own policy; renderer/index.html carries the same as a meta tag (file:// has no headers). */
-export const ELECTRON_CSP = [
-  "default-src 'self'",
-  "script-src 'self'",
-  "style-src 'self' 'unsafe-inline'",
-  "img-src 'self' blob: data:",
-  "media-src 'self' blob: mediastream:",
-  "connect-src 'self'",
-  "object-src 'none'",
-  "base-uri 'none'",
-  "form-action 'none'",
-  "frame-ancestors 'none'",
-].join('; ');
-
-const IMAGE_EXTENSIONS = ['jpg', 'jpeg', 'png', 'webp', 'gif', 'bmp', 'avif', 'tif', 'tiff'];
-/** Open Folder… limits: the images travel to the renderer in one event. */
-const MAX_IMAGES = 500;
-const MAX_IMAGE_BYTES = 64 << 20;
-const MAX_TOTAL_BYTES = 512 << 20;
+/** What the user opened (names only; the renderer fetches each image's bytes when it shows it). */
+const listings = new ImageListings();
 
 const appRoot = app.getAppPath();
 const rendererIndex = resolve(appRoot, 'renderer/dist/index.html');
@@ -50,6 +37,8 @@ let mainWindow: BrowserWindow | null = null;
 let engine: EngineSession | null = null;
 let engineError: string | null = null;
 let engineReady: Promise<void> | null = null;
+/** The view and window state kept across restarts (userData/state.json). */
+let appState: AppStateStore | null = null;
 
 function switchValue(name: string): string | undefined {
   return app.commandLine.hasSwitch(name) ? app.commandLine.getSwitchValue(name) || undefined : undefined;
@@ -57,18 +46,8 @@ function switchValue(name: string): string | undefined {
 
 // ---------------------------------------------------------------- who may talk to us
 
-/** True for the app's own page: a file:// URL of renderer/dist/index.html (query/hash ignored). */
 function isAppUrl(url: string | undefined | null): boolean {
-  if (!url) return false;
-  try {
-    const u = new URL(url);
-    if (u.protocol !== 'file:') return false;
-    u.search = '';
-    u.hash = '';
-    return resolve(fileURLToPath(u)) === rendererIndex;
-  } catch {
-    return false;
-  }
+  return isAppPageUrl(url, rendererIndex);
 }
 
 function isAppFrame(frame: WebFrameMain | null): boolean {
@@ -88,35 +67,12 @@ function sendEvent(event: AppEvent): void {
   if (mainWindow && !mainWindow.isDestroyed()) mainWindow.webContents.send(IPC_EVENT, checked.event);
 }
 
-async function readImages(paths: string[], source: 'file' | 'folder'): Promise<void> {
-  const images: { name: string; bytes: Uint8Array<ArrayBuffer> }[] = [];
-  const skipped: string[] = [];
-  let total = 0;
-  for (const p of paths) {
-    if (images.length >= MAX_IMAGES) {
-      skipped.push(`${paths.length - MAX_IMAGES} more (limit ${MAX_IMAGES} images)`);
-      break;
-    }
-    try {
-      const st = await stat(p);
-      if (!st.isFile()) continue;
-      if (st.size > MAX_IMAGE_BYTES || total + st.size > MAX_TOTAL_BYTES) {
-        skipped.push(`${basename(p)} (too large)`);
-        continue;
-      }
-      const buf = await readFile(p);
-      total += buf.byteLength;
-      images.push({ name: basename(p), bytes: new Uint8Array(buf.buffer as ArrayBuffer, buf.byteOffset, buf.byteLength) });
-    } catch (e) {
-      skipped.push(`${basename(p)} (${(e as Error).message})`);
-    }
-  }
-  if (!images.length) {
-    await dialog.showMessageBox(mainWindow!, { type: 'warning', message: 'No images to open', detail: skipped.join('\n') || `No ${IMAGE_EXTENSIONS.join('/')} files there.` });
+async function showListing(listing: ImageListing, source: 'file' | 'folder', where: string): Promise<void> {
+  if (!listing.names.length) {
+    await dialog.showMessageBox(mainWindow!, { type: 'warning', message: 'No images to open', detail: `No ${IMAGE_EXTENSIONS.join('/')} files in ${where}.` });
     return;
   }
-  sendEvent({ type: 'menu', action: 'openImages', source, images });
-  if (skipped.length) console.warn(`open ${source}: skipped ${skipped.join('; ')}`);
+  sendEvent({ type: 'menu', action: 'openImages', source, listing: listing.id, names: listing.names, skipped: listing.skipped });
 }
 
 async function openImage(): Promise<void> {
@@ -124,9 +80,9 @@ async function openImage(): Promise<void> {
   const r = await dialog.showOpenDialog(mainWindow, {
     title: 'Open Image',
     properties: ['openFile', 'multiSelections'],
-    filters: [{ name: 'Images', extensions: IMAGE_EXTENSIONS }],
+    filters: [{ name: 'Images', extensions: [...IMAGE_EXTENSIONS] }],
   });
-  if (!r.canceled && r.filePaths.length) await readImages(r.filePaths, 'file');
+  if (!r.canceled && r.filePaths.length) await showListing(listings.listFiles(r.filePaths), 'file', 'the selection');
 }
 
 async function openFolder(): Promise<void> {
@@ -134,13 +90,7 @@ async function openFolder(): Promise<void> {
   const r = await dialog.showOpenDialog(mainWindow, { title: 'Open Folder of Images', properties: ['openDirectory'] });
   const dir = r.filePaths[0];
   if (r.canceled || !dir) return;
-  const names = (await readdir(dir))
-    .filter((n) => !n.startsWith('.') && IMAGE_EXTENSIONS.includes(extname(n).slice(1).toLowerCase()))
-    .sort((a, b) => a.localeCompare(b, undefined, { numeric: true, sensitivity: 'base' }));
-  await readImages(
-    names.map((n) => join(dir, n)),
-    'folder',
-  );
+  await showListing(await listings.listFolder(dir), 'folder', dir);
 }
 
 async function about(): Promise<void> {
@@ -213,16 +163,14 @@ function buildMenu(): void {
 
 function hardenSession(): void {
   const ses = electronSession.defaultSession;
-  // Camera (video) for the app's own page; nothing else, ever.
+  // Camera (video) for the app's own page; nothing else, ever (the decisions live in security.ts).
   ses.setPermissionRequestHandler((wc, permission, callback, details) => {
-    const media = permission === 'media' && 'mediaTypes' in details ? (details.mediaTypes ?? []) : [];
-    const ok = permission === 'media' && isAppContents(wc) && isAppUrl(details.requestingUrl) && media.length > 0 && media.every((t) => t === 'video');
-    callback(ok);
+    const mediaTypes = 'mediaTypes' in details ? details.mediaTypes : undefined;
+    callback(allowPermissionRequest({ permission, fromAppWindow: isAppContents(wc), requestingUrl: details.requestingUrl, mediaTypes }, rendererIndex));
   });
-  ses.setPermissionCheckHandler((wc, permission, _origin, details) => {
-    if (permission !== 'media' || details.mediaType === 'audio') return false;
-    return isAppContents(wc) && (details.requestingUrl === undefined || isAppUrl(details.requestingUrl));
-  });
+  ses.setPermissionCheckHandler((wc, permission, _origin, details) =>
+    allowPermissionCheck({ permission, fromAppWindow: isAppContents(wc), requestingUrl: details.requestingUrl, mediaType: details.mediaType }, rendererIndex),
+  );
   ses.setDevicePermissionHandler(() => false);
   ses.setDisplayMediaRequestHandler((_request, callback) => callback({}));
   // Headers for anything served over a network scheme (the app loads none; file:// gets the meta tag).
@@ -236,21 +184,22 @@ function hardenSession(): void {
     });
   });
   // Nothing leaves the app: no navigation, no new windows, no webviews.
-  app.on('web-contents-created', (_e, contents) => {
-    contents.on('will-navigate', (e) => e.preventDefault());
-    contents.on('will-redirect', (e) => e.preventDefault());
-    contents.on('will-attach-webview', (e) => e.preventDefault());
-    contents.setWindowOpenHandler(() => ({ action: 'deny' }));
-  });
+  app.on('web-contents-created', (_e, contents) => confineWebContents(contents));
 }
 
 // ---------------------------------------------------------------- engine and IPC
 
 function startEngine(): void {
   engineReady = EngineSession.create({
+    appState,
     backend: switchValue('backend') ?? null,
     model: switchValue('model') ?? null,
-    modelsDir: switchValue('models-dir') ? resolve(switchValue('models-dir')!) : (process.env.DEEPVIS_MODELS_DIR ?? join(appRoot, 'models')),
+    // Packaged, the models and the atlases chosen at build time are extra resources beside the
+    // asar (electron-builder.yml), read-only; the user's atlas cache is still searched first.
+    modelsDir: switchValue('models-dir')
+      ? resolve(switchValue('models-dir')!)
+      : (process.env.DEEPVIS_MODELS_DIR ?? (app.isPackaged ? join(process.resourcesPath, 'models') : join(appRoot, 'models'))),
+    bundledAtlasDirs: app.isPackaged ? [join(process.resourcesPath, 'atlases')] : [],
     log: (line) => console.log(`[engine] ${line}`),
   }).then(
     (s) => {
@@ -265,9 +214,23 @@ function startEngine(): void {
   );
 }
 
+async function readListedImage(msg: unknown): Promise<Reply> {
+  const req = ListedImageRequest.safeParse(msg);
+  if (!req.success) return { type: 'error', message: `invalid message: ${req.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, request: 'listedImage' };
+  const { listing, index, seq } = req.data;
+  try {
+    const { name, bytes } = await listings.read(listing, index);
+    return { type: 'listedImage', listing, index, name, bytes, ...(seq === undefined ? {} : { seq }) };
+  } catch (e) {
+    return { type: 'error', message: (e as Error).message, request: 'listedImage', ...(seq === undefined ? {} : { seq }) };
+  }
+}
+
 function registerIpc(): void {
   ipcMain.handle(IPC_REQUEST, async (e, msg: unknown): Promise<Reply> => {
     if (!isAppFrame(e.senderFrame)) return { type: 'error', message: 'refused: requests are accepted only from the DeepVis window' };
+    // Opened images are main's (only what the user picked in a dialog); everything else is the engine's.
+    if (msg && typeof msg === 'object' && (msg as { type?: unknown }).type === 'listedImage') return readListedImage(msg);
     await engineReady;
     if (!engine) return { type: 'error', message: engineError ?? 'the engine is not running' };
     // One window, one client: synthesis progress goes back over the event channel.
@@ -275,10 +238,42 @@ function registerIpc(): void {
   });
 }
 
+/** userData/state.json; $DEEPVIS_STATE_DIR moves it (as in web mode), DEEPVIS_NO_STATE=1 keeps nothing (tests). */
+function openAppState(): AppStateStore | null {
+  if (process.env.DEEPVIS_NO_STATE === '1') return null;
+  try {
+    const dir = process.env.DEEPVIS_STATE_DIR || app.getPath('userData');
+    return AppStateStore.open(join(dir, STATE_FILE), { log: (line) => console.warn(`[state] ${line}`) });
+  } catch (e) {
+    console.warn(`[state] not kept this run: ${(e as Error).message}`);
+    return null;
+  }
+}
+
+/** Remember the window's bounds as it moves and resizes (the store coalesces) and as it closes. */
+function trackWindowState(win: BrowserWindow): void {
+  const save = () => {
+    if (!appState || win.isDestroyed() || win.isMinimized() || win.isFullScreen()) return;
+    const b = win.getNormalBounds();
+    appState.setWindow({ x: b.x, y: b.y, width: b.width, height: b.height, maximized: win.isMaximized() });
+  };
+  win.on('resize', save);
+  win.on('move', save);
+  win.on('maximize', save);
+  win.on('unmaximize', save);
+  win.on('close', () => {
+    save();
+    appState?.flushSync();
+  });
+}
+
 function createWindow(): void {
+  // Reopen where the user left it, moved onto a display that exists now (persist/window-bounds.ts).
+  const primary = screen.getPrimaryDisplay();
+  const displays = [primary, ...screen.getAllDisplays().filter((d) => d.id !== primary.id)].map((d) => d.workArea);
+  const { maximized, ...bounds } = placeWindow(appState?.state.window ?? null, displays);
   mainWindow = new BrowserWindow({
-    width: 1400,
-    height: 900,
+    ...bounds,
     minWidth: 800,
     minHeight: 600,
     title: 'DeepVis',
@@ -298,6 +293,8 @@ function createWindow(): void {
       devTools: !app.isPackaged,
     },
   });
+  if (maximized) mainWindow.maximize();
+  trackWindowState(mainWindow);
   mainWindow.once('ready-to-show', () => mainWindow?.show());
   mainWindow.on('closed', () => {
     mainWindow = null;
@@ -324,6 +321,7 @@ if (!app.requestSingleInstanceLock()) {
       hardenSession();
       registerIpc();
       buildMenu();
+      appState = openAppState();
       startEngine();
       createWindow();
       app.on('activate', () => {
@@ -338,6 +336,7 @@ if (!app.requestSingleInstanceLock()) {
   app.on('window-all-closed', () => app.quit());
   let disposing = false;
   app.on('will-quit', (e) => {
+    appState?.flushSync();
     if (disposing || !engine) return;
     disposing = true;
     e.preventDefault();
