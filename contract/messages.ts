@@ -5,6 +5,8 @@
 import { z } from 'zod';
 import { FrameBackDiffsReply, FrameBackReply, FrameBackRequest, FrameGradCamReply, FrameGradCamRequest, GRID_SHOWS } from './backprojection.js';
 import { IndexEvent, IndexStartReply, IndexStartRequest, IndexStopReply, IndexStopRequest, OpenIndexedImageReply, OpenIndexedImageRequest, TopKReply, TopKRequest } from './topk.js';
+import { AppStateReply, AppStateSavedReply, GetAppStateRequest, SaveAppStateRequest } from './app-state.js';
+import { ListedImageReply, ListedImageRequest, OpenImagesMenuEvent } from './images.js';
 
 export const CONTRACT_VERSION = 1;
 
@@ -69,16 +71,23 @@ export const ListModelsRequest = z.object({ type: z.literal('listModels'), seq: 
 /** Engine counters for soak tests and the status line. */
 export const StatsRequest = z.object({ type: z.literal('stats'), seq: Seq });
 
+/**
+ * Largest frame side. The renderer sends frames at the model's input size (224 for the bundled
+ * models; the engine resizes anything else), so 1024 leaves room for large-input models while a
+ * frame stays ≤ 4 MB — the web server's message limit follows from it (main/web/server.ts).
+ */
+export const MAX_FRAME_SIDE = 1024;
+
 export const FrameRequest = z.object({
   type: z.literal('frame'),
   /** Renderer's frame counter, echoed in the result (latency is measured from the grab). */
   frameId: z.number().int().nonnegative(),
-  width: z.number().int().min(1).max(4096),
-  height: z.number().int().min(1).max(4096),
+  width: z.number().int().min(1).max(MAX_FRAME_SIDE),
+  height: z.number().int().min(1).max(MAX_FRAME_SIDE),
   /** width × height × 4 RGBA bytes, already mirrored/cropped as the user sees them. */
   rgba: Bytes,
   /** Layer name or display name (the reply carries the layer name). */
-  layer: z.string().min(1),
+  layer: z.string().min(1).max(200),
   unit: z.number().int().nonnegative(),
   /** Back-projection of a source unit onto the input (contract/backprojection.ts). */
   back: FrameBackRequest.optional(),
@@ -142,6 +151,11 @@ export const RequestSchema = z.discriminatedUnion('type', [
   IndexStopRequest,
   TopKRequest,
   OpenIndexedImageRequest,
+  // Images opened in the desktop app, read one at a time (contract/images.ts).
+  ListedImageRequest,
+  // The session a user comes back to (contract/app-state.ts).
+  GetAppStateRequest,
+  SaveAppStateRequest,
 ]);
 export type Request = z.infer<typeof RequestSchema>;
 
@@ -274,6 +288,11 @@ export const ReplySchema = z.discriminatedUnion('type', [
   IndexStopReply,
   TopKReply,
   OpenIndexedImageReply,
+  // Images opened in the desktop app, read one at a time (contract/images.ts).
+  ListedImageReply,
+  // The session a user comes back to (contract/app-state.ts).
+  AppStateReply,
+  AppStateSavedReply,
 ]);
 export type Reply = z.infer<typeof ReplySchema>;
 
@@ -292,11 +311,20 @@ export function seqOf(req: { seq?: number | undefined }): { seq?: number } {
   return req.seq === undefined ? {} : { seq: req.seq };
 }
 
+/**
+ * Zod issues as one line: the first few only, since an array of wrong-typed elements yields an
+ * issue per element (and a request wrong everywhere one per field); the error reply stays small.
+ */
+function describeIssues(issues: readonly z.core.$ZodIssue[], max = 3): string {
+  const shown = issues.slice(0, max).map((i) => `${i.path.join('.').slice(0, 100) || '(message)'}: ${i.message.slice(0, 200)}`);
+  return shown.join('; ') + (issues.length > max ? `; and ${issues.length - max} more` : '');
+}
+
 /** Validate an incoming request; never throws — returns an error message instead. */
 export function parseRequest(value: unknown): { ok: true; request: Request } | { ok: false; error: string } {
   const r = RequestSchema.safeParse(value);
   if (r.success) return { ok: true, request: r.data };
-  return { ok: false, error: r.error.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ') };
+  return { ok: false, error: describeIssues(r.error.issues) };
 }
 
 export function parseReply(value: unknown): { ok: true; reply: Reply } | { ok: false; error: string } {
@@ -307,16 +335,13 @@ export function parseReply(value: unknown): { ok: true; reply: Reply } | { ok: f
 
 // ---------------------------------------------------------------- events (Electron main → renderer)
 
-/** The image files a user chose with File ▸ Open Image… / Open Folder… (read by main, in name order). */
-export const ImageFileSchema = z.object({ name: z.string(), bytes: Bytes });
-
 /**
  * Application-menu actions, pushed by Electron main to the renderer (window.deepvis.onEvent).
  * Web mode has no menu and sends none. The renderer reacts as if the user had pressed the key:
  * `selectModel` → send a loadModel request; `openImages` → static-image mode with these images.
  */
 export const MenuEvent = z.discriminatedUnion('action', [
-  z.object({ type: z.literal('menu'), action: z.literal('openImages'), source: z.enum(['file', 'folder']), images: z.array(ImageFileSchema) }),
+  OpenImagesMenuEvent, // names only; the bytes come one image at a time (contract/images.ts)
   z.object({ type: z.literal('menu'), action: z.literal('exportPng') }),
   z.object({ type: z.literal('menu'), action: z.literal('toggleCamera') }),
   z.object({ type: z.literal('menu'), action: z.literal('help') }),

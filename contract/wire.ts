@@ -6,7 +6,18 @@
 
 type Blob = { kind: 'u8' | 'f32'; bytes: Uint8Array };
 
-const MAX_HEADER = 1 << 20;
+/**
+ * Largest JSON header: requests carry at most a few kB of fields (their arrays and strings are
+ * bounded by the contract), and a reply's bulky parts travel as blobs. A bigger header is refused
+ * before JSON.parse sees it.
+ */
+export const MAX_HEADER_BYTES = 1 << 20;
+
+/**
+ * Most blobs in one message: a top-k reply carries ~150 (crop and back-projection per patch). The
+ * cap keeps a hostile message of empty blobs from making millions of objects.
+ */
+export const MAX_BLOBS = 4096;
 
 function pad4(n: number): number {
   return (n + 3) & ~3;
@@ -46,25 +57,28 @@ export function encodeMessage(message: unknown): Uint8Array {
 /** Decode a framed message; throws on malformed input (callers turn that into an error reply). */
 export function decodeMessage(data: ArrayBuffer | Uint8Array): unknown {
   const bytes = data instanceof Uint8Array ? data : new Uint8Array(data);
-  if (bytes.length < 4) throw new Error('message too short');
+  if (bytes.length < 4) throw new Error(`message too short (${bytes.length} bytes; a message starts with a 4-byte header length)`);
   const view = new DataView(bytes.buffer, bytes.byteOffset, bytes.byteLength);
   const headLen = view.getUint32(0, true);
-  if (headLen > MAX_HEADER || 4 + headLen > bytes.length) throw new Error('bad message header length');
+  if (headLen > MAX_HEADER_BYTES) throw new Error(`header of ${headLen} bytes is over the ${MAX_HEADER_BYTES}-byte limit`);
+  if (4 + headLen > bytes.length) throw new Error(`truncated message: header of ${headLen} bytes, but only ${bytes.length - 4} follow`);
   const header = new TextDecoder().decode(bytes.subarray(4, 4 + headLen));
   // Collect blob positions first: blob i follows blob i-1.
   const blobs: Uint8Array[] = [];
   let at = pad4(4 + headLen);
   while (at + 4 <= bytes.length) {
     const len = view.getUint32(at, true);
-    if (at + 4 + len > bytes.length) throw new Error('truncated message body');
+    if (at + 4 + len > bytes.length) throw new Error(`truncated message: blob ${blobs.length} of ${len} bytes runs past the end`);
+    if (blobs.length === MAX_BLOBS) throw new Error(`more than ${MAX_BLOBS} blobs in one message`);
     blobs.push(bytes.slice(at + 4, at + 4 + len)); // copy: aligned, and detached from the socket buffer
     at = pad4(at + 4 + len);
   }
   return JSON.parse(header, (_k, v: unknown) => {
     if (v && typeof v === 'object' && '$blob' in v) {
-      const ref = v as { $blob: number; kind: string };
-      const b = blobs[ref.$blob];
-      if (!b) throw new Error(`missing blob ${ref.$blob}`);
+      const ref = v as { $blob: unknown; kind: unknown };
+      // An integer index only: "__proto__" or "length" would otherwise pick up Array internals.
+      const b = typeof ref.$blob === 'number' && Number.isInteger(ref.$blob) ? blobs[ref.$blob] : undefined;
+      if (!b) throw new Error(`missing blob ${String(ref.$blob).slice(0, 20)}`);
       if (ref.kind === 'f32') {
         if (b.byteLength % 4) throw new Error('float blob length is not a multiple of 4');
         return new Float32Array(b.buffer, b.byteOffset, b.byteLength / 4);

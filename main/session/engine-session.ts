@@ -33,6 +33,7 @@ import { SynthJobs, type SynthJobEvent } from '../engine/synthesis/jobs.js';
 import { oneLine } from '../engine/errors.js';
 import { BackFramePass } from './backprojection-frame.js';
 import { TopKHost, type TopKHostOptions } from './topk-host.js';
+import type { AppStateStore } from '../persist/app-state.js';
 
 /** Who sent a request, and how to push events (synthesis progress) back to them. */
 export interface SessionClient {
@@ -90,8 +91,15 @@ export interface EngineSessionOptions {
   log?: (line: string) => void;
   /** Where `deepvis atlas` caches layers (default: $DEEPVIS_ATLAS_DIR or ~/.cache/deepvis/atlas). */
   atlasDir?: string;
+  /** Read-only atlas folders searched after atlasDir (the packaged app's resources/atlases). */
+  bundledAtlasDirs?: readonly string[];
   /** Top-k patches: index folder (default as `deepvis index`), session memory budget (see topk-host.ts). */
   topk?: TopKHostOptions;
+  /**
+   * Where the renderer's view state is kept across restarts (main/persist/app-state.ts); the host
+   * owns it (opens and closes it). Absent: nothing is kept (state requests answer "not persisted").
+   */
+  appState?: AppStateStore | null;
 }
 
 type FrameJob = { kind: 'frame'; req: FrameRequestT; resolve: (r: Reply) => void };
@@ -226,7 +234,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
           type: 'error',
           message: `invalid message: ${parsed.error}`,
           ...(type && type.length <= 40 ? { request: type } : {}),
-          ...(typeof seq === 'number' && Number.isInteger(seq) && seq >= 0 ? { seq } : {}),
+          ...(typeof seq === 'number' && Number.isSafeInteger(seq) && seq >= 0 ? { seq } : {}), // the contract's seq is a safe integer
         });
       }
       if (this.disposed) return Promise.resolve(this.error(parsed.request, 'the engine is shutting down'));
@@ -264,6 +272,12 @@ export class EngineSession extends EventEmitter<SessionEvents> {
           return this.topk.topk(req, client);
         case 'openIndexedImage':
           return this.topk.openIndexedImage(req);
+        case 'listedImage':
+          // Electron main answers these (it holds what the user picked); browsers read their own files.
+          return Promise.resolve(this.error(req, 'image listings exist only in the desktop app'));
+        case 'getAppState':
+        case 'saveAppState':
+          return Promise.resolve(this.appState(req));
       }
     } catch (e) {
       return Promise.resolve({ type: 'error', message: oneLine(e) });
@@ -292,7 +306,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     if (!model) return this.error(req, 'no model is loaded');
     try {
       const layer = model.layer(req.layer);
-      const found = findAtlas(this.opts.atlasDir ?? defaultAtlasRoot(), model, layer.name);
+      const found = findAtlas([this.opts.atlasDir ?? defaultAtlasRoot(), ...(this.opts.bundledAtlasDirs ?? [])], model, layer.name);
       if (!found?.index.sprite) {
         return {
           type: 'atlas',
@@ -319,6 +333,22 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     } catch (e) {
       return this.error(req, oneLine(e));
     }
+  }
+
+  /** The saved view state, or save it (validated by the contract; written coalesced and atomically). */
+  private appState(req: Extract<Request, { type: 'getAppState' | 'saveAppState' }>): Reply {
+    const store = this.opts.appState ?? null;
+    if (req.type === 'saveAppState') {
+      store?.setView(req.view);
+      return { type: 'appStateSaved', persisted: !!store, ...seqOf(req) };
+    }
+    return {
+      type: 'appState',
+      view: store?.state.view ?? null,
+      persisted: !!store,
+      ...(store?.warning ? { warning: store.warning } : {}),
+      ...seqOf(req),
+    };
   }
 
   /** A client went away: stop its jobs. */

@@ -1,7 +1,7 @@
 // Web mode: the built renderer (static files from renderer/dist only) and the contract over a
 // WebSocket at /ws, on 127.0.0.1, guarded by a per-run token and an Origin check.
 //
-//   npm run web -- [--port N] [--backend wasm] [--model ID] [--models-dir DIR] [--open]
+//   npm run web -- [--port N] [--backend wasm] [--model ID] [--models-dir DIR] [--state-dir DIR | --no-state] [--open]
 //
 // Prints `DeepVis web mode: http://127.0.0.1:PORT/?token=TOKEN` once it listens.
 import { spawn } from 'node:child_process';
@@ -15,14 +15,20 @@ import { dirname, extname, isAbsolute, join, relative, resolve, sep } from 'node
 import { fileURLToPath } from 'node:url';
 import { parseArgs } from 'node:util';
 import { WebSocketServer, type RawData, type WebSocket } from 'ws';
-import type { AppEvent, Reply } from '../../contract/messages.js';
-import { decodeMessage, encodeMessage } from '../../contract/wire.js';
+import { MAX_FRAME_SIDE, type AppEvent, type Reply } from '../../contract/messages.js';
+import { decodeMessage, encodeMessage, MAX_HEADER_BYTES } from '../../contract/wire.js';
 import { EngineSession, type EngineSessionOptions } from '../session/engine-session.js';
+import { AppStateStore, defaultStateDir, STATE_FILE } from '../persist/app-state.js';
 
 export const DEFAULT_STATIC_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../renderer/dist');
 export const DEFAULT_PORT = 5273;
-/** Largest WebSocket message accepted: a 4096×4096 RGBA frame (the contract's limit) plus headroom. */
-export const MAX_MESSAGE_BYTES = 4096 * 4096 * 4 + (1 << 20);
+/**
+ * Largest WebSocket message accepted: the largest legitimate one is a frame of the contract's
+ * largest side (4 MB of RGBA at 1024²) with a full header. Anything bigger closes the connection
+ * (1009, "Max payload size exceeded") before it is buffered whole, so a client cannot make the
+ * server hold hundreds of MB per message.
+ */
+export const MAX_MESSAGE_BYTES = MAX_FRAME_SIDE * MAX_FRAME_SIDE * 4 + MAX_HEADER_BYTES + (64 << 10);
 
 export interface WebServerOptions extends EngineSessionOptions {
   /** 0 (default) = a random free port. */
@@ -284,6 +290,8 @@ async function main(): Promise<void> {
       backend: { type: 'string' },
       model: { type: 'string' },
       'models-dir': { type: 'string' },
+      'state-dir': { type: 'string' },
+      'no-state': { type: 'boolean', default: false },
       'static-dir': { type: 'string' },
       open: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
@@ -291,15 +299,22 @@ async function main(): Promise<void> {
     strict: true,
   });
   if (values.help) {
-    console.log(`usage: npm run web -- [--port N] [--backend tensorflow-gpu|tensorflow|wasm|cpu] [--model ID] [--models-dir DIR] [--open]
-  --port N     port on 127.0.0.1 (default $DEEPVIS_PORT, else ${DEFAULT_PORT}, else a free one; 0 = random)`);
+    console.log(`usage: npm run web -- [--port N] [--backend tensorflow-gpu|tensorflow|wasm|cpu] [--model ID] [--models-dir DIR] [--state-dir DIR | --no-state] [--open]
+  --port N     port on 127.0.0.1 (default $DEEPVIS_PORT, else ${DEFAULT_PORT}, else a free one; 0 = random)
+  --state-dir  where the view state (model, layer, unit, …) is kept (default $DEEPVIS_STATE_DIR, else ~/.config/deepvis)
+  --no-state   keep nothing across restarts (also $DEEPVIS_NO_STATE=1)`);
     return;
   }
   const portText = values.port ?? process.env.DEEPVIS_PORT;
   const explicit = portText !== undefined && portText !== '';
   const port = explicit ? Number(portText) : DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: "${portText}" is not a port number (0–65535)`);
+  // The renderer's view (model, layer, unit, boosts, …) comes back after a restart: <dir>/state.json.
+  const noState = values['no-state'] || process.env.DEEPVIS_NO_STATE === '1';
+  const stateDir = values['state-dir'] ? resolve(values['state-dir']) : defaultStateDir();
+  const appState = noState ? null : AppStateStore.open(join(stateDir, STATE_FILE), { log: (line) => console.error(line) });
   const session = await EngineSession.create({
+    appState,
     backend: values.backend ?? null,
     model: values.model ?? null,
     modelsDir: values['models-dir'] ? resolve(values['models-dir']) : undefined,
@@ -324,6 +339,7 @@ async function main(): Promise<void> {
     void server
       .close()
       .then(() => session.dispose())
+      .then(() => appState?.close())
       .then(() => process.exit(0));
   };
   process.on('SIGINT', () => stop('SIGINT'));
