@@ -6,13 +6,15 @@ import WebSocket from 'ws';
 import { decodeMessage, encodeMessage } from '../contract/wire.js';
 import { parseReply, type StatsReplyT } from '../contract/messages.js';
 import { CHROMIUM_PATH, chromiumArgs, fakeCamera } from './chromium.js';
-import { buildRenderer, startModelServer } from './global-setup.js';
+import { buildRenderer, startModelServer, type WebServerProcess } from './global-setup.js';
 
 export interface LiveSession {
   url: string;
   browser: Browser;
   /** The engine's counters (tensors, RSS) over a WebSocket of our own. */
   engineStats(): Promise<StatsReplyT>;
+  /** The web-mode process that hosts the engine (its pid for /proc, its stderr, its exit). */
+  server: WebServerProcess;
   close(): Promise<void>;
 }
 
@@ -55,6 +57,7 @@ export async function startLive(opts: LiveOptions): Promise<LiveSession> {
   return {
     url: server.url,
     browser,
+    server,
     async engineStats() {
       const s = await socket();
       const n = ++seq;
@@ -90,9 +93,13 @@ export interface PageStats {
   errors: number;
 }
 
-/** Open the app on `model` and wait for its first drawn frame. */
-export async function openLivePage(session: LiveSession, model: string, settings: Record<string, unknown> = {}): Promise<Page> {
+/**
+ * Open the app on `model` and wait for its first drawn frame. `beforeGoto` sees the page before it
+ * loads (to watch its WebSocket, which opens during the load).
+ */
+export async function openLivePage(session: LiveSession, model: string, settings: Record<string, unknown> = {}, beforeGoto?: (page: Page) => void): Promise<Page> {
   const page = await session.browser.newPage({ viewport: { width: 1280, height: 800 } });
+  beforeGoto?.(page);
   await page.addInitScript((s) => localStorage.setItem('deepvis.settings', JSON.stringify(s)), { ...settings, model });
   page.on('pageerror', (e) => process.stderr.write(`page error: ${e.message}\n`));
   await page.goto(session.url);

@@ -165,70 +165,78 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
         break;
       }
       const img = param.image();
-      const dy = s.jitter ? Math.round((jitter() * 2 - 1) * s.jitter) : 0;
-      const dx = s.jitter ? Math.round((jitter() * 2 - 1) * s.jitter) : 0;
-      const seen = dy || dx ? roll(img, dy, dx) : img;
-      const ev = evaluate(model, seen, objectives, node);
-      const gIn = dy || dx ? roll(ev.grad, -dy, -dx) : ev.grad;
-      const values = Array.from(await ev.value.data());
-      const probs = ev.prob ? Array.from(await ev.prob.data()) : null;
+      // This step's tensors, released however the step ends (a throw from a kernel or data() too).
+      const held: tf.Tensor[] = [img];
+      try {
+        const dy = s.jitter ? Math.round((jitter() * 2 - 1) * s.jitter) : 0;
+        const dx = s.jitter ? Math.round((jitter() * 2 - 1) * s.jitter) : 0;
+        const seen = dy || dx ? roll(img, dy, dx) : img;
+        held.push(seen);
+        const ev = evaluate(model, seen, objectives, node);
+        held.push(ev.value, ev.grad, ...(ev.prob ? [ev.prob] : []));
+        const gIn = dy || dx ? roll(ev.grad, -dy, -dx) : ev.grad;
+        held.push(gIn);
+        const values = Array.from(await ev.value.data());
+        const probs = ev.prob ? Array.from(await ev.prob.data()) : null;
 
-      // Keep each seed's best image (the image whose objective was just measured).
-      const improved = values.map((v, i) => v > bestValue[i]!);
-      if (improved.some(Boolean)) {
-        // Whole-batch copy when every seed improved (the usual case); otherwise splice per seed.
-        // (A broadcast mask + where costs a Tile of the image on wasm: 6 ms a step at 224 px.)
-        const next = improved.every(Boolean)
-          ? img.clone()
-          : (tf.tidy(() => tf.concat(improved.map((b, i) => tf.slice(b ? img : best, [i, 0, 0, 0], [1, -1, -1, -1])))) as tf.Tensor4D);
-        best.dispose();
-        best = next;
-        values.forEach((v, i) => {
-          if (improved[i]) {
-            bestValue[i] = v;
-            bestIter[i] = it;
+        // Keep each seed's best image (the image whose objective was just measured).
+        const improved = values.map((v, i) => v > bestValue[i]!);
+        if (improved.some(Boolean)) {
+          // Whole-batch copy when every seed improved (the usual case); otherwise splice per seed.
+          // (A broadcast mask + where costs a Tile of the image on wasm: 6 ms a step at 224 px.)
+          const next = improved.every(Boolean)
+            ? img.clone()
+            : (tf.tidy(() => tf.concat(improved.map((b, i) => tf.slice(b ? img : best, [i, 0, 0, 0], [1, -1, -1, -1])))) as tf.Tensor4D);
+          best.dispose();
+          best = next;
+          values.forEach((v, i) => {
+            if (improved[i]) {
+              bestValue[i] = v;
+              bestIter[i] = it;
+            }
+          });
+        }
+        values.forEach((v, i) => curves[i]!.push(v));
+
+        const now = performance.now();
+        const hitTarget = probs !== null && probs.some((p) => p >= 0.9);
+        if (hitTarget && secondsToTarget === null) secondsToTarget = (now - t0) / 1000;
+        if (req.onProgress) {
+          const p: SynthProgress = { iteration: it, iterations: s.iterations, objective: values, targetProb: probs, elapsedMs: now - t0 };
+          if (req.previewEveryMs && now - lastPreview >= req.previewEveryMs) {
+            p.preview = { width: w, height: h, images: toRgbBytes(img) };
+            lastPreview = now;
           }
-        });
-      }
-      values.forEach((v, i) => curves[i]!.push(v));
-
-      const now = performance.now();
-      const hitTarget = probs !== null && probs.some((p) => p >= 0.9);
-      if (hitTarget && secondsToTarget === null) secondsToTarget = (now - t0) / 1000;
-      if (req.onProgress) {
-        const p: SynthProgress = { iteration: it, iterations: s.iterations, objective: values, targetProb: probs, elapsedMs: now - t0 };
-        if (req.previewEveryMs && now - lastPreview >= req.previewEveryMs) {
-          p.preview = { width: w, height: h, images: toRgbBytes(img) };
-          lastPreview = now;
+          req.onProgress(p);
         }
-        req.onProgress(p);
-      }
-      const stop = s.stopAtProb > 0 && probs !== null && probs.every((q) => q >= s.stopAtProb);
+        const stop = s.stopAtProb > 0 && probs !== null && probs.every((q) => q >= s.stopAtProb);
 
-      if (!stop) {
-        // The step: Δpixels = step(∂a/∂input), see settings.ts for why the input gradient.
-        if (s.param === 'pixels') {
-          const nextImg = tf.tidy(() => {
-            const moved = tf.add(img, steppers[0]!.update(gIn)) as tf.Tensor4D;
-            return tf.clipByValue(regularize(moved, gIn, s, it + 1), -GREY, GREY) as tf.Tensor4D;
-          });
-          param.setImage(nextImg);
-          nextImg.dispose();
-        } else {
-          const grads = param.paramGrads(gIn);
-          param.params.forEach((v, i) => {
-            const u = steppers[i]!.update(grads[i]!);
-            const moved = tf.add(v, u) as tf.Tensor4D;
-            v.assign(moved); // assign shares the data; the handle is ours to drop
-            tf.dispose([u, moved]);
-          });
-          tf.dispose(grads);
+        if (!stop) {
+          // The step: Δpixels = step(∂a/∂input), see settings.ts for why the input gradient.
+          if (s.param === 'pixels') {
+            const nextImg = tf.tidy(() => {
+              const moved = tf.add(img, steppers[0]!.update(gIn)) as tf.Tensor4D;
+              return tf.clipByValue(regularize(moved, gIn, s, it + 1), -GREY, GREY) as tf.Tensor4D;
+            });
+            param.setImage(nextImg);
+            nextImg.dispose();
+          } else {
+            const grads = param.paramGrads(gIn);
+            param.params.forEach((v, i) => {
+              const u = steppers[i]!.update(grads[i]!);
+              const moved = tf.add(v, u) as tf.Tensor4D;
+              v.assign(moved); // assign shares the data; the handle is ours to drop
+              tf.dispose([u, moved]);
+            });
+            tf.dispose(grads);
+          }
         }
-      }
-      tf.dispose([img, seen, ev.value, ev.grad, gIn, ...(ev.prob ? [ev.prob] : [])]);
-      if (stop) {
-        it += 1;
-        break;
+        if (stop) {
+          it += 1;
+          break;
+        }
+      } finally {
+        tf.dispose(held);
       }
       await nextTick();
     }
