@@ -265,6 +265,41 @@ describe('contract abuse over the web-mode WebSocket', () => {
     expect(process.memoryUsage.rss() - rssBefore).toBeLessThan(200 << 20);
   });
 
+  it('closes a client that sends frames but never reads the replies (1008) instead of queuing them without bound', async () => {
+    // A second server on the same session, with a small limit so the test needs few frames.
+    const limit = 1 << 20;
+    // Each reply carries the layer's tiles (~50 kB here); enough frames to fill the kernel's socket buffers and the limit.
+    const FRAMES_UNREAD = 1500;
+    const small = await startWebServer({ port: 0, session: server.session, staticDir: work, maxUnreadReplyBytes: limit });
+    try {
+      const url = `ws://127.0.0.1:${small.port}/ws?token=${encodeURIComponent(small.token)}`;
+      const ws = new WebSocket(url, { maxPayload: 256 << 20 });
+      await new Promise((res, rej) => (ws.once('open', res), ws.once('error', rej)));
+      const closed = new Promise<{ code: number; reason: string }>((res) => ws.once('close', (code: number, reason: Buffer) => res({ code, reason: reason.toString() })));
+      ws.on('error', () => {});
+      // Stop reading: the kernel's socket buffers fill, then the server's queue.
+      (ws as unknown as { _socket: { pause(): void } })._socket.pause();
+      let outcome: { code: number; reason: string } | null = null;
+      void closed.then((c) => (outcome = c));
+      for (let i = 0; i < FRAMES_UNREAD && !outcome && ws.readyState === ws.OPEN; i++) {
+        ws.send(encodeMessage(frame(i)), { binary: true });
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      (ws as unknown as { _socket: { resume(): void } })._socket.resume();
+      const notClosed = new Promise<string>((r) => setTimeout(() => r('still open after reading every reply'), 10_000));
+      expect(await Promise.race([closed, notClosed])).toEqual({ code: 1008, reason: 'too many unread replies' });
+      // Everyone else is still served.
+      const other = await Client.open();
+      try {
+        expect(await top1(other)).toMatch(SLED_DOG);
+      } finally {
+        await other.close();
+      }
+    } finally {
+      await small.close();
+    }
+  });
+
   it('answers unknown message types, events sent as requests, text frames and garbage with errors', async () => {
     const c = await Client.open();
     try {

@@ -29,6 +29,8 @@ export const DEFAULT_PORT = 5273;
  * server hold hundreds of MB per message.
  */
 export const MAX_MESSAGE_BYTES = MAX_FRAME_SIDE * MAX_FRAME_SIDE * 4 + MAX_HEADER_BYTES + (64 << 10);
+/** Replies queued for a client that is not reading them (a live layer's tiles are ~1 MB a frame). */
+export const MAX_UNREAD_REPLY_BYTES = 64 << 20;
 
 export interface WebServerOptions extends EngineSessionOptions {
   /** 0 (default) = a random free port. */
@@ -39,6 +41,8 @@ export interface WebServerOptions extends EngineSessionOptions {
   session?: EngineSession;
   /** Fixed token (tests); default: 24 random bytes, base64url. */
   token?: string;
+  /** Close a client's socket once this many reply bytes wait unread (default MAX_UNREAD_REPLY_BYTES). */
+  maxUnreadReplyBytes?: number;
 }
 
 export interface WebServer {
@@ -209,9 +213,15 @@ export async function startWebServer(opts: WebServerOptions = {}): Promise<WebSe
   });
 
   let clients = 0;
+  const maxUnread = opts.maxUnreadReplyBytes ?? MAX_UNREAD_REPLY_BYTES;
   wss.on('connection', (ws: WebSocket) => {
     const reply = (r: Reply | AppEvent) => {
       if (ws.readyState !== ws.OPEN) return;
+      // A client that sends but never reads would make us hold its replies for ever.
+      if (ws.bufferedAmount > maxUnread) {
+        ws.close(1008, 'too many unread replies');
+        return;
+      }
       ws.send(encodeMessage(r), { binary: true });
     };
     // Each connection is a client: its synthesis events come back on its own socket, and its
