@@ -4,12 +4,12 @@
 // `deepvis index` — memory stays bounded (the bombs are refused from their header), and the good
 // images beside them are still classified and indexed.
 import { execFile } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync, statSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { decodeImage, MAX_INPUT_PIXELS } from '../main/engine/images.js';
+import { decodeFailure, decodeImage, MAX_INPUT_PIXELS } from '../main/engine/images.js';
 import { TopKIndex } from '../main/engine/topk-index.js';
 import { makeBadImages, type BadImages } from './support/bad-images.js';
 import { runDeepvis } from './support/cli.js';
@@ -66,6 +66,13 @@ describe('engine: decodeImage', () => {
     await expect(decodeImage(readFileSync(bad.hugePng), 'bomb')).rejects.toThrow(/^bomb: 20000×20000 pixels/);
     const good = await decodeImage(photo('dog'));
     expect([good.width, good.height]).toEqual([768, 576]);
+  });
+
+  it('names the problem from the file itself when libvips reports only "Unknown error" (it does, with several decodes in flight)', async () => {
+    for (const [file, reason] of expectedReasons().slice(0, 3)) {
+      const e = await decodeFailure(new Error('Unknown error'), file, statSync(file).size, file);
+      expect(e.message).toMatch(reason);
+    }
   });
 
   it('a real 20000×20000 PNG is refused from its header: resident memory stays bounded', { timeout: 60_000 }, async () => {

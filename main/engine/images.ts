@@ -1,6 +1,7 @@
 // Image decoding (sharp: JPEG, PNG, WebP…, any size up to a pixel limit) and the centre-crop +
 // resize to a model's input, for files and for raw RGBA camera frames.
-import { stat } from 'node:fs/promises';
+import { open, readFile, stat } from 'node:fs/promises';
+import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
 import { MAX_IMAGE_PIXELS } from '../../contract/images.js';
@@ -25,6 +26,58 @@ function describeDecodeError(e: unknown): string {
   if (/pngload|spng/i.test(msg)) return 'damaged PNG data (truncated, or a chunk checksum is wrong)';
   if (/corrupt|invalid|bogus|huffman|marker/i.test(msg)) return `damaged image data (${msg.replace(/^Input (file|buffer) (has|contains) /i, '')})`;
   return msg;
+}
+
+/**
+ * libvips keeps its error text per thread and, with several decodes in flight, sometimes reports
+ * only "Unknown error". Then the file's own structure says what is wrong: a JPEG must end with the
+ * EOI marker, a PNG with an IEND chunk.
+ */
+async function structuralProblem(input: string | Buffer, bytes: number): Promise<string | null> {
+  const head = Buffer.alloc(Math.min(8, bytes));
+  const tail = Buffer.alloc(Math.min(16, bytes));
+  if (typeof input === 'string') {
+    const fh = await open(input, 'r');
+    try {
+      await fh.read(head, 0, head.length, 0);
+      await fh.read(tail, 0, tail.length, bytes - tail.length);
+    } finally {
+      await fh.close();
+    }
+  } else {
+    input.copy(head, 0, 0, head.length);
+    input.copy(tail, 0, bytes - tail.length);
+  }
+  const isJpeg = head[0] === 0xff && head[1] === 0xd8;
+  const isPng = head.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
+  // Trailing padding after EOI is common (some cameras), so look for the marker near the end.
+  if (isJpeg && !tail.includes(Buffer.from([0xff, 0xd9]))) return 'the file is truncated (the image data ends early)';
+  if (isPng) {
+    if (!tail.includes(Buffer.from('IEND'))) return 'the file is truncated (the image data ends early)';
+    const bad = pngBadChunk(typeof input === 'string' ? await readFile(input) : input);
+    // Same words as libvips' own messages (describeDecodeError): the header, or the image data.
+    if (bad === null) return 'damaged PNG data';
+    return bad === 'IDAT' ? 'damaged PNG data (a chunk checksum is wrong)' : 'damaged PNG (a chunk checksum is wrong)';
+  }
+  return null;
+}
+
+/** The first chunk whose CRC-32 (over type + data) does not match, or null. */
+function pngBadChunk(png: Buffer): string | null {
+  for (let at = 8; at + 12 <= png.length; ) {
+    const len = png.readUInt32BE(at);
+    const type = png.toString('latin1', at + 4, at + 8);
+    if (at + 12 + len > png.length) return type;
+    if (crc32(png.subarray(at + 4, at + 8 + len)) !== png.readUInt32BE(at + 8 + len)) return type;
+    at += 12 + len;
+  }
+  return null;
+}
+
+export async function decodeFailure(e: unknown, input: string | Buffer, bytes: number, label: string): Promise<Error> {
+  let why = describeDecodeError(e);
+  if (/^unknown error$/i.test(why) || !why) why = (await structuralProblem(input, bytes).catch(() => null)) ?? 'damaged or unreadable image data';
+  return new Error(`${label}: cannot read image: ${why}`);
 }
 
 /** "megapixels" with one decimal below 10 MP, as a user reads it. */
@@ -58,7 +111,7 @@ export async function decodeImage(input: string | Buffer, label = typeof input =
     // Header only (no pixels); the limit is ours, checked below with a message that says so.
     meta = await sharp(input, { limitInputPixels: false }).metadata();
   } catch (e) {
-    throw new Error(`${label}: cannot read image: ${describeDecodeError(e)}`);
+    throw await decodeFailure(e, input, bytes, label);
   }
   if (meta.width && meta.height) checkImageSize(meta.width, meta.height, label);
   try {
@@ -70,7 +123,7 @@ export async function decodeImage(input: string | Buffer, label = typeof input =
       .toBuffer({ resolveWithObject: true });
     return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
   } catch (e) {
-    throw new Error(`${label}: cannot read image: ${describeDecodeError(e)}`);
+    throw await decodeFailure(e, input, bytes, label);
   }
 }
 
