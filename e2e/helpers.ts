@@ -85,3 +85,13 @@ declare global {
     __deepvisStats?: { framesDrawn: number; lastFrameId: number; latencies: number[]; engineMs: number[]; errors: number };
   }
 }
+
+/** Set a range input the way dragging it would (input, then change), and see it took. */
+export async function setRange(page: Page, testId: string, value: number): Promise<void> {
+  await page.getByTestId(testId).evaluate((el: HTMLInputElement, v) => {
+    el.value = String(v);
+    el.dispatchEvent(new Event('input', { bubbles: true }));
+    el.dispatchEvent(new Event('change', { bubbles: true }));
+  }, value);
+  await expect(page.getByTestId(testId)).toHaveValue(String(value));
+}

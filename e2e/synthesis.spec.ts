@@ -9,7 +9,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, test, type Download, type Page, type TestInfo } from '@playwright/test';
 import { startModelServer } from './global-setup.js';
-import { canvasHash, clickTile, FAST_MODEL, openApp, statusText } from './helpers.js';
+import { canvasHash, clickTile, FAST_MODEL, openApp, setRange, statusText } from './helpers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
@@ -48,16 +48,6 @@ async function shot(page: Page, testInfo: TestInfo, name: string): Promise<void>
   await page.screenshot({ path });
   await testInfo.attach(name, { path, contentType: 'image/png' });
   copyFileSync(path, resolve(SHOTS, `${name}.png`));
-}
-
-/** Set a range input the way dragging it would (input, then change). */
-async function setRange(page: Page, testId: string, value: number): Promise<void> {
-  await page.getByTestId(testId).evaluate((el: HTMLInputElement, v) => {
-    el.value = String(v);
-    el.dispatchEvent(new Event('input', { bubbles: true }));
-    el.dispatchEvent(new Event('change', { bubbles: true }));
-  }, value);
-  await expect(page.getByTestId(testId)).toHaveValue(String(value));
 }
 
 async function progressValue(page: Page): Promise<number> {

@@ -21,6 +21,7 @@ import { readFileSync } from 'node:fs';
 import { Command } from 'commander';
 import type { Page } from '@playwright/test';
 import { openLivePage, pageStats, round, startLive, type LiveSession } from '../e2e/harness.js';
+import { setRange } from '../e2e/helpers.js';
 
 const MB = 1024 * 1024;
 const RSS_LIMIT_MB = 50;
@@ -158,15 +159,6 @@ async function synthStatus(page: Page): Promise<string> {
   return page.evaluate(() => document.querySelector('[data-testid="synth-status"]')?.textContent?.trim() ?? '');
 }
 const isRunning = (s: string) => s === 'running' || s.startsWith('starting');
-
-/** Set a range input the way dragging it would (input, then change). */
-async function setRange(page: Page, testId: string, value: number): Promise<void> {
-  await page.getByTestId(testId).evaluate((el: HTMLInputElement, v) => {
-    el.value = String(v);
-    el.dispatchEvent(new Event('input', { bubbles: true }));
-    el.dispatchEvent(new Event('change', { bubbles: true }));
-  }, value);
-}
 
 async function statusLayerUnit(page: Page): Promise<string> {
   return (await page.getByTestId('status-layer-unit').textContent()) ?? '';

@@ -5,7 +5,7 @@
 // or layer, while the good model keeps loading and serving. The broken folders are temp copies of
 // the real mobilenet-v1-0.25; models/ is never written.
 import { createHash } from 'node:crypto';
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -15,7 +15,7 @@ import { parseReply, type Reply } from '../contract/messages.js';
 import { listModels, loadModel, rgbaToModelPixels, selectBackend } from '../main/engine/index.js';
 import { EngineSession } from '../main/session/engine-session.js';
 import { runDeepvis } from './support/cli.js';
-import { REPO, photo } from './support/fixtures.js';
+import { copyModel as copyFixtureModel, REPO, photo } from './support/fixtures.js';
 
 const GOOD = 'mobilenet-v1-0.25';
 const SLED_DOG = /dogsled|malamute|husky|eskimo dog/i;
@@ -42,16 +42,9 @@ const LATE_WHY = /^model weights-not-in-manifest: .*model\.json: weights for con
 let work: string;
 let dogRgba: Uint8Array;
 
-/** A full copy of the good model under another id (copies, so editing a file never reaches models/). */
+/** A full copy of the good model under another id. */
 function copyModel(id: string): string {
-  const src = join(REPO, 'models', GOOD);
-  const dst = join(work, id);
-  mkdirSync(dst);
-  for (const f of readdirSync(src)) copyFileSync(join(src, f), join(dst, f));
-  const d = JSON.parse(readFileSync(join(dst, 'deepvis.json'), 'utf8'));
-  d.id = id;
-  writeFileSync(join(dst, 'deepvis.json'), JSON.stringify(d));
-  return dst;
+  return copyFixtureModel(work, id, GOOD);
 }
 
 /** Re-write model.json's line in SHA256SUMS, as a user editing their own model would: the parser, not the checksum, must catch it. */

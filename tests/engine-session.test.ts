@@ -1,7 +1,7 @@
 // The engine host shared by Electron main and web mode: validation before the engine, latest frame
 // wins, a failed model switch keeps the previous model, tiles match the layer, no tensor leaks.
 // Real models, real photo, no mocks.
-import { copyFileSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
@@ -10,7 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parseReply, type Reply } from '../contract/messages.js';
 import { rgbaToModelPixels } from '../main/engine/index.js';
 import { EngineSession } from '../main/session/engine-session.js';
-import { REPO, photo } from './support/fixtures.js';
+import { copyModel, REPO, photo } from './support/fixtures.js';
 
 const MODEL = 'mobilenet-v1-0.25';
 const OTHER = 'darknet-tiny';
@@ -33,18 +33,6 @@ function frame(frameId: number, layer = 'conv_pw_5_relu', unit = 0, pixels = dog
 function linkModel(dir: string, id: string): void {
   mkdirSync(join(dir, id));
   for (const f of readdirSync(join(REPO, 'models', id))) symlinkSync(join(REPO, 'models', id, f), join(dir, id, f));
-}
-
-/** A copy of mobilenet-v1-0.25 under another id, for breaking. */
-function copyModel(dir: string, id: string): string {
-  const src = join(REPO, 'models', MODEL);
-  const dst = join(dir, id);
-  mkdirSync(dst);
-  for (const f of readdirSync(src)) copyFileSync(join(src, f), join(dst, f));
-  const d = JSON.parse(readFileSync(join(dst, 'deepvis.json'), 'utf8'));
-  d.id = id;
-  writeFileSync(join(dst, 'deepvis.json'), JSON.stringify(d));
-  return dst;
 }
 
 function expectValid(r: Reply): Reply {

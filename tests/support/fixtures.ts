@@ -1,5 +1,5 @@
 // Shared test fixtures: the real photos in ../shared/fixtures/photos and the real models.
-import { existsSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -13,4 +13,16 @@ export function photo(name: (typeof PHOTOS)[number]): string {
   const p = join(PHOTOS_DIR, `${name}.jpg`);
   if (!existsSync(p)) throw new Error(`fixture photo ${p} is missing (expected ../shared/fixtures/photos beside the repo)`);
   return p;
+}
+
+/** A full copy of an installed model under another id in `dir` (copies, so breaking a file never reaches models/). */
+export function copyModel(dir: string, id: string, from: (typeof MODEL_IDS)[number] = 'mobilenet-v1-0.25'): string {
+  const src = join(REPO, 'models', from);
+  const dst = join(dir, id);
+  mkdirSync(dst);
+  for (const f of readdirSync(src)) copyFileSync(join(src, f), join(dst, f));
+  const d = JSON.parse(readFileSync(join(dst, 'deepvis.json'), 'utf8')) as { id: string };
+  d.id = id;
+  writeFileSync(join(dst, 'deepvis.json'), JSON.stringify(d));
+  return dst;
 }
