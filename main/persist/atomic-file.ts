@@ -39,41 +39,36 @@ function isStale(pid: number): boolean {
   return pid !== process.pid && !pidAlive(pid);
 }
 
+/** The temp files among `names` (a listing of path's folder) whose writers died mid-write. */
+function staleTemps(path: string, names: string[]): string[] {
+  const base = basename(path);
+  return names.filter((name) => {
+    const pid = tempOwner(base, name);
+    return pid !== null && isStale(pid);
+  });
+}
+
 /** Remove temp files left beside `path` by writers that died mid-write; returns how many. */
 export async function removeStaleTemps(path: string): Promise<number> {
-  const base = basename(path);
   let names: string[];
   try {
-    names = await readdir(dirname(path));
+    names = staleTemps(path, await readdir(dirname(path)));
   } catch {
     return 0;
   }
-  let n = 0;
-  for (const name of names) {
-    const pid = tempOwner(base, name);
-    if (pid === null || !isStale(pid)) continue;
-    await rm(join(dirname(path), name), { force: true });
-    n++;
-  }
-  return n;
+  for (const name of names) await rm(join(dirname(path), name), { force: true });
+  return names.length;
 }
 
 export function removeStaleTempsSync(path: string): number {
-  const base = basename(path);
   let names: string[];
   try {
-    names = readdirSync(dirname(path));
+    names = staleTemps(path, readdirSync(dirname(path)));
   } catch {
     return 0;
   }
-  let n = 0;
-  for (const name of names) {
-    const pid = tempOwner(base, name);
-    if (pid === null || !isStale(pid)) continue;
-    rmSync(join(dirname(path), name), { force: true });
-    n++;
-  }
-  return n;
+  for (const name of names) rmSync(join(dirname(path), name), { force: true });
+  return names.length;
 }
 
 async function syncDir(dir: string): Promise<void> {
