@@ -1,19 +1,18 @@
 // The live frame's back-projection part (issue 5) through the engine host: each mode returns a
 // filtered map at the input size, Grad-CAM heat for the top-1 (or a chosen) class, back-diff tiles
 // for the selected layer, replies that match the contract, and no tensor growth over 30 frames.
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync } from 'node:fs';
-import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { rmSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseReply, parseRequest, type Reply } from '../contract/messages.js';
+import { parseRequest, type Reply } from '../contract/messages.js';
 import { backproject } from '../main/engine/backprojection.js';
 import { displayBytes, rgbBytes } from '../main/engine/display-filters.js';
 import { gradCam } from '../main/engine/gradcam.js';
 import { rgbaToModelPixels } from '../main/engine/index.js';
 import { EngineSession } from '../main/session/engine-session.js';
-import { REPO, photo } from './support/fixtures.js';
+import { linkedModelsDir, photo } from './support/fixtures.js';
+import { validReply } from './support/replies.js';
 
 const MODEL = 'mobilenet-v1-0.25';
 let work: string;
@@ -30,9 +29,7 @@ function frame(frameId: number, extra: Record<string, unknown> = {}, layer = 'co
 }
 
 async function frameReply(msg: unknown): Promise<Extract<Reply, { type: 'frame' }>> {
-  const r = await session.handle(msg);
-  const p = parseReply(r);
-  if (!p.ok) throw new Error(`reply does not match the contract: ${p.error}`);
+  const r = validReply(await session.handle(msg));
   if (r.type !== 'frame') throw new Error(`expected a frame, got ${JSON.stringify(r).slice(0, 300)}`);
   return r;
 }
@@ -42,10 +39,7 @@ function distinct(a: Uint8Array): number {
 }
 
 beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'deepvis-backframe-'));
-  for (const f of ['imagenet-classes.json', 'imagenet-wnids.json']) symlinkSync(join(REPO, 'models', f), join(work, f));
-  mkdirSync(join(work, MODEL));
-  for (const f of readdirSync(join(REPO, 'models', MODEL))) symlinkSync(join(REPO, 'models', MODEL, f), join(work, MODEL, f));
+  work = linkedModelsDir('deepvis-backframe-', [MODEL]);
   dog = await rgba(photo('dog'));
   session = await EngineSession.create({ backend: process.env.DEEPVIS_BACKEND ?? 'wasm', model: MODEL, modelsDir: work });
 }, 120_000);

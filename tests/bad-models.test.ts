@@ -5,17 +5,16 @@
 // or layer, while the good model keeps loading and serving. The broken folders are temp copies of
 // the real mobilenet-v1-0.25; models/ is never written.
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseReply, type Reply } from '../contract/messages.js';
 import { listModels, loadModel, rgbaToModelPixels, selectBackend } from '../main/engine/index.js';
 import { EngineSession } from '../main/session/engine-session.js';
 import { runDeepvis } from './support/cli.js';
-import { copyModel as copyFixtureModel, REPO, photo } from './support/fixtures.js';
+import { copyModel as copyFixtureModel, linkedModelsDir, REPO, photo } from './support/fixtures.js';
+import { validReply as expectValid } from './support/replies.js';
 
 const GOOD = 'mobilenet-v1-0.25';
 const SLED_DOG = /dogsled|malamute|husky|eskimo dog/i;
@@ -61,17 +60,8 @@ function editModelJson(dir: string, edit: (m: { modelTopology: { model_config: {
   resum(dir);
 }
 
-function expectValid(r: Reply): Reply {
-  const p = parseReply(r);
-  if (!p.ok) throw new Error(`reply does not match the contract: ${p.error}`);
-  return r;
-}
-
 beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'deepvis-bad-models-'));
-  for (const f of ['imagenet-classes.json', 'imagenet-wnids.json']) symlinkSync(join(REPO, 'models', f), join(work, f));
-  mkdirSync(join(work, GOOD));
-  for (const f of readdirSync(join(REPO, 'models', GOOD))) symlinkSync(join(REPO, 'models', GOOD, f), join(work, GOOD, f));
+  work = linkedModelsDir('deepvis-bad-models-', [GOOD]);
 
   rmSync(join(copyModel('missing-shard'), SHARD));
   {

@@ -1,16 +1,16 @@
 // The engine host shared by Electron main and web mode: validation before the engine, latest frame
 // wins, a failed model switch keeps the previous model, tiles match the layer, no tensor leaks.
 // Real models, real photo, no mocks.
-import { mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { mkdirSync, rmSync, truncateSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { parseReply, type Reply } from '../contract/messages.js';
+import type { Reply } from '../contract/messages.js';
 import { rgbaToModelPixels } from '../main/engine/index.js';
 import { EngineSession } from '../main/session/engine-session.js';
-import { copyModel, REPO, photo } from './support/fixtures.js';
+import { copyModel, linkedModelsDir, photo } from './support/fixtures.js';
+import { validReply as expectValid } from './support/replies.js';
 
 const MODEL = 'mobilenet-v1-0.25';
 const OTHER = 'darknet-tiny';
@@ -29,23 +29,8 @@ function frame(frameId: number, layer = 'conv_pw_5_relu', unit = 0, pixels = dog
   return { type: 'frame', frameId, width: 224, height: 224, rgba: pixels, layer, unit } as const;
 }
 
-/** Link a real model into a models dir (symlinks: no copies of the weights). */
-function linkModel(dir: string, id: string): void {
-  mkdirSync(join(dir, id));
-  for (const f of readdirSync(join(REPO, 'models', id))) symlinkSync(join(REPO, 'models', id, f), join(dir, id, f));
-}
-
-function expectValid(r: Reply): Reply {
-  const p = parseReply(r);
-  if (!p.ok) throw new Error(`reply does not match the contract: ${p.error}`);
-  return r;
-}
-
 beforeAll(async () => {
-  work = mkdtempSync(join(tmpdir(), 'deepvis-session-'));
-  for (const f of ['imagenet-classes.json', 'imagenet-wnids.json']) symlinkSync(join(REPO, 'models', f), join(work, f));
-  linkModel(work, MODEL);
-  linkModel(work, OTHER);
+  work = linkedModelsDir('deepvis-session-', [MODEL, OTHER]);
   // missing-weights: one shard gone (checksum list names it).
   const missing = copyModel(work, 'missing-weights');
   rmSync(join(missing, 'group29-shard1of1'));

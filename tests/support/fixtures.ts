@@ -1,5 +1,6 @@
 // Shared test fixtures: the real photos in ../shared/fixtures/photos and the real models.
-import { copyFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -25,4 +26,15 @@ export function copyModel(dir: string, id: string, from: (typeof MODEL_IDS)[numb
   d.id = id;
   writeFileSync(join(dst, 'deepvis.json'), JSON.stringify(d));
   return dst;
+}
+
+/** A new temp models folder holding the class files and the given real models, linked (no copies of the weights). */
+export function linkedModelsDir(prefix: string, ids: readonly (typeof MODEL_IDS)[number][]): string {
+  const dir = mkdtempSync(join(tmpdir(), prefix));
+  for (const f of ['imagenet-classes.json', 'imagenet-wnids.json']) symlinkSync(join(REPO, 'models', f), join(dir, f));
+  for (const id of ids) {
+    mkdirSync(join(dir, id));
+    for (const f of readdirSync(join(REPO, 'models', id))) symlinkSync(join(REPO, 'models', id, f), join(dir, id, f));
+  }
+  return dir;
 }
