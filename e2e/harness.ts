@@ -7,6 +7,7 @@ import { decodeMessage, encodeMessage } from '../contract/wire.js';
 import { parseReply, type StatsReplyT } from '../contract/messages.js';
 import { CHROMIUM_PATH, chromiumArgs, fakeCamera } from './chromium.js';
 import { buildRenderer, startModelServer, type WebServerProcess } from './global-setup.js';
+import type { DeepVisStats } from '../renderer/src/lib/stats.js';
 
 export interface LiveSession {
   url: string;
@@ -79,19 +80,6 @@ export async function startLive(opts: LiveOptions): Promise<LiveSession> {
   };
 }
 
-export interface PageStats {
-  framesDrawn: number;
-  lastFrameId: number;
-  latencies: number[];
-  engineMs: number[];
-  grabMs: number[];
-  roundTripMs: number[];
-  drawMs: number[];
-  cameraFrames: number;
-  framesSkipped: number;
-  framesDropped: number;
-  errors: number;
-}
 
 /**
  * Open the app on `model` and wait for its first drawn frame. `beforeGoto` sees the page before it
@@ -104,13 +92,13 @@ export async function openLivePage(session: LiveSession, model: string, settings
   page.on('pageerror', (e) => process.stderr.write(`page error: ${e.message}\n`));
   await page.goto(session.url);
   await page.waitForFunction((m) => document.querySelector('[data-testid="status-model"]')?.textContent === m, model, { timeout: 120_000 });
-  await page.waitForFunction(() => ((window as unknown as { __deepvisStats?: PageStats }).__deepvisStats?.framesDrawn ?? 0) > 0, null, { timeout: 60_000 });
+  await page.waitForFunction(() => ((window as unknown as { __deepvisStats?: DeepVisStats }).__deepvisStats?.framesDrawn ?? 0) > 0, null, { timeout: 60_000 });
   return page;
 }
 
-export async function pageStats(page: Page): Promise<PageStats & { now: number }> {
+export async function pageStats(page: Page): Promise<DeepVisStats & { now: number }> {
   return page.evaluate(() => {
-    const s = (window as unknown as { __deepvisStats: PageStats }).__deepvisStats;
+    const s = (window as unknown as { __deepvisStats: DeepVisStats }).__deepvisStats;
     return { ...s, now: performance.now() };
   });
 }

@@ -13,29 +13,7 @@ import { FrameView, GridView, UnitView } from './views';
 import { BackController } from './back.svelte';
 import { SynthController } from './synth.svelte';
 import { SavedView } from './saved-view.svelte';
-
-export interface DeepVisStats {
-  /** Distinct engine results drawn. */
-  framesDrawn: number;
-  lastFrameId: number;
-  /** ms from grabbing a frame's pixels to drawing its grid, one per drawn frame. */
-  latencies: number[];
-  /** Engine time per drawn frame, as reported by the host. */
-  engineMs: number[];
-  /** Where the latency goes, per drawn frame: taking the pixels, request → reply, drawing. */
-  grabMs: number[];
-  roundTripMs: number[];
-  drawMs: number[];
-  /** New camera frames seen (requestVideoFrameCallback), sent or not. */
-  cameraFrames: number;
-  /** Camera frames the renderer never sent because a newer one replaced them (engine busy). */
-  framesSkipped: number;
-  /** Pipeline depth 2: current send lead (ms after the previous send), null until estimated. */
-  leadMs: number | null;
-  /** Frames the host answered `dropped`. */
-  framesDropped: number;
-  errors: number;
-}
+import type { DeepVisStats } from './stats';
 
 declare global {
   interface Window {
