@@ -2,14 +2,10 @@
 // map, `d` freezes its source while the cursor moves, `a` puts the back diffs in the grid, `z`
 // zooms the unit and then the back-projection, `x` lays Grad-CAM heat over the input. A screenshot
 // with back-projection and Grad-CAM on is saved (e2e/.artifacts/screenshots/backprojection.png).
-import { copyFileSync, mkdirSync } from 'node:fs';
-import { dirname, resolve } from 'node:path';
-import { fileURLToPath } from 'node:url';
 import { expect, test, type Page } from '@playwright/test';
-import { canvasHash, framesDrawn, openApp } from './helpers.js';
+import { photo } from '../tests/support/fixtures.js';
+import { canvasHash, framesDrawn, openApp, saveScreenshot } from './helpers.js';
 
-const SHOTS = resolve(dirname(fileURLToPath(import.meta.url)), '.artifacts/screenshots');
-const PHOTOS = resolve(process.cwd(), '../shared/fixtures/photos');
 
 /** Pixel spread of a canvas: the number of distinct grey-ish levels (R channel) and the std-dev. */
 async function spread(page: Page, testId: string): Promise<{ levels: number; sd: number }> {
@@ -35,7 +31,7 @@ const status = (page: Page) => page.getByTestId('status-back');
 test('b / d / a / z / x on a static photo, with a screenshot of back-projection and Grad-CAM', async ({ page }, testInfo) => {
   test.setTimeout(120_000);
   await openApp(page);
-  await page.getByTestId('file-input').setInputFiles(resolve(PHOTOS, 'dog.jpg'));
+  await page.getByTestId('file-input').setInputFiles(photo('dog'));
   await expect(page.getByTestId('status-mode')).toHaveText('static 1/1 dog.jpg');
   await expect(status(page)).toHaveText('off');
 
@@ -112,11 +108,7 @@ test('b / d / a / z / x on a static photo, with a screenshot of back-projection 
   await expect(status(page)).toHaveText(/^guided norm · src pw5:2$/);
   await expect(page.getByTestId('back-source')).toHaveText('pw5:2');
   await page.waitForTimeout(500);
-  mkdirSync(SHOTS, { recursive: true });
-  const path = testInfo.outputPath('backprojection.png');
-  await page.screenshot({ path });
-  await testInfo.attach('back-projection and Grad-CAM', { path, contentType: 'image/png' });
-  copyFileSync(path, resolve(SHOTS, 'backprojection.png'));
+  await saveScreenshot(page, testInfo, 'backprojection', 'back-projection and Grad-CAM');
 
   // x again: the overlay goes away; b from a pane setting off the cycle turns back-projection off.
   await page.keyboard.press('x');

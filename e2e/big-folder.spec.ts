@@ -6,7 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test } from '@playwright/test';
 import { PHOTOS, photo } from '../tests/support/fixtures.js';
-import { openApp, top5Names } from './helpers.js';
+import { openApp, saveScreenshot, top5Names } from './helpers.js';
 
 const N = 5000;
 let dir: string;
@@ -32,7 +32,7 @@ test.afterAll(() => {
   if (dir) rmSync(dir, { recursive: true, force: true });
 });
 
-test('5,000 images through the folder input: 1/5000 shows and is classified, e / w step, keys keep working', async ({ page }) => {
+test('5,000 images through the folder input: 1/5000 shows and is classified, e / w step, keys keep working', async ({ page }, testInfo) => {
   test.setTimeout(180_000);
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
@@ -46,6 +46,7 @@ test('5,000 images through the folder input: 1/5000 shows and is classified, e /
   // img1 is PHOTOS[1] = eagle: classified.
   await expect.poll(() => top5Names(page)).not.toBe('');
   const eagle = await top5Names(page);
+  await saveScreenshot(page, testInfo, 'big-folder', 'a 5,000-image folder, first image');
 
   await page.keyboard.press('e');
   await expect(mode).toHaveText(`static 2/${N} img2.jpg`);

@@ -1,6 +1,12 @@
 // Shared steps for the browser tests: open the app on a given model, read the status line, the
 // top-5 and the canvases the way a user (or a screenshot) would see them.
-import { expect, type Page } from '@playwright/test';
+import { copyFileSync, mkdirSync } from 'node:fs';
+import { dirname, resolve } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { expect, type Page, type TestInfo } from '@playwright/test';
+
+/** Where screenshots are copied for people to look at (the report has them too). */
+export const SCREENSHOTS = resolve(dirname(fileURLToPath(import.meta.url)), '.artifacts/screenshots');
 
 export const FAST_MODEL = 'mobilenet-v1-0.25';
 export const SLED_DOGS = /dogsled|malamute|Siberian husky|Eskimo dog/;
@@ -94,4 +100,13 @@ export async function setRange(page: Page, testId: string, value: number): Promi
     el.dispatchEvent(new Event('change', { bubbles: true }));
   }, value);
   await expect(page.getByTestId(testId)).toHaveValue(String(value));
+}
+
+/** A screenshot of the page, attached to the report and copied to e2e/.artifacts/screenshots/<name>.png. */
+export async function saveScreenshot(page: Page, testInfo: TestInfo, name: string, title = name): Promise<void> {
+  mkdirSync(SCREENSHOTS, { recursive: true });
+  const path = testInfo.outputPath(`${name}.png`);
+  await page.screenshot({ path });
+  await testInfo.attach(title, { path, contentType: 'image/png' });
+  copyFileSync(path, resolve(SCREENSHOTS, `${name}.png`));
 }

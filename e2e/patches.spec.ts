@@ -7,11 +7,11 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, test, type Page } from '@playwright/test';
+import { PHOTOS_DIR } from '../tests/support/fixtures.js';
 import { startModelServer } from './global-setup.js';
 import { FAST_MODEL, openApp, statusText, top5Names, waitForFrames } from './helpers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
-const PHOTOS_DIR = process.env.DEEPVIS_PHOTOS ?? resolve(HERE, '../../shared/fixtures/photos');
 const ARTIFACTS = resolve(HERE, '.artifacts');
 
 let server: Awaited<ReturnType<typeof startModelServer>>;

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
 import { startModelServer, type WebServerProcess } from './global-setup.js';
-import { FAST_MODEL, statusText, waitForFrames } from './helpers.js';
+import { FAST_MODEL, saveScreenshot, statusText, waitForFrames } from './helpers.js';
 
 const OTHER = 'darknet-tiny';
 
@@ -73,7 +73,7 @@ async function expectRestored(page: Page, want: Seen): Promise<void> {
   await expect(page.getByTestId('top5-item')).toHaveCount(want.labels);
 }
 
-test('model, layer, unit, boosts, back mode, labels and preset come back after a reload and after a server restart', async ({ page }) => {
+test('model, layer, unit, boosts, back mode, labels and preset come back after a reload and after a server restart', async ({ page }, testInfo) => {
   test.setTimeout(360_000);
   await page.goto(server!.url);
   await expect(page.getByTestId('status-model')).toHaveText(FAST_MODEL, { timeout: 90_000 });
@@ -102,6 +102,7 @@ test('model, layer, unit, boosts, back mode, labels and preset come back after a
   await restartServer();
   await page.goto(server!.url);
   await expectRestored(page, want);
+  await saveScreenshot(page, testInfo, 'state-restored', 'the view restored after a server restart');
 });
 
 /** Restart the server on a state file with this view (the rest as saved by an older run). */

@@ -1,16 +1,14 @@
 // Static images and the failure paths of the input and the model: a photo opened from disk shows its
 // top-5; a denied or unplugged camera explains itself and static mode still works; a model that
 // fails to load is named and the previous model keeps running.
-import { resolve } from 'node:path';
 import { expect, test } from '@playwright/test';
+import { photo } from '../tests/support/fixtures.js';
 import { framesDrawn, openApp, top5Names, waitForFrames, SLED_DOGS } from './helpers.js';
 
-const PHOTOS = resolve(process.cwd(), '../shared/fixtures/photos');
-const photo = (name: string) => resolve(PHOTOS, name);
 
 test('opening kite.jpg in static mode shows its top-5 (parachute on mobilenet-v1-0.75)', async ({ page }) => {
   await openApp(page, { model: 'mobilenet-v1-0.75' });
-  await page.getByTestId('file-input').setInputFiles(photo('kite.jpg'));
+  await page.getByTestId('file-input').setInputFiles(photo('kite'));
   await expect(page.getByTestId('status-mode')).toHaveText('static 1/1 kite.jpg');
   await expect(page.getByTestId('top5-item').first()).toContainText('parachute');
   await expect(page.getByTestId('input-canvas')).toBeVisible();
@@ -22,7 +20,7 @@ test('opening kite.jpg in static mode shows its top-5 (parachute on mobilenet-v1
 
 test('static images: several files, e / w and PgDn / PgUp step through them, c returns to the camera', async ({ page }) => {
   await openApp(page);
-  await page.getByTestId('file-input').setInputFiles([photo('kite.jpg'), photo('dog.jpg'), photo('eagle.jpg')]);
+  await page.getByTestId('file-input').setInputFiles([photo('kite'), photo('dog'), photo('eagle')]);
   const mode = page.getByTestId('status-mode');
   await expect(mode).toHaveText('static 1/3 dog.jpg'); // sorted by name
   await expect.poll(() => top5Names(page)).toMatch(/^dogsled/);
@@ -52,7 +50,7 @@ test('camera denied: a clear message, and static images still work', async ({ pa
   await expect(page.getByTestId('error-camera')).toContainText('Camera access was denied');
   await expect(page.getByTestId('status-mode')).toHaveText('camera (denied)');
   expect(await framesDrawn(page)).toBe(0);
-  await page.getByTestId('file-input').setInputFiles(photo('dog.jpg'));
+  await page.getByTestId('file-input').setInputFiles(photo('dog'));
   await expect(page.getByTestId('status-mode')).toHaveText('static 1/1 dog.jpg');
   await expect.poll(() => top5Names(page)).toMatch(SLED_DOGS);
   await expect(page.getByTestId('error-camera')).toHaveCount(0);

@@ -3,17 +3,16 @@
 // atlas built beforehand with the real CLI. This file runs its own web server (same model as the
 // global one) with DEEPVIS_ATLAS_DIR pointing at that freshly built atlas.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { expect, test, type Download, type Page, type TestInfo } from '@playwright/test';
+import { expect, test, type Download, type Page } from '@playwright/test';
 import { startModelServer } from './global-setup.js';
-import { canvasHash, clickTile, FAST_MODEL, openApp, setRange, statusText } from './helpers.js';
+import { canvasHash, clickTile, FAST_MODEL, openApp, saveScreenshot as shot, setRange, statusText } from './helpers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ROOT = resolve(HERE, '..');
-const SHOTS = resolve(HERE, '.artifacts/screenshots');
 const ATLAS_LAYER = 'pw3';
 
 let server: Awaited<ReturnType<typeof startModelServer>> | null = null;
@@ -40,14 +39,6 @@ test.afterAll(async () => {
 
 async function open(page: Page): Promise<void> {
   await openApp(page, { url: server!.url });
-}
-
-async function shot(page: Page, testInfo: TestInfo, name: string): Promise<void> {
-  mkdirSync(SHOTS, { recursive: true });
-  const path = testInfo.outputPath(`${name}.png`);
-  await page.screenshot({ path });
-  await testInfo.attach(name, { path, contentType: 'image/png' });
-  copyFileSync(path, resolve(SHOTS, `${name}.png`));
 }
 
 async function progressValue(page: Page): Promise<number> {
