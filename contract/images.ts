@@ -29,6 +29,30 @@ const ListingId = z.string().min(1).max(100);
  * sort). `listing` names them for `listedImage` requests; `skipped` says, one line each, what was
  * left out and why (empty when nothing was).
  */
+/**
+ * A JPEG whose data stops before its end-of-image marker. Browsers draw what arrived and grey the
+ * rest without an error, and libvips sometimes loses its message ("Unknown error"), so both the
+ * renderer and the engine look for the marker after the first scan themselves.
+ */
+export function isTruncatedJpeg(b: Uint8Array): boolean {
+  if (b[0] !== 0xff || b[1] !== 0xd8) return false;
+  // Walk the header segments (their lengths skip over embedded thumbnails) to the first scan.
+  let i = 2;
+  for (;;) {
+    if (i + 4 > b.length) return true;
+    if (b[i] !== 0xff) return false; // not a well-formed header: leave it to the decoder
+    const marker = b[i + 1]!;
+    if (marker === 0xff) {
+      i++;
+      continue;
+    }
+    if (marker === 0xda) break;
+    i += 2 + ((b[i + 2]! << 8) | b[i + 3]!);
+  }
+  for (let j = b.length - 2; j > i; j--) if (b[j] === 0xff && b[j + 1] === 0xd9) return false;
+  return true;
+}
+
 export const OpenImagesMenuEvent = z.object({
   type: z.literal('menu'),
   action: z.literal('openImages'),

@@ -1,10 +1,10 @@
 // Image decoding (sharp: JPEG, PNG, WebP…, any size up to a pixel limit) and the centre-crop +
 // resize to a model's input, for files and for raw RGBA camera frames.
-import { open, readFile, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
-import { MAX_IMAGE_PIXELS } from '../../contract/images.js';
+import { isTruncatedJpeg, MAX_IMAGE_PIXELS } from '../../contract/images.js';
 import { oneLine } from './errors.js';
 
 /** The largest image decoded (100 MP, why: contract/images.ts); larger ones are refused from their header. */
@@ -33,28 +33,14 @@ function describeDecodeError(e: unknown): string {
  * only "Unknown error". Then the file's own structure says what is wrong: a JPEG must end with the
  * EOI marker, a PNG with an IEND chunk.
  */
-async function structuralProblem(input: string | Buffer, bytes: number): Promise<string | null> {
-  const head = Buffer.alloc(Math.min(8, bytes));
-  const tail = Buffer.alloc(Math.min(16, bytes));
-  if (typeof input === 'string') {
-    const fh = await open(input, 'r');
-    try {
-      await fh.read(head, 0, head.length, 0);
-      await fh.read(tail, 0, tail.length, bytes - tail.length);
-    } finally {
-      await fh.close();
-    }
-  } else {
-    input.copy(head, 0, 0, head.length);
-    input.copy(tail, 0, bytes - tail.length);
-  }
-  const isJpeg = head[0] === 0xff && head[1] === 0xd8;
-  const isPng = head.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
-  // Trailing padding after EOI is common (some cameras), so look for the marker near the end.
-  if (isJpeg && !tail.includes(Buffer.from([0xff, 0xd9]))) return 'the file is truncated (the image data ends early)';
+async function structuralProblem(input: string | Buffer): Promise<string | null> {
+  // Only on the error path: reading the whole file again is fine.
+  const bytes = typeof input === 'string' ? await readFile(input) : input;
+  if (isTruncatedJpeg(bytes)) return 'the file is truncated (the image data ends early)';
+  const isPng = bytes.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]));
   if (isPng) {
-    if (!tail.includes(Buffer.from('IEND'))) return 'the file is truncated (the image data ends early)';
-    const bad = pngBadChunk(typeof input === 'string' ? await readFile(input) : input);
+    if (!bytes.subarray(-16).includes(Buffer.from('IEND'))) return 'the file is truncated (the image data ends early)';
+    const bad = pngBadChunk(bytes);
     // Same words as libvips' own messages (describeDecodeError): the header, or the image data.
     if (bad === null) return 'damaged PNG data';
     return bad === 'IDAT' ? 'damaged PNG data (a chunk checksum is wrong)' : 'damaged PNG (a chunk checksum is wrong)';
@@ -74,9 +60,9 @@ function pngBadChunk(png: Buffer): string | null {
   return null;
 }
 
-export async function decodeFailure(e: unknown, input: string | Buffer, bytes: number, label: string): Promise<Error> {
+export async function decodeFailure(e: unknown, input: string | Buffer, label: string): Promise<Error> {
   let why = describeDecodeError(e);
-  if (/^unknown error$/i.test(why) || !why) why = (await structuralProblem(input, bytes).catch(() => null)) ?? 'damaged or unreadable image data';
+  if (/^unknown error$/i.test(why) || !why) why = (await structuralProblem(input).catch(() => null)) ?? 'damaged or unreadable image data';
   return new Error(`${label}: cannot read image: ${why}`);
 }
 
@@ -111,7 +97,7 @@ export async function decodeImage(input: string | Buffer, label = typeof input =
     // Header only (no pixels); the limit is ours, checked below with a message that says so.
     meta = await sharp(input, { limitInputPixels: false }).metadata();
   } catch (e) {
-    throw await decodeFailure(e, input, bytes, label);
+    throw await decodeFailure(e, input, label);
   }
   if (meta.width && meta.height) checkImageSize(meta.width, meta.height, label);
   try {
@@ -123,7 +109,7 @@ export async function decodeImage(input: string | Buffer, label = typeof input =
       .toBuffer({ resolveWithObject: true });
     return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
   } catch (e) {
-    throw await decodeFailure(e, input, bytes, label);
+    throw await decodeFailure(e, input, label);
   }
 }
 

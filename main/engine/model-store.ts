@@ -98,15 +98,16 @@ interface Checked {
  */
 function checkModel(mdir: string, d: ModelDescriptor, keepFiles: boolean): Checked {
   const id = d.id;
+  const mjPath = join(mdir, d.weights.modelJson);
   const files = new Map<string, Buffer>();
+  // model.json is both hashed and parsed: read it once even when the shards are not kept.
   const read = (file: string): Buffer => {
     const have = files.get(file);
     if (have) return have;
     const buf = readFileSync(file);
-    if (keepFiles) files.set(file, buf);
+    if (keepFiles || file === mjPath) files.set(file, buf);
     return buf;
   };
-  const mjPath = join(mdir, d.weights.modelJson);
   if (!existsSync(mjPath)) throw new ModelProblem('missing', `${mjPath} is missing — ${fixFor(id)}`);
 
   let checksum: string;

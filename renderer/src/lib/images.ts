@@ -3,7 +3,7 @@
 // the images main listed, fetched one at a time. Either way the app steps through one list of
 // ImageEntry and decodes only the image it shows, refusing bad ones with one line naming them.
 import { imageSize } from 'image-size';
-import { MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from '../../../contract/images';
+import { isTruncatedJpeg, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from '../../../contract/images';
 
 const IMAGE_EXT = /\.(jpe?g|png|gif|webp|bmp|avif|ico)$/i;
 
@@ -73,29 +73,6 @@ function mp(pixels: number): string {
 
 /** Enough of the start of a file to hold any real header (EXIF, ICC profiles and thumbnails come first). */
 const HEADER_BYTES = 512 << 10;
-
-/**
- * A JPEG whose data stops before its end-of-image marker: browsers draw what arrived and grey the
- * rest without an error, so we look for the marker after the first scan ourselves.
- */
-function isTruncatedJpeg(b: Uint8Array): boolean {
-  if (b[0] !== 0xff || b[1] !== 0xd8) return false;
-  // Walk the header segments (their lengths skip over embedded thumbnails) to the first scan.
-  let i = 2;
-  for (;;) {
-    if (i + 4 > b.length) return true;
-    if (b[i] !== 0xff) return false; // not a well-formed header: leave it to the decoder
-    const marker = b[i + 1]!;
-    if (marker === 0xff) {
-      i++;
-      continue;
-    }
-    if (marker === 0xda) break;
-    i += 2 + ((b[i + 2]! << 8) | b[i + 3]!);
-  }
-  for (let j = b.length - 2; j > i; j--) if (b[j] === 0xff && b[j + 1] === 0xd9) return false;
-  return true;
-}
 
 /**
  * Decode one image for display, refusing from the header (before decoding) an empty file, one above
