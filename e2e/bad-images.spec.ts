@@ -8,7 +8,7 @@ import { basename, join } from 'node:path';
 import { expect, test } from '@playwright/test';
 import { makeBadImages, type BadImages } from '../tests/support/bad-images.js';
 import { photo } from '../tests/support/fixtures.js';
-import { openApp, SLED_DOGS, top5Names } from './helpers.js';
+import { openApp, saveScreenshot, SLED_DOGS, top5Names } from './helpers.js';
 
 let dir: string;
 let bad: BadImages;
@@ -35,7 +35,7 @@ function reasons(): Map<string, RegExp> {
   ]);
 }
 
-test('each bad file: its message, no page error, and the good photo among them is shown and classified', async ({ page }) => {
+test('each bad file: its message, no page error, and the good photo among them is shown and classified', async ({ page }, testInfo) => {
   const pageErrors: string[] = [];
   page.on('pageerror', (e) => pageErrors.push(e.message));
   await openApp(page);
@@ -56,6 +56,9 @@ test('each bad file: its message, no page error, and the good photo among them i
       await expect(error, name).toHaveText(expected.get(name)!);
       await expect(error).toHaveText(new RegExp(`^${name.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}: `));
       await expect(page.getByTestId('top5-item')).toHaveCount(0); // no stale classes under a bad image's name
+      await expect(page.getByTestId('grid-hint')).toBeVisible(); // nor the previous image's layer
+      await expect(page.getByTestId('unit-max')).toHaveText('—');
+      if (name === basename(bad.truncatedJpeg)) await saveScreenshot(page, testInfo, 'bad-image-truncated', 'a truncated JPEG: its message, no classes');
     }
     await page.keyboard.press('e');
   }

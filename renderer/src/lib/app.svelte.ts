@@ -225,20 +225,25 @@ export class DeepVisApp {
 
   // ---------------------------------------------------------------- model and layer
 
+  /** Drop the last engine result from every view (a new model, or an input that could not be read). */
+  private forgetResult(): void {
+    this.lastReply = null;
+    this.top5 = [];
+    this.grid?.clear();
+    this.unitView?.clear();
+    this.unitMax = null;
+    this.gridShown = false;
+  }
+
   private setModel(info: ModelInfo): void {
     this.model = info;
     const i = info.layers.findIndex((l) => l.name === info.defaultLayer);
     this.layerIndex = i >= 0 ? i : 0;
     this.cursor = 0;
-    this.lastReply = null;
-    this.top5 = [];
+    this.forgetResult();
     this.back?.modelChanged();
     this.lead = null; // a new engine time: estimate the send lead afresh
     this.overheads = [];
-    this.grid?.clear();
-    this.unitView?.clear();
-    this.gridShown = false;
-    this.unitMax = null;
     const [h, w] = info.inputSize;
     if (this.grabber) this.grabber.resize(w, h);
     else this.grabber = new FrameGrabber(w, h);
@@ -435,10 +440,10 @@ export class DeepVisApp {
     } catch (e) {
       if (token !== this.staticToken) return;
       this.imageError = (e as Error).message;
-      // Show nothing rather than the previous image's input and classes under this one's name.
+      // Show nothing rather than the previous image's input, layer and classes under this one's name.
       this.staticRgba = null;
-      this.top5 = [];
-      this.frameView?.show(new Uint8Array(this.grabber.width * this.grabber.height * 4), this.grabber.width, this.grabber.height);
+      this.frameView?.clear();
+      this.forgetResult();
     }
   }
 

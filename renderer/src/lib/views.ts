@@ -221,4 +221,10 @@ export class FrameView {
     const data = new Uint8ClampedArray(rgba.buffer as ArrayBuffer, rgba.byteOffset, rgba.byteLength);
     this.ctx.putImageData(new ImageData(data, width, height), 0, 0);
   }
+
+  /** No input to show (an image that could not be read): a black pane, as the grid's background. */
+  clear(): void {
+    this.ctx.fillStyle = '#000';
+    this.ctx.fillRect(0, 0, this.canvas.width, this.canvas.height);
+  }
 }
