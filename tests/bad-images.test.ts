@@ -68,10 +68,14 @@ describe('engine: decodeImage', () => {
     expect([good.width, good.height]).toEqual([768, 576]);
   });
 
-  it('names the problem from the file itself when libvips reports only "Unknown error" (it does, with several decodes in flight)', async () => {
-    for (const [file, reason] of expectedReasons().slice(0, 3)) {
-      const e = await decodeFailure(new Error('Unknown error'), file, file);
-      expect(e.message).toMatch(reason);
+  it('names the problem from the file itself when libvips reports "Unknown error" or another file\'s message (both seen with several decodes in flight)', async () => {
+    const decodeErrors = expectedReasons().filter(([f]) => ![bad.empty, bad.hugeJpeg, bad.hugePng].includes(f));
+    expect(decodeErrors).toHaveLength(4);
+    for (const libvips of ['Unknown error', 'VipsJpeg: Premature end of input file', 'pngload: libpng read error', 'Input file contains unsupported image format']) {
+      for (const [file, reason] of decodeErrors) {
+        const e = await decodeFailure(new Error(libvips), file, file);
+        expect(e.message, `${file} with "${libvips}"`).toMatch(reason);
+      }
     }
   });
 

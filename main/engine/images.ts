@@ -2,6 +2,7 @@
 // resize to a model's input, for files and for raw RGBA camera frames.
 import { readFile, stat } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
+import { imageSize } from 'image-size';
 import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
 import { isTruncatedJpeg, MAX_IMAGE_PIXELS } from '../../contract/images.js';
@@ -17,10 +18,12 @@ export interface RgbImage {
   data: Uint8Array;
 }
 
+const NOT_AN_IMAGE = 'not an image, or a format DeepVis cannot read (JPEG, PNG, WebP, GIF, AVIF, TIFF)';
+
 /** What a codec error means for the user (libvips' messages name its internals, not the problem). */
 function describeDecodeError(e: unknown): string {
   const msg = oneLine(e);
-  if (/unsupported image format/i.test(msg)) return 'not an image, or a format DeepVis cannot read (JPEG, PNG, WebP, GIF, AVIF, TIFF)';
+  if (/unsupported image format/i.test(msg)) return NOT_AN_IMAGE;
   if (/premature end|truncated|unexpected end|end of (file|stream)|not enough data/i.test(msg)) return 'the file is truncated (the image data ends early)';
   if (/checksum|crc/i.test(msg)) return 'damaged PNG (a chunk checksum is wrong)';
   if (/pngload|spng/i.test(msg)) return 'damaged PNG data (truncated, or a chunk checksum is wrong)';
@@ -29,9 +32,9 @@ function describeDecodeError(e: unknown): string {
 }
 
 /**
- * libvips keeps its error text per thread and, with several decodes in flight, sometimes reports
- * only "Unknown error". Then the file's own structure says what is wrong: a JPEG must end with the
- * EOI marker, a PNG with an IEND chunk.
+ * Why a file that failed to decode is bad, read from its own bytes. libvips keeps its error text
+ * per thread: with several decodes in flight a failure can carry "Unknown error" or another
+ * file's message, so the structure is asked first and libvips' text only when it has nothing to say.
  */
 async function structuralProblem(input: string | Buffer): Promise<string | null> {
   // Only on the error path: reading the whole file again is fine.
@@ -44,6 +47,11 @@ async function structuralProblem(input: string | Buffer): Promise<string | null>
     // Same words as libvips' own messages (describeDecodeError): the header, or the image data.
     if (bad === null) return 'damaged PNG data';
     return bad === 'IDAT' ? 'damaged PNG data (a chunk checksum is wrong)' : 'damaged PNG (a chunk checksum is wrong)';
+  }
+  try {
+    imageSize(bytes);
+  } catch {
+    return NOT_AN_IMAGE;
   }
   return null;
 }
@@ -61,8 +69,8 @@ function pngBadChunk(png: Buffer): string | null {
 }
 
 export async function decodeFailure(e: unknown, input: string | Buffer, label: string): Promise<Error> {
-  let why = describeDecodeError(e);
-  if (/^unknown error$/i.test(why) || !why) why = (await structuralProblem(input).catch(() => null)) ?? 'damaged or unreadable image data';
+  const fromLibvips = describeDecodeError(e);
+  const why = (await structuralProblem(input).catch(() => null)) ?? (/^unknown error$/i.test(fromLibvips) || !fromLibvips ? 'damaged or unreadable image data' : fromLibvips);
   return new Error(`${label}: cannot read image: ${why}`);
 }
 
