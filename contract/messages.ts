@@ -382,7 +382,18 @@ export const SynthEvent = z.object({
 });
 export type SynthEventT = z.infer<typeof SynthEvent>;
 
-export const EventSchema = z.union([MenuEvent, SynthEvent, IndexEvent]);
+/**
+ * A one-line notice from the engine host (a worker that failed and was restarted, a job refused):
+ * the window shows it in its status area until the next one.
+ */
+export const NoticeEvent = z.object({
+  type: z.literal('notice'),
+  level: z.enum(['info', 'warning', 'error']),
+  message: z.string().max(500),
+});
+export type NoticeEventT = z.infer<typeof NoticeEvent>;
+
+export const EventSchema = z.union([MenuEvent, SynthEvent, IndexEvent, NoticeEvent]);
 export type AppEvent = z.infer<typeof EventSchema>;
 export type MenuAction = z.infer<typeof MenuEvent>['action'];
 

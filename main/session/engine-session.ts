@@ -1,5 +1,7 @@
-// The engine host shared by Electron main and web mode: one loaded model, one request at a time in
-// the engine, frames latest-wins. Every incoming message is validated against the contract before
+// The engine host shared by Electron main and web mode: the loaded model answers frames here,
+// latest-wins per client and the clients' frames taken in turn; synthesis runs on the job pool
+// (scheduler.ts: worker threads, round-robin across clients, owner-only cancel), so a frame never
+// waits behind a synthesis step. Every incoming message is validated against the contract before
 // anything else looks at it; handle() never throws — failures become error replies.
 import { EventEmitter } from 'node:events';
 import * as tf from '@tensorflow/tfjs-core';
@@ -29,7 +31,12 @@ import {
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultAtlasRoot, findAtlas } from '../engine/synthesis/atlas.js';
-import { SynthJobs, type SynthJobEvent } from '../engine/synthesis/jobs.js';
+import { SynthJobs } from '../engine/synthesis/jobs.js';
+import type { ResolvedTarget } from '../engine/synthesis/target.js';
+import type { SynthSettings } from '../engine/synthesis/settings.js';
+import { checkJobFits } from '../engine/memory-budget.js';
+import type { WorkerJobEventT } from '../../contract/worker.js';
+import { JobScheduler } from './scheduler.js';
 import { oneLine } from '../engine/errors.js';
 import { BackFramePass } from './backprojection-frame.js';
 import { TopKHost, type TopKHostOptions } from './topk-host.js';
@@ -43,9 +50,9 @@ export interface SessionClient {
 
 const NO_CLIENT: SessionClient = { id: 'default', emit: () => {} };
 
-/** Engine job event → contract event (typed arrays for the bulky parts). */
-function synthEvent(e: SynthJobEvent): SynthEventT {
-  switch (e.phase) {
+/** Worker job event → contract event (typed arrays for the bulky parts). */
+function synthEvent(e: WorkerJobEventT, target: ResolvedTarget, settings: SynthSettings): SynthEventT {
+  switch (e.type) {
     case 'progress': {
       const p = e.progress;
       return {
@@ -69,8 +76,8 @@ function synthEvent(e: SynthJobEvent): SynthEventT {
           images: e.result.images.map((im) => ({ ...im, rgb: im.rgb as Uint8Array<ArrayBuffer>, curve: Float32Array.from(im.curve) })),
           seconds: e.result.seconds,
           secondsToTarget: e.result.secondsToTarget,
-          label: e.target.label,
-          settings: e.settings as unknown as Record<string, unknown>,
+          label: target.label,
+          settings: settings as unknown as Record<string, unknown>,
         },
       };
     case 'cancelled':
@@ -100,16 +107,20 @@ export interface EngineSessionOptions {
    * owns it (opens and closes it). Absent: nothing is kept (state requests answer "not persisted").
    */
   appState?: AppStateStore | null;
+  /** Job workers (synthesis); default poolSize(): $DEEPVIS_WORKERS, else cores − 1, at least 1. */
+  workers?: number;
+  /** Memory one job may use (bytes); default: the backend's real limit (jobMemoryLimit). */
+  jobMemoryBytes?: number;
 }
 
-type FrameJob = { kind: 'frame'; req: FrameRequestT; resolve: (r: Reply) => void };
+type FrameJob = { kind: 'frame'; req: FrameRequestT; client: string; resolve: (r: Reply) => void };
 type LoadJob = { kind: 'load'; req: Extract<Request, { type: 'loadModel' }>; resolve: (r: Reply) => void };
 type Job = FrameJob | LoadJob;
 
 export interface SessionState {
   /** frameId of the frame in the engine, or null. */
   computing: number | null;
-  /** frameId of the frame waiting for the engine (at most one), or null. */
+  /** frameId of the first frame waiting for the engine (at most one per client), or null. */
   waiting: number | null;
   /** Model loads waiting (they keep their arrival order relative to frames). */
   loadsQueued: number;
@@ -149,7 +160,9 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   private disposed = false;
   private framesProcessed = 0;
   private framesDropped = 0;
-  private readonly synth = new SynthJobs();
+  private jobs: JobScheduler | null = null;
+  /** Clients seen, for notices that concern everyone (a worker restarted). */
+  private readonly clients = new Map<string, SessionClient>();
   private readonly log: (line: string) => void;
   /** Top-k patches: folder index, background indexing, session memory (topk-host.ts). */
   readonly topk: TopKHost;
@@ -170,6 +183,14 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     const s = new EngineSession(opts);
     s.backendReport = await selectBackend(opts.backend ?? null);
     s.log(describeBackend(s.backendReport));
+    // The workers run the backend this thread runs, chosen by the same option inside each worker.
+    s.jobs = new JobScheduler({
+      backend: s.backendReport.backend,
+      modelsDir: s.modelsDir,
+      workers: opts.workers,
+      log: s.log,
+      onRestart: (why) => s.notify('warning', `engine: ${why}`),
+    });
     if (opts.model) {
       await s.setModel(await loadModel(opts.model, s.modelsDir));
     } else {
@@ -226,6 +247,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
    */
   handle(raw: unknown, client: SessionClient = NO_CLIENT): Promise<Reply> {
     try {
+      if (client !== NO_CLIENT) this.clients.set(client.id, client);
       const parsed = parseRequest(raw);
       if (!parsed.ok) {
         const type = raw && typeof raw === 'object' && typeof (raw as { type?: unknown }).type === 'string' ? (raw as { type: string }).type : undefined;
@@ -257,13 +279,16 @@ export class EngineSession extends EventEmitter<SessionEvents> {
         case 'loadModel':
           return this.enqueue({ kind: 'load', req });
         case 'frame':
-          return this.enqueueFrame(req);
+          return this.enqueueFrame(req, client.id);
         case 'synthStart':
-          return Promise.resolve(this.startSynth(req, client));
+          return this.startSynth(req, client);
         case 'atlas':
           return Promise.resolve(this.atlas(req));
-        case 'synthCancel':
-          return Promise.resolve({ type: 'synthCancel', jobId: req.jobId, cancelled: this.synth.cancel(req.jobId), ...seqOf(req) });
+        case 'synthCancel': {
+          const outcome = this.jobs!.cancel(client.id, req.jobId);
+          if (outcome === 'not-owner') return Promise.resolve(this.error(req, `job ${req.jobId} belongs to another window — only the window that started it can cancel it`));
+          return Promise.resolve({ type: 'synthCancel', jobId: req.jobId, cancelled: outcome === 'cancelled', ...seqOf(req) });
+        }
         case 'indexStart':
           return this.topk.indexStart(req, client);
         case 'indexStop':
@@ -284,20 +309,43 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     }
   }
 
-  /** Start a synthesis job for this client (its previous job is cancelled); events go to client.emit. */
-  private startSynth(req: Extract<Request, { type: 'synthStart' }>, client: SessionClient): Reply {
+  /**
+   * Start a synthesis job for this client on the job pool (its previous job is cancelled); events
+   * go to client.emit. Refused up front when its memory would not fit, saying what would.
+   */
+  private async startSynth(req: Extract<Request, { type: 'synthStart' }>, client: SessionClient): Promise<Reply> {
     const model = this.current;
     if (!model) return this.error(req, 'no model is loaded');
     try {
-      const { jobId, target, settings } = this.synth.start(
-        client.id,
-        model,
-        { layer: req.layer, unit: req.unit, preset: req.preset, overrides: req.overrides, seeds: req.seeds, size: req.size, iterations: req.iterations },
-        (e) => client.emit(synthEvent(e)),
+      const spec = { layer: req.layer, unit: req.unit, preset: req.preset, overrides: req.overrides, seeds: req.seeds, size: req.size, iterations: req.iterations };
+      const { target, settings, seeds, size } = SynthJobs.prepare(model, spec);
+      const fit = await checkJobFits({ model, backend: this.backend.backend, images: seeds.length, size, limitBytes: this.opts.jobMemoryBytes });
+      if (!fit.ok) return this.error(req, fit.message);
+      if (this.current !== model) return this.error(req, 'the model changed meanwhile');
+      this.jobs!.cancelClient(client.id);
+      const jobId = this.jobs!.submit(client.id, { type: 'synth', modelId: model.id, spec: { ...spec, overrides: spec.overrides as Record<string, unknown> | undefined } }, (e) =>
+        client.emit(synthEvent(e, target, settings)),
       );
       return { type: 'synthStarted', jobId, label: target.label, layer: target.layer, unit: target.unit, settings: settings as unknown as Record<string, unknown>, ...seqOf(req) };
     } catch (e) {
       return this.error(req, oneLine(e));
+    }
+  }
+
+  /** The job pool (tests kill its workers; hosts read its size). */
+  get pool(): JobScheduler {
+    return this.jobs!;
+  }
+
+  /** A one-line notice to every client (the window shows it in its status area). */
+  private notify(level: 'info' | 'warning' | 'error', message: string): void {
+    this.log(message);
+    for (const c of this.clients.values()) {
+      try {
+        c.emit({ type: 'notice', level, message: message.slice(0, 500) });
+      } catch {
+        /* a client that went away */
+      }
     }
   }
 
@@ -353,7 +401,14 @@ export class EngineSession extends EventEmitter<SessionEvents> {
 
   /** A client went away: stop its jobs. */
   disconnect(clientId: string): void {
-    this.synth.cancelClient(clientId);
+    this.jobs?.cancelClient(clientId);
+    this.clients.delete(clientId);
+    // Its waiting frame has no one to go to.
+    const i = this.queue.findIndex((j) => j.kind === 'frame' && j.client === clientId);
+    if (i >= 0) {
+      const [old] = this.queue.splice(i, 1) as FrameJob[];
+      old!.resolve({ type: 'dropped', frameId: old!.req.frameId, supersededBy: old!.req.frameId, ...seqOf(old!.req) });
+    }
   }
 
   stats(seq?: number): Extract<Reply, { type: 'stats' }> {
@@ -382,7 +437,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     if (this.disposed) return;
     this.disposed = true;
     for (const job of this.queue.splice(0)) job.resolve(this.error(job.req, 'the engine is shutting down'));
-    await this.synth.cancelAll();
+    await this.jobs?.dispose();
     await this.topk.dispose();
     await this.idle();
     this.current?.dispose();
@@ -402,15 +457,17 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     };
   }
 
-  private enqueueFrame(req: FrameRequestT): Promise<Reply> {
-    // Latest wins: a frame still waiting is answered "dropped" and replaced; never a queue.
-    const i = this.queue.findIndex((j) => j.kind === 'frame');
+  private enqueueFrame(req: FrameRequestT, client: string): Promise<Reply> {
+    // Latest wins per client: its frame still waiting is answered "dropped" and replaced; never a
+    // queue. Each client has its own waiting slot and a new frame goes to the back, so two
+    // clients' frames are taken in turn (one tab cannot starve another).
+    const i = this.queue.findIndex((j) => j.kind === 'frame' && j.client === client);
     if (i >= 0) {
       const old = this.queue.splice(i, 1)[0] as FrameJob;
       this.framesDropped++;
       old.resolve({ type: 'dropped', frameId: old.req.frameId, supersededBy: req.frameId, ...seqOf(old.req) });
     }
-    return this.enqueue({ kind: 'frame', req });
+    return this.enqueue({ kind: 'frame', req, client });
   }
 
   private enqueue(job: Omit<FrameJob, 'resolve'> | Omit<LoadJob, 'resolve'>): Promise<Reply> {
@@ -444,8 +501,9 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   }
 
   private async setModel(m: Model): Promise<void> {
-    // Jobs hold the model they started with: stop them before it is unloaded.
-    await this.synth.cancelAll();
+    // Jobs run the model they started with: stop them, and have the workers load the new one.
+    await this.jobs?.cancelAll();
+    this.jobs?.preload(m.id);
     const old = this.current;
     this.current = m;
     this.currentInfo = modelInfo(m);

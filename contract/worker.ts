@@ -1,0 +1,120 @@
+// Messages between the engine host (main thread) and its engine workers (worker_threads): a worker
+// owns one backend and one loaded model and answers job requests. Both sides validate what arrives
+// (a worker that misbehaves must not corrupt the host's state). Structured clone carries the typed
+// arrays; nothing here depends on which backend the worker runs.
+import { z } from 'zod';
+
+const Bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected bytes');
+const JobId = z.string().min(1).max(100);
+
+/** What a worker is told when it starts (worker_threads workerData). */
+export const WorkerInit = z.object({
+  /** Backend to select (tensorflow-gpu, tensorflow, wasm, cpu, …); null: the first that starts. */
+  backend: z.string().nullable(),
+  modelsDir: z.string().min(1),
+  /** A name for messages ("job worker 2"). */
+  name: z.string().min(1).max(60),
+});
+export type WorkerInitT = z.infer<typeof WorkerInit>;
+
+/** A synthesis job: the same spec as the synthStart request (resolved again inside the worker). */
+export const WorkerSynthSpec = z.object({
+  layer: z.string().min(1).max(200),
+  unit: z.union([z.number().int().min(0), z.string().min(1).max(200)]),
+  preset: z.string().min(1).max(40),
+  overrides: z.record(z.string(), z.unknown()).optional(),
+  seeds: z.number().int().min(1).max(64),
+  seedBase: z.number().int().optional(),
+  size: z.number().int().min(32).max(1024).optional(),
+  iterations: z.number().int().min(1).optional(),
+  previewEveryMs: z.number().min(0).optional(),
+});
+export type WorkerSynthSpecT = z.infer<typeof WorkerSynthSpec>;
+
+const Objective = z.union([
+  z.object({ kind: z.literal('class'), index: z.number().int().min(0) }),
+  z.object({ kind: z.literal('channel'), layer: z.string().min(1), channel: z.number().int().min(0) }),
+]);
+
+/** One batch of an atlas: one objective per item, one seed per item, settings already resolved. */
+export const WorkerBatchSpec = z.object({
+  objectives: z.array(Objective).min(1),
+  seeds: z.array(z.number().int()).min(1),
+  settings: z.record(z.string(), z.unknown()),
+  size: z.tuple([z.number().int(), z.number().int()]),
+});
+export type WorkerBatchSpecT = z.infer<typeof WorkerBatchSpec>;
+
+export const ToWorker = z.discriminatedUnion('type', [
+  /** Load (or keep) this model now, so the first job does not wait for it. */
+  z.object({ type: z.literal('load'), modelId: z.string().min(1) }),
+  z.object({ type: z.literal('synth'), jobId: JobId, modelId: z.string().min(1), spec: WorkerSynthSpec }),
+  z.object({ type: z.literal('batch'), jobId: JobId, modelId: z.string().min(1), spec: WorkerBatchSpec }),
+  /** Stop the job at its next step (it answers `cancelled`). */
+  z.object({ type: z.literal('cancel'), jobId: JobId }),
+]);
+export type ToWorkerT = z.infer<typeof ToWorker>;
+
+const Progress = z.object({
+  iteration: z.number().int(),
+  iterations: z.number().int(),
+  objective: z.array(z.number()),
+  targetProb: z.array(z.number()).nullable(),
+  elapsedMs: z.number(),
+  preview: z.object({ width: z.number().int(), height: z.number().int(), images: z.array(Bytes) }).optional(),
+});
+
+const TopK = z.object({ index: z.number().int(), wnid: z.string().nullable(), name: z.string(), prob: z.number() });
+
+const Image = z.object({
+  seed: z.number().int(),
+  width: z.number().int(),
+  height: z.number().int(),
+  rgb: Bytes,
+  objectiveStart: z.number(),
+  objectiveBest: z.number(),
+  bestIteration: z.number().int(),
+  curve: z.array(z.number()),
+  targetProb: z.number().nullable(),
+  top5: z.array(TopK).nullable(),
+});
+
+export const WorkerResult = z.object({
+  images: z.array(Image),
+  iterations: z.number().int(),
+  seconds: z.number(),
+  secondsToTarget: z.number().nullable(),
+  cancelled: z.boolean(),
+});
+export type WorkerResultT = z.infer<typeof WorkerResult>;
+
+export const FromWorker = z.discriminatedUnion('type', [
+  /** The backend started (once, before anything else). */
+  z.object({ type: z.literal('ready'), backend: z.string(), description: z.string() }),
+  /** The backend could not start: the worker exits after this. */
+  z.object({ type: z.literal('fatal'), message: z.string() }),
+  z.object({ type: z.literal('loaded'), modelId: z.string() }),
+  z.object({ type: z.literal('loadFailed'), modelId: z.string(), message: z.string() }),
+  z.object({ type: z.literal('progress'), jobId: JobId, progress: Progress }),
+  z.object({ type: z.literal('done'), jobId: JobId, result: WorkerResult }),
+  z.object({ type: z.literal('cancelled'), jobId: JobId }),
+  /** The job failed; `fatal`: the worker's engine is unusable (a wasm trap) and the worker exits. */
+  z.object({ type: z.literal('error'), jobId: JobId, message: z.string(), fatal: z.boolean() }),
+]);
+export type FromWorkerT = z.infer<typeof FromWorker>;
+/** The messages that belong to one job. */
+export type WorkerJobEventT = Extract<FromWorkerT, { jobId: string }>;
+
+function issues(e: z.ZodError): string {
+  return e.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ');
+}
+
+export function parseToWorker(v: unknown): { ok: true; msg: ToWorkerT } | { ok: false; error: string } {
+  const r = ToWorker.safeParse(v);
+  return r.success ? { ok: true, msg: r.data } : { ok: false, error: issues(r.error) };
+}
+
+export function parseFromWorker(v: unknown): { ok: true; msg: FromWorkerT } | { ok: false; error: string } {
+  const r = FromWorker.safeParse(v);
+  return r.success ? { ok: true, msg: r.data } : { ok: false, error: issues(r.error) };
+}

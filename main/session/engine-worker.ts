@@ -1,0 +1,126 @@
+// An engine worker (a worker_threads thread): it selects its own backend (the host's --backend
+// choice), keeps one loaded model and runs one job at a time — a synthesis or one atlas batch —
+// posting progress, the result, or an error. Every wasm kernel and ONNX Runtime's session.run()
+// block their thread; here they block only this worker, never the host's event loop.
+// Cancellation is a message: the job's loop yields to the event loop after every step, so it is
+// seen within one step.
+import { parentPort, workerData } from 'node:worker_threads';
+import { parseToWorker, WorkerInit, type FromWorkerT, type ToWorkerT } from '../../contract/worker.js';
+import { describeBackend, loadModel, selectBackend, type Model } from '../engine/index.js';
+import { oneLine } from '../engine/errors.js';
+import { SynthSettingsSchema, synthesize, type PresetName, type SynthResult } from '../engine/synthesis/index.js';
+import { SynthJobs } from '../engine/synthesis/jobs.js';
+import type { UnitObjective } from '../engine/objectives.js';
+
+/** Errors after which a wasm (or native) engine cannot be trusted: the worker exits and is replaced. */
+const ENGINE_TRAP = /RuntimeError|memory access out of bounds|unreachable|out of memory|Aborted\(|Array buffer allocation failed/i;
+
+const port = parentPort;
+if (!port) throw new Error('engine-worker.ts runs only as a worker thread');
+const init = WorkerInit.parse((workerData as { init: unknown }).init);
+
+const post = (m: FromWorkerT) => port.postMessage(m);
+
+let model: Model | null = null;
+let loading: Promise<Model> | null = null;
+const aborts = new Map<string, AbortController>();
+
+async function modelFor(id: string): Promise<Model> {
+  // Loads are serialised: a job and a preload of the same model share one load.
+  while (loading) await loading.catch(() => {});
+  if (model?.id === id) return model;
+  loading = (async () => {
+    model?.dispose();
+    model = null;
+    model = await loadModel(id, init.modelsDir);
+    return model;
+  })();
+  try {
+    return await loading;
+  } finally {
+    loading = null;
+  }
+}
+
+/** Result without the class-specific fields a structured clone would carry as undefined. */
+function plain(r: SynthResult): SynthResult {
+  return { ...r, images: r.images.map((im) => ({ ...im, curve: [...im.curve] })) };
+}
+
+async function runJob(msg: Extract<ToWorkerT, { type: 'synth' | 'batch' }>): Promise<void> {
+  const abort = new AbortController();
+  aborts.set(msg.jobId, abort);
+  try {
+    const m = await modelFor(msg.modelId);
+    const onProgress = (progress: Parameters<NonNullable<Parameters<typeof synthesize>[0]['onProgress']>>[0]) => post({ type: 'progress', jobId: msg.jobId, progress });
+    let result: SynthResult;
+    if (msg.type === 'synth') {
+      const s = msg.spec;
+      const prepared = SynthJobs.prepare(m, { ...s, preset: s.preset as PresetName, overrides: s.overrides as never });
+      result = await synthesize({
+        model: m,
+        objective: prepared.target.objective,
+        settings: prepared.settings,
+        seeds: prepared.seeds,
+        size: prepared.size,
+        signal: abort.signal,
+        previewEveryMs: s.previewEveryMs ?? 250,
+        onProgress,
+      });
+    } else {
+      const s = msg.spec;
+      result = await synthesize({
+        model: m,
+        objective: s.objectives as UnitObjective[],
+        settings: SynthSettingsSchema.parse(s.settings),
+        seeds: s.seeds,
+        size: s.size,
+        signal: abort.signal,
+        previewEveryMs: 0,
+        onProgress,
+      });
+    }
+    if (result.cancelled) post({ type: 'cancelled', jobId: msg.jobId });
+    else post({ type: 'done', jobId: msg.jobId, result: plain(result) });
+  } catch (e) {
+    const message = oneLine(e);
+    const fatal = ENGINE_TRAP.test(message) || ENGINE_TRAP.test(String((e as Error)?.name));
+    post({ type: 'error', jobId: msg.jobId, message, fatal });
+    // The engine's memory may be corrupt after a trap: end the thread; the host starts a new one.
+    if (fatal) setImmediate(() => process.exit(70));
+  } finally {
+    aborts.delete(msg.jobId);
+  }
+}
+
+async function main(): Promise<void> {
+  try {
+    const report = await selectBackend(init.backend);
+    post({ type: 'ready', backend: report.backend, description: describeBackend(report) });
+  } catch (e) {
+    post({ type: 'fatal', message: `${init.name}: ${oneLine(e)}` });
+    process.exit(1);
+  }
+  port!.on('message', (raw: unknown) => {
+    const parsed = parseToWorker(raw);
+    if (!parsed.ok) return; // the host sends only valid messages; anything else is ignored
+    const msg = parsed.msg;
+    switch (msg.type) {
+      case 'load':
+        modelFor(msg.modelId).then(
+          () => post({ type: 'loaded', modelId: msg.modelId }),
+          (e: unknown) => post({ type: 'loadFailed', modelId: msg.modelId, message: oneLine(e) }),
+        );
+        return;
+      case 'cancel':
+        aborts.get(msg.jobId)?.abort();
+        return;
+      case 'synth':
+      case 'batch':
+        void runJob(msg);
+        return;
+    }
+  });
+}
+
+void main();

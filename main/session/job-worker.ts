@@ -1,0 +1,143 @@
+// The host's handle on one engine worker thread (engine-worker.ts): starts it, sends it one job at a
+// time, routes the job's events back, and when the thread throws, traps or exits, ends its job
+// with an error naming what happened and starts a fresh thread (which loads the model again).
+import { EventEmitter } from 'node:events';
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { Worker } from 'node:worker_threads';
+import { parseFromWorker, type ToWorkerT, type WorkerInitT, type WorkerJobEventT } from '../../contract/worker.js';
+import { oneLine } from '../engine/errors.js';
+
+/** Where the worker's code is: the TypeScript entry through tsx in development, the bundle in the app. */
+function workerEntry(): { file: string | URL; entry?: string } {
+  const here = fileURLToPath(import.meta.url);
+  if (here.endsWith('.ts')) return { file: new URL('./worker-boot.mjs', import.meta.url), entry: pathToFileURL(join(dirname(here), 'engine-worker.ts')).href };
+  // esbuild bundles this module into dist/main/electron-main.cjs; the worker is its sibling bundle.
+  const bundled = join(dirname(here), 'engine-worker.cjs');
+  if (!existsSync(bundled)) throw new Error(`the engine worker bundle ${bundled} is missing — run \`npm run build:electron\``);
+  return { file: bundled };
+}
+
+export type JobMessage = Extract<ToWorkerT, { type: 'synth' | 'batch' }>;
+
+interface Current {
+  jobId: string;
+  onEvent: (e: WorkerJobEventT) => void;
+}
+
+export interface JobWorkerEvents {
+  /** The thread died and a new one is starting (`why`: one line). */
+  restart: [why: string];
+  /** The worker finished its job and can take another. */
+  free: [];
+}
+
+export class JobWorker extends EventEmitter<JobWorkerEvents> {
+  private worker!: Worker;
+  private current: Current | null = null;
+  private modelId: string | null = null;
+  private stopping = false;
+  /** Resolves with the backend name once the thread's backend started. */
+  ready!: Promise<string>;
+  restarts = 0;
+
+  constructor(private readonly init: WorkerInitT) {
+    super();
+    this.spawn();
+  }
+
+  get name(): string {
+    return this.init.name;
+  }
+
+  get busy(): boolean {
+    return this.current !== null;
+  }
+
+  get jobId(): string | null {
+    return this.current?.jobId ?? null;
+  }
+
+  /** The thread id (for tests and logs). */
+  get threadId(): number {
+    return this.worker.threadId;
+  }
+
+  private spawn(): void {
+    const { file, entry } = workerEntry();
+    const w = new Worker(file, { workerData: { init: this.init, entry } });
+    this.worker = w;
+    let settle: { ok: (b: string) => void; fail: (e: Error) => void };
+    this.ready = new Promise<string>((ok, fail) => (settle = { ok, fail }));
+    this.ready.catch(() => {}); // a failed start is reported to the job that waits for it
+    let lastError: string | null = null;
+    w.on('message', (raw: unknown) => {
+      const parsed = parseFromWorker(raw);
+      if (!parsed.ok) return;
+      const m = parsed.msg;
+      if (m.type === 'ready') return settle.ok(m.backend);
+      if (m.type === 'fatal') {
+        lastError = m.message;
+        return settle.fail(new Error(m.message));
+      }
+      if (m.type === 'loaded' || m.type === 'loadFailed') return;
+      if (m.type === 'error' && m.fatal) lastError = m.message;
+      const cur = this.current;
+      if (!cur || m.jobId !== cur.jobId) return;
+      const final = m.type !== 'progress';
+      if (final) this.current = null;
+      cur.onEvent(m);
+      if (final && !(m.type === 'error' && m.fatal)) this.emit('free');
+    });
+    w.on('error', (e) => {
+      lastError = `${(e as Error).name ?? 'Error'}: ${oneLine(e)}`;
+    });
+    w.on('exit', (code) => {
+      if (this.worker !== w) return;
+      const why = lastError ? `stopped: ${lastError}` : `exited (code ${code})`;
+      settle.fail(new Error(`${this.init.name} ${why}`));
+      const cur = this.current;
+      this.current = null;
+      if (this.stopping) return;
+      cur?.onEvent({ type: 'error', jobId: cur.jobId, message: `the ${this.init.name} ${why} — it was restarted`, fatal: true });
+      this.restarts++;
+      this.spawn();
+      if (this.modelId) this.preload(this.modelId);
+      this.emit('restart', `${this.init.name} ${why}; restarted`);
+      this.emit('free');
+    });
+  }
+
+  /** Load this model in the background (jobs for it then start at once). */
+  preload(modelId: string): void {
+    this.modelId = modelId;
+    this.worker.postMessage({ type: 'load', modelId } satisfies ToWorkerT);
+  }
+
+  /** Run a job; its events (progress…, then one of done/cancelled/error) go to onEvent. */
+  run(job: JobMessage, onEvent: (e: WorkerJobEventT) => void): void {
+    if (this.current) throw new Error(`${this.init.name} is busy`);
+    this.current = { jobId: job.jobId, onEvent };
+    this.modelId = job.modelId;
+    this.worker.postMessage(job satisfies ToWorkerT);
+  }
+
+  cancel(jobId: string): void {
+    if (this.current?.jobId === jobId) this.worker.postMessage({ type: 'cancel', jobId } satisfies ToWorkerT);
+  }
+
+  /** Stop the thread for good (its job, if any, ends with an error). */
+  async terminate(): Promise<void> {
+    this.stopping = true;
+    const cur = this.current;
+    this.current = null;
+    cur?.onEvent({ type: 'error', jobId: cur.jobId, message: 'the engine is shutting down', fatal: false });
+    await this.worker.terminate();
+  }
+
+  /** Kill the thread as a crash would (tests; a stuck worker): the job errors and a new thread starts. */
+  async kill(): Promise<void> {
+    await this.worker.terminate();
+  }
+}

@@ -1,0 +1,179 @@
+// The job pool and its scheduler: long work (synthesis, atlas batches) runs on job workers, each
+// its own thread with its own backend and model, so the live view never waits behind it. Jobs
+// queue per client and are served round-robin across clients; a job belongs to the client that
+// started it (an unguessable id, and only that client may cancel it). A worker that dies is
+// replaced (job-worker.ts) and its job ends with an error that says what happened.
+import { randomUUID } from 'node:crypto';
+import os from 'node:os';
+import type { WorkerJobEventT } from '../../contract/worker.js';
+import { JobWorker, type JobMessage } from './job-worker.js';
+
+/**
+ * Number of job workers: `DEEPVIS_WORKERS` (the one setting; the CLI's --workers and the hosts'
+ * option override it), else one per core but one, which is left to the live view. At least 1.
+ */
+export function poolSize(requested?: number | null): number {
+  const env = Number(process.env.DEEPVIS_WORKERS);
+  const n = requested ?? (Number.isInteger(env) && env > 0 ? env : os.availableParallelism() - 1);
+  return Math.max(1, Math.floor(n));
+}
+
+export interface SchedulerOptions {
+  backend: string | null;
+  modelsDir: string;
+  /** Job workers (default poolSize()). */
+  workers?: number;
+  log?: (line: string) => void;
+  /** A worker died and was restarted (one line, for the window's notice). */
+  onRestart?: (why: string) => void;
+}
+
+interface QueuedJob {
+  id: string;
+  client: string;
+  message: JobMessage;
+  onEvent: (e: WorkerJobEventT) => void;
+  worker: JobWorker | null;
+  done: Promise<void>;
+  finish: () => void;
+}
+
+export type CancelOutcome = 'cancelled' | 'unknown' | 'not-owner';
+
+export class JobScheduler {
+  readonly workers: JobWorker[];
+  private readonly queues = new Map<string, QueuedJob[]>();
+  /** Clients in the order they are served; the one served last moves to the back. */
+  private readonly rotation: string[] = [];
+  private readonly jobs = new Map<string, QueuedJob>();
+  private disposed = false;
+
+  constructor(private readonly opts: SchedulerOptions) {
+    const n = poolSize(opts.workers);
+    this.workers = Array.from({ length: n }, (_, i) => new JobWorker({ backend: opts.backend, modelsDir: opts.modelsDir, name: `job worker ${i + 1}` }));
+    for (const w of this.workers) {
+      w.on('free', () => this.pump());
+      w.on('restart', (why) => {
+        opts.log?.(why);
+        opts.onRestart?.(why);
+      });
+    }
+  }
+
+  /** Have every worker load this model now (a job then does not wait for the load). */
+  preload(modelId: string): void {
+    for (const w of this.workers) w.preload(modelId);
+  }
+
+  /**
+   * Queue a job for `client`; returns its id (random, unguessable) at once. Events arrive through
+   * onEvent on a later turn; the last is one of done / cancelled / error.
+   */
+  submit(client: string, message: Omit<JobMessage, 'jobId'>, onEvent: (e: WorkerJobEventT) => void): string {
+    if (this.disposed) throw new Error('the engine is shutting down');
+    const id = randomUUID();
+    let finish!: () => void;
+    const done = new Promise<void>((r) => (finish = r));
+    const job: QueuedJob = { id, client, message: { ...message, jobId: id } as JobMessage, onEvent, worker: null, done, finish };
+    this.jobs.set(id, job);
+    let q = this.queues.get(client);
+    if (!q) this.queues.set(client, (q = []));
+    q.push(job);
+    if (!this.rotation.includes(client)) this.rotation.push(client);
+    setImmediate(() => this.pump());
+    return id;
+  }
+
+  /** Who owns a job (null: no such job). */
+  owner(jobId: string): string | null {
+    return this.jobs.get(jobId)?.client ?? null;
+  }
+
+  /** The worker running a job (null: queued or unknown). */
+  workerOf(jobId: string): JobWorker | null {
+    return this.jobs.get(jobId)?.worker ?? null;
+  }
+
+  /** Cancel a job on behalf of `client`: only its owner may. A running job stops at its next step. */
+  cancel(client: string, jobId: string): CancelOutcome {
+    const job = this.jobs.get(jobId);
+    if (!job) return 'unknown';
+    if (job.client !== client) return 'not-owner';
+    this.stop(job);
+    return 'cancelled';
+  }
+
+  private stop(job: QueuedJob): void {
+    if (job.worker) return job.worker.cancel(job.id);
+    const q = this.queues.get(job.client);
+    const i = q?.indexOf(job) ?? -1;
+    if (i >= 0) q!.splice(i, 1);
+    this.end(job, { type: 'cancelled', jobId: job.id });
+  }
+
+  /** Cancel every job of a client (it went away, or started a job that replaces them). */
+  cancelClient(client: string): void {
+    for (const job of [...this.jobs.values()]) if (job.client === client) this.stop(job);
+  }
+
+  /** Cancel everything and wait until every job has ended. */
+  async cancelAll(): Promise<void> {
+    const all = [...this.jobs.values()];
+    for (const job of all) this.stop(job);
+    await Promise.all(all.map((j) => j.done));
+  }
+
+  get active(): number {
+    return this.jobs.size;
+  }
+
+  async dispose(): Promise<void> {
+    if (this.disposed) return;
+    this.disposed = true;
+    await this.cancelAll();
+    await Promise.all(this.workers.map((w) => w.terminate()));
+  }
+
+  private end(job: QueuedJob, e: WorkerJobEventT): void {
+    if (!this.jobs.delete(job.id)) return;
+    try {
+      job.onEvent(e);
+    } finally {
+      job.finish();
+    }
+  }
+
+  /** The next job, round-robin across clients: the first client in rotation with work moves to the back. */
+  private next(): QueuedJob | null {
+    for (let i = 0; i < this.rotation.length; i++) {
+      const client = this.rotation[i]!;
+      const q = this.queues.get(client);
+      if (!q?.length) continue;
+      this.rotation.splice(i, 1);
+      this.rotation.push(client);
+      const job = q.shift()!;
+      if (!q.length) this.queues.delete(client);
+      return job;
+    }
+    return null;
+  }
+
+  private pump(): void {
+    if (this.disposed) return;
+    for (const w of this.workers) {
+      if (w.busy) continue;
+      const job = this.next();
+      if (!job) break;
+      job.worker = w;
+      w.run(job.message, (e) => {
+        if (e.type === 'progress') {
+          if (this.jobs.has(job.id)) job.onEvent(e);
+          return;
+        }
+        this.end(job, e);
+      });
+    }
+    // Clients with nothing queued leave the rotation (it stays as long as the set of clients).
+    for (let i = this.rotation.length - 1; i >= 0; i--) if (!this.queues.has(this.rotation[i]!)) this.rotation.splice(i, 1);
+  }
+}
