@@ -114,8 +114,13 @@ export const round = (x: number | null, d = 1): number | null => (x === null ? n
 
 /** Measure the live view for `seconds` on an open page: distinct results drawn per second, latency, engine time. */
 export async function measure(page: Page, seconds: number) {
+  return measureWhile(page, page.waitForTimeout(seconds * 1000));
+}
+
+/** The same figures over the time until `until` settles (e.g. a synthesis running meanwhile). */
+export async function measureWhile(page: Page, until: Promise<unknown>) {
   const a = await pageStats(page);
-  await page.waitForTimeout(seconds * 1000);
+  await until;
   const b = await pageStats(page);
   const elapsed = (b.now - a.now) / 1000;
   // latencies/engineMs are appended one per drawn frame; take the ones drawn in the window.

@@ -5,9 +5,19 @@
 //   latency_ms_*    frame grabbed → its grid drawn, p50 / p95
 //   engine_ms_p50   the host's forward pass + packing time per frame
 //   display_fps_backproj (and *_backproj) the same with back-projection on (grad norm, `b b`)
+//   synth_*: a fast-preset synthesis (4 seeds, class "flamingo") sent over a second WebSocket on the
+//     same model — first alone (synth_seconds_alone, seconds_to_target_alone), then while the page
+//     streams (display_fps_during_synth, latency_ms_p95_during_synth over the synthesis's run, and
+//     its seconds_to_target_during_live, synth_seconds_during_live, synth_slowdown = during/alone)
+//   two_clients: two tabs streaming at once — frames each got over the window, and the smaller share
 // Env: BENCH_LIVE_SECONDS, BENCH_LIVE_MODELS (comma list), BENCH_LIVE_CAMERA_FPS (30), BENCH_LIVE_BACK (0: skip),
-// BENCH_LIVE_CAMERA_SIZE (640x480), BENCH_LIVE_SETTINGS (renderer settings JSON), DEEPVIS_BACKEND. Logs go to stderr, the JSON to stdout.
-import { measure, openLivePage, startLive } from '../e2e/harness.js';
+// BENCH_LIVE_CAMERA_SIZE (640x480), BENCH_LIVE_SETTINGS (renderer settings JSON), BENCH_LIVE_SYNTH (0: skip the
+// synthesis case), BENCH_LIVE_TWO (0: skip the two-client case), DEEPVIS_BACKEND, DEEPVIS_WORKERS. Logs go to stderr,
+// the JSON to stdout.
+import WebSocket from 'ws';
+import { parseEvent, parseReply } from '../contract/messages.js';
+import { decodeMessage, encodeMessage } from '../contract/wire.js';
+import { measure, measureWhile, openLivePage, pageStats, round, startLive, type LiveSession } from '../e2e/harness.js';
 
 const seconds = Number(process.env.BENCH_LIVE_SECONDS ?? 30);
 const models = (process.env.BENCH_LIVE_MODELS ?? 'darknet-tiny,mobilenet-v1-0.25,mobilenet-v1-0.75').split(',').filter(Boolean);
@@ -18,6 +28,36 @@ const settings = JSON.parse(process.env.BENCH_LIVE_SETTINGS ?? '{}') as Record<s
 /** Also measure with back-projection on (display_fps_backproj); BENCH_LIVE_BACK=0 skips it. */
 const backRun = process.env.BENCH_LIVE_BACK !== '0';
 const WARMUP_S = Math.min(5, Math.max(1, seconds / 6));
+const synthRun = process.env.BENCH_LIVE_SYNTH !== '0';
+const twoRun = process.env.BENCH_LIVE_TWO !== '0';
+
+/** One fast-preset synthesis over a WebSocket of its own (another client of the same engine). */
+async function synthOverSocket(live: LiveSession): Promise<{ seconds: number; secondsToTarget: number | null; wallSeconds: number }> {
+  const u = new URL(live.url);
+  const ws = new WebSocket(`ws://${u.host}/ws?token=${u.searchParams.get('token')}`, { maxPayload: 256 << 20 });
+  ws.binaryType = 'arraybuffer';
+  await new Promise<void>((res, rej) => (ws.once('open', () => res()), ws.once('error', rej)));
+  const t0 = performance.now();
+  try {
+    return await new Promise((resolve, reject) => {
+      const timer = setTimeout(() => reject(new Error('synthesis: no result within 15 minutes')), 15 * 60_000);
+      ws.on('message', (data: ArrayBuffer) => {
+        const raw = decodeMessage(new Uint8Array(data));
+        const r = parseReply(raw);
+        if (r.ok && r.reply.type === 'error') reject(new Error(`synthesis refused: ${r.reply.message}`));
+        const e = parseEvent(raw);
+        if (!e.ok || e.event.type !== 'synth') return;
+        if (e.event.phase === 'done') {
+          clearTimeout(timer);
+          resolve({ seconds: e.event.result!.seconds, secondsToTarget: e.event.result!.secondsToTarget, wallSeconds: (performance.now() - t0) / 1000 });
+        } else if (e.event.phase === 'error' || e.event.phase === 'cancelled') reject(new Error(`synthesis ${e.event.phase}: ${e.event.message ?? ''}`));
+      });
+      ws.send(encodeMessage({ type: 'synthStart', layer: 'logits', unit: 'flamingo', preset: 'fast', seeds: 4, seq: 1 }));
+    });
+  } finally {
+    ws.close();
+  }
+}
 
 async function main(): Promise<void> {
   if (!(seconds > 0) || !models.length) throw new Error('BENCH_LIVE_SECONDS must be > 0 and BENCH_LIVE_MODELS non-empty');
@@ -41,12 +81,49 @@ async function main(): Promise<void> {
         Object.assign(out[model] as object, { display_fps_backproj: m.display_fps, latency_ms_p50_backproj: m.latency_ms_p50, engine_ms_p50_backproj: m.engine_ms_p50, errors_backproj: m.errors, back_mode: await page.getByTestId('status-back').textContent() });
         process.stderr.write(`${model} with back-projection: ${JSON.stringify(m)}\n`);
       }
+      // The synthesis alone is timed with no page open: nothing else asks the engine for work.
       await page.close();
+      if (synthRun) {
+        process.stderr.write(`${model}: fast synthesis alone…\n`);
+        const alone = await synthOverSocket(live);
+        const again = await openLivePage(live, model, settings);
+        await again.waitForTimeout(WARMUP_S * 1000);
+        process.stderr.write(`${model}: fast synthesis while the live view streams…\n`);
+        const during = synthOverSocket(live);
+        const m = await measureWhile(again, during);
+        const d = await during;
+        Object.assign(out[model] as object, {
+          display_fps_during_synth: m.display_fps,
+          latency_ms_p50_during_synth: m.latency_ms_p50,
+          latency_ms_p95_during_synth: m.latency_ms_p95,
+          errors_during_synth: m.errors,
+          synth_seconds_alone: round(alone.seconds, 2),
+          seconds_to_target_alone: round(alone.secondsToTarget, 2),
+          synth_seconds_during_live: round(d.seconds, 2),
+          seconds_to_target_during_live: round(d.secondsToTarget, 2),
+          synth_slowdown: round(d.seconds / alone.seconds, 2),
+        });
+        process.stderr.write(`${model} during synthesis: ${JSON.stringify(m)}; synthesis ${JSON.stringify({ alone, during: d })}\n`);
+        await again.close();
+      }
+      if (twoRun) {
+        process.stderr.write(`${model}: two tabs streaming…\n`);
+        const [a, b] = [await openLivePage(live, model, settings), await openLivePage(live, model, settings)];
+        await a.waitForTimeout(WARMUP_S * 1000);
+        const [a0, b0] = await Promise.all([pageStats(a), pageStats(b)]);
+        await a.waitForTimeout(seconds * 1000);
+        const [a1, b1] = await Promise.all([pageStats(a), pageStats(b)]);
+        const fa = a1.framesDrawn - a0.framesDrawn;
+        const fb = b1.framesDrawn - b0.framesDrawn;
+        Object.assign(out[model] as object, { two_clients: { frames: [fa, fb], fps: [round(fa / seconds, 2), round(fb / seconds, 2)], min_share: round(Math.min(fa, fb) / Math.max(1, fa + fb), 3) } });
+        process.stderr.write(`${model} two tabs: ${fa} and ${fb} frames\n`);
+        await Promise.all([a.close(), b.close()]);
+      }
     }
   } finally {
     await live.close();
   }
-  console.log(JSON.stringify({ models: out, backend, camera: { fps: cameraFps, size: cameraSize }, settings, seconds, cores: (await import('node:os')).cpus().length }, null, 2));
+  console.log(JSON.stringify({ models: out, backend, workers: process.env.DEEPVIS_WORKERS ?? 'default', camera: { fps: cameraFps, size: cameraSize }, settings, seconds, cores: (await import('node:os')).cpus().length }, null, 2));
 }
 
 main().catch((e: unknown) => {

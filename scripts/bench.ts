@@ -2,8 +2,9 @@
 // Per model and per backend that starts here: forward_ms, forward_taps_ms, grad_ms_logit,
 // grad_ms_mid, grad_ms_batch4 — each the median of ≥ 10 runs after warm-up.
 // backproj_ms {backprop, deconv, guided, gradcam}: one unit of the middle layer, batch 1.
-// index_images_per_s: top-k indexing of preloaded images, every displayed layer (issue 6).
-//   npm run bench -- [--backends wasm,cpu] [--models id,…] [--runs N]
+// index_images_per_s: top-k indexing of preloaded images, every displayed layer.
+// --atlas: atlas_units_per_min with 1 job worker and with the pool (worker threads, no live view).
+//   npm run bench -- --help
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import { dirname, join } from 'node:path';
@@ -16,6 +17,22 @@ import { benchSynthesis } from './bench-synthesis.js';
 import { BACKEND_ORDER, inputGradient, listModels, loadModel, selectBackend, type Model, type UnitObjective } from '../main/engine/index.js';
 import { backproject, defaultGradCamLayer, gradCam, BACK_MODES } from '../main/engine/index.js';
 
+const HELP = `npm run bench -- [options]     engine speed figures as JSON (stdout and bench/latest.json)
+
+  --backends LIST        comma list of backends to measure (default: wasm, and tensorflow /
+                         tensorflow-gpu when installed); cpu only when named — it takes hours
+  --models LIST          comma list of model ids (default: every installed model)
+  --runs N               timed runs per figure, at least 10 (default 10)
+  --skip-synth           leave out the synthesis figures
+  --paper3-iterations N  iterations of the paper-3 synthesis figure (default: the preset's)
+  --atlas                only the atlas throughput: units per minute with 1 job worker and
+                         with the pool (--workers, default $DEEPVIS_WORKERS or cores − 1)
+  --atlas-units N        units per atlas run (default 8)
+  --workers N            pool size for --atlas
+  --out FILE             where to write the JSON (default bench/latest.json)
+  -h, --help             this text
+`;
+
 const { values: args } = parseArgs({
   options: {
     backends: { type: 'string' },
@@ -23,9 +40,17 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '10' },
     'skip-synth': { type: 'boolean', default: false },
     'paper3-iterations': { type: 'string' },
+    atlas: { type: 'boolean', default: false },
+    'atlas-units': { type: 'string', default: '8' },
+    workers: { type: 'string' },
     out: { type: 'string' },
+    help: { type: 'boolean', short: 'h', default: false },
   },
 });
+if (args.help) {
+  process.stdout.write(HELP);
+  process.exit(0);
+}
 const RUNS = Math.max(10, Number(args.runs));
 
 function median(xs: number[]): number {
@@ -226,11 +251,30 @@ async function benchIndexing(m: Model): Promise<Record<string, unknown>> {
   };
 }
 
-const wantBackends = args.backends ? args.backends.split(',') : [...BACKEND_ORDER];
+// Without --backends: wasm, plus a native tfjs backend only when its package is installed (the cpu
+// backend is a reference, hours per model here: measured only when named).
+const installed = (pkg: string) => {
+  try {
+    import.meta.resolve(pkg);
+    return true;
+  } catch {
+    return false;
+  }
+};
+const defaultBackends = BACKEND_ORDER.filter((b) => b === 'wasm' || (b === 'tensorflow' && installed('@tensorflow/tfjs-node')) || (b === 'tensorflow-gpu' && installed('@tensorflow/tfjs-node-gpu')));
+const wantBackends = args.backends ? args.backends.split(',') : defaultBackends;
 const modelIds = args.models ? args.models.split(',') : listModels().filter((e) => !e.problem).map((e) => e.id);
 const results: Record<string, Record<string, unknown>> = {};
 const skipped: Record<string, string> = {};
-for (const b of wantBackends) {
+if (args.atlas) {
+  const { benchAtlas } = await import('./bench-atlas.js');
+  for (const b of wantBackends) {
+    for (const id of modelIds) {
+      process.stderr.write(`bench: atlas ${id} on ${b}…\n`);
+      (results[id] ??= {})[b] = await benchAtlas(id, b, { units: Number(args['atlas-units']), workers: args.workers ? Number(args.workers) : undefined });
+    }
+  }
+} else for (const b of wantBackends) {
   try {
     await selectBackend(b);
   } catch (e) {

@@ -9,35 +9,9 @@ import { decodeMessage, encodeMessage } from '../contract/wire.js';
 import { EngineSession } from '../main/session/engine-session.js';
 import { startWebServer, type WebServer } from '../main/web/server.js';
 import { photo } from './support/fixtures.js';
+import { collector } from './support/synth-events.js';
 
 const MODEL = 'mobilenet-v1-0.25';
-
-function collector() {
-  const events: SynthEventT[] = [];
-  const waiters: { pred: (e: SynthEventT) => boolean; resolve: (e: SynthEventT) => void }[] = [];
-  return {
-    events,
-    client: (id: string) => ({
-      id,
-      emit: (e: AppEvent) => {
-        const parsed = parseEvent(e);
-        if (!parsed.ok) throw new Error(`event does not match the contract: ${parsed.error}`);
-        if (e.type !== 'synth') return;
-        events.push(e);
-        for (const w of [...waiters]) if (w.pred(e)) {
-          waiters.splice(waiters.indexOf(w), 1);
-          w.resolve(e);
-        }
-      },
-    }),
-    until: (pred: (e: SynthEventT) => boolean) =>
-      new Promise<SynthEventT>((resolve) => {
-        const hit = events.find(pred);
-        if (hit) resolve(hit);
-        else waiters.push({ pred, resolve });
-      }),
-  };
-}
 
 describe('synthesis jobs in the engine session', () => {
   let session: EngineSession;

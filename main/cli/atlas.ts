@@ -5,6 +5,8 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MODEL_ID } from '../engine/index.js';
 import { buildAtlas, defaultAtlasRoot } from '../engine/synthesis/atlas.js';
 import { PRESET_NAMES } from '../engine/synthesis/index.js';
+import { checkJobFits } from '../engine/memory-budget.js';
+import { JobScheduler, poolBatchRunner, poolSize } from '../session/scheduler.js';
 import { CliError, EXIT_BAD_INPUT, findModel, globals, modelsDirOf, oneLine, openModel, out, outJson, positiveInt, startBackend } from './common.js';
 import { ProgressLine } from './progress.js';
 
@@ -28,19 +30,26 @@ export function atlasCommand(): Command {
     .option('-i, --iterations <n>', "steps per unit (default: the preset's)", positiveInt)
     .option('--size <px>', 'image size (square)', positiveInt)
     .option('--batch <n>', 'units × seeds optimised together per step', positiveInt, 8)
+    .option('-w, --workers <n>', 'job workers, each a thread with its own engine (default: $DEEPVIS_WORKERS, else cores − 1)', positiveInt)
     .option('-o, --out <dir>', 'atlas root folder (default: $DEEPVIS_ATLAS_DIR or ~/.cache/deepvis/atlas)')
     .option('--json', 'print a JSON summary on stdout')
     .action(async (opts, cmd: Command) => {
       const g = globals(cmd);
       const dir = modelsDirOf(g);
       const entry = findModel(opts.model, dir, true);
-      await startBackend(g);
+      const backend = await startBackend(g);
       const model = await openModel(entry, dir);
       try {
         model.layer(opts.layer);
       } catch (e) {
         throw new CliError(oneLine(e), EXIT_BAD_INPUT);
       }
+      // One batch holds whole units: its items are units × seeds (at least one unit).
+      const items = Math.max(1, Math.floor(opts.batch / opts.seeds)) * opts.seeds;
+      const size = opts.size ?? model.inputSize[0];
+      const fit = await checkJobFits({ model, backend: backend.backend, images: items, size: [size, size] }, 'batch items');
+      if (!fit.ok) throw new CliError(`${fit.message} (--batch ${opts.batch}, --seeds ${opts.seeds})`, EXIT_BAD_INPUT);
+      const pool = new JobScheduler({ backend: backend.backend, modelsDir: dir, workers: poolSize(opts.workers) });
       const abort = new AbortController();
       const onSigint = () => {
         process.stderr.write('\ndeepvis: stopping after the current batch (run the same command again to continue)…\n');
@@ -57,6 +66,8 @@ export function atlasCommand(): Command {
           root: opts.out ?? defaultAtlasRoot(),
           batch: opts.batch,
           signal: abort.signal,
+          runBatch: poolBatchRunner(pool, 'cli', model.id),
+          concurrency: pool.workers.length,
           onProgress: (p) => {
             bar ??= new ProgressLine(`atlas ${model.id} ${opts.layer}`, p.total);
             // Fractional progress inside a batch keeps the ETA honest for long presets.
@@ -84,6 +95,7 @@ export function atlasCommand(): Command {
         if (abort.signal.aborted) process.exitCode = 130;
       } finally {
         process.off('SIGINT', onSigint);
+        await pool.dispose();
       }
     });
 }

@@ -32,14 +32,14 @@ export async function measureFootprint(model: Model): Promise<Footprint> {
   if (known) return known;
   const [h, w] = model.inputSize;
   const resident = tf.memory().numBytes;
-  const info = await tf.profile(() => {
-    const x = tf.zeros([1, h, w, 3]) as tf.Tensor4D;
-    const node = model.compiled.logitsNode;
-    const values = model.compiled.net.run(x, { until: node });
-    const pre = model.compiled.net.preActivation(values, node);
-    const g = model.compiled.net.backward(values, node, tf.onesLike(pre), { linearStart: true });
-    tf.dispose([...Object.values(values), pre, g, x]);
-  });
+  const info = await tf.profile(() =>
+    tf.tidy(() => {
+      const node = model.compiled.logitsNode;
+      const values = model.compiled.net.run(tf.zeros([1, h, w, 3]), { until: node });
+      const pre = model.compiled.net.preActivation(values, node);
+      model.compiled.net.backward(values, node, tf.onesLike(pre), { linearStart: true });
+    }),
+  );
   const f = { perImage: Math.max(info.peakBytes - resident, 1), resident };
   footprints.set(model, f);
   return f;

@@ -5,7 +5,8 @@
 // replaced (job-worker.ts) and its job ends with an error that says what happened.
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import type { WorkerJobEventT } from '../../contract/worker.js';
+import type { WorkerBatchSpecT, WorkerJobEventT } from '../../contract/worker.js';
+import type { SynthProgress, SynthResult } from '../engine/synthesis/run.js';
 import { JobWorker, type JobMessage } from './job-worker.js';
 
 /**
@@ -176,4 +177,22 @@ export class JobScheduler {
     // Clients with nothing queued leave the rotation (it stays as long as the set of clients).
     for (let i = this.rotation.length - 1; i >= 0; i--) if (!this.queues.has(this.rotation[i]!)) this.rotation.splice(i, 1);
   }
+}
+
+/**
+ * Run synthesis batches (an atlas's) on the pool: the same signature as synthesising in this
+ * thread, so a caller hands batches to as many workers as the pool has.
+ */
+export function poolBatchRunner(pool: JobScheduler, client: string, modelId: string) {
+  return (batch: Omit<WorkerBatchSpecT, 'settings'> & { settings: object }, signal: AbortSignal | undefined, onProgress: (p: SynthProgress) => void): Promise<SynthResult> =>
+    new Promise<SynthResult>((resolve, reject) => {
+      const spec: WorkerBatchSpecT = { ...batch, settings: { ...batch.settings } };
+      const id = pool.submit(client, { type: 'batch', modelId, spec }, (e) => {
+        if (e.type === 'progress') onProgress(e.progress);
+        else if (e.type === 'done') resolve(e.result);
+        else if (e.type === 'cancelled') resolve({ images: [], iterations: 0, seconds: 0, secondsToTarget: null, cancelled: true });
+        else reject(new Error(e.message));
+      });
+      signal?.addEventListener('abort', () => pool.cancel(client, id), { once: true });
+    });
 }

@@ -16,7 +16,7 @@ import { writeFileAtomic } from '../../persist/atomic-file.js';
 import { encodePng } from '../images.js';
 import type { Model } from '../model.js';
 import type { UnitObjective } from '../objectives.js';
-import { synthesize } from './run.js';
+import { synthesize, type SynthProgress, type SynthResult } from './run.js';
 import { presetSettings, SynthSettingsSchema, type PresetName, type SynthSettings } from './settings.js';
 import { isLogitsLayer } from './target.js';
 
@@ -112,6 +112,21 @@ export interface BuildAtlasOptions {
   batch?: number;
   signal?: AbortSignal;
   onProgress?: (p: AtlasProgress) => void;
+  /**
+   * Who runs a batch (default: synthesize here). The CLI hands batches to its job workers; a batch
+   * is the same whoever runs it (its items, seeds and settings), so the images are too.
+   */
+  runBatch?: (batch: AtlasBatch, signal: AbortSignal | undefined, onProgress: (p: SynthProgress) => void) => Promise<SynthResult>;
+  /** Batches in flight at once (default 1; the number of workers when runBatch uses a pool). */
+  concurrency?: number;
+}
+
+/** One atlas batch: an objective and a seed per item, all on one layer. */
+export interface AtlasBatch {
+  objectives: UnitObjective[];
+  seeds: number[];
+  settings: SynthSettings;
+  size: [number, number];
 }
 
 export async function buildAtlas(opts: BuildAtlasOptions): Promise<{ dir: string; index: AtlasIndex; built: number; skipped: number }> {
@@ -145,9 +160,13 @@ export async function buildAtlas(opts: BuildAtlasOptions): Promise<{ dir: string
   const skipped = hi - lo + 1 - todo.length;
   const perBatch = Math.max(1, Math.floor((opts.batch ?? 8) / seeds.length));
   let built = 0;
-  for (let i = 0; i < todo.length; i += perBatch) {
-    if (opts.signal?.aborted) break;
-    const units = todo.slice(i, i + perBatch);
+  const batches: number[][] = [];
+  for (let i = 0; i < todo.length; i += perBatch) batches.push(todo.slice(i, i + perBatch));
+  const run = opts.runBatch ?? ((b: AtlasBatch, signal: AbortSignal | undefined, onProgress: (p: SynthProgress) => void) => synthesize({ model, objective: b.objectives, ...b, signal, onProgress }));
+  // Writes of index.json one after another, whichever batch finishes first.
+  let saving: Promise<void> = Promise.resolve();
+  let stop = false;
+  const runOne = async (units: number[]) => {
     const objectives: UnitObjective[] = [];
     const itemSeeds: number[] = [];
     for (const u of units) {
@@ -156,16 +175,13 @@ export async function buildAtlas(opts: BuildAtlasOptions): Promise<{ dir: string
         itemSeeds.push(sd * 100_003 + u); // distinct noise per unit and seed, stable across runs
       }
     }
-    const r = await synthesize({
-      model,
-      objective: objectives,
-      settings,
-      seeds: itemSeeds,
-      size,
-      signal: opts.signal,
-      onProgress: (p) => opts.onProgress?.({ done: skipped + built, total: hi - lo + 1, unitsThisBatch: units, iteration: p.iteration, iterations: p.iterations }),
-    });
-    if (r.cancelled) break;
+    const r = await run({ objectives, seeds: itemSeeds, settings, size }, opts.signal, (p) =>
+      opts.onProgress?.({ done: skipped + built, total: hi - lo + 1, unitsThisBatch: units, iteration: p.iteration, iterations: p.iterations }),
+    );
+    if (r.cancelled) {
+      stop = true;
+      return;
+    }
     for (let k = 0; k < units.length; k++) {
       const u = units[k]!;
       const entry: AtlasUnitEntry = { files: [], objectiveStart: [], objectiveBest: [] };
@@ -181,9 +197,24 @@ export async function buildAtlas(opts: BuildAtlasOptions): Promise<{ dir: string
     }
     built += units.length;
     index.seconds += r.seconds;
-    // Persist after every batch: an interruption loses at most the batch in flight.
-    await writeFileAtomic(join(dir, 'index.json'), JSON.stringify(index, null, 1) + '\n');
-  }
+    // Persist after every batch: an interruption loses at most the batches in flight.
+    saving = saving.then(() => writeFileAtomic(join(dir, 'index.json'), JSON.stringify(index, null, 1) + '\n'));
+    await saving;
+  };
+  let nextBatch = 0;
+  const lane = async () => {
+    try {
+      while (!stop && !opts.signal?.aborted && nextBatch < batches.length) await runOne(batches[nextBatch++]!);
+    } catch (e) {
+      stop = true;
+      throw e;
+    }
+  };
+  const lanes = Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 1, batches.length)) }, lane);
+  // Every lane ends before the error (if any) is thrown: no batch keeps writing behind it.
+  const ends = await Promise.allSettled(lanes);
+  const failed = ends.find((e): e is PromiseRejectedResult => e.status === 'rejected');
+  if (failed) throw failed.reason;
   await writeSprite(dir, index);
   await writeFileAtomic(join(dir, 'index.json'), JSON.stringify(index, null, 1) + '\n');
   opts.onProgress?.({ done: skipped + built, total: hi - lo + 1, unitsThisBatch: [], iteration: 0, iterations: 0 });

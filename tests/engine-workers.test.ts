@@ -1,0 +1,156 @@
+// The engine's worker threads, as the hosts use them: synthesis on the job pool (real workers,
+// real models, wasm), a job worker killed mid-job, a job too big for memory, two clients served in
+// turn (jobs and frames), and job ownership.
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type { AppEvent, Reply } from '../contract/messages.js';
+import type { WorkerJobEventT } from '../contract/worker.js';
+import { EngineSession } from '../main/session/engine-session.js';
+import { JobScheduler } from '../main/session/scheduler.js';
+import { modelsDir } from '../main/engine/index.js';
+import { photo } from './support/fixtures.js';
+import { collector } from './support/synth-events.js';
+
+const MODEL = 'mobilenet-v1-0.25';
+const BIG = 'darknet-tiny';
+
+let session: EngineSession;
+let rgba: Uint8Array;
+
+const frame = (frameId: number) => ({ type: 'frame', frameId, width: 224, height: 224, rgba, layer: 'conv_pw_5_relu', unit: 0 }) as const;
+
+beforeAll(async () => {
+  session = await EngineSession.create({ backend: 'wasm', model: MODEL, workers: 1 });
+  const { data } = await sharp(photo('dog')).resize(224, 224).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+  rgba = new Uint8Array(data);
+});
+
+afterAll(async () => {
+  await session?.dispose();
+});
+
+describe('job workers', () => {
+  it('a job worker killed mid-job: the job errors saying so, the window gets a notice, frames and the next job still work', async () => {
+    const c = collector();
+    const notices: AppEvent[] = [];
+    const client = c.client('killer');
+    const withNotices = { id: client.id, emit: (e: AppEvent) => (e.type === 'notice' ? notices.push(e) : client.emit(e)) };
+    const started = await session.handle({ type: 'synthStart', layer: 'logits', unit: 'flamingo', preset: 'paper-3', seeds: 1, iterations: 500 }, withNotices);
+    if (started.type !== 'synthStarted') throw new Error(JSON.stringify(started));
+    await c.until((e) => e.jobId === started.jobId && e.phase === 'progress' && (e.iteration ?? 0) >= 2);
+    const worker = session.pool.workerOf(started.jobId);
+    expect(worker).not.toBeNull();
+    const restartsBefore = worker!.restarts;
+    await worker!.kill();
+    const end = await c.until((e) => e.jobId === started.jobId && e.phase !== 'progress');
+    expect(end.phase).toBe('error');
+    expect(end.message).toMatch(/job worker 1 exited \(code 1\) — it was restarted/);
+    expect(worker!.restarts).toBe(restartsBefore + 1);
+    expect(notices).toEqual([{ type: 'notice', level: 'warning', message: expect.stringMatching(/^engine: job worker 1 exited/) }]);
+    // The next frame is answered, and the replacement worker runs the next job to the end.
+    expect((await session.handle(frame(1), withNotices)).type).toBe('frame');
+    const next = await session.handle({ type: 'synthStart', layer: 'logits', unit: 'flamingo', preset: 'fast', seeds: 1, iterations: 5 }, withNotices);
+    if (next.type !== 'synthStarted') throw new Error(JSON.stringify(next));
+    const done = await c.until((e) => e.jobId === next.jobId && e.phase !== 'progress');
+    expect(done.phase).toBe('done');
+    expect(done.result!.images[0]!.rgb.length).toBe(224 * 224 * 3);
+  });
+
+  it('refuses a synthesis that would exhaust the wasm heap, says what fits, and keeps serving', async () => {
+    const load = await session.handle({ type: 'loadModel', id: BIG });
+    expect(load.type).toBe('loadModel');
+    try {
+      const c = collector();
+      const r = await session.handle({ type: 'synthStart', layer: 'logits', unit: 'flamingo', preset: 'fast', seeds: 9, size: 448 }, c.client('greedy'));
+      if (r.type !== 'error') throw new Error(`expected a refusal, got ${r.type}`);
+      expect(r.message).toMatch(/^9 seeds at 448 px need ~\d+(\.\d)? GB on darknet-tiny, more than .*; at most \d seeds fit at 448 px, or 9 at 224 px$/);
+      const most = Number(r.message.match(/at most (\d) seeds/)![1]);
+      expect(most).toBeGreaterThanOrEqual(1);
+      expect(most).toBeLessThan(9);
+      expect(session.pool.active).toBe(0); // nothing was started
+      const info = (await session.handle({ type: 'hello' })) as Extract<Reply, { type: 'hello' }>;
+      const layer = info.model!.defaultLayer;
+      expect((await session.handle({ ...frame(3), layer })).type).toBe('frame');
+      // What the message says fits is accepted.
+      const ok = await session.handle({ type: 'synthStart', layer: 'logits', unit: 'flamingo', preset: 'fast', seeds: 9, iterations: 2 }, c.client('greedy'));
+      expect(ok.type).toBe('synthStarted');
+      if (ok.type === 'synthStarted') expect((await c.until((e) => e.jobId === ok.jobId && e.phase !== 'progress')).phase).toBe('done');
+    } finally {
+      await session.handle({ type: 'loadModel', id: MODEL });
+    }
+  });
+
+  it('only the window that started a job may cancel it; ids are unguessable', async () => {
+    const c = collector();
+    const owner = c.client('owner');
+    const started = await session.handle({ type: 'synthStart', layer: 'logits', unit: 'flamingo', preset: 'paper-3', seeds: 1, iterations: 300 }, owner);
+    if (started.type !== 'synthStarted') throw new Error(JSON.stringify(started));
+    expect(started.jobId).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-4[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$/);
+    const stranger = await session.handle({ type: 'synthCancel', jobId: started.jobId, seq: 7 }, c.client('stranger'));
+    expect(stranger).toMatchObject({ type: 'error', request: 'synthCancel', seq: 7, message: expect.stringMatching(/belongs to another window/) });
+    await c.until((e) => e.jobId === started.jobId && e.phase === 'progress' && (e.iteration ?? 0) >= 3);
+    expect(c.events.some((e) => e.jobId === started.jobId && e.phase !== 'progress')).toBe(false); // still running
+    // A stranger's disconnect does not touch it either; the owner's cancel stops it within a step or two.
+    session.disconnect('stranger');
+    const cancel = await session.handle({ type: 'synthCancel', jobId: started.jobId }, owner);
+    expect(cancel).toMatchObject({ type: 'synthCancel', cancelled: true });
+    const at = c.events.filter((e) => e.jobId === started.jobId && e.phase === 'progress').length;
+    expect((await c.until((e) => e.jobId === started.jobId && e.phase !== 'progress')).phase).toBe('cancelled');
+    expect(c.events.filter((e) => e.jobId === started.jobId && e.phase === 'progress').length - at).toBeLessThanOrEqual(2);
+    expect((await session.handle({ type: 'synthCancel', jobId: started.jobId }, owner)).type).toBe('synthCancel');
+  });
+
+  it('takes two clients’ frames in turn: a fast sender cannot starve a slow one', async () => {
+    const got = { a: 0, b: 0 };
+    const stream = async (id: 'a' | 'b', n: number, base: number) => {
+      const pending: Promise<Reply>[] = [];
+      for (let i = 0; i < n; i++) {
+        pending.push(session.handle(frame(base + i), { id, emit: () => {} }).then((r) => (r.type === 'frame' && got[id]++, r)));
+        await new Promise((r) => setTimeout(r, id === 'a' ? 1 : 20));
+      }
+      await Promise.all(pending);
+    };
+    await Promise.all([stream('a', 200, 10_000), stream('b', 30, 20_000)]);
+    // b asked 30 times in the time a asked 200 times: it still gets frames all along.
+    expect(got.b).toBeGreaterThanOrEqual(Math.min(25, got.a * 0.4));
+    expect(got.a).toBeGreaterThan(0);
+  });
+});
+
+describe('the job scheduler', () => {
+  let pool: JobScheduler;
+  beforeAll(() => {
+    pool = new JobScheduler({ backend: 'wasm', modelsDir: modelsDir(), workers: 1 });
+  });
+  afterAll(async () => {
+    await pool.dispose();
+  });
+
+  it('serves two clients’ queued jobs alternately on one worker', async () => {
+    const order: string[] = [];
+    const jobs: Promise<WorkerJobEventT>[] = [];
+    const spec = (unit: number) => ({
+      type: 'batch' as const,
+      modelId: MODEL,
+      spec: { objectives: [{ kind: 'class' as const, index: unit }], seeds: [unit], settings: { ...FAST, iterations: 2 }, size: [64, 64] as [number, number] },
+    });
+    const submit = (client: string, unit: number) =>
+      jobs.push(
+        new Promise((resolve) =>
+          pool.submit(client, spec(unit), (e) => {
+            if (e.type === 'progress') return;
+            order.push(client);
+            resolve(e);
+          }),
+        ),
+      );
+    // a queues three jobs before b queues any: round-robin still alternates once b has work.
+    for (const u of [1, 2, 3]) submit('a', u);
+    for (const u of [4, 5, 6]) submit('b', u);
+    const ends = await Promise.all(jobs);
+    expect(ends.map((e) => e.type)).toEqual(Array(6).fill('done'));
+    expect(order).toEqual(['a', 'b', 'a', 'b', 'a', 'b']);
+  });
+});
+
+const FAST = (await import('../main/engine/synthesis/settings.js')).presetSettings('fast');
