@@ -1,5 +1,6 @@
 // Bundle the Electron side with esbuild, and optionally package the app with electron-builder:
 //   main/electron/main.ts → dist/main/electron-main.cjs  (Node, CommonJS; electron, @tensorflow/*, sharp external)
+//   main/session/engine-worker.ts → dist/main/engine-worker.cjs (the engine's worker threads, started by the main bundle)
 //   preload/preload.ts    → dist/preload/preload.cjs     (CommonJS: sandboxed preloads cannot be ES modules)
 //
 //   node scripts/build-electron.mjs            bundle only
@@ -75,6 +76,14 @@ await bundle({
 
 await bundle({
   ...common,
+  ...importMetaShim,
+  entryPoints: ['main/session/engine-worker.ts'],
+  outfile: 'dist/main/engine-worker.cjs',
+  external: ['@tensorflow/*', 'sharp'],
+});
+
+await bundle({
+  ...common,
   entryPoints: ['preload/preload.ts'],
   outfile: 'dist/preload/preload.cjs',
   external: ['electron'],
@@ -84,7 +93,7 @@ await bundle({
   minify: true, // zod's classic API is most of it
 });
 
-console.log('electron bundles: dist/main/electron-main.cjs, dist/preload/preload.cjs');
+console.log('electron bundles: dist/main/electron-main.cjs, dist/main/engine-worker.cjs, dist/preload/preload.cjs');
 
 if (args.pack || args.dist) {
   try {

@@ -126,6 +126,7 @@ describe.runIf(process.platform === 'linux')('the packaged app (npm run pack, li
     expect(packagedPkg.main).toBe(pkg.main);
     expect(plain.files).toContain(pkg.main.replace(/^\.\//, ''));
     expect(plain.files).toContain('dist/preload/preload.cjs');
+    expect(plain.files).toContain('dist/main/engine-worker.cjs'); // the engine's worker threads
     expect(plain.files).toContain('renderer/dist/index.html');
 
     const html = asar.extractFile(plain.asarPath, 'renderer/dist/index.html').toString();

@@ -200,6 +200,8 @@ function startEngine(): void {
       ? resolve(switchValue('models-dir')!)
       : (process.env.DEEPVIS_MODELS_DIR ?? (app.isPackaged ? join(process.resourcesPath, 'models') : join(appRoot, 'models'))),
     bundledAtlasDirs: app.isPackaged ? [join(process.resourcesPath, 'atlases')] : [],
+    // --workers=N, else $DEEPVIS_WORKERS, else cores − 1 (scheduler.ts poolSize).
+    workers: Number(switchValue('workers')) > 0 ? Number(switchValue('workers')) : undefined,
     log: (line) => console.log(`[engine] ${line}`),
   }).then(
     (s) => {

@@ -1,7 +1,7 @@
 // Web mode: the built renderer (static files from renderer/dist only) and the contract over a
 // WebSocket at /ws, on 127.0.0.1, guarded by a per-run token and an Origin check.
 //
-//   npm run web -- [--port N] [--backend wasm] [--model ID] [--models-dir DIR] [--state-dir DIR | --no-state] [--open]
+//   npm run web -- [--port N] [--backend wasm] [--model ID] [--models-dir DIR] [--state-dir DIR | --no-state] [--workers N] [--open]
 //
 // Prints `DeepVis web mode: http://127.0.0.1:PORT/?token=TOKEN` once it listens.
 import { spawn } from 'node:child_process';
@@ -303,16 +303,18 @@ async function main(): Promise<void> {
       'state-dir': { type: 'string' },
       'no-state': { type: 'boolean', default: false },
       'static-dir': { type: 'string' },
+      workers: { type: 'string' },
       open: { type: 'boolean', default: false },
       help: { type: 'boolean', short: 'h', default: false },
     },
     strict: true,
   });
   if (values.help) {
-    console.log(`usage: npm run web -- [--port N] [--backend tensorflow-gpu|tensorflow|wasm|cpu] [--model ID] [--models-dir DIR] [--state-dir DIR | --no-state] [--open]
+    console.log(`usage: npm run web -- [--port N] [--backend tensorflow-gpu|tensorflow|wasm|cpu] [--model ID] [--models-dir DIR] [--state-dir DIR | --no-state] [--workers N] [--open]
   --port N     port on 127.0.0.1 (default $DEEPVIS_PORT, else ${DEFAULT_PORT}, else a free one; 0 = random)
   --state-dir  where the view state (model, layer, unit, …) is kept (default $DEEPVIS_STATE_DIR, else ~/.config/deepvis)
-  --no-state   keep nothing across restarts (also $DEEPVIS_NO_STATE=1)`);
+  --no-state   keep nothing across restarts (also $DEEPVIS_NO_STATE=1)
+  --workers N  job workers for synthesis (default $DEEPVIS_WORKERS, else cores − 1, at least 1)`);
     return;
   }
   const portText = values.port ?? process.env.DEEPVIS_PORT;
@@ -323,8 +325,11 @@ async function main(): Promise<void> {
   const noState = values['no-state'] || process.env.DEEPVIS_NO_STATE === '1';
   const stateDir = values['state-dir'] ? resolve(values['state-dir']) : defaultStateDir();
   const appState = noState ? null : AppStateStore.open(join(stateDir, STATE_FILE), { log: (line) => console.error(line) });
+  const workers = values.workers === undefined ? undefined : Number(values.workers);
+  if (workers !== undefined && !(Number.isInteger(workers) && workers > 0)) throw new Error(`--workers: "${values.workers}" is not a positive whole number`);
   const session = await EngineSession.create({
     appState,
+    workers,
     backend: values.backend ?? null,
     model: values.model ?? null,
     modelsDir: values['models-dir'] ? resolve(values['models-dir']) : undefined,
