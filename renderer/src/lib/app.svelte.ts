@@ -70,6 +70,8 @@ export class DeepVisApp {
   latencyMs = $state<number | null>(null);
   engineMs = $state<number | null>(null);
   engineError = $state<string | null>(null);
+  /** The engine host's last one-line notice (a worker restarted, …), shown in the status line. */
+  engineNotice = $state<string | null>(null);
   /** The grid shows a frame of the selected layer (false until the first one is drawn). */
   gridShown = $state(false);
   /** The selected unit's largest activation in the last frame (null before one). */
@@ -675,6 +677,10 @@ export class DeepVisApp {
   private async onAppEvent(e: AppEvent): Promise<void> {
     // Synthesis events belong to the synthesis pane (not part of the live view).
     if (e.type === 'synth') return this.synth.onEvent(e);
+    if (e.type === 'notice') {
+      this.engineNotice = e.message;
+      return;
+    }
     if (e.type !== 'menu') return;
     switch (e.action) {
       case 'openImages':
