@@ -1,6 +1,9 @@
 // The engine's worker threads, as the hosts use them: synthesis on the job pool (real workers,
 // real models, wasm), a job worker killed mid-job, a job too big for memory, two clients served in
 // turn (jobs and frames), and job ownership.
+import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppEvent, Reply } from '../contract/messages.js';
@@ -10,6 +13,7 @@ import { JobScheduler } from '../main/session/scheduler.js';
 import { modelsDir } from '../main/engine/index.js';
 import { photo } from './support/fixtures.js';
 import { collector } from './support/synth-events.js';
+import { runDeepvis } from './support/cli.js';
 
 const MODEL = 'mobilenet-v1-0.25';
 const BIG = 'darknet-tiny';
@@ -150,6 +154,33 @@ describe('the job scheduler', () => {
     const ends = await Promise.all(jobs);
     expect(ends.map((e) => e.type)).toEqual(Array(6).fill('done'));
     expect(order).toEqual(['a', 'b', 'a', 'b', 'a', 'b']);
+  });
+});
+
+describe('deepvis atlas on the job pool', () => {
+  it('writes byte-identical images with 1 and with 2 workers, and refuses a batch that cannot fit', async () => {
+    const roots = [mkdtempSync(join(tmpdir(), 'deepvis-pool-1-')), mkdtempSync(join(tmpdir(), 'deepvis-pool-2-'))];
+    try {
+      const files: Map<string, Buffer>[] = [];
+      for (const [i, workers] of [1, 2].entries()) {
+        const r = await runDeepvis(['atlas', '--model', MODEL, '--layer', 'pw3', '--units', '0-3', '--preset', 'fast', '--iterations', '4', '--batch', '1', '--workers', String(workers), '--out', roots[i]!, '--json'], 180_000);
+        expect(r.code, r.stderr).toBe(0);
+        const summary = JSON.parse(r.stdout) as { dir: string; built: number; units_done: number };
+        expect(summary).toMatchObject({ built: 4, units_done: 4 });
+        const pngs = readdirSync(summary.dir).filter((f) => f.startsWith('unit-')).sort();
+        expect(pngs).toEqual([0, 1, 2, 3].map((u) => `unit-000${u}-seed-1.png`));
+        files.push(new Map(pngs.map((f) => [f, readFileSync(join(summary.dir, f))])));
+      }
+      for (const [f, bytes] of files[0]!) expect(bytes.equals(files[1]!.get(f)!), f).toBe(true);
+      // Different units give different images (the comparison above can fail).
+      expect(files[0]!.get('unit-0000-seed-1.png')!.equals(files[0]!.get('unit-0001-seed-1.png')!)).toBe(false);
+
+      const big = await runDeepvis(['atlas', '--model', MODEL, '--layer', 'pw3', '--batch', '64', '--size', '448', '--out', roots[0]!]);
+      expect(big.code).toBe(2);
+      expect(big.stderr).toMatch(/^deepvis: 64 batch items at 448 px need ~\d+ GB on mobilenet-v1-0\.25, more than .*; at most \d+ batch items fit at 448 px, or \d+ at 224 px \(--batch 64, --seeds 1\)$/m);
+    } finally {
+      for (const r of roots) rmSync(r, { recursive: true, force: true });
+    }
   });
 });
 
