@@ -19,7 +19,15 @@ const port = parentPort;
 if (!port) throw new Error('engine-worker.ts runs only as a worker thread');
 const init = WorkerInit.parse((workerData as { init: unknown }).init);
 
-const post = (m: FromWorkerT) => port.postMessage(m);
+/** Buffers that belong to these bytes alone move to the host instead of being copied. */
+function movable(arrays: Uint8Array[]): ArrayBuffer[] {
+  return [...new Set(arrays.filter((a) => a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.buffer instanceof ArrayBuffer).map((a) => a.buffer as ArrayBuffer))];
+}
+
+const post = (m: FromWorkerT) => {
+  const bytes = m.type === 'progress' ? (m.progress.preview?.images ?? []) : m.type === 'done' ? m.result.images.map((im) => im.rgb) : [];
+  port.postMessage(m, movable(bytes));
+};
 
 let model: Model | null = null;
 let loading: Promise<Model> | null = null;
