@@ -347,7 +347,7 @@ export const MenuEvent = z.discriminatedUnion('action', [
   z.object({ type: z.literal('menu'), action: z.literal('help') }),
   z.object({ type: z.literal('menu'), action: z.literal('selectModel'), modelId: z.string().min(1) }),
 ]);
-const SynthImageSchema = z.object({
+export const SynthImageSchema = z.object({
   seed: z.number().int(),
   width: z.number().int(),
   height: z.number().int(),

@@ -3,6 +3,7 @@
 // (a worker that misbehaves must not corrupt the host's state). Structured clone carries the typed
 // arrays; nothing here depends on which backend the worker runs.
 import { z } from 'zod';
+import { SynthImageSchema } from './messages.js';
 
 const Bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected bytes');
 const JobId = z.string().min(1).max(100);
@@ -64,20 +65,8 @@ const Progress = z.object({
   preview: z.object({ width: z.number().int(), height: z.number().int(), images: z.array(Bytes) }).optional(),
 });
 
-const TopK = z.object({ index: z.number().int(), wnid: z.string().nullable(), name: z.string(), prob: z.number() });
-
-const Image = z.object({
-  seed: z.number().int(),
-  width: z.number().int(),
-  height: z.number().int(),
-  rgb: Bytes,
-  objectiveStart: z.number(),
-  objectiveBest: z.number(),
-  bestIteration: z.number().int(),
-  curve: z.array(z.number()),
-  targetProb: z.number().nullable(),
-  top5: z.array(TopK).nullable(),
-});
+/** A result image as the engine makes it: bytes of any buffer, the curve a plain array. */
+const Image = SynthImageSchema.extend({ rgb: Bytes, curve: z.array(z.number()) });
 
 export const WorkerResult = z.object({
   images: z.array(Image),
