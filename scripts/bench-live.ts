@@ -5,14 +5,14 @@
 //   latency_ms_*    frame grabbed → its grid drawn, p50 / p95
 //   engine_ms_p50   the host's forward pass + packing time per frame
 //   display_fps_backproj (and *_backproj) the same with back-projection on (grad norm, `b b`)
-//   synth_*: a fast-preset synthesis (4 seeds, class "flamingo") sent over a second WebSocket on the
+//   synth_*: a fast-preset synthesis (4 seeds by default, class "flamingo") sent over a second WebSocket on the
 //     same model — first alone (synth_seconds_alone, seconds_to_target_alone), then while the page
 //     streams (display_fps_during_synth, latency_ms_p95_during_synth over the synthesis's run, and
 //     its seconds_to_target_during_live, synth_seconds_during_live, synth_slowdown = during/alone)
 //   two_clients: two tabs streaming at once — frames each got over the window, and the smaller share
 // Env: BENCH_LIVE_SECONDS, BENCH_LIVE_MODELS (comma list), BENCH_LIVE_CAMERA_FPS (30), BENCH_LIVE_BACK (0: skip),
 // BENCH_LIVE_CAMERA_SIZE (640x480), BENCH_LIVE_SETTINGS (renderer settings JSON), BENCH_LIVE_SYNTH (0: skip the
-// synthesis case), BENCH_LIVE_TWO (0: skip the two-client case), DEEPVIS_BACKEND, DEEPVIS_WORKERS. Logs go to stderr,
+// synthesis case), BENCH_LIVE_SYNTH_SEEDS (4), BENCH_LIVE_SYNTH_ITERATIONS (the fast preset's), BENCH_LIVE_TWO (0: skip the two-client case), DEEPVIS_BACKEND, DEEPVIS_WORKERS. Logs go to stderr,
 // the JSON to stdout.
 import WebSocket from 'ws';
 import { parseEvent, parseReply } from '../contract/messages.js';
@@ -30,6 +30,8 @@ const backRun = process.env.BENCH_LIVE_BACK !== '0';
 const WARMUP_S = Math.min(5, Math.max(1, seconds / 6));
 const synthRun = process.env.BENCH_LIVE_SYNTH !== '0';
 const twoRun = process.env.BENCH_LIVE_TWO !== '0';
+const synthSeeds = Number(process.env.BENCH_LIVE_SYNTH_SEEDS ?? 4);
+const synthIterations = process.env.BENCH_LIVE_SYNTH_ITERATIONS ? Number(process.env.BENCH_LIVE_SYNTH_ITERATIONS) : undefined;
 
 /** One fast-preset synthesis over a WebSocket of its own (another client of the same engine). */
 async function synthOverSocket(live: LiveSession): Promise<{ seconds: number; secondsToTarget: number | null; wallSeconds: number }> {
@@ -52,7 +54,7 @@ async function synthOverSocket(live: LiveSession): Promise<{ seconds: number; se
           resolve({ seconds: e.event.result!.seconds, secondsToTarget: e.event.result!.secondsToTarget, wallSeconds: (performance.now() - t0) / 1000 });
         } else if (e.event.phase === 'error' || e.event.phase === 'cancelled') reject(new Error(`synthesis ${e.event.phase}: ${e.event.message ?? ''}`));
       });
-      ws.send(encodeMessage({ type: 'synthStart', layer: 'logits', unit: 'flamingo', preset: 'fast', seeds: 4, seq: 1 }));
+      ws.send(encodeMessage({ type: 'synthStart', layer: 'logits', unit: 'flamingo', preset: 'fast', seeds: synthSeeds, ...(synthIterations ? { iterations: synthIterations } : {}), seq: 1 }));
     });
   } finally {
     ws.close();
@@ -123,7 +125,7 @@ async function main(): Promise<void> {
   } finally {
     await live.close();
   }
-  console.log(JSON.stringify({ models: out, backend, workers: process.env.DEEPVIS_WORKERS ?? 'default', camera: { fps: cameraFps, size: cameraSize }, settings, seconds, cores: (await import('node:os')).cpus().length }, null, 2));
+  console.log(JSON.stringify({ models: out, backend, workers: process.env.DEEPVIS_WORKERS ?? 'default', camera: { fps: cameraFps, size: cameraSize }, settings, synth: { preset: 'fast', seeds: synthSeeds, iterations: synthIterations ?? 'preset' }, seconds, cores: (await import('node:os')).cpus().length }, null, 2));
 }
 
 main().catch((e: unknown) => {

@@ -157,6 +157,22 @@ describe('the job scheduler', () => {
   });
 });
 
+describe('a pool whose backend cannot start', () => {
+  it('ends a job with the reason instead of restarting for ever', async () => {
+    // tfjs-node is an optional dependency that cannot install here (its libtensorflow download).
+    const pool = new JobScheduler({ backend: 'tensorflow', modelsDir: modelsDir(), workers: 1 });
+    try {
+      const end = await new Promise<WorkerJobEventT>((resolve) =>
+        pool.submit('c', { type: 'synth', modelId: MODEL, spec: { layer: 'logits', unit: 1, preset: 'fast', seeds: 1, iterations: 1 } }, (e) => e.type !== 'progress' && resolve(e)),
+      );
+      expect(end).toMatchObject({ type: 'error', message: expect.stringMatching(/^job worker 1 could not start: .*tensorflow/) });
+      expect(pool.workers[0]!.restarts).toBe(0);
+    } finally {
+      await pool.dispose();
+    }
+  });
+});
+
 describe('deepvis atlas on the job pool', () => {
   it('writes byte-identical images with 1 and with 2 workers, and refuses a batch that cannot fit', async () => {
     const roots = [mkdtempSync(join(tmpdir(), 'deepvis-pool-1-')), mkdtempSync(join(tmpdir(), 'deepvis-pool-2-'))];

@@ -38,6 +38,8 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
   private current: Current | null = null;
   private modelId: string | null = null;
   private stopping = false;
+  /** Why this worker cannot run jobs (its backend did not start), or null. */
+  broken: string | null = null;
   /** Resolves with the backend name once the thread's backend started. */
   ready!: Promise<string>;
   restarts = 0;
@@ -52,7 +54,7 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
   }
 
   get busy(): boolean {
-    return this.current !== null;
+    return this.current !== null || this.broken !== null;
   }
 
   get jobId(): string | null {
@@ -72,11 +74,15 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
     this.ready = new Promise<string>((ok, fail) => (settle = { ok, fail }));
     this.ready.catch(() => {}); // a failed start is reported to the job that waits for it
     let lastError: string | null = null;
+    let started = false;
     w.on('message', (raw: unknown) => {
       const parsed = parseFromWorker(raw);
       if (!parsed.ok) return;
       const m = parsed.msg;
-      if (m.type === 'ready') return settle.ok(m.backend);
+      if (m.type === 'ready') {
+        started = true;
+        return settle.ok(m.backend);
+      }
       if (m.type === 'fatal') {
         lastError = m.message;
         return settle.fail(new Error(m.message));
@@ -100,6 +106,14 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
       const cur = this.current;
       this.current = null;
       if (this.stopping) return;
+      if (!started) {
+        // Its backend never started: a new thread would fail the same way, so stop here.
+        this.broken = `${this.init.name} could not start: ${lastError ?? `exited (code ${code})`}`;
+        cur?.onEvent({ type: 'error', jobId: cur.jobId, message: this.broken, fatal: true });
+        this.emit('restart', this.broken);
+        this.emit('free');
+        return;
+      }
       cur?.onEvent({ type: 'error', jobId: cur.jobId, message: `the ${this.init.name} ${why} — it was restarted`, fatal: true });
       this.restarts++;
       this.spawn();

@@ -161,6 +161,12 @@ export class JobScheduler {
 
   private pump(): void {
     if (this.disposed) return;
+    const broken = this.workers.find((w) => w.broken)?.broken;
+    if (broken && this.workers.every((w) => w.broken)) {
+      // No worker can run anything: end what waits instead of letting it wait for ever.
+      for (let job = this.next(); job; job = this.next()) this.end(job, { type: 'error', jobId: job.id, message: broken, fatal: true });
+      return;
+    }
     for (const w of this.workers) {
       if (w.busy) continue;
       const job = this.next();
