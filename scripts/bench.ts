@@ -227,7 +227,7 @@ async function benchIndexing(m: Model): Promise<Record<string, unknown>> {
 }
 
 const wantBackends = args.backends ? args.backends.split(',') : [...BACKEND_ORDER];
-const modelIds = args.models ? args.models.split(',') : listModels().filter((e) => !e.problem).map((e) => e.id);
+const modelIds = args.models ? args.models.split(',') : (await listModels()).filter((e) => !e.problem).map((e) => e.id);
 const results: Record<string, Record<string, unknown>> = {};
 const skipped: Record<string, string> = {};
 for (const b of wantBackends) {

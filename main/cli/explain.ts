@@ -199,7 +199,7 @@ export async function runExplain(image: string, o: ExplainOptions, cmd: Command)
   checkOptions(o);
   const g = globals(cmd);
   const dir = modelsDirOf(g);
-  const entry = findModel(o.model, dir, true);
+  const entry = await findModel(o.model, dir, true);
   const backend = await startBackend(g);
   const t0 = performance.now();
   const model = await openModel(entry, dir);

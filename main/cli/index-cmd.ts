@@ -51,7 +51,7 @@ function kib(bytes: number): string {
 export async function runIndex(dirs: string[], opts: IndexOptions, cmd: Command): Promise<number> {
   const g = globals(cmd);
   const mdir = modelsDirOf(g);
-  const entry = findModel(opts.model, mdir, true);
+  const entry = await findModel(opts.model, mdir, true);
   const indexDir = opts.indexDir ?? defaultIndexDir();
   const path = indexPath(indexDir, entry.id);
 

@@ -35,7 +35,7 @@ export function synthCommand(): Command {
     .action(async (opts, cmd: Command) => {
       const g = globals(cmd);
       const dir = modelsDirOf(g);
-      const entry = findModel(opts.model, dir, true);
+      const entry = await findModel(opts.model, dir, true);
       const backend = await startBackend(g);
       const model = await openModel(entry, dir);
       let target;

@@ -173,7 +173,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     if (opts.model) {
       await s.setModel(await loadModel(opts.model, s.modelsDir));
     } else {
-      const entries = listModels(s.modelsDir);
+      const entries = await listModels(s.modelsDir);
       const order = [
         ...entries.filter((e) => e.id === DEFAULT_MODEL_ID),
         ...entries.filter((e) => e.id !== DEFAULT_MODEL_ID && !e.problem),
@@ -211,8 +211,8 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     return { computing: this.computingFrame, waiting: waiting?.req.frameId ?? null, loadsQueued: this.queue.filter((j) => j.kind === 'load').length };
   }
 
-  models(): ModelSummary[] {
-    return listModels(this.modelsDir).map((e) => ({
+  async models(): Promise<ModelSummary[]> {
+    return (await listModels(this.modelsDir)).map((e) => ({
       id: e.id,
       title: e.descriptor?.title ?? e.id,
       installed: !e.problem,
@@ -241,17 +241,17 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       const req = parsed.request;
       switch (req.type) {
         case 'hello':
-          return Promise.resolve({
+          return this.models().then((models) => ({
             type: 'hello',
             version: CONTRACT_VERSION,
             backend: { backend: this.backend.backend, choice: this.backend.choice, description: describeBackend(this.backend) },
-            models: this.models(),
+            models,
             model: this.currentInfo,
             modelError: this.current ? null : this.startupError,
             ...seqOf(req),
-          });
+          }));
         case 'listModels':
-          return Promise.resolve({ type: 'models', models: this.models(), ...seqOf(req) });
+          return this.models().then((models) => ({ type: 'models', models, ...seqOf(req) }));
         case 'stats':
           return Promise.resolve(this.stats(req.seq));
         case 'loadModel':
