@@ -311,9 +311,15 @@ export class TopKHost {
     let indexer: TopKIndexer;
     let release: () => Promise<void>;
     try {
-      indexer = await this.currentIndex(model);
       release = await lockIndex(path);
     } catch (e) {
+      return fail(req, `cannot open the index ${path}: ${oneLine(e)}`);
+    }
+    try {
+      // After the lock: another process may have saved the index since we last read it.
+      indexer = await this.currentIndex(model);
+    } catch (e) {
+      await release();
       return fail(req, `cannot open the index ${path}: ${oneLine(e)}`);
     }
     if (this.running || this.engine.model !== model) {
