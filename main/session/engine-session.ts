@@ -26,6 +26,7 @@ import {
   type BackendReport,
   type Model,
 } from '../engine/index.js';
+import { allFinite, nonFiniteError } from '../engine/finite.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultAtlasRoot, findAtlas } from '../engine/synthesis/atlas.js';
@@ -511,6 +512,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     } finally {
       packed.dispose();
     }
+    if (!allFinite(all)) throw frameNonFinite(model, req);
     const data = new Uint8Array(n);
     data.set(all.subarray(0, n)); // exact integers 0..255: a native typed-array conversion
     const channelMax = all.slice(n, n + c);
@@ -542,6 +544,16 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   }
 }
 
+
+/** The named error for a frame whose results hold NaN or Infinity (found again, layer by layer). */
+function frameNonFinite(model: Model, req: FrameRequestT): Error {
+  const x = tf.tidy(() => model.preprocess(rgbaToModelPixels(req.rgba, req.width, req.height, model.inputSize)));
+  try {
+    return nonFiniteError(model, x);
+  } finally {
+    x.dispose();
+  }
+}
 
 /** Convenience for hosts: create a session (see EngineSession.create). */
 export function createEngineSession(opts: EngineSessionOptions = {}): Promise<EngineSession> {
