@@ -3,13 +3,19 @@
 // serving the other models, within bounded time); two index runs on one folder (exactly one gets
 // the lock, neither loses the other's images); outputs that would overwrite an input or follow a
 // link (refused, nothing outside the output changes). Real files, real processes, real models.
-import { execFile, spawnSync } from 'node:child_process';
-import { mkdtempSync, readdirSync, readFileSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
+import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listModels, loadModel, selectBackend, type ModelEntry } from '../main/engine/index.js';
 import { acquireLock, LockHeld } from '../main/persist/lock-file.js';
-import { REPO } from './support/fixtures.js';
+import { EngineSession } from '../main/session/engine-session.js';
+import { runDeepvis } from './support/cli.js';
+import { copyModel, linkedModelsDir, photo, REPO } from './support/fixtures.js';
+import { validReply } from './support/replies.js';
 
 const CONTENDER = join(REPO, 'tests/support/lock-contender.mjs');
 
@@ -34,7 +40,7 @@ function run(args: string[]): Promise<string> {
 describe('the index lock', () => {
   it('20 overlapping starts in separate processes over a stale lock: exactly one gets in, the others are told who holds it', async () => {
     const target = join(work, 'procs.json');
-    writeFileSync(`${target}.lock`, JSON.stringify({ token: 'd'.repeat(32), pid: deadPid(), host: (await import('node:os')).hostname(), started: 1 }));
+    writeFileSync(`${target}.lock`, JSON.stringify({ token: 'd'.repeat(32), pid: deadPid(), host: hostname(), started: 1 }));
     // All start at one instant, well after every process has loaded (2 loaded cores).
     const startAt = Date.now() + 12_000;
     const outs = await Promise.all(Array.from({ length: 20 }, () => run([CONTENDER, target, String(startAt), '4000'])));
@@ -59,7 +65,7 @@ describe('the index lock', () => {
     const target = join(work, 'owner.json');
     const first = await acquireLock(target);
     // The first run's process is presumed dead and its lock taken over (simulated by rewriting it).
-    writeFileSync(`${target}.lock`, JSON.stringify({ token: 'n'.repeat(32), pid: process.pid, host: (await import('node:os')).hostname(), started: Date.now() }));
+    writeFileSync(`${target}.lock`, JSON.stringify({ token: 'n'.repeat(32), pid: process.pid, host: hostname(), started: Date.now() }));
     expect(await first.release()).toBe(false);
     expect(JSON.parse(readFileSync(`${target}.lock`, 'utf8')).token).toBe('n'.repeat(32));
     await expect(acquireLock(target)).rejects.toThrow(/is being written by process/);
@@ -81,5 +87,193 @@ describe('the index lock', () => {
     await expect(acquireLock(target)).rejects.toThrow(LockHeld); // unreadable and fresh: held
     expect(readFileSync(victim, 'utf8')).toBe('keep');
     rmSync(`${target}.lock`);
+  });
+});
+
+const GOOD = 'mobilenet-v1-0.25';
+const SLED_DOG = /dogsled|malamute|husky|eskimo dog/i;
+
+/** Resolve with `p`, or fail the test when it takes longer than `ms` (a blocked thread never answers). */
+function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<T>((_, fail) => (timer = setTimeout(() => fail(new Error(`${what} did not answer within ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
+}
+
+function mkfifo(path: string): void {
+  execFileSync('mkfifo', [path]);
+}
+
+function editDescriptor(dir: string, edit: (d: { weights?: { modelJson?: string; checksums?: string }; classes: { names: string } }) => void): void {
+  const d = JSON.parse(readFileSync(join(dir, 'deepvis.json'), 'utf8'));
+  edit(d);
+  writeFileSync(join(dir, 'deepvis.json'), JSON.stringify(d));
+}
+
+async function rgbaOf(name: Parameters<typeof photo>[0]): Promise<Uint8Array> {
+  const { data } = await sharp(photo(name)).resize(224, 224, { fit: 'cover' }).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/**
+ * Model folders a hostile or clumsy user leaves in models/: what was done, and what its one-line
+ * problem must say. Each is a full copy of the good model, then broken one way.
+ */
+const HOSTILE: Record<string, { make: (dir: string) => void; why: RegExp }> = {
+  'fifo-model-json': { make: (d) => (rmSync(join(d, 'model.json')), mkfifo(join(d, 'model.json'))), why: /model\.json is a FIFO \(named pipe\), not a regular file/ },
+  'fifo-descriptor': { make: (d) => (rmSync(join(d, 'deepvis.json')), mkfifo(join(d, 'deepvis.json'))), why: /deepvis\.json is a FIFO/ },
+  'fifo-sums': { make: (d) => (rmSync(join(d, 'SHA256SUMS')), mkfifo(join(d, 'SHA256SUMS'))), why: /SHA256SUMS is a FIFO/ },
+  'shard-to-dev-zero': { make: (d) => (rmSync(join(d, 'group5-shard1of1')), symlinkSync('/dev/zero', join(d, 'group5-shard1of1'))), why: /group5-shard1of1 is a symlink to \/dev\/zero, outside the model folder/ },
+  'shard-linked-out': {
+    make: (d) => (rmSync(join(d, 'group5-shard1of1')), symlinkSync(join(REPO, 'models', GOOD, 'group5-shard1of1'), join(d, 'group5-shard1of1'))),
+    why: /group5-shard1of1 is a symlink to .*models\/mobilenet-v1-0\.25\/group5-shard1of1, outside the model folder/,
+  },
+  'model-json-dotdot': { make: (d) => editDescriptor(d, (x) => ((x.weights ??= {}).modelJson = `../${GOOD}/model.json`)), why: /"\.\.\/mobilenet-v1-0\.25\/model\.json" points outside/ },
+  'sums-names-etc': {
+    make: (d) => {
+      const h = createHash('sha256').update(readFileSync('/etc/hostname')).digest('hex');
+      writeFileSync(join(d, 'SHA256SUMS'), `${h}  /etc/hostname\n` + readFileSync(join(d, 'SHA256SUMS'), 'utf8'));
+    },
+    why: /SHA256SUMS:1: .*"\/etc\/hostname" is an absolute path/,
+  },
+  'sums-dotdot': {
+    make: (d) => {
+      const h = createHash('sha256').update(readFileSync('/etc/hostname')).digest('hex');
+      writeFileSync(join(d, 'SHA256SUMS'), `${h}  ../../../../../../../../etc/hostname\n`);
+    },
+    why: /SHA256SUMS:1: .*points outside/,
+  },
+  'classes-dev-zero': { make: (d) => editDescriptor(d, (x) => (x.classes.names = '/dev/zero')), why: /"\/dev\/zero" is an absolute path/ },
+  'huge-model-json': { make: (d) => truncateSync(join(d, 'model.json'), 200 * 1024 * 1024), why: /model\.json is 200\.0 MiB, over the 64 MiB limit/ },
+  'model-json-folder': { make: (d) => (rmSync(join(d, 'model.json')), mkdirSync(join(d, 'model.json'))), why: /model\.json is a folder, not a regular file/ },
+  'dangling-shard': { make: (d) => (rmSync(join(d, 'group5-shard1of1')), symlinkSync(join(d, 'nowhere'), join(d, 'group5-shard1of1'))), why: /group5-shard1of1 is a link to nothing/ },
+  // Claims the good model's id: the folder named after the id keeps it, this one is listed with the clash.
+  'dup-of-good': { make: (d) => editDescriptor(d, (x) => ((x as unknown as { id: string }).id = GOOD)), why: /id "mobilenet-v1-0\.25" is already used by .*\/mobilenet-v1-0\.25 — give this model its own id/ },
+};
+
+describe('a hostile model folder', () => {
+  let models: string;
+  let dogRgba: Uint8Array;
+  beforeAll(async () => {
+    models = linkedModelsDir('deepvis-hostile-models-', [GOOD]);
+    for (const [id, { make }] of Object.entries(HOSTILE)) make(copyModel(models, id));
+    dogRgba = await rgbaOf('dog');
+    await selectBackend(process.env.DEEPVIS_BACKEND ?? 'wasm');
+  });
+  afterAll(() => rmSync(models, { recursive: true, force: true }));
+
+  it('is listed within seconds, each bad model with its one-line reason naming the file; the good one is fine', async () => {
+    const t0 = performance.now();
+    const entries = new Map((await within(20_000, 'listModels', listModels(models))).map((e) => [e.id, e]));
+    expect(performance.now() - t0).toBeLessThan(20_000);
+    expect([...entries.keys()].sort()).toEqual([GOOD, ...Object.keys(HOSTILE)].sort());
+    expect(entries.get(GOOD)).toMatchObject({ problem: null, dir: join(models, GOOD) });
+    for (const [id, { why }] of Object.entries(HOSTILE)) {
+      const e = entries.get(id)!;
+      expect(e.problem, id).toMatch(why);
+      expect(e.problem, id).toContain(join(models, id));
+      expect(e.problem, id).not.toContain('\n');
+    }
+  });
+
+  it('refuses to load each of them with that reason, and the good model loads and classifies', async () => {
+    for (const [id, { why }] of Object.entries(HOSTILE)) {
+      const err = await within(20_000, `loadModel ${id}`, loadModel(id, models)).then(
+        (m) => (m.dispose(), null),
+        (e: Error) => e,
+      );
+      expect(err?.message, id).toMatch(why);
+    }
+    const m = await loadModel(GOOD, models);
+    m.dispose();
+  });
+
+  it('a running session lists them and still answers the next frame with the good model', { timeout: 120_000 }, async () => {
+    const session = await EngineSession.create({ backend: process.env.DEEPVIS_BACKEND ?? 'wasm', model: GOOD, modelsDir: models });
+    try {
+      const hello = validReply(await within(20_000, 'hello', session.handle({ type: 'hello', seq: 1 })));
+      if (hello.type !== 'hello') throw new Error(hello.type);
+      expect(hello.models.filter((m) => m.installed).map((m) => m.id)).toEqual([GOOD]);
+      const load = validReply(await session.handle({ type: 'loadModel', id: 'fifo-model-json', seq: 2 }));
+      expect(load).toMatchObject({ type: 'error', seq: 2, message: expect.stringMatching(/FIFO.*still running mobilenet-v1-0\.25/) });
+      const f = validReply(await within(20_000, 'frame', session.handle({ type: 'frame', frameId: 1, width: 224, height: 224, rgba: dogRgba, layer: 'pw5', unit: 3 })));
+      if (f.type !== 'frame') throw new Error(JSON.stringify(f).slice(0, 300));
+      expect(f.top5[0]!.name).toMatch(SLED_DOG);
+    } finally {
+      await session.dispose();
+    }
+  });
+});
+
+/** mulberry32: a small seeded generator, so a failing fuzz case is reproduced by its seed. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('fuzzing the model folder', () => {
+  const SEED = Number(process.env.DEEPVIS_FUZZ_SEED ?? 20151203);
+  const ROUNDS = Number(process.env.DEEPVIS_FUZZ_ROUNDS ?? 40);
+
+  it(`${ROUNDS} random folders (descriptors, checksum lines, links, FIFOs, special files; seed ${SEED}): listing never hangs or throws, and never hides the good model`, { timeout: 300_000 }, async () => {
+    const rand = rng(SEED);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    const names = ['model.json', 'SHA256SUMS', 'deepvis.json', 'group1-shard1of1', 'classes.json', 'sub/model.json', '../model.json', '../../etc/hostname', '/etc/hostname', '/dev/zero', 'a\u0000b', '.', '..', '', 'x'.repeat(300), 'group1-shard1of1/../model.json'];
+    const specials: ((p: string) => void)[] = [
+      (p) => mkfifo(p),
+      (p) => symlinkSync('/dev/zero', p),
+      (p) => symlinkSync('/etc/hostname', p),
+      (p) => symlinkSync(p, p), // a loop
+      (p) => symlinkSync(join(REPO, 'models', GOOD, 'model.json'), p),
+      (p) => mkdirSync(p),
+      (p) => writeFileSync(p, ''),
+      (p) => writeFileSync(p, '{"id": 1'),
+      (p) => truncateSync((writeFileSync(p, ''), p), 80 * 1024 * 1024),
+    ];
+    const models = linkedModelsDir('deepvis-fuzz-models-', [GOOD]);
+    try {
+      const good = readFileSync(join(REPO, 'models', GOOD, 'deepvis.json'), 'utf8');
+      for (let round = 0; round < ROUNDS; round++) {
+        const dir = join(models, `fuzz-${round}`);
+        mkdirSync(dir);
+        const d = JSON.parse(good);
+        d.id = rand() < 0.2 ? GOOD : rand() < 0.1 ? `fuzz-${round - 1}` : `fuzz-${round}`;
+        if (rand() < 0.5) d.weights = { modelJson: pick(names), checksums: pick(names) };
+        if (rand() < 0.3) d.classes.names = pick(names);
+        if (rand() < 0.2) d.inputSize = pick([[0, 0], [6000, 6000], ['a', 1], null]);
+        const descriptor = rand() < 0.1 ? pick(['', '[]', 'null', '{', JSON.stringify(d).slice(0, 40)]) : JSON.stringify(d);
+        if (rand() < 0.15) pick(specials)(join(dir, 'deepvis.json'));
+        else writeFileSync(join(dir, 'deepvis.json'), descriptor);
+        for (const file of ['model.json', 'SHA256SUMS', 'group1-shard1of1', 'classes.json']) {
+          const r = rand();
+          if (r < 0.35) pick(specials)(join(dir, file));
+          else if (r < 0.6 && file === 'SHA256SUMS') {
+            const lines = Array.from({ length: 1 + Math.floor(rand() * 4) }, () => `${rand() < 0.5 ? 'f'.repeat(64) : 'zz'}  ${pick(names)}`);
+            writeFileSync(join(dir, file), lines.join(pick(['\n', '\r\n'])));
+          } else if (r < 0.8) writeFileSync(join(dir, file), readFileSync(join(REPO, 'models', GOOD, file === 'classes.json' ? 'model.json' : file)));
+        }
+        let entries: ModelEntry[];
+        try {
+          entries = await within(20_000, `listModels (seed ${SEED}, round ${round})`, listModels(models));
+        } catch (e) {
+          throw new Error(`seed ${SEED}, round ${round}: listModels failed: ${(e as Error).message}`);
+        }
+        expect(entries.find((e) => e.id === GOOD), `round ${round}`).toMatchObject({ problem: null, dir: join(models, GOOD) });
+        expect(new Set(entries.map((e) => e.id)).size, `round ${round}: ids are unique`).toBe(entries.length);
+        for (const e of entries) if (e.problem !== null) expect(e.problem, `round ${round} ${e.id}`).not.toMatch(/\n/);
+        const bad = entries.find((e) => e.id === `fuzz-${round}`);
+        if (bad && bad.problem === null) {
+          // It happens to be a working model: it must then really load.
+          (await loadModel(bad.id, models)).dispose();
+        }
+      }
+    } finally {
+      rmSync(models, { recursive: true, force: true });
+    }
   });
 });
