@@ -277,3 +277,36 @@ describe('fuzzing the model folder', () => {
     }
   });
 });
+
+describe('stopping an index run during its folder walk', () => {
+  it('returns within 1 s, reports the walk’s progress meanwhile, and indexes nothing', { timeout: 180_000 }, async () => {
+    const { startIndexing } = await import('../main/engine/topk-runner.js');
+    const { TopKIndexer } = await import('../main/engine/topk-index.js');
+    // 30 × 30 × 30 folders, one photo at the bottom: a walk of 27,931 folders.
+    const tree = join(work, 'tree');
+    for (let a = 0; a < 30; a++) for (let b = 0; b < 30; b++) for (let c = 0; c < 30; c++) mkdirSync(join(tree, `a${a}`, `b${b}`, `c${c}`), { recursive: true });
+    writeFileSync(join(tree, 'a29', 'b29', 'c29', 'dog.jpg'), readFileSync(photo('dog')));
+    await selectBackend(process.env.DEEPVIS_BACKEND ?? 'wasm');
+    const model = await loadModel(GOOD);
+    try {
+      const indexer = TopKIndexer.create(model, 4);
+      const seen: { folders: number }[] = [];
+      const job = startIndexing(indexer, [tree], { onListing: (w) => seen.push(w) });
+      let finished = false;
+      void job.done.finally(() => (finished = true));
+      while (seen.length < 1 && !finished) await new Promise((r) => setTimeout(r, 10));
+      expect(finished, 'the walk reported no progress before it ended').toBe(false);
+      const t0 = performance.now();
+      const r = await job.stop();
+      const stopMs = performance.now() - t0;
+      expect(stopMs).toBeLessThan(1000);
+      expect(r.aborted).toBe(true);
+      expect(r.added).toBe(0);
+      expect(seen.at(-1)!.folders).toBeGreaterThan(0);
+      expect(seen.at(-1)!.folders).toBeLessThan(27_931); // stopped mid-walk, not after it
+      indexer.dispose();
+    } finally {
+      model.dispose();
+    }
+  });
+});
