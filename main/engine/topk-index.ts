@@ -603,9 +603,11 @@ export async function prepareImage(path: string, size: [number, number], known?:
     return { ok: false, file: { path: abs, size: 0, mtimeMs: 0, error: oneLine(e) } };
   }
   try {
-    const img = await decodeImage(abs);
+    const img = await decodeImage(abs, abs, { reduceFor: size });
     const pixels = cropResize(img, size);
-    return { ok: true, pixels, file: { path: abs, size: st.size, mtimeMs: st.mtimeMs, width: img.width, height: img.height } };
+    // Boxes are kept in the original image's pixels, whatever size it was decoded at.
+    const { width, height } = img.original ?? img;
+    return { ok: true, pixels, file: { path: abs, size: st.size, mtimeMs: st.mtimeMs, width, height } };
   } catch (e) {
     return { ok: false, file: { path: abs, size: st.size, mtimeMs: st.mtimeMs, error: oneLine(e).replace(`${abs}: `, '') } };
   }
