@@ -310,3 +310,157 @@ describe('stopping an index run during its folder walk', () => {
     }
   });
 });
+
+/** Rewrite one weight shard of a copied model (SHA256SUMS removed: a user's own edited model). */
+function rewriteShard(dir: string, shard: string, fill: (v: Float32Array) => void): void {
+  rmSync(join(dir, 'SHA256SUMS'));
+  const b = readFileSync(join(dir, shard));
+  const v = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  fill(v);
+  writeFileSync(join(dir, shard), Buffer.from(v.buffer));
+}
+
+describe('non-finite numbers', () => {
+  let models: string;
+  let dogRgba: Uint8Array;
+  beforeAll(async () => {
+    models = linkedModelsDir('deepvis-nan-models-', [GOOD]);
+    // Finite weights whose logits overflow: ±3e38 alternating in the classifier's kernel sum to ±Infinity and NaN.
+    rewriteShard(copyModel(models, 'overflow'), 'group29-shard1of1', (v) => v.forEach((_, i) => (v[i] = i % 2 ? 3e38 : -3e38)));
+    rewriteShard(copyModel(models, 'nan-weights'), 'group1-shard1of1', (v) => (v[5] = NaN));
+    dogRgba = await rgbaOf('dog');
+    await selectBackend(process.env.DEEPVIS_BACKEND ?? 'wasm');
+  });
+  afterAll(() => rmSync(models, { recursive: true, force: true }));
+
+  it('a model with NaN weights is refused at load, naming the weight', async () => {
+    await expect(loadModel('nan-weights', models)).rejects.toThrow(/^model nan-weights: weight conv1\/kernel in the files of .*nan-weights\/model\.json holds NaN — the weights are damaged/);
+  });
+
+  it('a frame whose results overflow gets a valid error reply naming the model and layer; the session answers the next frames', { timeout: 120_000 }, async () => {
+    const session = await EngineSession.create({ backend: process.env.DEEPVIS_BACKEND ?? 'wasm', model: 'overflow', modelsDir: models });
+    try {
+      const frame = (frameId: number) => ({ type: 'frame', frameId, width: 224, height: 224, rgba: dogRgba, layer: 'pw5', unit: 3, seq: 100 + frameId }) as const;
+      for (const id of [1, 2]) {
+        const r = validReply(await within(20_000, 'frame', session.handle(frame(id))));
+        expect(r).toMatchObject({ type: 'error', request: 'frame', frameId: id, seq: 100 + id, message: expect.stringMatching(/model overflow produced NaN or Infinity in its logits/) });
+      }
+      expect(validReply(await session.handle({ type: 'loadModel', id: GOOD, seq: 9 }))).toMatchObject({ type: 'loadModel', seq: 9 });
+      const ok = validReply(await session.handle(frame(3)));
+      if (ok.type !== 'frame') throw new Error(JSON.stringify(ok).slice(0, 300));
+      expect(ok.top5[0]!.name).toMatch(SLED_DOG);
+    } finally {
+      await session.dispose();
+    }
+  });
+
+  it('`deepvis classify` with it exits 1 with one line naming the layer, and prints no NaN%', { timeout: 120_000 }, async () => {
+    const r = await runDeepvis(['--models-dir', models, 'classify', '--model', 'overflow', photo('dog')]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^deepvis: model overflow produced NaN or Infinity in its logits/)]);
+    expect(r.stdout).not.toContain('NaN');
+  });
+});
+
+describe('commands that write', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(work, 'out-'));
+  });
+  const snapshot = (d: string) => readdirSync(d).sort().map((f) => [f, readFileSync(join(d, f)).toString('base64').slice(0, 200), statSync(join(d, f)).size]);
+
+  it('`deepvis explain --out` refuses the input photo itself and a symlink, and changes no file', { timeout: 120_000 }, async () => {
+    const input = join(dir, 'dog.png');
+    writeFileSync(input, await sharp(photo('dog')).png().toBuffer());
+    const victim = join(dir, 'victim.txt');
+    writeFileSync(victim, 'keep me');
+    symlinkSync(victim, join(dir, 'link.png'));
+    const before = snapshot(dir);
+    const cases: [string, RegExp][] = [
+      [input, /refusing to write .*dog\.png: it is the input .*dog\.png — choose another output name/],
+      [join(dir, '.', 'sub', '..', 'dog.png'), /it is the input/],
+      [join(dir, 'link.png'), /refusing to write .*link\.png: it is a symbolic link \(not followed\)/],
+    ];
+    for (const [out, why] of cases) {
+      const r = await runDeepvis(['explain', '--model', GOOD, '--mode', 'backprop', '--out', out, input]);
+      expect(r.code, `${out}: ${r.stderr}`).toBe(2);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^deepvis: refusing to write /);
+      expect(lines[0]).toMatch(why);
+    }
+    // Grad-CAM's second output (<out>.overlay.png) is checked as well.
+    const overlayTarget = join(dir, 'cam.png');
+    symlinkSync(victim, join(dir, 'cam.overlay.png'));
+    const r = await runDeepvis(['explain', '--model', GOOD, '--mode', 'gradcam', '--out', overlayTarget, input]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/cam\.overlay\.png: it is a symbolic link/);
+    rmSync(join(dir, 'cam.overlay.png'));
+    expect(snapshot(dir)).toEqual(before);
+    expect(readFileSync(victim, 'utf8')).toBe('keep me');
+  });
+
+  it('`deepvis synth`: --seed-base abc and a file where the output folder should be are usage errors (exit 2); nothing is written', { timeout: 120_000 }, async () => {
+    const before = snapshot(dir);
+    const seed = await runDeepvis(['synth', '--model', GOOD, '--layer', 'logits', '--unit', '1', '--seed-base', 'abc', '--out', join(dir, 'synth')]);
+    expect(seed.code, seed.stderr).toBe(2);
+    expect(seed.stderr).toMatch(/--seed-base.*expected a whole number/);
+    const file = join(dir, 'victim.txt');
+    const eexist = await runDeepvis(['synth', '--model', GOOD, '--layer', 'logits', '--unit', '1', '--iterations', '1', '--out', file]);
+    expect(eexist.code, eexist.stderr).toBe(2);
+    expect(eexist.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^deepvis: cannot use .*victim\.txt as the output folder: it is a file \(EEXIST\)/)]);
+    expect(snapshot(dir)).toEqual(before);
+  });
+
+  it('write errors name the file and their cause, with the exit code of the cause', async () => {
+    const { writeError } = await import('../main/cli/output-file.js');
+    const err = (code: string) => Object.assign(new Error(`${code}: something`), { code });
+    const f = '/data/out/x.png';
+    expect(writeError(f, err('ENOSPC'))).toMatchObject({ exitCode: 1, message: 'cannot write /data/out/x.png: no space left on the device (ENOSPC) — free some space or choose another --out' });
+    expect(writeError(f, err('EROFS'))).toMatchObject({ exitCode: 2, message: expect.stringMatching(/\/data\/out is on a read-only file system \(EROFS\)/) });
+    expect(writeError(f, err('EACCES'))).toMatchObject({ exitCode: 2, message: expect.stringMatching(/permission denied in \/data\/out \(EACCES\) — the folder is read-only for you/) });
+  });
+
+  it('a failed run removes what it already wrote (no partial result), and the error names the file', async () => {
+    const { OutputFiles } = await import('../main/cli/output-file.js');
+    const out = mkdtempSync(join(work, 'partial-'));
+    const files = new OutputFiles();
+    // The second write fails: its name is taken by a folder (as a full disk would fail it mid-run).
+    mkdirSync(join(out, 'b.png'));
+    await expect(files.run(async (f) => {
+      await f.write(join(out, 'a.png'), 'first');
+      await f.write(join(out, 'b.png'), 'second');
+    })).rejects.toThrow(/b\.png: it exists and is not a regular file/);
+    expect(readdirSync(out)).toEqual(['b.png']);
+  });
+});
+
+describe('images', () => {
+  it('a transparent PNG is classified as shown over white, not by its hidden RGB; an RGBA frame likewise', async () => {
+    const { decodeImage, rgbaToModelPixels } = await import('../main/engine/images.js');
+    // Fully transparent pixels hiding pure red, and half-transparent black.
+    const hidden = await sharp({ create: { width: 64, height: 64, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 0 } } }).png().toBuffer();
+    const img = await decodeImage(hidden, 'hidden.png');
+    expect([...img.data.subarray(0, 3)]).toEqual([255, 255, 255]);
+    const half = await decodeImage(await sharp({ create: { width: 8, height: 8, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0.5 } } }).png().toBuffer());
+    expect(Math.abs(half.data[0]! - 128)).toBeLessThanOrEqual(1);
+    const rgba = new Uint8Array(224 * 224 * 4); // a canvas of a transparent image: all zeros
+    const px = rgbaToModelPixels(rgba, 224, 224, [224, 224]);
+    expect(Array.from(px.dataSync().slice(0, 3))).toEqual([255, 255, 255]);
+    px.dispose();
+  });
+
+  it('a 100-megapixel JPEG is classified with bounded memory (reduced while decoded)', { timeout: 180_000 }, async () => {
+    const big = join(work, '100mp.jpg');
+    await sharp({ create: { width: 10_000, height: 10_000, channels: 3, background: { r: 120, g: 80, b: 40 } } }).jpeg().toFile(big);
+    // In a child process, so its peak resident memory is its own.
+    const script = `import { loadImageForModel, selectBackend } from ${JSON.stringify(join(REPO, 'main/engine/index.ts'))};
+      await selectBackend('cpu');
+      const t = await loadImageForModel(process.argv[1], [224, 224]); await t.data();
+      process.stdout.write(JSON.stringify({ peakMB: process.resourceUsage().maxRSS / 1024 }));`;
+    const out = await run(['--import', 'tsx', '--input-type=module', '-e', script, big]);
+    const { peakMB } = JSON.parse(out) as { peakMB: number };
+    // A full raster would be 300 MB and its float tensors 2.4 GB more (3.0 GB measured before).
+    expect(peakMB).toBeLessThan(800);
+  });
+});
