@@ -16,7 +16,7 @@
 //   --only ids     restrict to these model ids (comma-separated)
 //   --models-dir   models folder (default $DEEPVIS_MODELS_DIR or <project>/models)
 // Env: DEEPVIS_SKIP_MODELS=1 skips everything (exit 0).
-// Exit code: 0 when every managed model is present and verified, 1 otherwise.
+// Exit code: 0 when every managed model is present and verified, 1 otherwise, 2 for a usage error.
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { Readable, Transform } from 'node:stream';
@@ -360,7 +360,7 @@ export async function main(argv = process.argv.slice(2)) {
     opts = parseArgs(argv);
   } catch (e) {
     console.error(`${PREFIX} ${e.message}\n${USAGE}`);
-    return 1;
+    return 2;
   }
   if (opts.help) {
     console.log(USAGE);
