@@ -263,7 +263,7 @@ const installed = (pkg: string) => {
 };
 const defaultBackends = BACKEND_ORDER.filter((b) => b === 'wasm' || (b === 'tensorflow' && installed('@tensorflow/tfjs-node')) || (b === 'tensorflow-gpu' && installed('@tensorflow/tfjs-node-gpu')));
 const wantBackends = args.backends ? args.backends.split(',') : defaultBackends;
-const modelIds = args.models ? args.models.split(',') : listModels().filter((e) => !e.problem).map((e) => e.id);
+const modelIds = args.models ? args.models.split(',') : (await listModels()).filter((e) => !e.problem).map((e) => e.id);
 const results: Record<string, Record<string, unknown>> = {};
 const skipped: Record<string, string> = {};
 if (args.atlas) {

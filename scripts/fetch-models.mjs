@@ -16,7 +16,7 @@
 //   --only ids     restrict to these model ids (comma-separated)
 //   --models-dir   models folder (default $DEEPVIS_MODELS_DIR or <project>/models)
 // Env: DEEPVIS_SKIP_MODELS=1 skips everything (exit 0).
-// Exit code: 0 when every managed model is present and verified, 1 otherwise.
+// Exit code: 0 when every managed model is present and verified, 1 otherwise, 2 for a usage error.
 import { createReadStream, createWriteStream, existsSync, mkdirSync, readdirSync, readFileSync, realpathSync, renameSync, rmSync, statSync, unlinkSync } from 'node:fs';
 import { dirname, join, relative, resolve, sep } from 'node:path';
 import { Readable, Transform } from 'node:stream';
@@ -249,10 +249,12 @@ async function processModel(id, dir, opts) {
     return fail(`${bad.length} of ${entries.length} files missing or corrupt: ${shown}${more} — fix: run \`npm run fetch-models\``);
   }
 
-  // The set is incomplete: model.json (the "complete" marker) must not stay while we work.
+  // Nothing in the folder is touched until every replacement is fetched and verified: when the
+  // checksum list itself is what is damaged, the sources cannot match it and the working files stay.
   const mjEntry = entries.find((e) => e.name === spec.modelJson);
   const mjPath = join(dir, spec.modelJson);
-  if (mjEntry && existsSync(mjPath)) unlinkSync(mjPath);
+  /** Files whose local copy is byte-identical to a source's, which still disagrees with SHA256SUMS. */
+  const sumsSuspect = new Set();
   let needed = entries.filter((e) => e === mjEntry || bad.some((b) => b.name === e.name));
   const toFetch = needed.length;
 
@@ -288,6 +290,7 @@ async function processModel(id, dir, opts) {
           break;
         }
         if (r.sha256 !== e.sha256) {
+          if (r.sha256 === bad.find((b) => b.name === e.name)?.actual) sumsSuspect.add(e.name);
           failures.push(`${src.label}: ${e.name} has wrong sha256 (expected ${e.sha256}, got ${r.sha256})`);
           break;
         }
@@ -298,8 +301,9 @@ async function processModel(id, dir, opts) {
       if (got) used.push(src.label);
     }
     if (needed.length === 0) {
-      // All verified: move into place, model.json last.
+      // All verified: move into place, model.json (the "complete" marker) out first and back last.
       try {
+        if (mjEntry && existsSync(mjPath)) unlinkSync(mjPath);
         const order = entries.filter((e) => e !== mjEntry).concat(mjEntry ? [mjEntry] : []);
         for (const e of order) {
           if (existsSync(join(tmp, e.name))) renameSync(join(tmp, e.name), join(dir, e.name));
@@ -321,8 +325,16 @@ async function processModel(id, dir, opts) {
     return { ok: true, line: `${id} … ok (${partial}${mb(bytes)} from ${used.join(' + ')})` };
   }
 
-  // Failed: never leave a model.json beside an incomplete or corrupt set.
-  if (mjEntry && existsSync(mjPath) && checkFiles(dir, entries).some((f) => f.status !== 'ok')) {
+  if (sumsSuspect.size) {
+    const names = [...sumsSuspect].slice(0, 3).join(', ') + (sumsSuspect.size > 3 ? ` and ${sumsSuspect.size - 3} more` : '');
+    return fail(
+      `${showPath(sumsPath)} looks damaged: ${names} ${sumsSuspect.size > 1 ? 'match' : 'matches'} the source's copy byte for byte but not the sha256 listed there; ` +
+        `no file was changed — restore it (git checkout -- ${showPath(sumsPath)}), then run \`npm run fetch-models\` again`,
+    );
+  }
+  // Failed: never leave a model.json beside an incomplete set. Files that are present stay as they
+  // are (the loader names each one that disagrees with the checksums): a failed run deletes no data.
+  if (mjEntry && existsSync(mjPath) && checkFiles(dir, entries).some((f) => f.status === 'missing')) {
     try {
       unlinkSync(mjPath);
     } catch {
@@ -348,7 +360,7 @@ export async function main(argv = process.argv.slice(2)) {
     opts = parseArgs(argv);
   } catch (e) {
     console.error(`${PREFIX} ${e.message}\n${USAGE}`);
-    return 1;
+    return 2;
   }
   if (opts.help) {
     console.log(USAGE);

@@ -115,8 +115,8 @@ afterAll(() => {
 });
 
 describe('broken model folders', () => {
-  it('are listed with their problem (one line naming the file or layer); the good model is listed as fine', () => {
-    const entries = new Map(listModels(work).map((e) => [e.id, e]));
+  it('are listed with their problem (one line naming the file or layer); the good model is listed as fine', async () => {
+    const entries = new Map((await listModels(work)).map((e) => [e.id, e]));
     expect([...entries.keys()].sort()).toEqual([GOOD, LATE, ...Object.keys(BROKEN)].sort());
     expect(entries.get(GOOD)).toMatchObject({ problem: null });
     for (const [id, { fault, why }] of Object.entries(BROKEN)) {
@@ -127,7 +127,7 @@ describe('broken model folders', () => {
       expect(e.fault, id).toBe(fault);
     }
     // The originals were never touched.
-    expect(listModels(join(REPO, 'models')).find((e) => e.id === GOOD)?.problem).toBeNull();
+    expect((await listModels(join(REPO, 'models'))).find((e) => e.id === GOOD)?.problem).toBeNull();
   });
 
   it('fail to load with an error naming the model and the file or layer, leaking no tensors; the good model still loads', async () => {

@@ -111,6 +111,25 @@ describe.skipIf(!existsSync(join(REAL, 'model.json')))('fetch-models', () => {
     expect(verifyModelDir(join(dir, ID)).ok).toBe(false);
   });
 
+  it('(e) a damaged SHA256SUMS beside a working model: exit 1 saying so, and no file of the model is deleted or changed', async () => {
+    const dir = modelsDir();
+    const env = { DEEPVIS_MODEL_MIRROR: mirrorDir(), DEEPVIS_SHARED_MODELS: emptyDir() };
+    expect((await run(fetchArgs(dir), env)).code).toBe(0);
+    const sums = join(dir, ID, 'SHA256SUMS');
+    // One hex digit of the shard's line flipped, as a bad edit or a bit rot would.
+    const text = readFileSync(sums, 'utf8').replace(new RegExp(`^([0-9a-f])([0-9a-f]{63}\\s+\\*?${SHARD})$`, 'm'), (_m, c: string, rest: string) => `${c === '0' ? '1' : '0'}${rest}`);
+    expect(text).not.toBe(readFileSync(sums, 'utf8'));
+    writeFileSync(sums, text);
+    const before = readdirSync(join(dir, ID)).sort().map((f) => [f, readFileSync(join(dir, ID, f)).toString('base64')]);
+
+    const r = await run(fetchArgs(dir), env);
+    expect(r.code, r.out).toBe(1);
+    expect(r.out).toMatch(new RegExp(`SHA256SUMS looks damaged: ${SHARD} matches the source's copy byte for byte.*no file was changed — restore it`));
+    const after = readdirSync(join(dir, ID)).sort().map((f) => [f, readFileSync(join(dir, ID, f)).toString('base64')]);
+    expect(after).toEqual(before);
+    expect(readFileSync(join(dir, ID, 'model.json'))).toEqual(readFileSync(join(REAL, 'model.json')));
+  });
+
   it('(c) falls back to DEEPVIS_SHARED_MODELS when the mirror lacks the model', async () => {
     const dir = modelsDir();
     const shared = mirrorDir();

@@ -250,7 +250,7 @@ describe.runIf(process.platform === 'linux')('the packaged app (npm run pack, li
     });
     try {
       expect(session.model?.id).toBe(ATLAS_MODEL);
-      expect(session.models().filter((m) => m.installed).map((m) => m.id).sort()).toEqual(
+      expect((await session.models()).filter((m) => m.installed).map((m) => m.id).sort()).toEqual(
         readdirSync(join(REPO, 'models'))
           .filter((d) => existsSync(join(REPO, 'models', d, 'deepvis.json')))
           .sort(),

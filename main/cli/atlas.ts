@@ -36,7 +36,7 @@ export function atlasCommand(): Command {
     .action(async (opts, cmd: Command) => {
       const g = globals(cmd);
       const dir = modelsDirOf(g);
-      const entry = findModel(opts.model, dir, true);
+      const entry = await findModel(opts.model, dir, true);
       const backend = await startBackend(g);
       const model = await openModel(entry, dir);
       try {

@@ -13,8 +13,8 @@ export function classCommand(): Command {
     .option('--json', 'print {index, wnid, name} as JSON')
     .action(async (spec: string, opts: { model: string; json?: boolean }, cmd: Command) => {
       const dir = modelsDirOf(globals(cmd));
-      const entry = findModel(opts.model, dir, false);
-      const classes = readModelClasses(entry);
+      const entry = await findModel(opts.model, dir, false);
+      const classes = await readModelClasses(entry);
       let c;
       try {
         c = resolveClass(classes, spec, entry.id);

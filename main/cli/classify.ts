@@ -134,7 +134,7 @@ export async function runClassify(images: string[], opts: ClassifyOptions, cmd: 
   const g = globals(cmd);
   const dir = modelsDirOf(g);
   if (images.filter((a) => a === '-').length > 1) throw new CliError('stdin ("-") can be given only once', EXIT_BAD_INPUT);
-  const entry = findModel(opts.model, dir, true);
+  const entry = await findModel(opts.model, dir, true);
   const backend = await startBackend(g);
   const t0 = performance.now();
   const model = await openModel(entry, dir);

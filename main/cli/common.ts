@@ -73,8 +73,8 @@ export function outJson(value: unknown): Promise<void> {
  * Find a model by id. Unknown id → one line naming it and the installed models (exit 2).
  * With `requireInstalled`, a model whose files are missing is an error too (exit 1).
  */
-export function findModel(id: string, dir: string, requireInstalled: boolean): ModelEntry {
-  const entries = listModels(dir);
+export async function findModel(id: string, dir: string, requireInstalled: boolean): Promise<ModelEntry> {
+  const entries = await listModels(dir);
   const entry = entries.find((m) => m.id === id);
   if (!entry) {
     const installed = entries.filter((m) => !m.problem).map((m) => m.id);
@@ -146,11 +146,11 @@ export async function openModel(entry: ModelEntry, dir: string): Promise<Model> 
  * A model's classes in its own order, read from its class files only (no weights, no backend):
  * enough for class lookups and for listing a model whose weights are missing.
  */
-export function readModelClasses(entry: ModelEntry): ClassInfo[] {
+export async function readModelClasses(entry: ModelEntry): Promise<ClassInfo[]> {
   const d = entry.descriptor;
   if (!d) throw new CliError(`model ${entry.id}: ${oneLine(entry.problem ?? 'no descriptor')}`, EXIT_FAILURE);
   try {
-    return readClasses(entry.dir, d);
+    return await readClasses(entry.dir, d);
   } catch (e) {
     throw new CliError(`model ${entry.id}: cannot read its classes (${oneLine(e)})`, EXIT_FAILURE);
   }

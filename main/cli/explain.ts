@@ -10,7 +10,6 @@
 //   Grad-CAM) average-pooled to 14×14 and divided by the largest cell (so it is 1).
 import { stat } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { writeFileAtomic } from '../persist/atomic-file.js';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   backproject,
@@ -46,6 +45,7 @@ import {
   startBackend,
   verbose,
 } from './common.js';
+import { OutputFiles } from './output-file.js';
 
 export const EXPLAIN_MODES = [...BACK_MODES, 'gradcam'] as const;
 export type ExplainMode = (typeof EXPLAIN_MODES)[number];
@@ -182,24 +182,24 @@ export function poolGrid(map: ArrayLike<number>, h: number, w: number, cells = G
   return means.map((row) => row.map((v) => (max > 0 ? Math.round((v / max) * 1e4) / 1e4 : 0)));
 }
 
-async function writePng(file: string, t: tf.Tensor4D): Promise<void> {
+async function writePng(files: OutputFiles, file: string, t: tf.Tensor4D): Promise<void> {
   const [, h, w] = t.shape;
   const [bytes] = await rgbBytes(t);
-  const png = await encodePng(bytes!, w, h);
-  try {
-    await writeFileAtomic(file, png);
-  } catch (e) {
-    const code = (e as NodeJS.ErrnoException).code;
-    const userPath = code === 'ENOENT' || code === 'EACCES' || code === 'EISDIR' || code === 'ENOTDIR' || code === 'EROFS';
-    throw new CliError(`cannot write ${file}: ${oneLine(e)}`, userPath ? EXIT_BAD_INPUT : EXIT_FAILURE);
-  }
+  await files.write(file, await encodePng(bytes!, w, h));
 }
 
 export async function runExplain(image: string, o: ExplainOptions, cmd: Command): Promise<void> {
   checkOptions(o);
+  // Before any work: the outputs must not be the input photo, a link, or a folder.
+  const files = new OutputFiles([image]);
+  await files.checkAll(o.mode === 'gradcam' ? [o.out, overlayPath(o.out)] : [o.out]);
+  await files.run(() => explainInto(files, image, o, cmd));
+}
+
+async function explainInto(files: OutputFiles, image: string, o: ExplainOptions, cmd: Command): Promise<void> {
   const g = globals(cmd);
   const dir = modelsDirOf(g);
-  const entry = findModel(o.model, dir, true);
+  const entry = await findModel(o.model, dir, true);
   const backend = await startBackend(g);
   const t0 = performance.now();
   const model = await openModel(entry, dir);
@@ -227,8 +227,8 @@ export async function runExplain(image: string, o: ExplainOptions, cmd: Command)
       const over = tf.tidy(() => toByteRange(overlayHeat(pixels, cam.heat, opacity), 1));
       keep.push(heatRgb, over);
       const overlay = overlayPath(o.out);
-      await writePng(o.out, heatRgb);
-      await writePng(overlay, over);
+      await writePng(files, o.out, heatRgb);
+      await writePng(files, overlay, over);
       const grid = poolGrid(await cam.heat.data(), h, w);
       result = { model: model.id, backend: backend.backend, mode: o.mode, target: targetJson, layer: cam.layer, overlay, opacity, grid, out: o.out };
     } else {
@@ -238,7 +238,7 @@ export async function runExplain(image: string, o: ExplainOptions, cmd: Command)
       const img = displayBytes(map, filter);
       const norm = pixelNorm(map);
       keep.push(img, norm);
-      await writePng(o.out, img);
+      await writePng(files, o.out, img);
       const grid = poolGrid(await norm.data(), h, w);
       result = { model: model.id, backend: backend.backend, mode: o.mode, target: targetJson, filter, grid, out: o.out };
     }

@@ -8,7 +8,7 @@ import { statSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MODEL_ID } from '../engine/index.js';
 import { DEFAULT_TOPK, defaultIndexDir, indexPath, lockIndex, TopKIndexer } from '../engine/topk-index.js';
-import { indexFiles, listImageFiles, type IndexRunResult } from '../engine/topk-runner.js';
+import { describeWalk, indexFiles, listImageFiles, type IndexRunResult } from '../engine/topk-runner.js';
 import {
   CliError,
   EXIT_BAD_INPUT,
@@ -51,12 +51,13 @@ function kib(bytes: number): string {
 export async function runIndex(dirs: string[], opts: IndexOptions, cmd: Command): Promise<number> {
   const g = globals(cmd);
   const mdir = modelsDirOf(g);
-  const entry = findModel(opts.model, mdir, true);
+  const entry = await findModel(opts.model, mdir, true);
   const indexDir = opts.indexDir ?? defaultIndexDir();
   const path = indexPath(indexDir, entry.id);
 
   // List first: a typo in a folder name should not cost a model load.
-  const listing = await listImageFiles(dirs);
+  // A huge tree takes a while: say how far the walk is (Ctrl-C here stops at once: nothing is written yet).
+  const listing = await listImageFiles(dirs, { onProgress: (w) => warn(describeWalk(w)), progressEveryMs: 2000 });
   for (const p of listing.problems) warn(p);
   if (listing.files.length === 0) {
     throw new CliError(`no JPEG or PNG files found in ${dirs.join(', ')}`, EXIT_BAD_INPUT);

@@ -48,6 +48,8 @@ export function buildProgram(): Command {
   return program;
 }
 
+const USER_PATH_ERRORS = new Set(['EEXIST', 'ENOTDIR', 'EISDIR', 'EACCES', 'EPERM', 'EROFS']);
+
 export async function main(argv: string[]): Promise<number> {
   process.exitCode = 0;
   try {
@@ -60,7 +62,9 @@ export async function main(argv: string[]): Promise<number> {
     }
     warn(oneLine(e));
     if (process.env.DEEPVIS_DEBUG && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
-    return e instanceof CliError ? e.exitCode : EXIT_FAILURE;
+    if (e instanceof CliError) return e.exitCode;
+    // A path the user gave that is in the way (a file where a folder goes, a read-only folder) is bad input.
+    return USER_PATH_ERRORS.has((e as NodeJS.ErrnoException)?.code ?? '') ? EXIT_BAD_INPUT : EXIT_FAILURE;
   }
 }
 

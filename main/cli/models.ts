@@ -29,12 +29,12 @@ export interface ModelsOutput {
 }
 
 /** A listing from the descriptor and class files alone (used when the model cannot be loaded). */
-function staticListing(e: ModelEntry, problem: string | null, installed: boolean): ModelListing {
+async function staticListing(e: ModelEntry, problem: string | null, installed: boolean): Promise<ModelListing> {
   const d = e.descriptor;
   let classes: ClassInfo[] = [];
   if (d) {
     try {
-      classes = readModelClasses(e);
+      classes = await readModelClasses(e);
     } catch (err) {
       problem = problem ?? oneLine(err);
     }
@@ -55,12 +55,12 @@ function staticListing(e: ModelEntry, problem: string | null, installed: boolean
 export async function collectModels(cmd: Command): Promise<ModelsOutput> {
   const g = globals(cmd);
   const dir = modelsDirOf(g);
-  const entries = listModels(dir);
+  const entries = await listModels(dir);
   const output: ModelsOutput = { backend: undefined, models: [] }; // backend first in the JSON
   let backendProblem: string | null = null;
   for (const e of entries) {
     if (e.problem || !e.descriptor) {
-      output.models.push(staticListing(e, e.problem ?? 'invalid descriptor', false));
+      output.models.push(await staticListing(e, e.problem ?? 'invalid descriptor', false));
       continue;
     }
     if (!output.backend && !backendProblem) {
@@ -73,7 +73,7 @@ export async function collectModels(cmd: Command): Promise<ModelsOutput> {
     }
     if (backendProblem) {
       // Files are present; only the backend is missing, so the model counts as installed.
-      output.models.push(staticListing(e, null, true));
+      output.models.push(await staticListing(e, null, true));
       continue;
     }
     try {
@@ -94,7 +94,7 @@ export async function collectModels(cmd: Command): Promise<ModelsOutput> {
         m.dispose();
       }
     } catch (err) {
-      output.models.push(staticListing(e, oneLine(err), false));
+      output.models.push(await staticListing(e, oneLine(err), false));
     }
   }
   return output;

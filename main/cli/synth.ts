@@ -1,17 +1,23 @@
 // deepvis synth: synthesise a unit's preferred image(s) by regularised gradient ascent, one PNG per
 // seed plus one JSON sidecar with every setting, the objective curves and the timing.
-import { mkdirSync } from 'node:fs';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MODEL_ID, encodePng } from '../engine/index.js';
-import { writeFileAtomic } from '../persist/atomic-file.js';
 import { PRESET_NAMES, presetSettings, resolveTarget, synthesize, type SynthSettings } from '../engine/synthesis/index.js';
 import { CliError, EXIT_BAD_INPUT, findModel, globals, modelsDirOf, oneLine, openModel, out, outJson, positiveInt, startBackend } from './common.js';
+import { ensureOutputFolder, OutputFiles } from './output-file.js';
 import { ProgressLine } from './progress.js';
 
 function sizeArg(v: string): number {
   const n = Number(v);
   if (!Number.isInteger(n) || n < 32 || n > 1024) throw new InvalidArgumentError('expected a size in pixels between 32 and 1024.');
+  return n;
+}
+
+/** A seed is a whole number (the generator is seeded with it and it names the file). */
+function seedArg(v: string): number {
+  const n = Number(v);
+  if (!/^\s*-?\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number ≥ 0.');
   return n;
 }
 
@@ -27,7 +33,7 @@ export function synthCommand(): Command {
     .requiredOption('-u, --unit <unit>', 'channel number; for logits a class index, WordNet id or exact name')
     .addOption(new Option('-p, --preset <name>', 'settings preset').choices(PRESET_NAMES).default('paper-3'))
     .option('-s, --seeds <n>', 'number of seeds (images), optimised together as one batch', positiveInt, 1)
-    .option('--seed-base <n>', 'first seed value (seeds are base, base+1, …)', (v) => Number(v), 1)
+    .option('--seed-base <n>', 'first seed value (seeds are base, base+1, …)', seedArg, 1)
     .option('--size <px>', 'image size (square)', sizeArg)
     .option('-i, --iterations <n>', "number of steps (default: the preset's)", positiveInt)
     .requiredOption('-o, --out <dir>', 'output folder')
@@ -35,7 +41,7 @@ export function synthCommand(): Command {
     .action(async (opts, cmd: Command) => {
       const g = globals(cmd);
       const dir = modelsDirOf(g);
-      const entry = findModel(opts.model, dir, true);
+      const entry = await findModel(opts.model, dir, true);
       const backend = await startBackend(g);
       const model = await openModel(entry, dir);
       let target;
@@ -48,8 +54,11 @@ export function synthCommand(): Command {
       if (opts.iterations) settings.iterations = opts.iterations;
       const seeds = Array.from({ length: opts.seeds }, (_, i) => opts.seedBase + i);
       const size: [number, number] = opts.size ? [opts.size, opts.size] : model.inputSize;
-      const outDir = resolve(opts.out);
-      mkdirSync(outDir, { recursive: true });
+      const outDir = await ensureOutputFolder(opts.out);
+      const base = slug(`${model.id}_${target.label}_${opts.preset}_${size[0]}px`);
+      const files = new OutputFiles();
+      // Refuse links or folders in the way before the optimisation, not after it.
+      await files.checkAll([...seeds.map((s) => join(outDir, `${base}_seed${s}.png`)), join(outDir, `${base}.json`)]);
 
       const bar = new ProgressLine(`synth ${model.id} ${target.label} ${opts.preset}`, settings.iterations);
       const result = await synthesize({
@@ -66,42 +75,45 @@ export function synthCommand(): Command {
       });
       bar.done();
 
-      const base = slug(`${model.id}_${target.label}_${opts.preset}_${size[0]}px`);
-      const images = [];
-      for (const im of result.images) {
-        const path = join(outDir, `${base}_seed${im.seed}.png`);
-        await writeFileAtomic(path, await encodePng(im.rgb, im.width, im.height));
-        images.push({
-          path,
-          seed: im.seed,
-          objective_start: im.objectiveStart,
-          objective_best: im.objectiveBest,
-          best_iteration: im.bestIteration,
-          target_prob: im.targetProb,
-          top5: im.top5,
-        });
-      }
-      const summary = {
-        model: model.id,
-        layer: target.layer,
-        unit: target.unit,
-        preset: opts.preset,
-        images: images.map(({ path, objective_start, objective_best, target_prob, top5 }) => ({ path, objective_start, objective_best, target_prob, top5 })),
-        seconds: result.seconds,
-      };
-      const sidecar = {
-        ...summary,
-        label: target.label,
-        model_checksum: model.checksum,
-        backend: backend.backend,
-        size,
-        seeds,
-        settings,
-        iterations_run: result.iterations,
-        seconds_to_target: result.secondsToTarget,
-        images: images.map((im, i) => ({ ...im, curve: result.images[i]!.curve })),
-      };
-      await writeFileAtomic(join(outDir, `${base}.json`), JSON.stringify(sidecar, null, 2) + '\n');
+      // A failure part-way (a full disk) removes the images already written: no partial result.
+      const { summary, images } = await files.run(async () => {
+        const images = [];
+        for (const im of result.images) {
+          const path = join(outDir, `${base}_seed${im.seed}.png`);
+          await files.write(path, await encodePng(im.rgb, im.width, im.height));
+          images.push({
+            path,
+            seed: im.seed,
+            objective_start: im.objectiveStart,
+            objective_best: im.objectiveBest,
+            best_iteration: im.bestIteration,
+            target_prob: im.targetProb,
+            top5: im.top5,
+          });
+        }
+        const summary = {
+          model: model.id,
+          layer: target.layer,
+          unit: target.unit,
+          preset: opts.preset,
+          images: images.map(({ path, objective_start, objective_best, target_prob, top5 }) => ({ path, objective_start, objective_best, target_prob, top5 })),
+          seconds: result.seconds,
+        };
+        const sidecar = {
+          ...summary,
+          label: target.label,
+          model_checksum: model.checksum,
+          backend: backend.backend,
+          size,
+          seeds,
+          settings,
+          iterations_run: result.iterations,
+          seconds_to_target: result.secondsToTarget,
+          images: images.map((im, i) => ({ ...im, curve: result.images[i]!.curve })),
+        };
+        await files.write(join(outDir, `${base}.json`), JSON.stringify(sidecar, null, 2) + '\n');
+        return { summary, images };
+      });
       if (opts.json) await outJson(summary);
       else {
         const lines = images.map(

@@ -2,11 +2,9 @@
 // A unit's top-k images from the saved index (see `deepvis index`), each with the receptive field
 // of the arg-max position in the ORIGINAL image's pixels (centre crop and resize undone, clipped
 // to the image). Reads only the index file: no backend, no model weights.
-import { createHash } from 'node:crypto';
-import { existsSync, readFileSync } from 'node:fs';
-import { join } from 'node:path';
+import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_MODEL_ID } from '../engine/index.js';
+import { DEFAULT_MODEL_ID, modelIdentity } from '../engine/index.js';
 import { defaultIndexDir, indexPath, TopKIndex } from '../engine/topk-index.js';
 import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE, findModel, globals, modelsDirOf, oneLine, out, outJson, positiveInt, warn } from './common.js';
 
@@ -33,23 +31,13 @@ function unitNumber(value: string): number {
   return Number(value);
 }
 
-/** The model's identity as loadModel computes it (sha256 of SHA256SUMS, else of model.json), without verifying every file. */
-function modelIdentity(dir: string, sums: string | undefined): string | null {
-  const p = sums && existsSync(join(dir, sums)) ? join(dir, sums) : join(dir, 'model.json');
-  try {
-    return createHash('sha256').update(readFileSync(p)).digest('hex');
-  } catch {
-    return null;
-  }
-}
-
 export async function runTop(opts: TopOptions, cmd: Command): Promise<number> {
   const g = globals(cmd);
   const indexDir = opts.indexDir ?? defaultIndexDir();
   const path = indexPath(indexDir, opts.model);
   const mdir = modelsDirOf(g);
   if (!existsSync(path)) {
-    findModel(opts.model, mdir, false); // an unknown model id is the better message
+    await findModel(opts.model, mdir, false); // an unknown model id is the better message
     throw new CliError(`no index for ${opts.model} in ${indexDir} — run \`deepvis index --model ${opts.model} DIR…\` first`, EXIT_FAILURE);
   }
   let idx: TopKIndex;
@@ -60,8 +48,8 @@ export async function runTop(opts: TopOptions, cmd: Command): Promise<number> {
   }
   // Weights changed since indexing? Only a warning: the index still says what it saw.
   try {
-    const entry = findModel(opts.model, mdir, false);
-    const id = entry.descriptor ? modelIdentity(entry.dir, entry.descriptor.weights.checksums) : null;
+    const entry = await findModel(opts.model, mdir, false);
+    const id = entry.descriptor ? await modelIdentity(entry.dir, entry.descriptor) : null;
     if (id && id !== idx.checksum) warn(`the index was built from other weights of ${opts.model}; run \`deepvis index --model ${opts.model} --rebuild DIR…\``);
   } catch {
     /* the model is not installed here: the index alone is enough */

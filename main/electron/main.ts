@@ -105,9 +105,9 @@ async function about(): Promise<void> {
 
 // ---------------------------------------------------------------- menu
 
-function buildMenu(): void {
+async function buildMenu(): Promise<void> {
   const currentModel = engine?.model?.id ?? null;
-  const models = engine ? engine.models() : [];
+  const models = engine ? await engine.models() : [];
   const run = (fn: () => Promise<void>) => () => {
     fn().catch((e: unknown) => dialog.showErrorBox('DeepVis', (e as Error).message));
   };
@@ -206,8 +206,8 @@ function startEngine(): void {
   }).then(
     (s) => {
       engine = s;
-      s.on('modelChange', () => buildMenu());
-      buildMenu();
+      s.on('modelChange', () => void buildMenu());
+      void buildMenu();
     },
     (e: unknown) => {
       engineError = `the engine did not start: ${(e as Error).message}`;
@@ -322,7 +322,7 @@ if (!app.requestSingleInstanceLock()) {
     () => {
       hardenSession();
       registerIpc();
-      buildMenu();
+      void buildMenu();
       appState = openAppState();
       startEngine();
       createWindow();

@@ -16,6 +16,27 @@ export interface RgbImage {
   height: number;
   /** Packed RGB, 3 bytes per pixel. */
   data: Uint8Array;
+  /** The image's own size (upright) when `data` was reduced while decoding (see DecodeOptions). */
+  original?: { width: number; height: number };
+}
+
+export interface DecodeOptions {
+  /**
+   * The model input the image is for: an image whose centre crop is more than REDUCE_ABOVE times
+   * that size is reduced while it is decoded (libjpeg's shrink-on-load, libvips' streaming resize),
+   * so a 100-megapixel photo never becomes a full raster or a full float tensor.
+   */
+  reduceFor?: [number, number];
+}
+
+/** Decoded crops up to this many times the model input per side are kept whole (bilinear from there). */
+const REDUCE_ABOVE = 4;
+
+/** EXIF orientations 5–8 turn the image a quarter: width and height swap once it is upright. */
+function uprightSize(meta: sharp.Metadata): { width: number; height: number } {
+  const w = meta.width ?? 0;
+  const h = meta.height ?? 0;
+  return (meta.orientation ?? 1) >= 5 ? { width: h, height: w } : { width: w, height: h };
 }
 
 const NOT_AN_IMAGE = 'not an image, or a format DeepVis cannot read (JPEG, PNG, WebP, GIF, AVIF, TIFF)';
@@ -91,7 +112,7 @@ function checkImageSize(width: number, height: number, label: string): void {
  * Decode an image file (or buffer) to RGB at its own size. Throws one line naming the input and
  * what is wrong: empty, not an image, truncated, damaged, or too large (read from the header first).
  */
-export async function decodeImage(input: string | Buffer, label = typeof input === 'string' ? input : 'image'): Promise<RgbImage> {
+export async function decodeImage(input: string | Buffer, label = typeof input === 'string' ? input : 'image', opts: DecodeOptions = {}): Promise<RgbImage> {
   let bytes: number;
   try {
     bytes = typeof input === 'string' ? (await stat(input)).size : input.byteLength;
@@ -108,14 +129,26 @@ export async function decodeImage(input: string | Buffer, label = typeof input =
     throw await decodeFailure(e, input, label);
   }
   if (meta.width && meta.height) checkImageSize(meta.width, meta.height, label);
+  const upright = uprightSize(meta);
+  let reduceTo: { width: number; height: number } | null = null;
+  if (opts.reduceFor && upright.width && upright.height) {
+    const [h, w] = opts.reduceFor;
+    const scale = Math.min(upright.height / h, upright.width / w); // original pixels per input pixel
+    if (scale > REDUCE_ABOVE) {
+      const f = REDUCE_ABOVE / scale;
+      reduceTo = { width: Math.max(1, Math.round(upright.width * f)), height: Math.max(1, Math.round(upright.height * f)) };
+    }
+  }
   try {
-    const { data, info } = await sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error' })
+    let pipeline = sharp(input, { limitInputPixels: MAX_INPUT_PIXELS, failOn: 'error', sequentialRead: true })
       .rotate() // honour EXIF orientation, as a photo viewer would
-      .removeAlpha()
-      .toColourspace('srgb')
-      .raw()
-      .toBuffer({ resolveWithObject: true });
-    return { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+      // Transparent pixels are shown over white, as a browser shows the image on a page (and as
+      // cropResize composites RGBA frames): the hidden RGB under alpha 0 is never classified.
+      .flatten({ background: { r: 255, g: 255, b: 255 } });
+    if (reduceTo) pipeline = pipeline.resize({ ...reduceTo, fit: 'fill' });
+    const { data, info } = await pipeline.toColourspace('srgb').raw().toBuffer({ resolveWithObject: true });
+    const rgb = { width: info.width, height: info.height, data: new Uint8Array(data.buffer, data.byteOffset, data.byteLength) };
+    return reduceTo ? { ...rgb, original: upright } : rgb;
   } catch (e) {
     throw await decodeFailure(e, input, label);
   }
@@ -157,7 +190,7 @@ export function cropGeometry(imageWidth: number, imageHeight: number, size: [num
 }
 
 /**
- * Centre-crop packed RGB (3 bytes/pixel) or RGBA (4, alpha dropped) bytes to the target aspect and
+ * Centre-crop packed RGB (3 bytes/pixel) or RGBA (4, composited over white) bytes to the target aspect and
  * resize (bilinear, half-pixel centres) to [h, w]: [1,h,w,3] float pixels 0..255. The crop is
  * done on the bytes: slicing the whole image as a float tensor first costs ~7× more on wasm.
  */
@@ -174,13 +207,23 @@ export function cropResize(img: { width: number; height: number; data: Uint8Arra
       crop.set(img.data.subarray(from, from + row), y * row);
     }
   } else {
+    // Alpha is composited over white (as decodeImage flattens files): a canvas of a transparent
+    // PNG gives alpha 0 over arbitrary RGB, which must not be what the model sees.
     let o = 0;
     for (let y = 0; y < g.cropHeight; y++) {
       let i = ((g.top + y) * img.width + g.left) * 4;
       for (let x = 0; x < g.cropWidth; x++, i += 4) {
-        crop[o++] = img.data[i]!;
-        crop[o++] = img.data[i + 1]!;
-        crop[o++] = img.data[i + 2]!;
+        const a = img.data[i + 3]!;
+        if (a === 255) {
+          crop[o++] = img.data[i]!;
+          crop[o++] = img.data[i + 1]!;
+          crop[o++] = img.data[i + 2]!;
+        } else {
+          const white = 255 - a;
+          crop[o++] = Math.round((img.data[i]! * a + 255 * white) / 255);
+          crop[o++] = Math.round((img.data[i + 1]! * a + 255 * white) / 255);
+          crop[o++] = Math.round((img.data[i + 2]! * a + 255 * white) / 255);
+        }
       }
     }
   }
@@ -193,7 +236,7 @@ export function cropResize(img: { width: number; height: number; data: Uint8Arra
 
 /** Decode, centre-crop to the target aspect and resize (bilinear) to [h, w]: 0..255 pixels [1,h,w,3]. */
 export async function loadImageForModel(input: string | Buffer, size: [number, number], label?: string): Promise<tf.Tensor4D> {
-  return cropResize(await decodeImage(input, label), size);
+  return cropResize(await decodeImage(input, label, { reduceFor: size }), size);
 }
 
 /** Raw RGBA bytes (a camera frame or canvas) → [1,h,w,3] float pixels at the model's input size. */

@@ -1,8 +1,7 @@
 // Finds models on disk (models/<id>/deepvis.json + a TF.js LayersModel beside it), checks their
 // files against SHA256SUMS and loads them into compiled networks.
 import { createHash } from 'node:crypto';
-import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
@@ -11,6 +10,7 @@ import { parseDescriptor, type ModelDescriptor } from './descriptor.js';
 import { oneLine } from './errors.js';
 import { parseKerasTopology, type KerasGraph } from './keras-topology.js';
 import { Model, type ClassInfo } from './model.js';
+import { checkRegularFile, exists, FILE_CAPS, folderSignature, listFolder, ModelFileError, pathInside, readChecked, readRegularFile } from './model-files.js';
 
 export const DEFAULT_MODELS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../models');
 export const DEFAULT_MODEL_ID = 'mobilenet-v1-0.75';
@@ -90,37 +90,54 @@ interface Checked {
   files: Map<string, Buffer>;
 }
 
+/** A file fault as a model fault: a file we refuse to read is as unusable as a damaged one. */
+function asProblem(e: unknown, id: string): ModelProblem {
+  if (e instanceof ModelProblem) return e;
+  if (e instanceof ModelFileError) {
+    return new ModelProblem(e.fault === 'missing' ? 'missing' : 'invalid', e.fault === 'missing' ? `${e.message} — ${fixFor(id)}` : e.message);
+  }
+  return new ModelProblem('invalid', oneLine(e));
+}
+
 /**
  * Everything that can be wrong with a model folder short of running it: files listed in the
  * checksum list present and intact, model.json readable and shaped like a LayersModel, every layer
  * type one the compiler has, the descriptor's layers present, weight files present and as long as
- * the manifest says, class files readable. Throws a ModelProblem naming the file or layer.
+ * the manifest says, class files readable. Every file named anywhere must be a regular file inside
+ * the model folder (class files: inside it or the models folder) under its size cap. Throws a
+ * ModelProblem naming the file or layer.
  */
-function checkModel(mdir: string, d: ModelDescriptor, keepFiles: boolean): Checked {
+async function checkModel(mdir: string, d: ModelDescriptor, keepFiles: boolean): Promise<Checked> {
   const id = d.id;
-  const mjPath = join(mdir, d.weights.modelJson);
+  const roots = [mdir];
   const files = new Map<string, Buffer>();
+  const mjPath = pathInside(mdir, d.weights.modelJson);
   // model.json is both hashed and parsed: read it once even when the shards are not kept.
-  const read = (file: string): Buffer => {
+  const read = async (file: string, cap: number): Promise<Buffer> => {
     const have = files.get(file);
     if (have) return have;
-    const buf = readFileSync(file);
+    const buf = await readRegularFile(file, roots, cap);
     if (keepFiles || file === mjPath) files.set(file, buf);
     return buf;
   };
-  if (!existsSync(mjPath)) throw new ModelProblem('missing', `${mjPath} is missing — ${fixFor(id)}`);
+  if (!(await exists(mjPath))) throw new ModelProblem('missing', `${mjPath} is missing — ${fixFor(id)}`);
 
   let checksum: string;
-  const sumsPath = d.weights.checksums ? join(mdir, d.weights.checksums) : null;
-  if (sumsPath && existsSync(sumsPath)) {
-    const text = readFileSync(sumsPath, 'utf8');
+  const sumsPath = d.weights.checksums ? pathInside(mdir, d.weights.checksums) : null;
+  if (sumsPath && (await exists(sumsPath))) {
+    const text = (await readRegularFile(sumsPath, roots, FILE_CAPS.checksums)).toString('utf8');
     for (const [n, line] of text.split('\n').entries()) {
       if (!line.trim() || line.trim().startsWith('#')) continue;
       const m = line.trim().match(/^([0-9a-f]{64})\s+\*?(.+)$/i);
       if (!m) throw new ModelProblem('invalid', `${sumsPath}:${n + 1}: expected "<sha256>  <file>" — ${fixFor(id)}`);
-      const file = join(mdir, m[2]!);
-      if (!existsSync(file)) throw new ModelProblem('missing', `${file} is missing — ${fixFor(id)}`);
-      const actual = createHash('sha256').update(read(file)).digest('hex');
+      let file: string;
+      try {
+        file = pathInside(mdir, m[2]!);
+      } catch (e) {
+        throw new ModelProblem('invalid', `${sumsPath}:${n + 1}: ${oneLine(e)}`);
+      }
+      if (!(await exists(file))) throw new ModelProblem('missing', `${file} is missing — ${fixFor(id)}`);
+      const actual = createHash('sha256').update(await read(file, file === mjPath ? FILE_CAPS.modelJson : FILE_CAPS.weightShard)).digest('hex');
       if (actual !== m[1]!.toLowerCase()) {
         throw new ModelProblem('corrupt', `${file} is corrupt (sha256 ${actual.slice(0, 12)}…, expected ${m[1]!.slice(0, 12)}…) — ${fixFor(id)}`);
       }
@@ -128,13 +145,14 @@ function checkModel(mdir: string, d: ModelDescriptor, keepFiles: boolean): Check
     checksum = createHash('sha256').update(text).digest('hex');
   } else {
     // A user's own model without checksums: identify it by its model.json.
-    checksum = createHash('sha256').update(read(mjPath)).digest('hex');
+    checksum = createHash('sha256').update(await read(mjPath, FILE_CAPS.modelJson)).digest('hex');
   }
 
   let json: unknown;
   try {
-    json = JSON.parse(read(mjPath).toString('utf8'));
+    json = JSON.parse((await read(mjPath, FILE_CAPS.modelJson)).toString('utf8'));
   } catch (e) {
+    if (e instanceof ModelFileError) throw e;
     throw new ModelProblem('invalid', `${mjPath} is not valid JSON (${oneLine(e)}) — the file is damaged; ${fixFor(id)}`);
   }
   const parsed = ModelJsonSchema.safeParse(json);
@@ -159,12 +177,14 @@ function checkModel(mdir: string, d: ModelDescriptor, keepFiles: boolean): Check
     if (!names.has(l)) throw new ModelProblem('invalid', `${join(mdir, 'deepvis.json')}: layer "${l}" is not in ${mjPath}`);
   }
 
+  // Shard paths are relative to model.json, which may sit in a subfolder of the model folder.
+  const mjDir = dirname(mjPath);
   for (const group of modelJson.weightsManifest) {
     let have = 0;
-    const groupFiles = group.paths.map((p) => join(mdir, p));
+    const groupFiles = group.paths.map((p) => pathInside(mjDir, p, roots));
     for (const file of groupFiles) {
-      if (!existsSync(file)) throw new ModelProblem('missing', `weight file ${file} listed in ${mjPath} is missing — ${fixFor(id)}`);
-      have += statSync(file).size;
+      if (!(await exists(file))) throw new ModelProblem('missing', `weight file ${file} listed in ${mjPath} is missing — ${fixFor(id)}`);
+      have += (await checkRegularFile(file, roots, FILE_CAPS.weightShard)).size;
     }
     const sizes = group.weights.map(weightBytes);
     if (sizes.every((b): b is number => b !== null)) {
@@ -178,7 +198,7 @@ function checkModel(mdir: string, d: ModelDescriptor, keepFiles: boolean): Check
 
   let classes: ClassInfo[];
   try {
-    classes = readClasses(mdir, d);
+    classes = await readClasses(mdir, d);
   } catch (e) {
     throw new ModelProblem('invalid', oneLine(e));
   }
@@ -191,32 +211,30 @@ function checkModel(mdir: string, d: ModelDescriptor, keepFiles: boolean): Check
  */
 const checkCache = new Map<string, { signature: string; problem: ModelProblem | null }>();
 
-function signature(mdir: string, d: ModelDescriptor): string {
-  const parts = [JSON.stringify(d)];
-  const paths = [...readdirSync(mdir).sort().map((f) => join(mdir, f)), join(mdir, d.classes.names), ...(d.classes.wnids ? [join(mdir, d.classes.wnids)] : [])];
-  for (const p of paths) {
-    try {
-      const st = statSync(p);
-      parts.push(`${p}:${st.size}:${st.mtimeMs}:${st.ino}`);
-    } catch {
-      parts.push(`${p}:-`);
-    }
-  }
-  return parts.join('\n');
+async function signature(mdir: string, d: ModelDescriptor): Promise<string> {
+  const classFiles = [d.classes.names, ...(d.classes.wnids ? [d.classes.wnids] : [])].map((f) => resolve(mdir, f));
+  const paths = [...(await listFolder(mdir)).map((f) => join(mdir, f.name)), ...classFiles];
+  return JSON.stringify(d) + '\n' + (await folderSignature(paths));
 }
 
-function cachedProblem(mdir: string, d: ModelDescriptor): ModelProblem | null {
-  const sig = signature(mdir, d);
-  const hit = checkCache.get(mdir);
-  if (hit && hit.signature === sig) return hit.problem;
-  let problem: ModelProblem | null = null;
+async function checkOnce(mdir: string, d: ModelDescriptor, keepFiles: boolean): Promise<Checked | ModelProblem> {
+  const sig = await signature(mdir, d);
   try {
-    checkModel(mdir, d, false);
+    const checked = await checkModel(mdir, d, keepFiles);
+    checkCache.set(mdir, { signature: sig, problem: null });
+    return checked;
   } catch (e) {
-    problem = e instanceof ModelProblem ? e : new ModelProblem('invalid', oneLine(e));
+    const problem = asProblem(e, d.id);
+    checkCache.set(mdir, { signature: sig, problem });
+    return problem;
   }
-  checkCache.set(mdir, { signature: sig, problem });
-  return problem;
+}
+
+async function cachedProblem(mdir: string, d: ModelDescriptor): Promise<ModelProblem | null> {
+  const hit = checkCache.get(mdir);
+  if (hit && hit.signature === (await signature(mdir, d))) return hit.problem;
+  const r = await checkOnce(mdir, d, false);
+  return r instanceof ModelProblem ? r : null;
 }
 
 interface Found {
@@ -226,52 +244,101 @@ interface Found {
   descriptorError: string | null;
 }
 
-/** Model folders (those with a deepvis.json) and their descriptors; nothing else is read. */
-function scan(dir: string): Found[] {
-  if (!existsSync(dir)) return [];
+/** A model folder's descriptor: deepvis.json, read the safe way and validated. */
+async function readDescriptor(mdir: string): Promise<ModelDescriptor> {
+  const dpath = join(mdir, 'deepvis.json');
+  let text: string;
+  try {
+    text = (await readRegularFile(dpath, [mdir], FILE_CAPS.descriptor)).toString('utf8');
+  } catch (e) {
+    throw new Error(oneLine(e));
+  }
+  let json: unknown;
+  try {
+    json = JSON.parse(text);
+  } catch (e) {
+    throw new Error(`${dpath}: ${oneLine(e)}`);
+  }
+  return parseDescriptor(json, dpath);
+}
+
+/**
+ * Model folders (those with a deepvis.json) and their descriptors; nothing else is read. An id
+ * claimed by two folders stays with the folder named after it (else the first by name); the other
+ * is listed under its folder's name with the clash as its problem, so neither silently shadows.
+ */
+async function scan(dir: string): Promise<Found[]> {
   const out: Found[] = [];
-  for (const name of readdirSync(dir).sort()) {
+  for (const { name, isDir } of await listFolder(dir)) {
+    if (!isDir) continue;
     const mdir = join(dir, name);
     const dpath = join(mdir, 'deepvis.json');
-    if (!existsSync(dpath)) continue;
+    if (!(await exists(dpath))) continue;
     try {
-      const descriptor = parseDescriptor(JSON.parse(readFileSync(dpath, 'utf8')), dpath);
+      const descriptor = await readDescriptor(mdir);
       out.push({ id: descriptor.id, dir: mdir, descriptor, descriptorError: null });
     } catch (e) {
       const msg = oneLine(e);
       out.push({ id: name, dir: mdir, descriptor: null, descriptorError: msg.startsWith(dpath) ? msg : `${dpath}: ${msg}` });
     }
   }
-  return out;
+  return resolveDuplicateIds(out);
+}
+
+function resolveDuplicateIds(found: Found[]): Found[] {
+  const byId = new Map<string, Found[]>();
+  for (const f of found) byId.set(f.id, [...(byId.get(f.id) ?? []), f]);
+  const taken = new Set(byId.keys());
+  return found.map((f) => {
+    const claimants = byId.get(f.id)!;
+    if (claimants.length < 2) return f;
+    const owner = claimants.find((c) => basename(c.dir) === c.id) ?? claimants[0]!;
+    if (f === owner) return f;
+    const folder = basename(f.dir);
+    let alias = folder;
+    for (let n = 2; taken.has(alias); n++) alias = `${folder}~${n}`;
+    taken.add(alias);
+    const problem = `${join(f.dir, 'deepvis.json')}: id "${f.id}" is already used by ${owner.dir} — give this model its own id`;
+    return { id: alias, dir: f.dir, descriptor: null, descriptorError: problem };
+  });
 }
 
 /**
  * The models in a folder, each with the problem that would stop it loading (checked once per
  * change of its files: see checkModel). A broken model never hides the others.
  */
-export function listModels(dir = modelsDir()): ModelEntry[] {
-  return scan(dir).map((f) => {
-    if (!f.descriptor) return { id: f.id, dir: f.dir, descriptor: null, problem: f.descriptorError, fault: 'invalid' };
-    const p = cachedProblem(f.dir, f.descriptor);
-    return p ? { id: f.id, dir: f.dir, descriptor: f.descriptor, problem: p.message, fault: p.fault } : { id: f.id, dir: f.dir, descriptor: f.descriptor, problem: null };
-  });
+export async function listModels(dir = modelsDir()): Promise<ModelEntry[]> {
+  const out: ModelEntry[] = [];
+  for (const f of await scan(dir)) {
+    if (!f.descriptor) {
+      out.push({ id: f.id, dir: f.dir, descriptor: null, problem: f.descriptorError, fault: 'invalid' });
+      continue;
+    }
+    const p = await cachedProblem(f.dir, f.descriptor);
+    out.push(p ? { id: f.id, dir: f.dir, descriptor: f.descriptor, problem: p.message, fault: p.fault } : { id: f.id, dir: f.dir, descriptor: f.descriptor, problem: null });
+  }
+  return out;
 }
 
-function readJson(path: string): unknown {
+async function readJson(mdir: string, name: string): Promise<unknown> {
+  // Class files may be shared by the models of one folder (../imagenet-classes.json).
+  const roots = [mdir, dirname(mdir)];
+  const path = pathInside(mdir, name, roots);
+  const bytes = await readRegularFile(path, roots, FILE_CAPS.classes);
   try {
-    return JSON.parse(readFileSync(path, 'utf8'));
+    return JSON.parse(bytes.toString('utf8'));
   } catch (e) {
     throw new Error(`${path}: ${(e as Error).message}`);
   }
 }
 
-function readWeights(mdir: string, manifest: tf.io.WeightsManifestConfig, files: Map<string, Buffer>): tf.NamedTensorMap {
+async function readWeights(mjDir: string, mdir: string, manifest: tf.io.WeightsManifestConfig, files: Map<string, Buffer>): Promise<tf.NamedTensorMap> {
   const specs: tf.io.WeightsManifestEntry[] = [];
   const buffers: Buffer[] = [];
   for (const group of manifest) {
     for (const p of group.paths) {
-      const file = join(mdir, p);
-      buffers.push(files.get(file) ?? readFileSync(file));
+      const file = pathInside(mjDir, p, [mdir]);
+      buffers.push(files.get(file) ?? (await readChecked(await checkRegularFile(file, [mdir], FILE_CAPS.weightShard), FILE_CAPS.weightShard)));
     }
     specs.push(...group.weights);
   }
@@ -280,10 +347,35 @@ function readWeights(mdir: string, manifest: tf.io.WeightsManifestConfig, files:
   return tf.io.decodeWeights(ab, specs);
 }
 
+/**
+ * A model's identity as loadModel computes it (sha256 of SHA256SUMS, else of model.json) without
+ * verifying every file; null when neither can be read.
+ */
+export async function modelIdentity(mdir: string, d: ModelDescriptor): Promise<string | null> {
+  try {
+    const sums = d.weights.checksums ? pathInside(mdir, d.weights.checksums) : null;
+    const file = sums && (await exists(sums)) ? sums : pathInside(mdir, d.weights.modelJson);
+    const cap = file === sums ? FILE_CAPS.checksums : FILE_CAPS.modelJson;
+    return createHash('sha256').update(await readRegularFile(file, [mdir], cap)).digest('hex');
+  } catch {
+    return null;
+  }
+}
+
+/** The first weight holding NaN or ±Infinity: such a model answers every frame with NaN. */
+function firstNonFinite(weights: tf.NamedTensorMap): { name: string; value: string } | null {
+  for (const [name, t] of Object.entries(weights)) {
+    if (t.dtype !== 'float32') continue;
+    const v = t.dataSync() as Float32Array;
+    for (let i = 0; i < v.length; i++) if (!Number.isFinite(v[i]!)) return { name, value: String(v[i]) };
+  }
+  return null;
+}
+
 /** A model's classes in its own order, from its class files alone (no weights needed). */
-export function readClasses(mdir: string, d: ModelDescriptor): ClassInfo[] {
-  const names = readJson(join(mdir, d.classes.names)) as string[];
-  const wnids = d.classes.wnids ? (readJson(join(mdir, d.classes.wnids)) as string[]) : null;
+export async function readClasses(mdir: string, d: ModelDescriptor): Promise<ClassInfo[]> {
+  const names = (await readJson(mdir, d.classes.names)) as string[];
+  const wnids = d.classes.wnids ? ((await readJson(mdir, d.classes.wnids)) as string[]) : null;
   if (!Array.isArray(names)) throw new Error(`${d.classes.names}: expected a JSON array of class names`);
   if (wnids && wnids.length !== names.length) throw new Error(`${d.classes.wnids}: ${wnids.length} WordNet ids for ${names.length} class names`);
   return names.map((name, index) => ({ index, name: String(name), wnid: wnids ? String(wnids[index]) : null }));
@@ -294,39 +386,35 @@ export function readClasses(mdir: string, d: ModelDescriptor): ClassInfo[] {
  * listing said; a failure throws one line starting "model <id>:" that names the file or layer.
  */
 export async function loadModel(id: string, dir = modelsDir()): Promise<Model> {
-  const found = scan(dir);
+  const found = await scan(dir);
   const entry = found.find((m) => m.id === id);
   if (!entry) {
     throw new Error(`unknown model "${id}" (models here: ${found.map((m) => m.id).join(', ') || 'none'} in ${dir})`);
   }
   if (!entry.descriptor) throw new Error(`model ${id} cannot be loaded: ${entry.descriptorError}`);
   const d = entry.descriptor;
-  let checked: Checked;
-  try {
-    checked = checkModel(entry.dir, d, true);
-    checkCache.set(entry.dir, { signature: signature(entry.dir, d), problem: null });
-  } catch (e) {
-    const problem = e instanceof ModelProblem ? e : new ModelProblem('invalid', oneLine(e));
-    checkCache.set(entry.dir, { signature: signature(entry.dir, d), problem });
-    throw new Error(`model ${id}: ${problem.message}`);
-  }
+  const checked = await checkOnce(entry.dir, d, true);
+  if (checked instanceof ModelProblem) throw new Error(`model ${id}: ${checked.message}`);
   const { graph, classes, modelJson, files, checksum } = checked;
+  const mjPath = pathInside(entry.dir, d.weights.modelJson);
   let weights: tf.NamedTensorMap;
   try {
-    weights = readWeights(entry.dir, modelJson.weightsManifest as tf.io.WeightsManifestConfig, files);
+    weights = await readWeights(dirname(mjPath), entry.dir, modelJson.weightsManifest as tf.io.WeightsManifestConfig, files);
   } catch (e) {
-    throw new Error(`model ${id}: the weight files do not match ${join(entry.dir, d.weights.modelJson)} (${oneLine(e)}) — ${fixFor(id)}`);
+    throw new Error(`model ${id}: the weight files do not match ${mjPath} (${oneLine(e)}) — ${fixFor(id)}`);
   } finally {
     files.clear();
   }
   try {
+    const bad = firstNonFinite(weights);
+    if (bad) throw new Error(`model ${id}: weight ${bad.name} in the files of ${mjPath} holds ${bad.value} — the weights are damaged; ${fixFor(id)}`);
     const keep = new Set(d.layers.map((l) => l.name));
     let compiled;
     try {
       compiled = compileKeras(graph, weights, keep, d.logits);
       for (const l of d.layers) compiled.net.nodeIndex(l.name);
     } catch (e) {
-      throw new Error(`model ${id}: ${join(entry.dir, d.weights.modelJson)}: ${oneLine(e)}`);
+      throw new Error(`model ${id}: ${mjPath}: ${oneLine(e)}`);
     }
     return new Model(d, entry.dir, checksum, compiled, classes);
   } finally {

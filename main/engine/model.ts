@@ -1,5 +1,6 @@
 // A loaded model: descriptor, classes, compiled network, and the forward pass with taps.
 import * as tf from '@tensorflow/tfjs-core';
+import { allFinite, nonFiniteError } from './finite.js';
 import type { CompiledModel } from './compile.js';
 import type { ModelDescriptor } from './descriptor.js';
 import type { BackwardRule, ExecMode } from './ops.js';
@@ -177,11 +178,21 @@ export class Model {
   /** Classify a batch of 0..255 RGB pixel images already at the input size. */
   async classify(pixels: tf.Tensor4D, k = 5): Promise<TopK[][]> {
     const logits = tf.tidy(() => this.forward(this.preprocess(pixels)).logits!);
+    let rows: TopK[][];
     try {
-      return await this.topK(logits, k);
+      rows = await this.topK(logits, k);
     } finally {
       logits.dispose();
     }
+    if (!rows.every((r) => allFinite(r.map((t) => t.prob)))) {
+      const x = this.preprocess(pixels);
+      try {
+        throw nonFiniteError(this, x, 'probabilities');
+      } finally {
+        x.dispose();
+      }
+    }
+    return rows;
   }
 
   dispose(): void {

@@ -22,7 +22,8 @@ import { homedir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
-import { pidAlive, removeStaleTemps, writeFileAtomic } from '../persist/atomic-file.js';
+import { removeStaleTemps, writeFileAtomic } from '../persist/atomic-file.js';
+import { acquireLock } from '../persist/lock-file.js';
 import { oneLine } from './errors.js';
 import { cropGeometry, cropResize, decodeImage, type RgbImage } from './images.js';
 import type { Model } from './model.js';
@@ -446,30 +447,15 @@ function fromB64<T extends Float32Array | Int32Array>(s: string, n: number, Make
 }
 
 /**
- * Take the writer's lock of an index (<path>.lock holding our pid). A lock whose process is gone
- * is taken over. Returns the release function; throws when a live process holds it.
+ * Take the writer's lock of an index (lock-file.ts: atomic, owner token, stale takeover). Returns
+ * the release function, which removes the lock only while it is ours; throws LockHeld when a live
+ * process holds it. Read the index only after this returns: another writer may have just saved it.
  */
 export async function lockIndex(path: string): Promise<() => Promise<void>> {
-  const lock = `${path}.lock`;
-  await mkdir(dirname(path), { recursive: true });
-  for (let attempt = 0; attempt < 3; attempt++) {
-    try {
-      const fh = await open(lock, 'wx');
-      await fh.writeFile(String(process.pid));
-      await fh.close();
-      return async () => {
-        await rm(lock, { force: true });
-      };
-    } catch (e) {
-      if ((e as NodeJS.ErrnoException).code !== 'EEXIST') throw e;
-      const pid = Number((await readFile(lock, 'utf8').catch(() => '')).trim());
-      if (pid && pid !== process.pid && pidAlive(pid)) {
-        throw new Error(`${path} is being written by another indexer (process ${pid}); wait for it or stop it`);
-      }
-      await rm(lock, { force: true });
-    }
-  }
-  throw new Error(`cannot lock ${path}`);
+  const lock = await acquireLock(path);
+  return async () => {
+    await lock.release();
+  };
 }
 
 /** A top-k index read from disk: queries need neither the model nor a backend. */
@@ -617,9 +603,11 @@ export async function prepareImage(path: string, size: [number, number], known?:
     return { ok: false, file: { path: abs, size: 0, mtimeMs: 0, error: oneLine(e) } };
   }
   try {
-    const img = await decodeImage(abs);
+    const img = await decodeImage(abs, abs, { reduceFor: size });
     const pixels = cropResize(img, size);
-    return { ok: true, pixels, file: { path: abs, size: st.size, mtimeMs: st.mtimeMs, width: img.width, height: img.height } };
+    // Boxes are kept in the original image's pixels, whatever size it was decoded at.
+    const { width, height } = img.original ?? img;
+    return { ok: true, pixels, file: { path: abs, size: st.size, mtimeMs: st.mtimeMs, width, height } };
   } catch (e) {
     return { ok: false, file: { path: abs, size: st.size, mtimeMs: st.mtimeMs, error: oneLine(e).replace(`${abs}: `, '') } };
   }

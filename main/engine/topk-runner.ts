@@ -21,17 +21,54 @@ export interface Listing {
   problems: string[];
   /** Folders that were listed completely (for forgetting files that disappeared from them). */
   completeDirs: string[];
+  /** The walk was stopped (the signal) before it finished: files holds what was found so far. */
+  aborted?: boolean;
+}
+
+/** How far a folder walk has got. */
+export interface WalkProgress {
+  folders: number;
+  files: number;
+  /** The folder being listed. */
+  current: string;
+}
+
+export interface WalkOptions {
+  /** Stop walking: checked before every folder, so a stop takes one readdir at most. */
+  signal?: AbortSignal;
+  /** Called at most every `progressEveryMs` (default 250 ms) while walking. */
+  onProgress?: (p: WalkProgress) => void;
+  progressEveryMs?: number;
+}
+
+/** One line for the walk's progress (CLI and the window show the same words). */
+export function describeWalk(p: WalkProgress): string {
+  return `looking through folders: ${p.folders.toLocaleString('en')} folders, ${p.files.toLocaleString('en')} images so far`;
 }
 
 /**
  * JPEG/PNG files under the given folders (recursively; symlinked folders are not followed, to
- * avoid cycles) plus any files named directly, sorted by path, without duplicates.
+ * avoid cycles) plus any files named directly, sorted by path, without duplicates. A walk over a
+ * huge tree reports progress and stops promptly on the signal.
  */
-export async function listImageFiles(roots: string[]): Promise<Listing> {
+export async function listImageFiles(roots: string[], opts: WalkOptions = {}): Promise<Listing> {
   const files = new Map<string, FileStat>();
   const problems: string[] = [];
   const completeDirs: string[] = [];
+  const every = opts.progressEveryMs ?? 250;
+  let folders = 0;
+  let lastReport = performance.now();
+  let aborted = false;
   const walk = async (dir: string): Promise<boolean> => {
+    if (opts.signal?.aborted) {
+      aborted = true;
+      return false;
+    }
+    folders++;
+    if (opts.onProgress && performance.now() - lastReport >= every) {
+      lastReport = performance.now();
+      opts.onProgress({ folders, files: files.size, current: dir });
+    }
     let entries;
     try {
       entries = await readdir(dir, { withFileTypes: true });
@@ -42,6 +79,7 @@ export async function listImageFiles(roots: string[]): Promise<Listing> {
     let complete = true;
     entries.sort((a, b) => (a.name < b.name ? -1 : a.name > b.name ? 1 : 0));
     for (const e of entries) {
+      if (aborted) return false;
       const p = join(dir, e.name);
       if (e.isDirectory()) complete = (await walk(p)) && complete;
       else if ((e.isFile() || e.isSymbolicLink()) && isImageName(e.name)) {
@@ -56,6 +94,10 @@ export async function listImageFiles(roots: string[]): Promise<Listing> {
     return complete;
   };
   for (const r of roots) {
+    if (opts.signal?.aborted) {
+      aborted = true;
+      break;
+    }
     const root = resolve(r);
     let s;
     try {
@@ -69,7 +111,7 @@ export async function listImageFiles(roots: string[]): Promise<Listing> {
     } else if (s.isFile()) files.set(root, { path: root, size: s.size, mtimeMs: Math.round(s.mtimeMs) });
     else problems.push(`${r}: not a file or folder`);
   }
-  return { files: [...files.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)), problems, completeDirs };
+  return { files: [...files.values()].sort((a, b) => (a.path < b.path ? -1 : a.path > b.path ? 1 : 0)), problems, completeDirs, ...(aborted ? { aborted } : {}) };
 }
 
 export interface IndexProgress {
@@ -101,6 +143,8 @@ export interface IndexRunOptions {
   /** Stop after the current image (the index is then saved). */
   signal?: AbortSignal;
   onProgress?: (p: IndexProgress) => void;
+  /** Progress of the folder walk before indexing starts (startIndexing). */
+  onListing?: (p: WalkProgress) => void;
   onSaved?: (p: IndexProgress) => void;
   /** Forget indexed files that are gone from (or changed in) the listed folders (default true). */
   pruneMissing?: boolean;
@@ -167,10 +211,10 @@ export async function indexFiles(indexer: TopKIndexer, listing: Listing, opts: I
     opts.onSaved?.({ ...p });
   };
   const failedNow: UnreadableFile[] = [];
-  let next: Promise<PreparedImage> | null = todo.length ? prepareImage(todo[0]!.path, indexer.inputSize, todo[0]) : null;
-  let aborted = false;
+  let aborted = !!listing.aborted || !!opts.signal?.aborted;
+  let next: Promise<PreparedImage> | null = todo.length && !aborted ? prepareImage(todo[0]!.path, indexer.inputSize, todo[0]) : null;
   try {
-    for (let i = 0; i < todo.length; i++) {
+    for (let i = 0; i < todo.length && !aborted; i++) {
       if (opts.signal?.aborted) {
         aborted = true;
         break;
@@ -231,7 +275,8 @@ export function startIndexing(indexer: TopKIndexer, roots: string[], opts: Omit<
   const ctrl = new AbortController();
   let progress: IndexProgress | null = null;
   const done = (async () => {
-    const listing = await listImageFiles(roots);
+    // A stop during the walk ends it at the next folder; indexFiles then stops before the first image.
+    const listing = await listImageFiles(roots, { signal: ctrl.signal, onProgress: opts.onListing });
     return indexFiles(indexer, listing, {
       ...opts,
       signal: ctrl.signal,

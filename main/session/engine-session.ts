@@ -28,6 +28,7 @@ import {
   type BackendReport,
   type Model,
 } from '../engine/index.js';
+import { allFinite, nonFiniteError } from '../engine/finite.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultAtlasRoot, findAtlas } from '../engine/synthesis/atlas.js';
@@ -194,7 +195,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     if (opts.model) {
       await s.setModel(await loadModel(opts.model, s.modelsDir));
     } else {
-      const entries = listModels(s.modelsDir);
+      const entries = await listModels(s.modelsDir);
       const order = [
         ...entries.filter((e) => e.id === DEFAULT_MODEL_ID),
         ...entries.filter((e) => e.id !== DEFAULT_MODEL_ID && !e.problem),
@@ -232,8 +233,8 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     return { computing: this.computingFrame, waiting: waiting?.req.frameId ?? null, loadsQueued: this.queue.filter((j) => j.kind === 'load').length };
   }
 
-  models(): ModelSummary[] {
-    return listModels(this.modelsDir).map((e) => ({
+  async models(): Promise<ModelSummary[]> {
+    return (await listModels(this.modelsDir)).map((e) => ({
       id: e.id,
       title: e.descriptor?.title ?? e.id,
       installed: !e.problem,
@@ -263,17 +264,17 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       const req = parsed.request;
       switch (req.type) {
         case 'hello':
-          return Promise.resolve({
+          return this.models().then((models) => ({
             type: 'hello',
             version: CONTRACT_VERSION,
             backend: { backend: this.backend.backend, choice: this.backend.choice, description: describeBackend(this.backend) },
-            models: this.models(),
+            models,
             model: this.currentInfo,
             modelError: this.current ? null : this.startupError,
             ...seqOf(req),
-          });
+          }));
         case 'listModels':
-          return Promise.resolve({ type: 'models', models: this.models(), ...seqOf(req) });
+          return this.models().then((models) => ({ type: 'models', models, ...seqOf(req) }));
         case 'stats':
           return Promise.resolve(this.stats(req.seq));
         case 'loadModel':
@@ -569,6 +570,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     } finally {
       packed.dispose();
     }
+    if (!allFinite(all)) throw frameNonFinite(model, req);
     const data = new Uint8Array(n);
     data.set(all.subarray(0, n)); // exact integers 0..255: a native typed-array conversion
     const channelMax = all.slice(n, n + c);
@@ -600,6 +602,16 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   }
 }
 
+
+/** The named error for a frame whose results hold NaN or Infinity (found again, layer by layer). */
+function frameNonFinite(model: Model, req: FrameRequestT): Error {
+  const x = tf.tidy(() => model.preprocess(rgbaToModelPixels(req.rgba, req.width, req.height, model.inputSize)));
+  try {
+    return nonFiniteError(model, x);
+  } finally {
+    x.dispose();
+  }
+}
 
 /** Convenience for hosts: create a session (see EngineSession.create). */
 export function createEngineSession(opts: EngineSessionOptions = {}): Promise<EngineSession> {

@@ -20,7 +20,7 @@ import { cropGeometry, cropResize, decodeImage, type CropGeometry, type RgbImage
 import type { Model } from '../engine/model.js';
 import type { Box } from '../engine/receptive-field.js';
 import { DEFAULT_TOPK, defaultIndexDir, indexPath, lockIndex, TopKIndex, TopKIndexer, type TopKHit } from '../engine/topk-index.js';
-import { startIndexing, type IndexJob, type IndexProgress, type IndexRunResult } from '../engine/topk-runner.js';
+import { describeWalk, startIndexing, type IndexJob, type IndexProgress, type IndexRunResult } from '../engine/topk-runner.js';
 import { SessionTopK } from '../engine/topk-session.js';
 import { backproject, type BackMode } from '../engine/backprojection.js';
 import type { SessionClient, SessionState } from './engine-session.js';
@@ -311,9 +311,15 @@ export class TopKHost {
     let indexer: TopKIndexer;
     let release: () => Promise<void>;
     try {
-      indexer = await this.currentIndex(model);
       release = await lockIndex(path);
     } catch (e) {
+      return fail(req, `cannot open the index ${path}: ${oneLine(e)}`);
+    }
+    try {
+      // After the lock: another process may have saved the index since we last read it.
+      indexer = await this.currentIndex(model);
+    } catch (e) {
+      await release();
       return fail(req, `cannot open the index ${path}: ${oneLine(e)}`);
     }
     if (this.running || this.engine.model !== model) {
@@ -348,6 +354,7 @@ export class TopKHost {
         // The model was switched: stop (the runner checks the signal right after this returns).
         if (this.engine.model !== model || this.disposed) void run.job.stop();
       },
+      onListing: (w) => emit({ phase: 'progress', done: 0, total: 0, file: w.current, message: describeWalk(w) }),
       onProgress: (p: IndexProgress) => {
         const now = performance.now();
         stepMs = 0.7 * stepMs + 0.3 * (now - stepStart);

@@ -1,5 +1,5 @@
 // Shared test fixtures: the real photos in ../shared/fixtures/photos and the real models.
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { copyFileSync, existsSync, linkSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -28,13 +28,26 @@ export function copyModel(dir: string, id: string, from: (typeof MODEL_IDS)[numb
   return dst;
 }
 
-/** A new temp models folder holding the class files and the given real models, linked (no copies of the weights). */
+/**
+ * A file of models/ placed in a temp folder: hard-linked where the file system allows (no copy of
+ * the weights), else copied. Not symlinked: the engine refuses model files that link outside
+ * their folder.
+ */
+function place(src: string, dst: string): void {
+  try {
+    linkSync(src, dst);
+  } catch {
+    copyFileSync(src, dst);
+  }
+}
+
+/** A new temp models folder holding the class files and the given real models (see place). */
 export function linkedModelsDir(prefix: string, ids: readonly (typeof MODEL_IDS)[number][]): string {
   const dir = mkdtempSync(join(tmpdir(), prefix));
-  for (const f of ['imagenet-classes.json', 'imagenet-wnids.json']) symlinkSync(join(REPO, 'models', f), join(dir, f));
+  for (const f of ['imagenet-classes.json', 'imagenet-wnids.json']) place(join(REPO, 'models', f), join(dir, f));
   for (const id of ids) {
     mkdirSync(join(dir, id));
-    for (const f of readdirSync(join(REPO, 'models', id))) symlinkSync(join(REPO, 'models', id, f), join(dir, id, f));
+    for (const f of readdirSync(join(REPO, 'models', id))) place(join(REPO, 'models', id, f), join(dir, id, f));
   }
   return dir;
 }

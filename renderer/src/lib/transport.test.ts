@@ -60,13 +60,30 @@ describe('webSocketTransport', () => {
     await new Promise((r) => setTimeout(r, 5));
     const s = FakeSocket.last!;
     const seq = (s.sent[0] as { seq: number }).seq;
-    s.reply({ type: 'hello', version: 999, seq }); // fails validation → cannot be matched
+    s.reply({ type: 'hello', version: 999, seq }); // fails validation, but its seq says whose it is
+    expect(await a).toMatchObject({ type: 'error', request: 'hello', seq, message: expect.stringContaining('invalid reply from the engine') });
     const b = t.request({ type: 'listModels' });
     s.onclose!({ code: 1006, reason: '' });
-    const [ra, rb] = await Promise.all([a, b]);
-    expect(ra).toMatchObject({ type: 'error', message: expect.stringContaining('lost the connection') });
-    expect(rb.type).toBe('error');
+    const rb = await b;
+    expect(rb).toMatchObject({ type: 'error', message: expect.stringContaining('lost the connection') });
     expect(lost).toContain('lost the connection');
+  });
+
+  it('a frame reply holding NaN (null on the wire) resolves its frame as an error with its frameId; the next frame is answered', async () => {
+    const t = webSocketTransport('ws://x/ws?token=t', FakeSocket as unknown as typeof WebSocket);
+    const frame = { type: 'frame', frameId: 7, width: 1, height: 1, rgba: new Uint8Array(4), layer: 'l', unit: 0 } as const;
+    const a = t.request(frame as never);
+    await new Promise((r) => setTimeout(r, 5));
+    const s = FakeSocket.last!;
+    const seq = (s.sent[0] as { seq: number }).seq;
+    s.reply({ type: 'frame', frameId: 7, modelId: 'm', top5: [{ index: 0, wnid: null, name: 'x', prob: NaN }], seq });
+    const settled = await Promise.race([a, new Promise((r) => setTimeout(() => r('still waiting'), 500))]);
+    expect(settled).toMatchObject({ type: 'error', request: 'frame', frameId: 7, seq });
+    const b = t.request({ type: 'stats' });
+    await new Promise((r) => setTimeout(r, 5));
+    const seq2 = (s.sent[1] as { seq: number }).seq;
+    s.reply({ type: 'stats', numTensors: 1, numBytes: 2, rssBytes: 3, framesProcessed: 0, framesDropped: 0, modelId: null, backend: 'wasm', seq: seq2 });
+    expect((await b).type).toBe('stats');
   });
 
   it('builds the URL from the page location', () => {

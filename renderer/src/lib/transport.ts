@@ -86,6 +86,8 @@ export function webSocketTransport(url: string, WS: typeof WebSocket = WebSocket
       };
       sock.onmessage = (ev: MessageEvent) => {
         let reply: Reply;
+        // The seq of a reply that fails validation still says whose it is: that request must not wait forever.
+        let rawSeq: number | undefined;
         try {
           const data: unknown = typeof ev.data === 'string' ? JSON.parse(ev.data) : decodeMessage(ev.data as ArrayBuffer);
           // Host-initiated events (synthesis progress) share the socket: they carry no seq.
@@ -95,15 +97,19 @@ export function webSocketTransport(url: string, WS: typeof WebSocket = WebSocket
             for (const cb of eventListeners) cb(e.event);
             return;
           }
+          const s = data && typeof data === 'object' ? (data as { seq?: unknown }).seq : undefined;
+          if (typeof s === 'number' && Number.isSafeInteger(s)) rawSeq = s;
           const r = parseReply(data);
           reply = r.ok ? r.reply : invalid(r.error);
         } catch (e) {
           reply = invalid((e as Error).message);
         }
-        const p = reply.seq !== undefined ? pending.get(reply.seq) : undefined;
+        const key = reply.seq ?? rawSeq;
+        const p = key !== undefined ? pending.get(key) : undefined;
         if (p) {
-          pending.delete(reply.seq!);
-          p.resolve(reply);
+          pending.delete(key!);
+          // An invalid reply is answered as its request's error (with its frameId, so the pane moves on).
+          p.resolve(reply.seq === undefined && reply.type === 'error' ? { ...failed(p.msg, new Error(reply.message)), seq: key } : reply);
         } else {
           console.warn('engine reply that matches no request:', reply.type === 'error' ? reply.message : reply.type);
         }

@@ -1,0 +1,466 @@
+// What a hostile or clumsy user can open or send, each met where it is met in use: a model folder
+// holding a FIFO, a device, links and paths out of it, a duplicate id (the engine keeps listing and
+// serving the other models, within bounded time); two index runs on one folder (exactly one gets
+// the lock, neither loses the other's images); outputs that would overwrite an input or follow a
+// link (refused, nothing outside the output changes). Real files, real processes, real models.
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
+import { createHash } from 'node:crypto';
+import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { hostname, tmpdir } from 'node:os';
+import { join } from 'node:path';
+import sharp from 'sharp';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { listModels, loadModel, selectBackend, type ModelEntry } from '../main/engine/index.js';
+import { acquireLock, LockHeld } from '../main/persist/lock-file.js';
+import { EngineSession } from '../main/session/engine-session.js';
+import { runDeepvis } from './support/cli.js';
+import { copyModel, linkedModelsDir, photo, REPO } from './support/fixtures.js';
+import { validReply } from './support/replies.js';
+
+const CONTENDER = join(REPO, 'tests/support/lock-contender.mjs');
+
+let work: string;
+beforeAll(() => {
+  work = mkdtempSync(join(tmpdir(), 'deepvis-bad-input-'));
+});
+afterAll(() => {
+  if (work) rmSync(work, { recursive: true, force: true });
+});
+
+/** The pid of a process that has exited (so a lock naming it is stale). */
+function deadPid(): number {
+  const r = spawnSync(process.execPath, ['-e', 'process.stdout.write(String(process.pid))'], { encoding: 'utf8' });
+  return Number(r.stdout);
+}
+
+function run(args: string[]): Promise<string> {
+  return new Promise((done, fail) => execFile(process.execPath, args, { cwd: REPO, timeout: 120_000 }, (err, stdout) => (err ? fail(err) : done(stdout))));
+}
+
+describe('the index lock', () => {
+  it('20 overlapping starts in separate processes over a stale lock: exactly one gets in, the others are told who holds it', async () => {
+    const target = join(work, 'procs.json');
+    writeFileSync(`${target}.lock`, JSON.stringify({ token: 'd'.repeat(32), pid: deadPid(), host: hostname(), started: 1 }));
+    // All start at one instant, well after every process has loaded (2 loaded cores).
+    const startAt = Date.now() + 12_000;
+    const outs = await Promise.all(Array.from({ length: 20 }, () => run([CONTENDER, target, String(startAt), '4000'])));
+    const got = outs.filter((o) => o.startsWith('got'));
+    expect(got, outs.join('')).toHaveLength(1);
+    expect(got[0]).toContain('released true');
+    for (const o of outs.filter((x) => !x.startsWith('got'))) expect(o).toMatch(/^held: .*procs\.json is being written by process \d+, since .*; wait for it to finish or stop it/);
+    expect(readdirSync(work).filter((f) => f.startsWith('procs.json'))).toEqual([]); // no lock, breaker or temp left
+  }, 120_000);
+
+  it('20 overlapping starts in one process over a stale lock: exactly one gets in', async () => {
+    const target = join(work, 'inproc.json');
+    writeFileSync(`${target}.lock`, String(deadPid())); // the old format: a bare pid
+    const results = await Promise.allSettled(Array.from({ length: 20 }, () => acquireLock(target)));
+    const got = results.filter((r) => r.status === 'fulfilled');
+    expect(got).toHaveLength(1);
+    for (const r of results) if (r.status === 'rejected') expect(r.reason).toBeInstanceOf(LockHeld);
+    await (got[0] as PromiseFulfilledResult<Awaited<ReturnType<typeof acquireLock>>>).value.release();
+  });
+
+  it('is released only by its owner: a run whose lock was taken over does not remove the new owner’s lock', async () => {
+    const target = join(work, 'owner.json');
+    const first = await acquireLock(target);
+    // The first run's process is presumed dead and its lock taken over (simulated by rewriting it).
+    writeFileSync(`${target}.lock`, JSON.stringify({ token: 'n'.repeat(32), pid: process.pid, host: hostname(), started: Date.now() }));
+    expect(await first.release()).toBe(false);
+    expect(JSON.parse(readFileSync(`${target}.lock`, 'utf8')).token).toBe('n'.repeat(32));
+    await expect(acquireLock(target)).rejects.toThrow(/is being written by process/);
+    rmSync(`${target}.lock`);
+  });
+
+  it('a lock held by a live process on another host is never taken over', async () => {
+    const target = join(work, 'remote.json');
+    writeFileSync(`${target}.lock`, JSON.stringify({ token: 'r'.repeat(32), pid: 1, host: 'elsewhere.example', started: Date.now() }));
+    await expect(acquireLock(target)).rejects.toThrow(/process 1 on elsewhere\.example.*remove .*remote\.json\.lock if that host is down/);
+    rmSync(`${target}.lock`);
+  });
+
+  it('a lock file that is a symlink is not followed when released', async () => {
+    const victim = join(work, 'victim.txt');
+    writeFileSync(victim, 'keep');
+    const target = join(work, 'linked.json');
+    symlinkSync(victim, `${target}.lock`);
+    await expect(acquireLock(target)).rejects.toThrow(LockHeld); // unreadable and fresh: held
+    expect(readFileSync(victim, 'utf8')).toBe('keep');
+    rmSync(`${target}.lock`);
+  });
+});
+
+const GOOD = 'mobilenet-v1-0.25';
+const SLED_DOG = /dogsled|malamute|husky|eskimo dog/i;
+
+/** Resolve with `p`, or fail the test when it takes longer than `ms` (a blocked thread never answers). */
+function within<T>(ms: number, what: string, p: Promise<T>): Promise<T> {
+  let timer: NodeJS.Timeout;
+  return Promise.race([p, new Promise<T>((_, fail) => (timer = setTimeout(() => fail(new Error(`${what} did not answer within ${ms} ms`)), ms)))]).finally(() => clearTimeout(timer));
+}
+
+function mkfifo(path: string): void {
+  execFileSync('mkfifo', [path]);
+}
+
+function editDescriptor(dir: string, edit: (d: { weights?: { modelJson?: string; checksums?: string }; classes: { names: string } }) => void): void {
+  const d = JSON.parse(readFileSync(join(dir, 'deepvis.json'), 'utf8'));
+  edit(d);
+  writeFileSync(join(dir, 'deepvis.json'), JSON.stringify(d));
+}
+
+async function rgbaOf(name: Parameters<typeof photo>[0]): Promise<Uint8Array> {
+  const { data } = await sharp(photo(name)).resize(224, 224, { fit: 'cover' }).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+  return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+}
+
+/**
+ * Model folders a hostile or clumsy user leaves in models/: what was done, and what its one-line
+ * problem must say. Each is a full copy of the good model, then broken one way.
+ */
+const HOSTILE: Record<string, { make: (dir: string) => void; why: RegExp }> = {
+  'fifo-model-json': { make: (d) => (rmSync(join(d, 'model.json')), mkfifo(join(d, 'model.json'))), why: /model\.json is a FIFO \(named pipe\), not a regular file/ },
+  'fifo-descriptor': { make: (d) => (rmSync(join(d, 'deepvis.json')), mkfifo(join(d, 'deepvis.json'))), why: /deepvis\.json is a FIFO/ },
+  'fifo-sums': { make: (d) => (rmSync(join(d, 'SHA256SUMS')), mkfifo(join(d, 'SHA256SUMS'))), why: /SHA256SUMS is a FIFO/ },
+  'shard-to-dev-zero': { make: (d) => (rmSync(join(d, 'group5-shard1of1')), symlinkSync('/dev/zero', join(d, 'group5-shard1of1'))), why: /group5-shard1of1 is a symlink to \/dev\/zero, outside the model folder/ },
+  'shard-linked-out': {
+    make: (d) => (rmSync(join(d, 'group5-shard1of1')), symlinkSync(join(REPO, 'models', GOOD, 'group5-shard1of1'), join(d, 'group5-shard1of1'))),
+    why: /group5-shard1of1 is a symlink to .*models\/mobilenet-v1-0\.25\/group5-shard1of1, outside the model folder/,
+  },
+  'model-json-dotdot': { make: (d) => editDescriptor(d, (x) => ((x.weights ??= {}).modelJson = `../${GOOD}/model.json`)), why: /"\.\.\/mobilenet-v1-0\.25\/model\.json" points outside/ },
+  'sums-names-etc': {
+    make: (d) => {
+      const h = createHash('sha256').update(readFileSync('/etc/hostname')).digest('hex');
+      writeFileSync(join(d, 'SHA256SUMS'), `${h}  /etc/hostname\n` + readFileSync(join(d, 'SHA256SUMS'), 'utf8'));
+    },
+    why: /SHA256SUMS:1: .*"\/etc\/hostname" is an absolute path/,
+  },
+  'sums-dotdot': {
+    make: (d) => {
+      const h = createHash('sha256').update(readFileSync('/etc/hostname')).digest('hex');
+      writeFileSync(join(d, 'SHA256SUMS'), `${h}  ../../../../../../../../etc/hostname\n`);
+    },
+    why: /SHA256SUMS:1: .*points outside/,
+  },
+  'classes-dev-zero': { make: (d) => editDescriptor(d, (x) => (x.classes.names = '/dev/zero')), why: /"\/dev\/zero" is an absolute path/ },
+  'huge-model-json': { make: (d) => truncateSync(join(d, 'model.json'), 200 * 1024 * 1024), why: /model\.json is 200\.0 MiB, over the 64 MiB limit/ },
+  'model-json-folder': { make: (d) => (rmSync(join(d, 'model.json')), mkdirSync(join(d, 'model.json'))), why: /model\.json is a folder, not a regular file/ },
+  'dangling-shard': { make: (d) => (rmSync(join(d, 'group5-shard1of1')), symlinkSync(join(d, 'nowhere'), join(d, 'group5-shard1of1'))), why: /group5-shard1of1 is a link to nothing/ },
+  // Claims the good model's id: the folder named after the id keeps it, this one is listed with the clash.
+  'dup-of-good': { make: (d) => editDescriptor(d, (x) => ((x as unknown as { id: string }).id = GOOD)), why: /id "mobilenet-v1-0\.25" is already used by .*\/mobilenet-v1-0\.25 — give this model its own id/ },
+};
+
+describe('a hostile model folder', () => {
+  let models: string;
+  let dogRgba: Uint8Array;
+  beforeAll(async () => {
+    models = linkedModelsDir('deepvis-hostile-models-', [GOOD]);
+    for (const [id, { make }] of Object.entries(HOSTILE)) make(copyModel(models, id));
+    dogRgba = await rgbaOf('dog');
+    await selectBackend(process.env.DEEPVIS_BACKEND ?? 'wasm');
+  });
+  afterAll(() => rmSync(models, { recursive: true, force: true }));
+
+  it('is listed within seconds, each bad model with its one-line reason naming the file; the good one is fine', async () => {
+    const t0 = performance.now();
+    const entries = new Map((await within(20_000, 'listModels', listModels(models))).map((e) => [e.id, e]));
+    expect(performance.now() - t0).toBeLessThan(20_000);
+    expect([...entries.keys()].sort()).toEqual([GOOD, ...Object.keys(HOSTILE)].sort());
+    expect(entries.get(GOOD)).toMatchObject({ problem: null, dir: join(models, GOOD) });
+    for (const [id, { why }] of Object.entries(HOSTILE)) {
+      const e = entries.get(id)!;
+      expect(e.problem, id).toMatch(why);
+      expect(e.problem, id).toContain(join(models, id));
+      expect(e.problem, id).not.toContain('\n');
+    }
+  });
+
+  it('refuses to load each of them with that reason, and the good model loads and classifies', async () => {
+    for (const [id, { why }] of Object.entries(HOSTILE)) {
+      const err = await within(20_000, `loadModel ${id}`, loadModel(id, models)).then(
+        (m) => (m.dispose(), null),
+        (e: Error) => e,
+      );
+      expect(err?.message, id).toMatch(why);
+    }
+    const m = await loadModel(GOOD, models);
+    m.dispose();
+  });
+
+  it('a running session lists them and still answers the next frame with the good model', { timeout: 120_000 }, async () => {
+    const session = await EngineSession.create({ backend: process.env.DEEPVIS_BACKEND ?? 'wasm', model: GOOD, modelsDir: models });
+    try {
+      const hello = validReply(await within(20_000, 'hello', session.handle({ type: 'hello', seq: 1 })));
+      if (hello.type !== 'hello') throw new Error(hello.type);
+      expect(hello.models.filter((m) => m.installed).map((m) => m.id)).toEqual([GOOD]);
+      const load = validReply(await session.handle({ type: 'loadModel', id: 'fifo-model-json', seq: 2 }));
+      expect(load).toMatchObject({ type: 'error', seq: 2, message: expect.stringMatching(/FIFO.*still running mobilenet-v1-0\.25/) });
+      const f = validReply(await within(20_000, 'frame', session.handle({ type: 'frame', frameId: 1, width: 224, height: 224, rgba: dogRgba, layer: 'pw5', unit: 3 })));
+      if (f.type !== 'frame') throw new Error(JSON.stringify(f).slice(0, 300));
+      expect(f.top5[0]!.name).toMatch(SLED_DOG);
+    } finally {
+      await session.dispose();
+    }
+  });
+});
+
+/** mulberry32: a small seeded generator, so a failing fuzz case is reproduced by its seed. */
+function rng(seed: number): () => number {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6d2b79f5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
+describe('fuzzing the model folder', () => {
+  const SEED = Number(process.env.DEEPVIS_FUZZ_SEED ?? 20151203);
+  const ROUNDS = Number(process.env.DEEPVIS_FUZZ_ROUNDS ?? 40);
+
+  it(`${ROUNDS} random folders (descriptors, checksum lines, links, FIFOs, special files; seed ${SEED}): listing never hangs or throws, and never hides the good model`, { timeout: 300_000 }, async () => {
+    const rand = rng(SEED);
+    const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
+    const names = ['model.json', 'SHA256SUMS', 'deepvis.json', 'group1-shard1of1', 'classes.json', 'sub/model.json', '../model.json', '../../etc/hostname', '/etc/hostname', '/dev/zero', 'a\u0000b', '.', '..', '', 'x'.repeat(300), 'group1-shard1of1/../model.json'];
+    const specials: ((p: string) => void)[] = [
+      (p) => mkfifo(p),
+      (p) => symlinkSync('/dev/zero', p),
+      (p) => symlinkSync('/etc/hostname', p),
+      (p) => symlinkSync(p, p), // a loop
+      (p) => symlinkSync(join(REPO, 'models', GOOD, 'model.json'), p),
+      (p) => mkdirSync(p),
+      (p) => writeFileSync(p, ''),
+      (p) => writeFileSync(p, '{"id": 1'),
+      (p) => truncateSync((writeFileSync(p, ''), p), 80 * 1024 * 1024),
+    ];
+    const models = linkedModelsDir('deepvis-fuzz-models-', [GOOD]);
+    try {
+      const good = readFileSync(join(REPO, 'models', GOOD, 'deepvis.json'), 'utf8');
+      for (let round = 0; round < ROUNDS; round++) {
+        const dir = join(models, `fuzz-${round}`);
+        mkdirSync(dir);
+        const d = JSON.parse(good);
+        d.id = rand() < 0.2 ? GOOD : rand() < 0.1 ? `fuzz-${round - 1}` : `fuzz-${round}`;
+        if (rand() < 0.5) d.weights = { modelJson: pick(names), checksums: pick(names) };
+        if (rand() < 0.3) d.classes.names = pick(names);
+        if (rand() < 0.2) d.inputSize = pick([[0, 0], [6000, 6000], ['a', 1], null]);
+        const descriptor = rand() < 0.1 ? pick(['', '[]', 'null', '{', JSON.stringify(d).slice(0, 40)]) : JSON.stringify(d);
+        if (rand() < 0.15) pick(specials)(join(dir, 'deepvis.json'));
+        else writeFileSync(join(dir, 'deepvis.json'), descriptor);
+        for (const file of ['model.json', 'SHA256SUMS', 'group1-shard1of1', 'classes.json']) {
+          const r = rand();
+          if (r < 0.35) pick(specials)(join(dir, file));
+          else if (r < 0.6 && file === 'SHA256SUMS') {
+            const lines = Array.from({ length: 1 + Math.floor(rand() * 4) }, () => `${rand() < 0.5 ? 'f'.repeat(64) : 'zz'}  ${pick(names)}`);
+            writeFileSync(join(dir, file), lines.join(pick(['\n', '\r\n'])));
+          } else if (r < 0.8) writeFileSync(join(dir, file), readFileSync(join(REPO, 'models', GOOD, file === 'classes.json' ? 'model.json' : file)));
+        }
+        let entries: ModelEntry[];
+        try {
+          entries = await within(20_000, `listModels (seed ${SEED}, round ${round})`, listModels(models));
+        } catch (e) {
+          throw new Error(`seed ${SEED}, round ${round}: listModels failed: ${(e as Error).message}`);
+        }
+        expect(entries.find((e) => e.id === GOOD), `round ${round}`).toMatchObject({ problem: null, dir: join(models, GOOD) });
+        expect(new Set(entries.map((e) => e.id)).size, `round ${round}: ids are unique`).toBe(entries.length);
+        for (const e of entries) if (e.problem !== null) expect(e.problem, `round ${round} ${e.id}`).not.toMatch(/\n/);
+        const bad = entries.find((e) => e.id === `fuzz-${round}`);
+        if (bad && bad.problem === null) {
+          // It happens to be a working model: it must then really load.
+          (await loadModel(bad.id, models)).dispose();
+        }
+      }
+    } finally {
+      rmSync(models, { recursive: true, force: true });
+    }
+  });
+});
+
+describe('stopping an index run during its folder walk', () => {
+  it('returns within 1 s, reports the walk’s progress meanwhile, and indexes nothing', { timeout: 180_000 }, async () => {
+    const { startIndexing } = await import('../main/engine/topk-runner.js');
+    const { TopKIndexer } = await import('../main/engine/topk-index.js');
+    // 30 × 30 × 30 folders, one photo at the bottom: a walk of 27,931 folders.
+    const tree = join(work, 'tree');
+    for (let a = 0; a < 30; a++) for (let b = 0; b < 30; b++) for (let c = 0; c < 30; c++) mkdirSync(join(tree, `a${a}`, `b${b}`, `c${c}`), { recursive: true });
+    writeFileSync(join(tree, 'a29', 'b29', 'c29', 'dog.jpg'), readFileSync(photo('dog')));
+    await selectBackend(process.env.DEEPVIS_BACKEND ?? 'wasm');
+    const model = await loadModel(GOOD);
+    try {
+      const indexer = TopKIndexer.create(model, 4);
+      const seen: { folders: number }[] = [];
+      const job = startIndexing(indexer, [tree], { onListing: (w) => seen.push(w) });
+      let finished = false;
+      void job.done.finally(() => (finished = true));
+      while (seen.length < 1 && !finished) await new Promise((r) => setTimeout(r, 10));
+      expect(finished, 'the walk reported no progress before it ended').toBe(false);
+      const t0 = performance.now();
+      const r = await job.stop();
+      const stopMs = performance.now() - t0;
+      expect(stopMs).toBeLessThan(1000);
+      expect(r.aborted).toBe(true);
+      expect(r.added).toBe(0);
+      expect(seen.at(-1)!.folders).toBeGreaterThan(0);
+      expect(seen.at(-1)!.folders).toBeLessThan(27_931); // stopped mid-walk, not after it
+      indexer.dispose();
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
+/** Rewrite one weight shard of a copied model (SHA256SUMS removed: a user's own edited model). */
+function rewriteShard(dir: string, shard: string, fill: (v: Float32Array) => void): void {
+  rmSync(join(dir, 'SHA256SUMS'));
+  const b = readFileSync(join(dir, shard));
+  const v = new Float32Array(b.buffer.slice(b.byteOffset, b.byteOffset + b.byteLength));
+  fill(v);
+  writeFileSync(join(dir, shard), Buffer.from(v.buffer));
+}
+
+describe('non-finite numbers', () => {
+  let models: string;
+  let dogRgba: Uint8Array;
+  beforeAll(async () => {
+    models = linkedModelsDir('deepvis-nan-models-', [GOOD]);
+    // Finite weights whose logits overflow: ±3e38 alternating in the classifier's kernel sum to ±Infinity and NaN.
+    rewriteShard(copyModel(models, 'overflow'), 'group29-shard1of1', (v) => v.forEach((_, i) => (v[i] = i % 2 ? 3e38 : -3e38)));
+    rewriteShard(copyModel(models, 'nan-weights'), 'group1-shard1of1', (v) => (v[5] = NaN));
+    dogRgba = await rgbaOf('dog');
+    await selectBackend(process.env.DEEPVIS_BACKEND ?? 'wasm');
+  });
+  afterAll(() => rmSync(models, { recursive: true, force: true }));
+
+  it('a model with NaN weights is refused at load, naming the weight', async () => {
+    await expect(loadModel('nan-weights', models)).rejects.toThrow(/^model nan-weights: weight conv1\/kernel in the files of .*nan-weights\/model\.json holds NaN — the weights are damaged/);
+  });
+
+  it('a frame whose results overflow gets a valid error reply naming the model and layer; the session answers the next frames', { timeout: 120_000 }, async () => {
+    const session = await EngineSession.create({ backend: process.env.DEEPVIS_BACKEND ?? 'wasm', model: 'overflow', modelsDir: models });
+    try {
+      const frame = (frameId: number) => ({ type: 'frame', frameId, width: 224, height: 224, rgba: dogRgba, layer: 'pw5', unit: 3, seq: 100 + frameId }) as const;
+      for (const id of [1, 2]) {
+        const r = validReply(await within(20_000, 'frame', session.handle(frame(id))));
+        expect(r).toMatchObject({ type: 'error', request: 'frame', frameId: id, seq: 100 + id, message: expect.stringMatching(/model overflow produced NaN or Infinity in its logits/) });
+      }
+      expect(validReply(await session.handle({ type: 'loadModel', id: GOOD, seq: 9 }))).toMatchObject({ type: 'loadModel', seq: 9 });
+      const ok = validReply(await session.handle(frame(3)));
+      if (ok.type !== 'frame') throw new Error(JSON.stringify(ok).slice(0, 300));
+      expect(ok.top5[0]!.name).toMatch(SLED_DOG);
+    } finally {
+      await session.dispose();
+    }
+  });
+
+  it('`deepvis classify` with it exits 1 with one line naming the layer, and prints no NaN%', { timeout: 120_000 }, async () => {
+    const r = await runDeepvis(['--models-dir', models, 'classify', '--model', 'overflow', photo('dog')]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^deepvis: model overflow produced NaN or Infinity in its logits/)]);
+    expect(r.stdout).not.toContain('NaN');
+  });
+});
+
+describe('commands that write', () => {
+  let dir: string;
+  beforeAll(() => {
+    dir = mkdtempSync(join(work, 'out-'));
+  });
+  const snapshot = (d: string) => readdirSync(d).sort().map((f) => [f, readFileSync(join(d, f)).toString('base64').slice(0, 200), statSync(join(d, f)).size]);
+
+  it('`deepvis explain --out` refuses the input photo itself and a symlink, and changes no file', { timeout: 120_000 }, async () => {
+    const input = join(dir, 'dog.png');
+    writeFileSync(input, await sharp(photo('dog')).png().toBuffer());
+    const victim = join(dir, 'victim.txt');
+    writeFileSync(victim, 'keep me');
+    symlinkSync(victim, join(dir, 'link.png'));
+    const before = snapshot(dir);
+    const cases: [string, RegExp][] = [
+      [input, /refusing to write .*dog\.png: it is the input .*dog\.png — choose another output name/],
+      [join(dir, '.', 'sub', '..', 'dog.png'), /it is the input/],
+      [join(dir, 'link.png'), /refusing to write .*link\.png: it is a symbolic link \(not followed\)/],
+    ];
+    for (const [out, why] of cases) {
+      const r = await runDeepvis(['explain', '--model', GOOD, '--mode', 'backprop', '--out', out, input]);
+      expect(r.code, `${out}: ${r.stderr}`).toBe(2);
+      const lines = r.stderr.trim().split('\n');
+      expect(lines).toHaveLength(1);
+      expect(lines[0]).toMatch(/^deepvis: refusing to write /);
+      expect(lines[0]).toMatch(why);
+    }
+    // Grad-CAM's second output (<out>.overlay.png) is checked as well.
+    const overlayTarget = join(dir, 'cam.png');
+    symlinkSync(victim, join(dir, 'cam.overlay.png'));
+    const r = await runDeepvis(['explain', '--model', GOOD, '--mode', 'gradcam', '--out', overlayTarget, input]);
+    expect(r.code, r.stderr).toBe(2);
+    expect(r.stderr).toMatch(/cam\.overlay\.png: it is a symbolic link/);
+    rmSync(join(dir, 'cam.overlay.png'));
+    expect(snapshot(dir)).toEqual(before);
+    expect(readFileSync(victim, 'utf8')).toBe('keep me');
+  });
+
+  it('`deepvis synth`: --seed-base abc and a file where the output folder should be are usage errors (exit 2); nothing is written', { timeout: 120_000 }, async () => {
+    const before = snapshot(dir);
+    const seed = await runDeepvis(['synth', '--model', GOOD, '--layer', 'logits', '--unit', '1', '--seed-base', 'abc', '--out', join(dir, 'synth')]);
+    expect(seed.code, seed.stderr).toBe(2);
+    expect(seed.stderr).toMatch(/--seed-base.*expected a whole number/);
+    const file = join(dir, 'victim.txt');
+    const eexist = await runDeepvis(['synth', '--model', GOOD, '--layer', 'logits', '--unit', '1', '--iterations', '1', '--out', file]);
+    expect(eexist.code, eexist.stderr).toBe(2);
+    expect(eexist.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^deepvis: cannot use .*victim\.txt as the output folder: it is a file \(EEXIST\)/)]);
+    expect(snapshot(dir)).toEqual(before);
+  });
+
+  it('write errors name the file and their cause, with the exit code of the cause', async () => {
+    const { writeError } = await import('../main/cli/output-file.js');
+    const err = (code: string) => Object.assign(new Error(`${code}: something`), { code });
+    const f = '/data/out/x.png';
+    expect(writeError(f, err('ENOSPC'))).toMatchObject({ exitCode: 1, message: 'cannot write /data/out/x.png: no space left on the device (ENOSPC) — free some space or choose another --out' });
+    expect(writeError(f, err('EROFS'))).toMatchObject({ exitCode: 2, message: expect.stringMatching(/\/data\/out is on a read-only file system \(EROFS\)/) });
+    expect(writeError(f, err('EACCES'))).toMatchObject({ exitCode: 2, message: expect.stringMatching(/permission denied in \/data\/out \(EACCES\) — the folder is read-only for you/) });
+  });
+
+  it('a failed run removes what it already wrote (no partial result), and the error names the file', async () => {
+    const { OutputFiles } = await import('../main/cli/output-file.js');
+    const out = mkdtempSync(join(work, 'partial-'));
+    const files = new OutputFiles();
+    // The second write fails: its name is taken by a folder (as a full disk would fail it mid-run).
+    mkdirSync(join(out, 'b.png'));
+    await expect(files.run(async (f) => {
+      await f.write(join(out, 'a.png'), 'first');
+      await f.write(join(out, 'b.png'), 'second');
+    })).rejects.toThrow(/b\.png: it exists and is not a regular file/);
+    expect(readdirSync(out)).toEqual(['b.png']);
+  });
+});
+
+describe('images', () => {
+  it('a transparent PNG is classified as shown over white, not by its hidden RGB; an RGBA frame likewise', async () => {
+    const { decodeImage, rgbaToModelPixels } = await import('../main/engine/images.js');
+    // Fully transparent pixels hiding pure red, and half-transparent black.
+    const hidden = await sharp({ create: { width: 64, height: 64, channels: 4, background: { r: 255, g: 0, b: 0, alpha: 0 } } }).png().toBuffer();
+    const img = await decodeImage(hidden, 'hidden.png');
+    expect([...img.data.subarray(0, 3)]).toEqual([255, 255, 255]);
+    const half = await decodeImage(await sharp({ create: { width: 8, height: 8, channels: 4, background: { r: 0, g: 0, b: 0, alpha: 0.5 } } }).png().toBuffer());
+    expect(Math.abs(half.data[0]! - 128)).toBeLessThanOrEqual(1);
+    const rgba = new Uint8Array(224 * 224 * 4); // a canvas of a transparent image: all zeros
+    const px = rgbaToModelPixels(rgba, 224, 224, [224, 224]);
+    expect(Array.from(px.dataSync().slice(0, 3))).toEqual([255, 255, 255]);
+    px.dispose();
+  });
+
+  it('a 100-megapixel JPEG is classified with bounded memory (reduced while decoded)', { timeout: 180_000 }, async () => {
+    const big = join(work, '100mp.jpg');
+    await sharp({ create: { width: 10_000, height: 10_000, channels: 3, background: { r: 120, g: 80, b: 40 } } }).jpeg().toFile(big);
+    // In a child process, so its peak resident memory is its own.
+    const script = `import { loadImageForModel, selectBackend } from ${JSON.stringify(join(REPO, 'main/engine/index.ts'))};
+      await selectBackend('cpu');
+      const t = await loadImageForModel(process.argv[1], [224, 224]); await t.data();
+      process.stdout.write(JSON.stringify({ peakMB: process.resourceUsage().maxRSS / 1024 }));`;
+    const out = await run(['--import', 'tsx', '--input-type=module', '-e', script, big]);
+    const { peakMB } = JSON.parse(out) as { peakMB: number };
+    // A full raster would be 300 MB and its float tensors 2.4 GB more (3.0 GB measured before).
+    expect(peakMB).toBeLessThan(800);
+  });
+});
