@@ -9,6 +9,7 @@ import {
   listModels,
   loadModel,
   modelsDir,
+  withModelsDir,
   readClasses,
   selectBackend,
   type BackendReport,
@@ -43,8 +44,9 @@ export function globals(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals<GlobalOptions>();
 }
 
+/** The model folders: the bundled ones (or $DEEPVIS_MODELS_DIR) plus --models-dir. */
 export function modelsDirOf(g: GlobalOptions): string {
-  return g.modelsDir ?? modelsDir();
+  return withModelsDir(g.modelsDir, modelsDir());
 }
 
 /** The first line of an error's message, whitespace-collapsed: every message we print is one line. */

@@ -2,7 +2,7 @@
 // files against SHA256SUMS and loads them into compiled networks.
 import { createHash } from 'node:crypto';
 import { existsSync, readdirSync, readFileSync, statSync } from 'node:fs';
-import { dirname, isAbsolute, join, resolve } from 'node:path';
+import { delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
@@ -11,12 +11,27 @@ import { parseDescriptor, type ModelDescriptor } from './descriptor.js';
 import { oneLine } from './errors.js';
 import { parseKerasTopology, type KerasGraph } from './keras-topology.js';
 import { Model, type ClassInfo } from './model.js';
+import { graphModelMessage, inferCached, inputMixFor, isGraphModel, readClassFile } from './model-infer.js';
 
 export const DEFAULT_MODELS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../models');
 export const DEFAULT_MODEL_ID = 'mobilenet-v1-0.75';
 
+/**
+ * The model folders, as one PATH-style string (folders joined by path.delimiter):
+ * $DEEPVIS_MODELS_DIR when set, else the bundled models/. Every function here that takes a
+ * `dir` takes such a list; a later folder's model shadows an earlier one of the same id.
+ */
 export function modelsDir(): string {
-  return process.env.DEEPVIS_MODELS_DIR ? resolve(process.env.DEEPVIS_MODELS_DIR) : DEFAULT_MODELS_DIR;
+  return process.env.DEEPVIS_MODELS_DIR ? splitRoots(process.env.DEEPVIS_MODELS_DIR).join(delimiter) : DEFAULT_MODELS_DIR;
+}
+
+/** The model folders plus `extra` (a user's --models-dir): it adds to them, never replaces them. */
+export function withModelsDir(extra: string | undefined, base = modelsDir()): string {
+  return extra ? [...new Set([...splitRoots(base), resolve(extra)])].join(delimiter) : base;
+}
+
+function splitRoots(dir: string): string[] {
+  return [...new Set(dir.split(delimiter).filter(Boolean).map((d) => resolve(d)))];
 }
 
 /** What is wrong with a model folder: files absent, files damaged, a file we cannot read, a layer we cannot run. */
@@ -30,6 +45,8 @@ export interface ModelEntry {
   problem: string | null;
   /** The kind of problem, when there is one. */
   fault?: ModelFault;
+  /** For a folder without deepvis.json: what was inferred rather than read, one note each. */
+  inferred?: string[];
 }
 
 const FIX = 'run `npm run fetch-models` (or set DEEPVIS_MODEL_MIRROR to a folder holding <id>/)';
@@ -137,6 +154,7 @@ function checkModel(mdir: string, d: ModelDescriptor, keepFiles: boolean): Check
   } catch (e) {
     throw new ModelProblem('invalid', `${mjPath} is not valid JSON (${oneLine(e)}) — the file is damaged; ${fixFor(id)}`);
   }
+  if (isGraphModel(json)) throw new ModelProblem('unsupported', graphModelMessage(mjPath));
   const parsed = ModelJsonSchema.safeParse(json);
   if (!parsed.success) {
     const what = parsed.error.issues[0]!.path.length ? firstIssue(parsed.error) : 'expected an object with modelTopology and weightsManifest';
@@ -153,6 +171,11 @@ function checkModel(mdir: string, d: ModelDescriptor, keepFiles: boolean): Check
     checkSupportedLayers(graph);
   } catch (e) {
     throw new ModelProblem('unsupported', `${mjPath}: ${oneLine(e)}`);
+  }
+  try {
+    inputMixFor(d, graph, mjPath);
+  } catch (e) {
+    throw new ModelProblem('unsupported', oneLine(e));
   }
   const names = new Set(graph.layers.map((l) => l.name));
   for (const l of [...d.layers.map((x) => x.name), ...(d.logits ? [d.logits] : [])]) {
@@ -193,7 +216,11 @@ const checkCache = new Map<string, { signature: string; problem: ModelProblem | 
 
 function signature(mdir: string, d: ModelDescriptor): string {
   const parts = [JSON.stringify(d)];
-  const paths = [...readdirSync(mdir).sort().map((f) => join(mdir, f)), join(mdir, d.classes.names), ...(d.classes.wnids ? [join(mdir, d.classes.wnids)] : [])];
+  const paths = [
+    ...readdirSync(mdir).sort().map((f) => join(mdir, f)),
+    ...(d.classes ? [join(mdir, d.classes.names)] : []),
+    ...(d.classes?.wnids ? [join(mdir, d.classes.wnids)] : []),
+  ];
   for (const p of paths) {
     try {
       const st = statSync(p);
@@ -224,16 +251,30 @@ interface Found {
   dir: string;
   descriptor: ModelDescriptor | null;
   descriptorError: string | null;
+  inferred?: string[];
 }
 
-/** Model folders (those with a deepvis.json) and their descriptors; nothing else is read. */
+/**
+ * Model folders of every root: those with a deepvis.json, and bare folders holding a model.json
+ * (their descriptor inferred). A later root's model shadows an earlier one with the same id.
+ */
 function scan(dir: string): Found[] {
+  const byId = new Map<string, Found>();
+  for (const root of splitRoots(dir)) for (const f of scanRoot(root)) byId.set(f.id, f);
+  return [...byId.values()];
+}
+
+function scanRoot(dir: string): Found[] {
   if (!existsSync(dir)) return [];
   const out: Found[] = [];
   for (const name of readdirSync(dir).sort()) {
     const mdir = join(dir, name);
     const dpath = join(mdir, 'deepvis.json');
-    if (!existsSync(dpath)) continue;
+    if (!existsSync(dpath)) {
+      const bare = inferBare(mdir);
+      if (bare) out.push(bare);
+      continue;
+    }
     try {
       const descriptor = parseDescriptor(JSON.parse(readFileSync(dpath, 'utf8')), dpath);
       out.push({ id: descriptor.id, dir: mdir, descriptor, descriptorError: null });
@@ -245,15 +286,34 @@ function scan(dir: string): Found[] {
   return out;
 }
 
+/** A folder without deepvis.json but with a model.json: a model whose descriptor is inferred. */
+function inferBare(mdir: string): Found | null {
+  if (!existsSync(join(mdir, 'model.json'))) return null;
+  try {
+    const { descriptor, notes } = inferCached(mdir);
+    return { id: descriptor.id, dir: mdir, descriptor, descriptorError: null, inferred: notes };
+  } catch (e) {
+    return { id: basenameOf(mdir), dir: mdir, descriptor: null, descriptorError: oneLine(e) };
+  }
+}
+
+const basenameOf = (p: string) => p.split(/[\\/]/).filter(Boolean).pop() ?? p;
+
 /**
  * The models in a folder, each with the problem that would stop it loading (checked once per
  * change of its files: see checkModel). A broken model never hides the others.
  */
 export function listModels(dir = modelsDir()): ModelEntry[] {
   return scan(dir).map((f) => {
-    if (!f.descriptor) return { id: f.id, dir: f.dir, descriptor: null, problem: f.descriptorError, fault: 'invalid' };
+    const inferred = f.inferred ? { inferred: f.inferred } : {};
+    if (!f.descriptor) {
+      const fault: ModelFault = /graph model|not supported yet/.test(f.descriptorError ?? '') ? 'unsupported' : 'invalid';
+      return { id: f.id, dir: f.dir, descriptor: null, problem: f.descriptorError, fault };
+    }
     const p = cachedProblem(f.dir, f.descriptor);
-    return p ? { id: f.id, dir: f.dir, descriptor: f.descriptor, problem: p.message, fault: p.fault } : { id: f.id, dir: f.dir, descriptor: f.descriptor, problem: null };
+    return p
+      ? { id: f.id, dir: f.dir, descriptor: f.descriptor, problem: p.message, fault: p.fault, ...inferred }
+      : { id: f.id, dir: f.dir, descriptor: f.descriptor, problem: null, ...inferred };
   });
 }
 
@@ -282,6 +342,10 @@ function readWeights(mdir: string, manifest: tf.io.WeightsManifestConfig, files:
 
 /** A model's classes in its own order, from its class files alone (no weights needed). */
 export function readClasses(mdir: string, d: ModelDescriptor): ClassInfo[] {
+  if (!d.classes) return [];
+  if (!/\.json$/i.test(d.classes.names) || !d.classes.wnids) {
+    return readClassFile(join(mdir, d.classes.names)).map((name, index) => ({ index, name, wnid: null }));
+  }
   const names = readJson(join(mdir, d.classes.names)) as string[];
   const wnids = d.classes.wnids ? (readJson(join(mdir, d.classes.wnids)) as string[]) : null;
   if (!Array.isArray(names)) throw new Error(`${d.classes.names}: expected a JSON array of class names`);
@@ -297,7 +361,7 @@ export async function loadModel(id: string, dir = modelsDir()): Promise<Model> {
   const found = scan(dir);
   const entry = found.find((m) => m.id === id);
   if (!entry) {
-    throw new Error(`unknown model "${id}" (models here: ${found.map((m) => m.id).join(', ') || 'none'} in ${dir})`);
+    throw new Error(`unknown model "${id}" (models here: ${found.map((m) => m.id).join(', ') || 'none'} in ${splitRoots(dir).join(', ')})`);
   }
   if (!entry.descriptor) throw new Error(`model ${id} cannot be loaded: ${entry.descriptorError}`);
   const d = entry.descriptor;
@@ -323,7 +387,7 @@ export async function loadModel(id: string, dir = modelsDir()): Promise<Model> {
     const keep = new Set(d.layers.map((l) => l.name));
     let compiled;
     try {
-      compiled = compileKeras(graph, weights, keep, d.logits);
+      compiled = compileKeras(graph, weights, keep, { logitsHint: d.logits, inputMix: inputMixFor(d, graph, join(entry.dir, d.weights.modelJson)) });
       for (const l of d.layers) compiled.net.nodeIndex(l.name);
     } catch (e) {
       throw new Error(`model ${id}: ${join(entry.dir, d.weights.modelJson)}: ${oneLine(e)}`);
