@@ -11,7 +11,7 @@ import { ProgressLine } from './progress.js';
 
 function sizeArg(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 32 || n > 1024) throw new InvalidArgumentError('expected a size in pixels between 32 and 1024.');
+  if (!Number.isInteger(n) || n < 16 || n > 1024) throw new InvalidArgumentError('expected a size in pixels between 16 and 1024.');
   return n;
 }
 

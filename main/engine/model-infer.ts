@@ -84,20 +84,26 @@ export function layersToShow(graph: KerasGraph): string[] {
   const byName = new Map(graph.layers.map((l) => [l.name, l]));
   const flat = new Set<string>();
   for (const l of graph.layers) {
-    const reshapeFlat = l.className === 'Reshape' && (l.config.target_shape as unknown[] | undefined)?.length !== 3;
+    // A reshape back to [h, w, c] (a squeeze-and-excitation gate) is spatial again, even of 1×1.
+    if (l.className === 'Reshape') {
+      if ((l.config.target_shape as unknown[] | undefined)?.length !== 3) flat.add(l.name);
+      continue;
+    }
     const globalFlat = l.className.startsWith('Global') && l.config.keepdims !== true;
-    if ((FLATTENING.has(l.className) && !l.className.startsWith('Global')) || globalFlat || reshapeFlat || l.inputs.some((n) => flat.has(n))) flat.add(l.name);
+    const joinsSpatial = ['Multiply', 'Add'].includes(l.className) && l.inputs.some((n) => !flat.has(n));
+    if ((FLATTENING.has(l.className) && !l.className.startsWith('Global')) || globalFlat || (!joinsSpatial && l.inputs.some((n) => flat.has(n)))) flat.add(l.name);
   }
   const spatial = graph.layers.filter((l) => !flat.has(l.name) && l.className !== 'InputLayer');
   const rectified = new Set<string>();
   for (const l of spatial) {
-    const pooledOrJoined = ['MaxPooling2D', 'AveragePooling2D', 'Add', 'Concatenate', 'Multiply'].includes(l.className);
-    if (isActivationOutput(l) || (pooledOrJoined && l.inputs.length > 0 && l.inputs.every((n) => rectified.has(n) || isActivationOutput(byName.get(n)!)))) {
-      rectified.add(l.name);
-    }
+    const from = (n: string) => rectified.has(n) || isActivationOutput(byName.get(n)!);
+    // A pool or a gate (Multiply) of rectified maps is rectified; a sum or concatenation when all its parts are.
+    const passes = ['MaxPooling2D', 'AveragePooling2D', 'Multiply', 'Dropout', 'SpatialDropout2D'].includes(l.className) && l.inputs.some(from);
+    const joins = ['Add', 'Concatenate'].includes(l.className) && l.inputs.length > 0 && l.inputs.every(from);
+    if (isActivationOutput(l) || passes || joins) rectified.add(l.name);
   }
   const trunk = trunkLayers(graph);
-  const all = spatial.filter((l) => rectified.has(l.name)).map((l) => l.name);
+  const all = spatial.filter((l) => rectified.has(l.name) && !l.className.includes('Dropout')).map((l) => l.name);
   const onTrunk = all.filter((n) => trunk.has(n));
   // Branchy models (Inception, ResNet): the trunk's layers are the ones with a meaning of their
   // own. A model whose trunk is linear (MobileNetV2's bottlenecks) shows its rectified layers.

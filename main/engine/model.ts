@@ -155,7 +155,9 @@ export class Model {
   }
 
   /** Top-k classes per batch item, from the logits. */
-  async topK(logits: tf.Tensor2D, k = 5): Promise<TopK[][]> {
+  async topK(logits: tf.Tensor2D, kWanted = 5): Promise<TopK[][]> {
+    // A model with fewer classes than asked for lists all of them.
+    const k = Math.min(kWanted, logits.shape[1]);
     const { values, indices } = tf.tidy(() => tf.topk(tf.softmax(logits), k));
     const [v, i] = await Promise.all([values.data(), indices.data()]);
     values.dispose();
