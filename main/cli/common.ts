@@ -135,6 +135,11 @@ export async function startBackend(g: GlobalOptions): Promise<BackendReport> {
   return report;
 }
 
+/** What the CLI says about a model whose head has no softmax (probabilities are then ours). */
+export function noSoftmaxNote(model: Model): string {
+  return `note: ${model.id}'s head has no softmax — probabilities shown are a softmax of ${model.logitsLayer}'s outputs`;
+}
+
 /** Load an installed model (backend must be running). Load failures (corrupt files…) exit 1. */
 export async function openModel(entry: ModelEntry, dir: string): Promise<Model> {
   try {

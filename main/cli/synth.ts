@@ -6,7 +6,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MODEL_ID, encodePng } from '../engine/index.js';
 import { writeFileAtomic } from '../persist/atomic-file.js';
 import { PRESET_NAMES, presetSettings, resolveTarget, synthesize, type SynthSettings } from '../engine/synthesis/index.js';
-import { CliError, EXIT_BAD_INPUT, findModel, globals, modelsDirOf, oneLine, openModel, out, outJson, positiveInt, startBackend } from './common.js';
+import { CliError, EXIT_BAD_INPUT, findModel, globals, modelsDirOf, noSoftmaxNote, oneLine, openModel, out, outJson, positiveInt, startBackend, warn } from './common.js';
 import { ProgressLine } from './progress.js';
 
 function sizeArg(v: string): number {
@@ -38,6 +38,7 @@ export function synthCommand(): Command {
       const entry = findModel(opts.model, dir, true);
       const backend = await startBackend(g);
       const model = await openModel(entry, dir);
+      if (!model.compiled.softmaxHead) warn(noSoftmaxNote(model));
       let target;
       try {
         target = resolveTarget(model, opts.layer, opts.unit);

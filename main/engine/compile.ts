@@ -18,6 +18,8 @@ export interface CompiledModel {
   fusedAway: Map<string, string>;
   /** Whether the model's own head ends in softmax (else probabilities are a softmax we apply). */
   softmaxHead: boolean;
+  /** Channels of the model's own input (1 for a grey model: it sees the luminance of RGB). */
+  inputChannels: number;
 }
 
 /**
@@ -449,7 +451,7 @@ function compileGraph(graph: KerasGraph, weights: Weights, keep: Set<string>, op
   }
   const logitsNode = nodeOf.get(logitsName);
   if (logitsNode === undefined) throw new Error(`logits layer "${logitsName}" not found`);
-  return { net: new GraphNet(nodes), logitsNode, outputNode: nodeOf.get(outputName)!, fusedAway, softmaxHead: head.softmax };
+  return { net: new GraphNet(nodes), logitsNode, outputNode: nodeOf.get(outputName)!, fusedAway, softmaxHead: head.softmax, inputChannels: graph.inputShape[graph.inputShape.length - 1] ?? 3 };
 }
 
 function convSpec(
