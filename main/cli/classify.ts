@@ -142,6 +142,8 @@ export async function runClassify(images: string[], opts: ClassifyOptions, cmd: 
   const t0 = performance.now();
   const model = await openModel(entry, dir);
   verbose(g, `loaded ${model.id} in ${(performance.now() - t0).toFixed(0)} ms`);
+  // The default top-5 lists all classes of a model with fewer; an explicit --top is checked.
+  if (cmd.getOptionValueSource('top') === 'default') opts.top = Math.min(opts.top, model.classes.length);
   if (opts.top > model.classes.length) {
     throw new CliError(`--top ${opts.top} is more than the ${model.classes.length} classes of ${model.id}`, EXIT_BAD_INPUT);
   }

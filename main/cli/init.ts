@@ -28,7 +28,7 @@ export function initCommand(): Command {
       if (existsSync(target) && !opts.force) throw new CliError(`${target} already exists — edit it, or pass --force to replace it`, EXIT_BAD_INPUT);
       let inferred;
       try {
-        inferred = inferDescriptor(dir, opts.preprocess);
+        inferred = inferDescriptor(dir, { preprocess: opts.preprocess, fillChannels: true });
       } catch (e) {
         throw new CliError(oneLine(e), EXIT_FAILURE);
       }

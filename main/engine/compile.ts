@@ -46,7 +46,7 @@ export const SUPPORTED_LAYERS = [
 ] as const;
 
 function unsupported(l: KerasLayer): string {
-  return `layer "${l.name}" is a ${l.className} layer, which DeepVis cannot compile yet (supported: ${SUPPORTED_LAYERS.filter((t) => t !== 'InputLayer').join(', ')})`;
+  return `layer "${l.name}" is a ${l.className} layer, which DeepVis cannot compile (supported: ${SUPPORTED_LAYERS.filter((t) => t !== 'InputLayer').join(', ')}) — not supported yet`;
 }
 
 function badActivation(l: KerasLayer, name: unknown): Error {

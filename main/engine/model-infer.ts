@@ -180,7 +180,17 @@ export function inputMixFor(d: ModelDescriptor, graph: KerasGraph, where: string
 }
 
 /** The descriptor a bare folder implies. Throws a one-line message naming model.json and what is wrong. */
-export function inferDescriptor(mdir: string, preprocess?: PreprocessPreset): Inferred {
+export interface InferOptions {
+  preprocess?: PreprocessPreset;
+  /**
+   * For `deepvis init`: give a model of another channel count than 1 or 3 a channelMix to edit
+   * (R, G, B, then empty channels). A listing never guesses it: such a model is refused until
+   * its descriptor says how to fill its channels.
+   */
+  fillChannels?: boolean;
+}
+
+export function inferDescriptor(mdir: string, opts: InferOptions = {}): Inferred {
   const mjPath = join(mdir, 'model.json');
   let json: unknown;
   try {
@@ -195,10 +205,11 @@ export function inferDescriptor(mdir: string, preprocess?: PreprocessPreset): In
   } catch (e) {
     throw new Error(`${mjPath} is not a usable Keras model: ${oneLine(e)}`);
   }
-  return inferFromGraph(mdir, graph, preprocess);
+  return inferFromGraph(mdir, graph, opts);
 }
 
-export function inferFromGraph(mdir: string, graph: KerasGraph, preprocess?: PreprocessPreset): Inferred {
+export function inferFromGraph(mdir: string, graph: KerasGraph, opts: InferOptions = {}): Inferred {
+  const preprocess = opts.preprocess;
   const notes: string[] = [];
   const id = idFromFolder(mdir);
   const [h, w, c] = graph.inputShape;
@@ -209,6 +220,11 @@ export function inferFromGraph(mdir: string, graph: KerasGraph, preprocess?: Pre
     notes.push(`the model leaves its input size open; using ${inputSize[0]}×${inputSize[1]} (set "inputSize")`);
   }
   if (c === 1) notes.push('1-channel input: images and frames are converted to luminance');
+  let channelMix: [number, number, number][] | undefined;
+  if (c && c !== 1 && c !== 3 && opts.fillChannels) {
+    channelMix = Array.from({ length: c }, (_, i) => [0, 1, 2].map((j) => (i === j ? 1 : 0)) as [number, number, number]);
+    notes.push(`${c}-channel input: "preprocess.channelMix" fills channels 1–3 with R, G, B and the rest with 0 — edit it to what the model was trained on`);
+  }
 
   const firstReal = graph.layers.find((l) => l.className !== 'InputLayer');
   const selfScaling = !!firstReal && ['Rescaling', 'Normalization'].includes(firstReal.className);
@@ -242,7 +258,7 @@ export function inferFromGraph(mdir: string, graph: KerasGraph, preprocess?: Pre
     id,
     title: basename(mdir),
     inputSize,
-    preprocess: { ...PREPROCESS_PRESETS[presetName] },
+    preprocess: { ...PREPROCESS_PRESETS[presetName], ...(channelMix ? { channelMix } : {}) },
     ...(classes ? { classes } : {}),
     logits,
     defaultLayer: layers[layers.length - 1],
