@@ -24,6 +24,8 @@ export const ModelSummarySchema = z.object({
   title: z.string(),
   installed: z.boolean(),
   problem: z.string().nullable(),
+  /** Why it cannot be used: files missing (not installed), damaged, unreadable, or not supported yet. */
+  fault: z.enum(['missing', 'corrupt', 'invalid', 'unsupported']).optional(),
 });
 
 export const ModelInfoSchema = z.object({
@@ -34,6 +36,10 @@ export const ModelInfoSchema = z.object({
   defaultLayer: z.string(),
   logitsLayer: z.string(),
   classCount: z.number().int(),
+  /** False when the model's head has no softmax: probabilities shown are a softmax DeepVis applies. */
+  softmaxHead: z.boolean().optional(),
+  /** The model's own input channels (1: it sees the luminance of the RGB input). */
+  inputChannels: z.number().int().positive().optional(),
 });
 
 export const TopKSchema = z.object({

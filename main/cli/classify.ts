@@ -21,6 +21,7 @@ import {
   startBackend,
   verbose,
   warn,
+  noSoftmaxNote,
 } from './common.js';
 
 /** Images per forward pass: all of them for ordinary calls, bounded so huge lists stay in memory. */
@@ -39,6 +40,8 @@ export interface ClassifyResult {
 export interface ClassifyOutput {
   backend: string;
   model: string;
+  /** False when the model's head has no softmax: the probabilities are a softmax DeepVis applies to its outputs. */
+  softmaxHead: boolean;
   results: ClassifyResult[];
 }
 
@@ -139,6 +142,8 @@ export async function runClassify(images: string[], opts: ClassifyOptions, cmd: 
   const t0 = performance.now();
   const model = await openModel(entry, dir);
   verbose(g, `loaded ${model.id} in ${(performance.now() - t0).toFixed(0)} ms`);
+  // The default top-5 lists all classes of a model with fewer; an explicit --top is checked.
+  if (cmd.getOptionValueSource('top') === 'default') opts.top = Math.min(opts.top, model.classes.length);
   if (opts.top > model.classes.length) {
     throw new CliError(`--top ${opts.top} is more than the ${model.classes.length} classes of ${model.id}`, EXIT_BAD_INPUT);
   }
@@ -154,7 +159,8 @@ export async function runClassify(images: string[], opts: ClassifyOptions, cmd: 
     const results: ClassifyResult[] = decoded.map((d, i) =>
       'pixels' in d ? { image: images[i]!, top5: rows[r++]! } : { image: images[i]!, error: d.error },
     );
-    const output: ClassifyOutput = { backend: backend.backend, model: model.id, results };
+    const output: ClassifyOutput = { backend: backend.backend, model: model.id, softmaxHead: model.compiled.softmaxHead, results };
+    if (!model.compiled.softmaxHead) warn(noSoftmaxNote(model));
     await (opts.json ? outJson(output) : out(table(output)));
     return results.some((x) => x.error) ? EXIT_BAD_INPUT : 0;
   } finally {

@@ -9,6 +9,7 @@ import {
   listModels,
   loadModel,
   modelsDir,
+  withModelsDir,
   readClasses,
   selectBackend,
   type BackendReport,
@@ -43,8 +44,9 @@ export function globals(cmd: Command): GlobalOptions {
   return cmd.optsWithGlobals<GlobalOptions>();
 }
 
+/** The model folders: the bundled ones (or $DEEPVIS_MODELS_DIR) plus --models-dir. */
 export function modelsDirOf(g: GlobalOptions): string {
-  return g.modelsDir ?? modelsDir();
+  return withModelsDir(g.modelsDir, modelsDir());
 }
 
 /** The first line of an error's message, whitespace-collapsed: every message we print is one line. */
@@ -131,6 +133,11 @@ export async function startBackend(g: GlobalOptions): Promise<BackendReport> {
   }
   verbose(g, describeBackend(report));
   return report;
+}
+
+/** What the CLI says about a model whose head has no softmax (probabilities are then ours). */
+export function noSoftmaxNote(model: Model): string {
+  return `note: ${model.id}'s head has no softmax — probabilities shown are a softmax of ${model.logitsLayer}'s outputs`;
 }
 
 /** Load an installed model (backend must be running). Load failures (corrupt files…) exit 1. */

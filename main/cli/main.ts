@@ -8,6 +8,7 @@ import { classifyCommand } from './classify.js';
 import { explainCommand } from './explain.js';
 import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE, oneLine, warn } from './common.js';
 import { modelsCommand } from './models.js';
+import { initCommand } from './init.js';
 import { indexCommand } from './index-cmd.js';
 import { topCommand } from './top.js';
 import { synthCommand } from './synth.js';
@@ -31,7 +32,7 @@ export function buildProgram(): Command {
         ...BACKEND_ORDER,
       ]),
     )
-    .option('--models-dir <dir>', 'folder holding the models (default: $DEEPVIS_MODELS_DIR, else models/)')
+    .option('--models-dir <dir>', 'a folder of models to add to the bundled ones ($DEEPVIS_MODELS_DIR, else models/)')
     .option('-v, --verbose', 'report the backend, load and run times on stderr')
     // Commander errors become one line "deepvis: …" and exit code 2; help and --version exit 0.
     .exitOverride()
@@ -40,7 +41,7 @@ export function buildProgram(): Command {
     })
     .showSuggestionAfterError(true);
   // Subcommands inherit exitOverride/configureOutput when added after them.
-  for (const make of [classifyCommand, modelsCommand, classCommand, synthCommand, atlasCommand, indexCommand, topCommand, explainCommand]) {
+  for (const make of [classifyCommand, modelsCommand, classCommand, synthCommand, atlasCommand, indexCommand, topCommand, explainCommand, initCommand]) {
     const cmd = make();
     cmd.copyInheritedSettings(program);
     program.addCommand(cmd);

@@ -1,6 +1,7 @@
 // deepvis models [--json]: the models in the models folder. Installed ones are loaded once to
 // measure their layers; a model whose weights are missing (or fail to load) is listed with
 // installed:false and the reason, never a crash.
+import { delimiter } from 'node:path';
 import { Command } from 'commander';
 import { DEFAULT_MODEL_ID, listModels, type ClassInfo, type ModelEntry } from '../engine/index.js';
 import { globals, modelsDirOf, oneLine, openModel, out, outJson, readModelClasses, startBackend, warn } from './common.js';
@@ -11,6 +12,12 @@ export interface ModelListing {
   installed: boolean;
   /** Why the model cannot be used, or null. */
   problem: string | null;
+  /** What kind of problem: files missing, damaged, unreadable, or a layer/op not supported yet. */
+  fault: 'missing' | 'corrupt' | 'invalid' | 'unsupported' | null;
+  /** For a folder without deepvis.json: what was inferred, one note each (null: read from deepvis.json). */
+  inferred: string[] | null;
+  /** Whether the model's head ends in softmax; when false, probabilities are a softmax DeepVis applies (null: not loaded). */
+  softmaxHead: boolean | null;
   inputSize: [number, number] | null;
   /** How the class indices are ordered (from the descriptor), e.g. Keras or Darknet order. */
   classOrder: string | null;
@@ -29,7 +36,7 @@ export interface ModelsOutput {
 }
 
 /** A listing from the descriptor and class files alone (used when the model cannot be loaded). */
-async function staticListing(e: ModelEntry, problem: string | null, installed: boolean): Promise<ModelListing> {
+async function staticListing(e: ModelEntry, problem: string | null, installed: boolean, fault: ModelListing['fault'] = problem ? (e.fault ?? 'invalid') : null): Promise<ModelListing> {
   const d = e.descriptor;
   let classes: ClassInfo[] = [];
   if (d) {
@@ -44,8 +51,11 @@ async function staticListing(e: ModelEntry, problem: string | null, installed: b
     title: d?.title ?? e.id,
     installed,
     problem,
+    fault: problem ? fault : null,
+    inferred: e.inferred ?? null,
+    softmaxHead: null,
     inputSize: d ? [d.inputSize[0], d.inputSize[1]] : null,
-    classOrder: d?.classes.order ?? null,
+    classOrder: d?.classes?.order ?? null,
     logits: d?.logits ?? null,
     layers: d ? d.layers.map((l) => ({ name: l.name, display: l.display, shape: null, units: null })) : [],
     classes,
@@ -84,8 +94,11 @@ export async function collectModels(cmd: Command): Promise<ModelsOutput> {
           title: m.descriptor.title,
           installed: true,
           problem: null,
+          fault: null,
+          inferred: e.inferred ?? null,
+          softmaxHead: m.compiled.softmaxHead,
           inputSize: [m.inputSize[0], m.inputSize[1]],
-          classOrder: m.descriptor.classes.order ?? null,
+          classOrder: m.descriptor.classes?.order ?? null,
           logits: m.logitsLayer,
           layers: m.layers.map((l) => ({ name: l.name, display: l.display, shape: l.shape, units: l.units })),
           classes: m.classes.map((c) => ({ index: c.index, wnid: c.wnid, name: c.name })),
@@ -94,18 +107,24 @@ export async function collectModels(cmd: Command): Promise<ModelsOutput> {
         m.dispose();
       }
     } catch (err) {
-      output.models.push(await staticListing(e, oneLine(err), false));
+      output.models.push(await staticListing(e, oneLine(err), false, /not supported|cannot compile/.test(oneLine(err)) ? 'unsupported' : 'invalid'));
     }
   }
   return output;
 }
 
+/** What the listing calls a model it cannot use: only absent files make it "not installed". */
+const FAULT_LABEL = { missing: 'NOT INSTALLED', corrupt: 'DAMAGED', invalid: 'CANNOT BE READ', unsupported: 'NOT SUPPORTED' } as const;
+
 function readable(o: ModelsOutput, dir: string): string {
-  if (o.models.length === 0) return `no models in ${dir} — run \`npm run fetch-models\`\n`;
-  const lines: string[] = [`models in ${dir}` + (o.backend ? ` (measured on backend ${o.backend})` : '')];
+  const dirs = dir.split(delimiter).join(', ');
+  if (o.models.length === 0) return `no models in ${dirs} — run \`npm run fetch-models\`, or put a model folder (model.json + weights) there\n`;
+  const lines: string[] = [`models in ${dirs}` + (o.backend ? ` (measured on backend ${o.backend})` : '')];
   for (const m of o.models) {
     lines.push('', `${m.id}${m.id === DEFAULT_MODEL_ID ? ' (default)' : ''} — ${m.title}`);
-    if (!m.installed) lines.push(`  NOT INSTALLED: ${m.problem}`);
+    if (!m.installed) lines.push(`  ${FAULT_LABEL[m.fault ?? 'invalid']}: ${m.problem}`);
+    if (m.inferred) lines.push(`  no deepvis.json — inferred (\`deepvis init\` writes it down to edit):`, ...m.inferred.map((n) => `    - ${n}`));
+    else if (m.softmaxHead === false) lines.push(`  the head has no softmax: probabilities shown are a softmax of ${m.logits}'s outputs`);
     const order = m.classes.length ? `${m.classes.length} classes${m.classOrder ? `, order: ${m.classOrder}` : ''}` : 'no classes';
     lines.push(`  input ${m.inputSize ? m.inputSize.join('×') : '?'}, ${order}, logits layer ${m.logits ?? '?'}`);
     const layers = m.layers.map((l) => (l.shape ? `${l.display} ${l.shape.join('×')}` : l.display));

@@ -4,13 +4,13 @@ import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MODEL_ID, encodePng } from '../engine/index.js';
 import { PRESET_NAMES, presetSettings, resolveTarget, synthesize, type SynthSettings } from '../engine/synthesis/index.js';
-import { CliError, EXIT_BAD_INPUT, findModel, globals, modelsDirOf, oneLine, openModel, out, outJson, positiveInt, startBackend } from './common.js';
+import { CliError, EXIT_BAD_INPUT, findModel, globals, modelsDirOf, noSoftmaxNote, oneLine, openModel, out, outJson, positiveInt, startBackend, warn } from './common.js';
 import { ensureOutputFolder, OutputFiles } from './output-file.js';
 import { ProgressLine } from './progress.js';
 
 function sizeArg(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 32 || n > 1024) throw new InvalidArgumentError('expected a size in pixels between 32 and 1024.');
+  if (!Number.isInteger(n) || n < 16 || n > 1024) throw new InvalidArgumentError('expected a size in pixels between 16 and 1024.');
   return n;
 }
 
@@ -44,6 +44,7 @@ export function synthCommand(): Command {
       const entry = await findModel(opts.model, dir, true);
       const backend = await startBackend(g);
       const model = await openModel(entry, dir);
+      if (!model.compiled.softmaxHead) warn(noSoftmaxNote(model));
       let target;
       try {
         target = resolveTarget(model, opts.layer, opts.unit);

@@ -21,6 +21,7 @@ import {
 import { IPC_EVENT, IPC_REQUEST, parseEvent, type AppEvent, type Reply } from '../../contract/messages.js';
 import { ListedImageRequest } from '../../contract/images.js';
 import { EngineSession } from '../session/engine-session.js';
+import { withModelsDir } from '../engine/model-store.js';
 import { AppStateStore, STATE_FILE } from '../persist/app-state.js';
 import { placeWindow } from '../persist/window-bounds.js';
 import { IMAGE_EXTENSIONS, ImageListings, type ImageListing } from './image-list.js';
@@ -196,9 +197,11 @@ function startEngine(): void {
     model: switchValue('model') ?? null,
     // Packaged, the models and the atlases chosen at build time are extra resources beside the
     // asar (electron-builder.yml), read-only; the user's atlas cache is still searched first.
-    modelsDir: switchValue('models-dir')
-      ? resolve(switchValue('models-dir')!)
-      : (process.env.DEEPVIS_MODELS_DIR ?? (app.isPackaged ? join(process.resourcesPath, 'models') : join(appRoot, 'models'))),
+    // --models-dir adds a folder of the user's models to the bundled ones.
+    modelsDir: withModelsDir(
+      switchValue('models-dir'),
+      process.env.DEEPVIS_MODELS_DIR ?? (app.isPackaged ? join(process.resourcesPath, 'models') : join(appRoot, 'models')),
+    ),
     bundledAtlasDirs: app.isPackaged ? [join(process.resourcesPath, 'atlases')] : [],
     // --workers=N, else $DEEPVIS_WORKERS, else cores − 1 (scheduler.ts poolSize).
     workers: Number(switchValue('workers')) > 0 ? Number(switchValue('workers')) : undefined,

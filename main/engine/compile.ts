@@ -2,6 +2,7 @@
 // batch-norm folded into the preceding convolution, activation fused into the convolution where
 // nobody needs the pre-activation, softmax split off so the logits are always reachable.
 import * as tf from '@tensorflow/tfjs-core';
+import { ELEMENTWISE_NAMES, elementwiseByName, type ElementwiseFn } from './elementwise.js';
 import type { KerasGraph, KerasLayer } from './keras-topology.js';
 import { GraphNet, type GraphNode, type NetNode } from './network.js';
 import type { Activation, ConvSpec } from './ops.js';
@@ -15,6 +16,23 @@ export interface CompiledModel {
   outputNode: number;
   /** Layers that were fused away and can no longer be tapped (for error messages). */
   fusedAway: Map<string, string>;
+  /** Whether the model's own head ends in softmax (else probabilities are a softmax we apply). */
+  softmaxHead: boolean;
+  /** Channels of the model's own input (1 for a grey model: it sees the luminance of RGB). */
+  inputChannels: number;
+}
+
+/**
+ * How RGB pixels (after scale and offset) become the model's input channels: row c holds the
+ * weights of R, G, B in input channel c. Compiled as a 1×1 convolution after the input, so every
+ * pixel-space path (frames, synthesis, back-projection) stays RGB while the model sees its own
+ * channels, and gradients reach the RGB pixels through it.
+ */
+export type InputMix = [number, number, number][];
+
+export interface CompileOptions {
+  logitsHint?: string;
+  inputMix?: InputMix | null;
 }
 
 type Weights = Record<string, tf.Tensor>;
@@ -24,10 +42,60 @@ export const SUPPORTED_LAYERS = [
   'InputLayer', 'Conv2D', 'DepthwiseConv2D', 'BatchNormalization', 'Activation', 'ReLU', 'LeakyReLU', 'Softmax',
   'MaxPooling2D', 'AveragePooling2D', 'GlobalAveragePooling2D', 'GlobalMaxPooling2D', 'Reshape', 'Flatten',
   'Dropout', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'Dense', 'Add', 'Concatenate', 'ZeroPadding2D',
+  'SeparableConv2D', 'Multiply', 'Rescaling', 'Normalization', 'ActivityRegularization', 'ELU',
 ] as const;
 
 function unsupported(l: KerasLayer): string {
-  return `layer "${l.name}" is a ${l.className} layer, which DeepVis cannot compile (supported: ${SUPPORTED_LAYERS.filter((t) => t !== 'InputLayer').join(', ')})`;
+  return `layer "${l.name}" is a ${l.className} layer, which DeepVis cannot compile (supported: ${SUPPORTED_LAYERS.filter((t) => t !== 'InputLayer').join(', ')}) — not supported yet`;
+}
+
+function badActivation(l: KerasLayer, name: unknown): Error {
+  return new Error(`${l.name}: activation "${String(name)}" is not supported yet (supported: linear, relu, relu6, ${ELEMENTWISE_NAMES.join(', ')})`);
+}
+
+const isSoftmaxName = (a: unknown) => typeof a === 'string' && elementwiseByName(a) === 'softmax';
+
+export interface ModelHead {
+  /** The layer (or "<layer>:logits" for a softmax fused into it) whose output is the class logits. */
+  logits: string;
+  /** A Dense/Conv layer whose own activation is the softmax, split off when compiled. */
+  fused: string | null;
+  /** Whether the head ends in softmax at all. */
+  softmax: boolean;
+}
+
+const PASS_THROUGH = new Set(['Reshape', 'Flatten', 'Dropout', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'ActivityRegularization']);
+
+/**
+ * Where the logits are: walk back from the output through reshapes and dropouts to a softmax
+ * (a layer, or the activation of a Dense or convolution) and take what feeds it. A logits layer
+ * named by a descriptor wins; when it names a layer with a fused softmax, its pre-softmax value is meant.
+ */
+export function findHead(graph: KerasGraph, logitsHint?: string): ModelHead {
+  const byName = new Map(graph.layers.map((l) => [l.name, l]));
+  const fusedSoftmax = (l: KerasLayer | undefined) =>
+    !!l && ['Dense', 'Conv2D', 'SeparableConv2D', 'DepthwiseConv2D'].includes(l.className) && isSoftmaxName(l.config.activation);
+  let softmax = false;
+  for (let cur = byName.get(graph.outputs[0]!); cur; cur = byName.get(cur.inputs[0]!)) {
+    const isLayer = (cur.className === 'Activation' && isSoftmaxName(cur.config.activation)) || cur.className === 'Softmax';
+    if (isLayer) {
+      softmax = true;
+      if (!logitsHint) return { logits: cur.inputs[0]!, fused: null, softmax };
+      break;
+    }
+    if (fusedSoftmax(cur)) {
+      softmax = true;
+      if (!logitsHint) return { logits: `${cur.name}:logits`, fused: cur.name, softmax };
+      break;
+    }
+    if (!PASS_THROUGH.has(cur.className)) break;
+  }
+  if (logitsHint) {
+    const hinted = byName.get(logitsHint);
+    if (fusedSoftmax(hinted)) return { logits: `${logitsHint}:logits`, fused: logitsHint, softmax: true };
+    return { logits: logitsHint, fused: null, softmax };
+  }
+  return { logits: graph.outputs[0]!, fused: null, softmax };
 }
 
 /**
@@ -141,10 +209,10 @@ function foldBatchNorm(
  * activation we lack) leaves none of the tensors folded so far behind; on success the network's
  * own tensors are kept.
  */
-export function compileKeras(graph: KerasGraph, weights: Weights, keep: Set<string>, logitsHint?: string): CompiledModel {
+export function compileKeras(graph: KerasGraph, weights: Weights, keep: Set<string>, opts: CompileOptions = {}): CompiledModel {
   let compiled: CompiledModel | null = null;
   tf.tidy(() => {
-    compiled = compileGraph(graph, weights, keep, logitsHint);
+    compiled = compileGraph(graph, weights, keep, opts);
     keepTensors(compiled.net.nodes);
   });
   return compiled!;
@@ -155,7 +223,7 @@ function keepTensors(v: unknown, depth = 0): void {
   else if (v && typeof v === 'object' && depth < 6) for (const x of Object.values(v)) keepTensors(x, depth + 1);
 }
 
-function compileGraph(graph: KerasGraph, weights: Weights, keep: Set<string>, logitsHint?: string): CompiledModel {
+function compileGraph(graph: KerasGraph, weights: Weights, keep: Set<string>, opts: CompileOptions): CompiledModel {
   const book = new WeightBook(weights);
   const byName = new Map(graph.layers.map((l) => [l.name, l]));
   const consumers = new Map<string, KerasLayer[]>();
@@ -165,31 +233,9 @@ function compileGraph(graph: KerasGraph, weights: Weights, keep: Set<string>, lo
     return c.length === 1 ? c[0]! : null;
   };
 
-  // Where does softmax sit? Its input is the logits unless a hint says otherwise.
   const outputName = graph.outputs[0]!;
-  let logitsName = logitsHint ?? null;
-  let denseSoftmax: string | null = null;
-  if (!logitsName) {
-    let cur = byName.get(outputName)!;
-    while (cur) {
-      const isSoftmax =
-        (cur.className === 'Activation' && cur.config.activation === 'softmax') || cur.className === 'Softmax';
-      if (cur.className === 'Reshape' || cur.className === 'Flatten' || isSoftmax) {
-        if (isSoftmax) {
-          logitsName = cur.inputs[0]!;
-          break;
-        }
-        cur = byName.get(cur.inputs[0]!)!;
-        continue;
-      }
-      if (cur.className === 'Dense' && cur.config.activation === 'softmax') {
-        denseSoftmax = cur.name;
-        logitsName = `${cur.name}:logits`;
-      }
-      break;
-    }
-    logitsName ??= outputName;
-  }
+  const head = findHead(graph, opts.logitsHint);
+  const logitsName = head.logits;
   const mustKeep = new Set([...keep, outputName, logitsName]);
 
   const nodes: GraphNode[] = [];
@@ -212,26 +258,46 @@ function compileGraph(graph: KerasGraph, weights: Weights, keep: Set<string>, lo
     const c = l.config;
     switch (l.className) {
       case 'InputLayer':
-        push([l.name], [], { kind: 'input' });
+        if (opts.inputMix) {
+          push([`${l.name}:rgb`], [], { kind: 'input' });
+          const mix = opts.inputMix;
+          const w = new Float32Array(3 * mix.length);
+          mix.forEach((row, ch) => row.forEach((v, rgb) => (w[rgb * mix.length + ch] = v)));
+          push([l.name], [`${l.name}:rgb`], { kind: 'conv', spec: convSpec(w, [1, 1, 3, mix.length], null, [1, 1], 'valid', { kind: 'linear' }, false) });
+        } else push([l.name], [], { kind: 'input' });
         break;
       case 'Conv2D':
-      case 'DepthwiseConv2D': {
+      case 'DepthwiseConv2D':
+      case 'SeparableConv2D': {
+        const separable = l.className === 'SeparableConv2D';
         const depthwise = l.className === 'DepthwiseConv2D';
         const dil = pair(c.dilation_rate ?? 1, 'dilation_rate');
-        if (dil[0] !== 1 || dil[1] !== 1) throw new Error(`${l.name}: dilated convolutions are not supported`);
+        if (dil[0] !== 1 || dil[1] !== 1) throw new Error(`${l.name}: dilated convolutions are not supported yet`);
         if (c.data_format && c.data_format !== 'channels_last') throw new Error(`${l.name}: only channels_last is supported`);
-        const kernelT = book.get(l.name, depthwise ? 'depthwise_kernel' : 'kernel');
+        let inputs = l.inputs;
+        if (separable) {
+          // Depthwise then pointwise: the depthwise half is a node of its own (linear, no bias).
+          const dk = book.get(l.name, 'depthwise_kernel');
+          const dshape = dk.shape as [number, number, number, number];
+          const spec = convSpec(Float32Array.from(dk.dataSync() as Float32Array), dshape, null, pair(c.strides ?? 1, 'strides'), padding(c.padding ?? 'valid'), { kind: 'linear' }, true);
+          push([`${l.name}:depthwise`], l.inputs, { kind: 'conv', spec });
+          inputs = [`${l.name}:depthwise`];
+        }
+        const kernelT = book.get(l.name, depthwise ? 'depthwise_kernel' : separable ? 'pointwise_kernel' : 'kernel');
         const shape = kernelT.shape as [number, number, number, number];
         const outChannels = depthwise ? shape[2] * shape[3] : shape[3];
         let filter: Float32Array = Float32Array.from(kernelT.dataSync() as Float32Array);
         let bias: Float32Array | null = c.use_bias === false ? null : (book.find(l.name, 'bias')?.dataSync() as Float32Array | undefined) ?? null;
         let act = simpleActivation(c.activation);
+        // An activation the fused kernel lacks (swish, gelu… or a softmax head) follows as a node.
+        const after: ElementwiseFn | null = act ? null : elementwiseByName(String(c.activation));
+        if (!act && !after) throw badActivation(l, c.activation);
+        act ??= { kind: 'linear' };
         let tail = l.name;
         let extraAct: Activation | null = null;
-        if (!act) throw new Error(`${l.name}: activation "${String(c.activation)}" inside a convolution is not supported`);
         // Fold a following batch-norm (only valid when the conv itself is linear).
         const next = soleConsumer(tail);
-        if (act.kind === 'linear' && next?.className === 'BatchNormalization' && !mustKeep.has(tail)) {
+        if (!after && act.kind === 'linear' && next?.className === 'BatchNormalization' && !mustKeep.has(tail)) {
           const folded = foldBatchNorm(filter, outChannels, bias, next, book);
           filter = folded.filter;
           bias = folded.bias;
@@ -239,32 +305,25 @@ function compileGraph(graph: KerasGraph, weights: Weights, keep: Set<string>, lo
           absorbed.add(next.name);
           tail = next.name;
         }
-        const after = soleConsumer(tail);
-        const afterAct = after ? activationLayer(after) : null;
-        if (act.kind === 'linear' && after && afterAct && !mustKeep.has(tail)) {
-          extraAct = afterAct;
-          fusedAway.set(tail, after.name);
-          absorbed.add(after.name);
-          tail = after.name;
+        const following = soleConsumer(tail);
+        const followingAct = following ? activationLayer(following) : null;
+        if (!after && act.kind === 'linear' && following && followingAct && !mustKeep.has(tail)) {
+          extraAct = followingAct;
+          fusedAway.set(tail, following.name);
+          absorbed.add(following.name);
+          tail = following.name;
         }
         act = extraAct ?? act;
-        const filterT = tf.tensor4d(filter, shape);
-        const filterBack = tf.tidy(() => {
-          const flipped = tf.reverse(filterT, [0, 1]);
-          return depthwise ? flipped : tf.transpose(flipped, [0, 1, 3, 2]);
-        }) as tf.Tensor4D;
-        const spec: ConvSpec = {
-          depthwise,
-          filter: filterT,
-          filterBack,
-          bias: bias ? tf.tensor1d(bias) : null,
-          strides: pair(c.strides ?? 1, 'strides'),
-          padding: padding(c.padding ?? 'valid'),
-          activation: act,
-        };
+        const spec = separable
+          ? convSpec(filter, shape, bias, [1, 1], 'valid', act, false)
+          : convSpec(filter, shape, bias, pair(c.strides ?? 1, 'strides'), padding(c.padding ?? 'valid'), act, depthwise);
         // Only the last absorbed layer's name resolves to the fused output: the pre-activation
         // values of the others no longer exist (fusedAway says where they went).
-        push([tail], l.inputs, { kind: 'conv', spec });
+        if (after) {
+          const pre = l.name === head.fused ? `${l.name}:logits` : `${l.name}:pre`;
+          push([pre], inputs, { kind: 'conv', spec });
+          push([l.name], [pre], { kind: 'nonlinear', fn: after });
+        } else push([tail], inputs, { kind: 'conv', spec });
         break;
       }
       case 'BatchNormalization': {
@@ -280,13 +339,42 @@ function compileGraph(graph: KerasGraph, weights: Weights, keep: Set<string>, lo
       case 'Softmax': {
         const act = activationLayer(l);
         if (act) push([l.name], l.inputs, { kind: 'act', act });
-        else {
-          const fn = l.className === 'Softmax' ? 'softmax' : String(c.activation);
-          if (fn !== 'softmax' && fn !== 'sigmoid' && fn !== 'tanh') throw new Error(`${l.name}: activation "${fn}" is not supported`);
+        else if (l.className === 'ReLU') {
+          const max = c.max_value == null ? null : Number(c.max_value);
+          if (Number(c.threshold ?? 0) !== 0 || Number(c.negative_slope ?? 0) !== 0 || max === null) {
+            throw new Error(`${l.name}: a ReLU layer with threshold or negative_slope and max_value is not supported yet`);
+          }
+          push([l.name], l.inputs, { kind: 'nonlinear', fn: 'relu_max', max });
+        } else {
+          const fn = l.className === 'Softmax' ? 'softmax' : elementwiseByName(String(c.activation));
+          if (!fn) throw badActivation(l, c.activation);
           push([l.name], l.inputs, { kind: 'nonlinear', fn });
         }
         break;
       }
+      case 'ELU':
+        if (Number(c.alpha ?? 1) !== 1) throw new Error(`${l.name}: an ELU layer with alpha ${String(c.alpha)} is not supported yet (alpha 1 is)`);
+        push([l.name], l.inputs, { kind: 'nonlinear', fn: 'elu' });
+        break;
+      case 'Rescaling': {
+        const scale = [c.scale ?? 1].flat().map(Number);
+        const offset = [c.offset ?? 0].flat().map(Number);
+        push([l.name], l.inputs, { kind: 'affine', scale: tf.tensor1d(scale), shift: tf.tensor1d(offset) });
+        break;
+      }
+      case 'Normalization': {
+        // (x − mean) / sqrt(variance), mean and variance from the adapted weights or the config.
+        const read = (p: string) => book.find(l.name, p)?.dataSync() ?? (c[p] == null ? null : Float32Array.from([c[p] as number | number[]].flat().map(Number)));
+        const mean = read('mean');
+        const variance = read('variance');
+        if (!mean || !variance) throw new Error(`${l.name}: a Normalization layer without its mean and variance weights`);
+        const inv = Float32Array.from(variance, (v) => 1 / Math.sqrt(Math.max(v, 1e-7)));
+        push([l.name], l.inputs, { kind: 'affine', scale: tf.tensor1d(inv), shift: tf.tensor1d(Float32Array.from(mean, (m, i) => -m * inv[i % inv.length]!)) });
+        break;
+      }
+      case 'Multiply':
+        push([l.name], l.inputs, { kind: 'mul' });
+        break;
       case 'MaxPooling2D':
       case 'AveragePooling2D': {
         const size = pair(c.pool_size ?? 2, 'pool_size');
@@ -319,6 +407,7 @@ function compileGraph(graph: KerasGraph, weights: Weights, keep: Set<string>, lo
       case 'SpatialDropout2D':
       case 'GaussianNoise':
       case 'GaussianDropout':
+      case 'ActivityRegularization':
         // Inference: identity. Alias the input's node.
         nodes[nodeOf.get(l.inputs[0]!)!]!.names.push(l.name);
         nodeOf.set(l.name, nodeOf.get(l.inputs[0]!)!);
@@ -328,18 +417,14 @@ function compileGraph(graph: KerasGraph, weights: Weights, keep: Set<string>, lo
         const bias = c.use_bias === false ? null : (book.find(l.name, 'bias') as tf.Tensor1D | null);
         const keepKernel = tf.clone(kernel);
         const keepBias = bias ? tf.clone(bias) : null;
-        if (l.name === denseSoftmax) {
-          push([`${l.name}:logits`], l.inputs, { kind: 'dense', kernel: keepKernel, bias: keepBias, act: { kind: 'linear' } });
-          push([l.name], [`${l.name}:logits`], { kind: 'nonlinear', fn: 'softmax' });
-        } else {
-          const act = simpleActivation(c.activation);
-          if (act) push([l.name], l.inputs, { kind: 'dense', kernel: keepKernel, bias: keepBias, act });
-          else {
-            const fn = String(c.activation);
-            if (fn !== 'sigmoid' && fn !== 'tanh') throw new Error(`${l.name}: activation "${fn}" is not supported`);
-            push([`${l.name}:pre`], l.inputs, { kind: 'dense', kernel: keepKernel, bias: keepBias, act: { kind: 'linear' } });
-            push([l.name], [`${l.name}:pre`], { kind: 'nonlinear', fn });
-          }
+        const act = simpleActivation(c.activation);
+        if (act) push([l.name], l.inputs, { kind: 'dense', kernel: keepKernel, bias: keepBias, act });
+        else {
+          const fn = elementwiseByName(String(c.activation));
+          if (!fn) throw badActivation(l, c.activation);
+          const pre = l.name === head.fused ? `${l.name}:logits` : `${l.name}:pre`;
+          push([pre], l.inputs, { kind: 'dense', kernel: keepKernel, bias: keepBias, act: { kind: 'linear' } });
+          push([l.name], [pre], { kind: 'nonlinear', fn });
         }
         break;
       }
@@ -366,5 +451,22 @@ function compileGraph(graph: KerasGraph, weights: Weights, keep: Set<string>, lo
   }
   const logitsNode = nodeOf.get(logitsName);
   if (logitsNode === undefined) throw new Error(`logits layer "${logitsName}" not found`);
-  return { net: new GraphNet(nodes), logitsNode, outputNode: nodeOf.get(outputName)!, fusedAway };
+  return { net: new GraphNet(nodes), logitsNode, outputNode: nodeOf.get(outputName)!, fusedAway, softmaxHead: head.softmax, inputChannels: graph.inputShape[graph.inputShape.length - 1] ?? 3 };
+}
+
+function convSpec(
+  filter: Float32Array,
+  shape: [number, number, number, number],
+  bias: Float32Array | null,
+  strides: [number, number],
+  pad: PaddingMode,
+  activation: Activation,
+  depthwise: boolean,
+): ConvSpec {
+  const filterT = tf.tensor4d(filter, shape);
+  const filterBack = tf.tidy(() => {
+    const flipped = tf.reverse(filterT, [0, 1]);
+    return depthwise ? flipped : tf.transpose(flipped, [0, 1, 3, 2]);
+  }) as tf.Tensor4D;
+  return { depthwise, filter: filterT, filterBack, bias: bias ? tf.tensor1d(bias) : null, strides, padding: pad, activation };
 }

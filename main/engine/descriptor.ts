@@ -12,12 +12,21 @@ export const DescriptorSchema = z.object({
     /** input = pixel (0..255) × scale + offset, per channel when arrays are given. */
     scale: z.union([z.number(), z.tuple([z.number(), z.number(), z.number()])]),
     offset: z.union([z.number(), z.tuple([z.number(), z.number(), z.number()])]),
+    /**
+     * How the model's input channels are made from R, G, B (after scale and offset): one
+     * [r, g, b] weight row per input channel. Default: none for 3-channel models, luminance
+     * (0.299, 0.587, 0.114) for 1-channel ones; required for any other channel count.
+     */
+    channelMix: z.array(z.tuple([z.number(), z.number(), z.number()])).min(1).optional(),
   }),
-  classes: z.object({
-    names: z.string(),
-    wnids: z.string().optional(),
-    order: z.string().optional(),
-  }),
+  /** Class names: a JSON array or a text file of one name per line. Absent: "class 0", "class 1"… */
+  classes: z
+    .object({
+      names: z.string(),
+      wnids: z.string().optional(),
+      order: z.string().optional(),
+    })
+    .optional(),
   logits: z.string().optional(),
   defaultLayer: z.string().optional(),
   layers: z.array(z.object({ name: z.string(), display: z.string() })).min(1),

@@ -7,6 +7,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { describeTarget, targetNode, type BackTarget } from './backprojection.js';
 import type { Model } from './model.js';
+import { receptiveFields } from './receptive-field.js';
 
 export interface GradCamOptions {
   /** Layer (name or display name) whose feature maps are weighted; default: defaultGradCamLayer(). */
@@ -22,31 +23,54 @@ export interface GradCamResult {
   layer: string;
 }
 
-function isRectifiedNode(model: Model, name: string): boolean {
+function isRectifiedNode(model: Model, index: number, memo = new Map<number, boolean>()): boolean {
+  const hit = memo.get(index);
+  if (hit !== undefined) return hit;
   const net = model.compiled.net;
-  const op = net.nodes[net.nodeIndex(name)]!.op;
-  if (op.kind === 'conv') return op.spec.activation.kind !== 'linear';
-  if (op.kind === 'act') return true;
-  return op.kind === 'pool'; // a max/avg pool of rectified maps
+  const node = net.nodes[index]!;
+  const op = node.op;
+  let r: boolean;
+  if (op.kind === 'conv') r = op.spec.activation.kind !== 'linear';
+  else if (op.kind === 'act') r = op.act.kind !== 'linear';
+  else if (op.kind === 'nonlinear') r = op.fn !== 'softmax';
+  // A pool or gate of rectified maps, or a sum / concatenation of them (residual and Inception
+  // block outputs), is a feature map too.
+  else if (op.kind === 'pool' || op.kind === 'mul') r = isRectifiedNode(model, node.inputs[0]!, memo);
+  else if (op.kind === 'add' || op.kind === 'concat') r = node.inputs.every((j) => isRectifiedNode(model, j, memo));
+  else r = false;
+  memo.set(index, r);
+  return r;
 }
 
 /**
- * Default Grad-CAM layer: the last displayed spatial layer (h·w > 1) before the target whose output
- * is rectified (a convolution with its activation, an activation or a pool) — the last convolutional
- * feature maps for a class, as in the Grad-CAM paper (darknet-tiny's linear 1×1 "classmap" conv is
- * skipped: its Grad-CAM is plain CAM). For a channel, the last such layer strictly before its own.
+ * Default Grad-CAM layer: among the displayed spatial layers (h·w > 1) before the target whose
+ * output is a feature map (a rectified convolution or activation, a pool of one, a residual sum or
+ * Inception concatenation of them), the one with the largest receptive field, the deeper on a tie
+ * — the last convolutional feature maps for a class, as in the Grad-CAM paper, whatever order the
+ * descriptor lists its layers in (InceptionV3's mixed10, not an early 35×35 branch pool).
+ * darknet-tiny's linear 1×1 "classmap" conv is skipped: its Grad-CAM is plain CAM. For a channel,
+ * the best such layer strictly before its own.
  */
 export function defaultGradCamLayer(model: Model, target: BackTarget): string {
   const net = model.compiled.net;
   const from = targetNode(model, target);
+  const fields = receptiveFields(model);
   const spatial = model.layers.filter((l) => l.shape[0] * l.shape[1] > 1 && l.name !== model.logitsLayer);
-  const before = spatial.filter((l) => {
-    const i = net.nodeIndex(l.name);
-    return target.kind === 'class' ? i <= from : i < from;
-  });
-  const pick = [...before].reverse().find((l) => isRectifiedNode(model, l.name)) ?? before[before.length - 1];
+  const before = spatial
+    .map((l) => ({ l, i: net.nodeIndex(l.name) }))
+    .filter(({ i }) => (target.kind === 'class' ? i <= from : i < from))
+    .sort((a, b) => a.i - b.i);
+  const memo = new Map<number, boolean>();
+  const rectified = before.filter(({ i }) => isRectifiedNode(model, i, memo));
+  const pool = rectified.length ? rectified : before;
+  const area = (name: string) => {
+    const f = fields.layer(name);
+    return f.global ? Infinity : f.y.size * f.x.size;
+  };
+  let pick: (typeof pool)[number] | undefined;
+  for (const c of pool) if (!pick || area(c.l.name) >= area(pick.l.name)) pick = c;
   if (!pick) throw new Error(`no spatial layer of ${model.id} comes before ${describeTarget(model, target)} for Grad-CAM`);
-  return pick.name;
+  return pick.l.name;
 }
 
 /** Grad-CAM for a batch of preprocessed inputs [N,H,W,3]. The caller disposes heat and coarse. */

@@ -1,7 +1,7 @@
 // Finds models on disk (models/<id>/deepvis.json + a TF.js LayersModel beside it), checks their
 // files against SHA256SUMS and loads them into compiled networks.
 import { createHash } from 'node:crypto';
-import { basename, dirname, isAbsolute, join, resolve } from 'node:path';
+import { basename, delimiter, dirname, isAbsolute, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
@@ -10,13 +10,28 @@ import { parseDescriptor, type ModelDescriptor } from './descriptor.js';
 import { oneLine } from './errors.js';
 import { parseKerasTopology, type KerasGraph } from './keras-topology.js';
 import { Model, type ClassInfo } from './model.js';
+import { graphModelMessage, inferCached, inputMixFor, isGraphModel, readClassFile } from './model-infer.js';
 import { checkRegularFile, exists, FILE_CAPS, folderSignature, listFolder, ModelFileError, pathInside, readChecked, readRegularFile } from './model-files.js';
 
 export const DEFAULT_MODELS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../models');
 export const DEFAULT_MODEL_ID = 'mobilenet-v1-0.75';
 
+/**
+ * The model folders, as one PATH-style string (folders joined by path.delimiter):
+ * $DEEPVIS_MODELS_DIR when set, else the bundled models/. Every function here that takes a
+ * `dir` takes such a list.
+ */
 export function modelsDir(): string {
-  return process.env.DEEPVIS_MODELS_DIR ? resolve(process.env.DEEPVIS_MODELS_DIR) : DEFAULT_MODELS_DIR;
+  return process.env.DEEPVIS_MODELS_DIR ? splitRoots(process.env.DEEPVIS_MODELS_DIR).join(delimiter) : DEFAULT_MODELS_DIR;
+}
+
+/** The model folders plus `extra` (a user's --models-dir): it adds to them, never replaces them. */
+export function withModelsDir(extra: string | undefined, base = modelsDir()): string {
+  return extra ? [...new Set([...splitRoots(base), resolve(extra)])].join(delimiter) : base;
+}
+
+function splitRoots(dir: string): string[] {
+  return [...new Set(dir.split(delimiter).filter(Boolean).map((d) => resolve(d)))];
 }
 
 /** What is wrong with a model folder: files absent, files damaged, a file we cannot read, a layer we cannot run. */
@@ -30,6 +45,8 @@ export interface ModelEntry {
   problem: string | null;
   /** The kind of problem, when there is one. */
   fault?: ModelFault;
+  /** For a folder without deepvis.json: what was inferred rather than read, one note each. */
+  inferred?: string[];
 }
 
 const FIX = 'run `npm run fetch-models` (or set DEEPVIS_MODEL_MIRROR to a folder holding <id>/)';
@@ -155,6 +172,7 @@ async function checkModel(mdir: string, d: ModelDescriptor, keepFiles: boolean):
     if (e instanceof ModelFileError) throw e;
     throw new ModelProblem('invalid', `${mjPath} is not valid JSON (${oneLine(e)}) — the file is damaged; ${fixFor(id)}`);
   }
+  if (isGraphModel(json)) throw new ModelProblem('unsupported', graphModelMessage(mjPath));
   const parsed = ModelJsonSchema.safeParse(json);
   if (!parsed.success) {
     const what = parsed.error.issues[0]!.path.length ? firstIssue(parsed.error) : 'expected an object with modelTopology and weightsManifest';
@@ -171,6 +189,11 @@ async function checkModel(mdir: string, d: ModelDescriptor, keepFiles: boolean):
     checkSupportedLayers(graph);
   } catch (e) {
     throw new ModelProblem('unsupported', `${mjPath}: ${oneLine(e)}`);
+  }
+  try {
+    inputMixFor(d, graph, mjPath);
+  } catch (e) {
+    throw new ModelProblem('unsupported', oneLine(e));
   }
   const names = new Set(graph.layers.map((l) => l.name));
   for (const l of [...d.layers.map((x) => x.name), ...(d.logits ? [d.logits] : [])]) {
@@ -212,7 +235,7 @@ async function checkModel(mdir: string, d: ModelDescriptor, keepFiles: boolean):
 const checkCache = new Map<string, { signature: string; problem: ModelProblem | null }>();
 
 async function signature(mdir: string, d: ModelDescriptor): Promise<string> {
-  const classFiles = [d.classes.names, ...(d.classes.wnids ? [d.classes.wnids] : [])].map((f) => resolve(mdir, f));
+  const classFiles = d.classes ? [d.classes.names, ...(d.classes.wnids ? [d.classes.wnids] : [])].map((f) => resolve(mdir, f)) : [];
   const paths = [...(await listFolder(mdir)).map((f) => join(mdir, f.name)), ...classFiles];
   return JSON.stringify(d) + '\n' + (await folderSignature(paths));
 }
@@ -242,6 +265,7 @@ interface Found {
   dir: string;
   descriptor: ModelDescriptor | null;
   descriptorError: string | null;
+  inferred?: string[];
 }
 
 /** A model folder's descriptor: deepvis.json, read the safe way and validated. */
@@ -263,17 +287,28 @@ async function readDescriptor(mdir: string): Promise<ModelDescriptor> {
 }
 
 /**
- * Model folders (those with a deepvis.json) and their descriptors; nothing else is read. An id
- * claimed by two folders stays with the folder named after it (else the first by name); the other
- * is listed under its folder's name with the clash as its problem, so neither silently shadows.
+ * Model folders of every root: those with a deepvis.json, and bare folders holding a model.json
+ * (their descriptor inferred); nothing else is read. An id claimed by two folders stays with the
+ * folder named after it (else the first found); the other is listed under its folder's name with
+ * the clash as its problem, so neither silently shadows.
  */
 async function scan(dir: string): Promise<Found[]> {
+  const out: Found[] = [];
+  for (const root of splitRoots(dir)) out.push(...(await scanRoot(root)));
+  return resolveDuplicateIds(out);
+}
+
+async function scanRoot(dir: string): Promise<Found[]> {
   const out: Found[] = [];
   for (const { name, isDir } of await listFolder(dir)) {
     if (!isDir) continue;
     const mdir = join(dir, name);
     const dpath = join(mdir, 'deepvis.json');
-    if (!(await exists(dpath))) continue;
+    if (!(await exists(dpath))) {
+      const bare = await inferBare(mdir);
+      if (bare) out.push(bare);
+      continue;
+    }
     try {
       const descriptor = await readDescriptor(mdir);
       out.push({ id: descriptor.id, dir: mdir, descriptor, descriptorError: null });
@@ -282,7 +317,18 @@ async function scan(dir: string): Promise<Found[]> {
       out.push({ id: name, dir: mdir, descriptor: null, descriptorError: msg.startsWith(dpath) ? msg : `${dpath}: ${msg}` });
     }
   }
-  return resolveDuplicateIds(out);
+  return out;
+}
+
+/** A folder without deepvis.json but with a model.json: a model whose descriptor is inferred. */
+async function inferBare(mdir: string): Promise<Found | null> {
+  if (!(await exists(join(mdir, 'model.json')))) return null;
+  try {
+    const { descriptor, notes } = await inferCached(mdir);
+    return { id: descriptor.id, dir: mdir, descriptor, descriptorError: null, inferred: notes };
+  } catch (e) {
+    return { id: basename(mdir), dir: mdir, descriptor: null, descriptorError: oneLine(e) };
+  }
 }
 
 function resolveDuplicateIds(found: Found[]): Found[] {
@@ -311,11 +357,17 @@ export async function listModels(dir = modelsDir()): Promise<ModelEntry[]> {
   const out: ModelEntry[] = [];
   for (const f of await scan(dir)) {
     if (!f.descriptor) {
-      out.push({ id: f.id, dir: f.dir, descriptor: null, problem: f.descriptorError, fault: 'invalid' });
+      const fault: ModelFault = /graph model|not supported yet/.test(f.descriptorError ?? '') ? 'unsupported' : 'invalid';
+      out.push({ id: f.id, dir: f.dir, descriptor: null, problem: f.descriptorError, fault });
       continue;
     }
+    const inferred = f.inferred ? { inferred: f.inferred } : {};
     const p = await cachedProblem(f.dir, f.descriptor);
-    out.push(p ? { id: f.id, dir: f.dir, descriptor: f.descriptor, problem: p.message, fault: p.fault } : { id: f.id, dir: f.dir, descriptor: f.descriptor, problem: null });
+    out.push(
+      p
+        ? { id: f.id, dir: f.dir, descriptor: f.descriptor, problem: p.message, fault: p.fault, ...inferred }
+        : { id: f.id, dir: f.dir, descriptor: f.descriptor, problem: null, ...inferred },
+    );
   }
   return out;
 }
@@ -374,6 +426,11 @@ function firstNonFinite(weights: tf.NamedTensorMap): { name: string; value: stri
 
 /** A model's classes in its own order, from its class files alone (no weights needed). */
 export async function readClasses(mdir: string, d: ModelDescriptor): Promise<ClassInfo[]> {
+  if (!d.classes) return [];
+  if (!/\.json$/i.test(d.classes.names) || !d.classes.wnids) {
+    const roots = [mdir, dirname(mdir)];
+    return (await readClassFile(pathInside(mdir, d.classes.names, roots), roots)).map((name, index) => ({ index, name, wnid: null }));
+  }
   const names = (await readJson(mdir, d.classes.names)) as string[];
   const wnids = d.classes.wnids ? ((await readJson(mdir, d.classes.wnids)) as string[]) : null;
   if (!Array.isArray(names)) throw new Error(`${d.classes.names}: expected a JSON array of class names`);
@@ -389,7 +446,7 @@ export async function loadModel(id: string, dir = modelsDir()): Promise<Model> {
   const found = await scan(dir);
   const entry = found.find((m) => m.id === id);
   if (!entry) {
-    throw new Error(`unknown model "${id}" (models here: ${found.map((m) => m.id).join(', ') || 'none'} in ${dir})`);
+    throw new Error(`unknown model "${id}" (models here: ${found.map((m) => m.id).join(', ') || 'none'} in ${splitRoots(dir).join(', ')})`);
   }
   if (!entry.descriptor) throw new Error(`model ${id} cannot be loaded: ${entry.descriptorError}`);
   const d = entry.descriptor;
@@ -411,7 +468,7 @@ export async function loadModel(id: string, dir = modelsDir()): Promise<Model> {
     const keep = new Set(d.layers.map((l) => l.name));
     let compiled;
     try {
-      compiled = compileKeras(graph, weights, keep, d.logits);
+      compiled = compileKeras(graph, weights, keep, { logitsHint: d.logits, inputMix: inputMixFor(d, graph, mjPath) });
       for (const l of d.layers) compiled.net.nodeIndex(l.name);
     } catch (e) {
       throw new Error(`model ${id}: ${mjPath}: ${oneLine(e)}`);

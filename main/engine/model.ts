@@ -78,10 +78,10 @@ export class Model {
       const r = this.forward(tf.zeros([1, h, w, 3]), { taps: names, logits: false });
       return names.map((n) => r.taps[n]!.shape);
     });
-    if (this.classes.length) {
-      const n = tf.tidy(() => this.forward(tf.zeros([1, h, w, 3]), { taps: [] }).logits!.shape[1]);
-      if (n !== this.classes.length) throw new Error(`model ${this.id}: ${n} logits but ${this.classes.length} class names`);
-    }
+    const n = tf.tidy(() => this.forward(tf.zeros([1, h, w, 3]), { taps: [] }).logits!.shape[1]);
+    if (this.classes.length && n !== this.classes.length) throw new Error(`model ${this.id}: ${n} logits but ${this.classes.length} class names`);
+    // A model without a class-names file: its classes are its logits, by number.
+    if (!this.classes.length) for (let i = 0; i < n; i++) this.classes.push({ index: i, wnid: null, name: `class ${i}` });
     return this.descriptor.layers.map((l, i) => {
       const s = shapes[i]!;
       const shape: [number, number, number] = s.length === 4 ? [s[1]!, s[2]!, s[3]!] : [1, 1, s[s.length - 1]!];
@@ -156,7 +156,9 @@ export class Model {
   }
 
   /** Top-k classes per batch item, from the logits. */
-  async topK(logits: tf.Tensor2D, k = 5): Promise<TopK[][]> {
+  async topK(logits: tf.Tensor2D, kWanted = 5): Promise<TopK[][]> {
+    // A model with fewer classes than asked for lists all of them.
+    const k = Math.min(kWanted, logits.shape[1]);
     const { values, indices } = tf.tidy(() => tf.topk(tf.softmax(logits), k));
     const [v, i] = await Promise.all([values.data(), indices.data()]);
     values.dispose();

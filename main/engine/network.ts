@@ -16,12 +16,14 @@ import {
   type ExecMode,
   type PoolSpec,
 } from './ops.js';
+import { applyElementwise, elementwiseBackward, type ElementwiseFn } from './elementwise.js';
 
 export type NetNode =
   | { kind: 'input' }
   | { kind: 'conv'; spec: ConvSpec }
   | { kind: 'act'; act: Activation }
-  | { kind: 'nonlinear'; fn: 'softmax' | 'sigmoid' | 'tanh' }
+  /** `max` is the clip of relu_max. */
+  | { kind: 'nonlinear'; fn: ElementwiseFn; max?: number }
   | { kind: 'pool'; spec: PoolSpec }
   | { kind: 'globalPool'; op: 'mean' | 'max'; keepDims: boolean }
   | { kind: 'affine'; scale: tf.Tensor1D; shift: tf.Tensor1D }
@@ -29,8 +31,16 @@ export type NetNode =
   | { kind: 'flatten' }
   | { kind: 'dense'; kernel: tf.Tensor2D; bias: tf.Tensor1D | null; act: Activation }
   | { kind: 'add' }
+  /** Element-wise product of its inputs (Keras Multiply: squeeze-and-excitation gates). */
+  | { kind: 'mul' }
   | { kind: 'concat'; axis: number }
   | { kind: 'zeroPad'; pads: [[number, number], [number, number]] };
+
+/** Sum a gradient over the axes along which an input of `shape` was broadcast. */
+function unbroadcast(g: tf.Tensor, shape: number[]): tf.Tensor {
+  const axes = shape.map((d, i) => (d === 1 && g.shape[i] !== 1 ? i : -1)).filter((i) => i >= 0);
+  return axes.length ? tf.sum(g, axes, true) : g;
+}
 
 export interface GraphNode {
   /** Keras layer names whose output this node produces (a fused conv carries conv, bn and activation names). */
@@ -57,6 +67,7 @@ function linearized(op: NetNode): NetNode {
   if (op.kind === 'conv') return { ...op, spec: { ...op.spec, activation: linear } };
   if (op.kind === 'act') return { ...op, act: linear };
   if (op.kind === 'dense') return { ...op, act: linear };
+  if (op.kind === 'nonlinear' && op.fn === 'relu_max') return { kind: 'act', act: linear };
   return op;
 }
 
@@ -111,7 +122,7 @@ export class GraphNet {
       case 'act':
         return runActivation(a, op.act, mode, rule);
       case 'nonlinear':
-        return op.fn === 'softmax' ? tf.softmax(a) : op.fn === 'sigmoid' ? tf.sigmoid(a) : tf.tanh(a);
+        return applyElementwise(op.fn, a, op.max);
       case 'pool':
         return runPool(a as tf.Tensor4D, op.spec, mode);
       case 'globalPool':
@@ -129,6 +140,8 @@ export class GraphNet {
       }
       case 'add':
         return ins.length === 1 ? a : tf.addN(ins);
+      case 'mul':
+        return ins.slice(1).reduce((p, t) => tf.mul(p, t), a);
       case 'concat':
         return tf.concat(ins, op.axis);
       case 'zeroPad':
@@ -187,10 +200,14 @@ export class GraphNet {
       }
       case 'act':
         return [activationBackward(dy, y, op.act, rule)];
-      case 'nonlinear':
-        if (op.fn === 'softmax') return [tf.mul(y, tf.sub(dy, tf.sum(tf.mul(dy, y), -1, true)))];
-        if (op.fn === 'sigmoid') return [tf.mul(dy, tf.mul(y, tf.sub(1, y)))];
-        return [tf.mul(dy, tf.sub(1, tf.square(y)))];
+      case 'nonlinear': {
+        // A clipped ReLU is a rectifier: deconv and guided treat it as ReLU6 is treated.
+        if (op.fn === 'relu_max' && rule !== 'gradient') {
+          const r = tf.relu(dy);
+          return [rule === 'deconv' ? r : elementwiseBackward(op.fn, x, y, r, op.max)];
+        }
+        return [elementwiseBackward(op.fn, x, y, dy, op.max)];
+      }
       case 'pool':
         return op.spec.kind === 'max'
           ? [maxPoolInputGrad(x as tf.Tensor4D, y as tf.Tensor4D, dy as tf.Tensor4D, op.spec)]
@@ -213,6 +230,13 @@ export class GraphNet {
       }
       case 'add':
         return ins.map(() => dy);
+      case 'mul':
+        // Each input's gradient is dy times the product of the others, summed back over any
+        // axis it was broadcast along (a [N,1,1,C] gate times a [N,H,W,C] map).
+        return ins.map((t, k) => {
+          const others = ins.filter((_, j) => j !== k).reduce((p, u) => tf.mul(p, u));
+          return unbroadcast(tf.mul(dy, others), t.shape);
+        });
       case 'concat':
         return tf.split(dy, ins.map((t) => t.shape[op.axis]!), op.axis);
       case 'zeroPad': {

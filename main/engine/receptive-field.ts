@@ -142,6 +142,7 @@ function step(op: NetNode, ins: NodeState[]): NodeState {
     case 'dense':
       return global([1, 1]);
     case 'add':
+    case 'mul':
       return {
         global: ins.some((s) => s.global),
         axes: [0, 1].map((d) => ({ len: a.axes[d]!.len, parts: unionParts(ins.map((s) => s.axes[d]!.parts)) })) as [AxisState, AxisState],

@@ -145,6 +145,8 @@ export function modelInfo(m: Model): ModelInfo {
     defaultLayer: m.layer(m.descriptor.defaultLayer ?? m.layers[0]!.name).name,
     logitsLayer: m.logitsLayer,
     classCount: m.classes.length,
+    softmaxHead: m.compiled.softmaxHead,
+    inputChannels: m.compiled.inputChannels,
   };
 }
 
@@ -239,6 +241,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       title: e.descriptor?.title ?? e.id,
       installed: !e.problem,
       problem: e.problem,
+      ...(e.fault ? { fault: e.fault } : {}),
     }));
   }
 

@@ -18,6 +18,7 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { MAX_FRAME_SIDE, type AppEvent, type Reply } from '../../contract/messages.js';
 import { decodeMessage, encodeMessage, MAX_HEADER_BYTES } from '../../contract/wire.js';
 import { EngineSession, type EngineSessionOptions } from '../session/engine-session.js';
+import { withModelsDir } from '../engine/model-store.js';
 import { AppStateStore, defaultStateDir, STATE_FILE } from '../persist/app-state.js';
 
 export const DEFAULT_STATIC_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../renderer/dist');
@@ -332,7 +333,8 @@ async function main(): Promise<void> {
     workers,
     backend: values.backend ?? null,
     model: values.model ?? null,
-    modelsDir: values['models-dir'] ? resolve(values['models-dir']) : undefined,
+    // Adds a folder of the user's models to the bundled ones.
+    modelsDir: values['models-dir'] ? withModelsDir(values['models-dir']) : undefined,
     log: (line) => console.error(line),
   });
   const common = { session, staticDir: values['static-dir'] ? resolve(values['static-dir']) : undefined };

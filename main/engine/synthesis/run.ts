@@ -7,6 +7,7 @@ import { objectiveMask, objectiveNode, type UnitObjective } from '../objectives.
 import { pixelParam, pyramidParam, type Parameterization } from './parameterization.js';
 import { regularize } from './regularizers.js';
 import type { SynthSettings } from './settings.js';
+import { gradientGain, pyramidLevels, scaledPolicy, settingsForSize } from './model-scale.js';
 import { makeStepper } from './step-size.js';
 
 const GREY = 127.5;
@@ -130,24 +131,36 @@ function evaluate(model: Model, img: tf.Tensor4D, objectives: UnitObjective[], n
 const nextTick = () => new Promise<void>((r) => setImmediate(r));
 
 export async function synthesize(req: SynthRequest): Promise<SynthResult> {
-  const { model, settings: s, seeds } = req;
+  const { model, seeds } = req;
   if (seeds.length < 1) throw new Error('at least one seed is needed');
   const objectives = Array.isArray(req.objective) ? req.objective : seeds.map(() => req.objective as UnitObjective);
   if (objectives.length !== seeds.length) throw new Error(`${objectives.length} objectives for ${seeds.length} seeds`);
   const o = objectives[0]!;
   const isClass = objectives.every((x) => x.kind === 'class');
   const [h, w] = req.size ?? model.inputSize;
-  if (h < 32 || w < 32 || h > 1024 || w > 1024) throw new Error(`image size ${h}×${w} is outside 32…1024 px`);
+  // From 16 px (or the model's own input, if smaller: a 28 px digit model) to 1024.
+  const least = Math.min(16, ...model.inputSize);
+  if (h < least || w < least || h > 1024 || w > 1024) throw new Error(`image size ${h}×${w} is outside ${least}…1024 px`);
+  const s = settingsForSize(req.settings, [h, w]);
   const node = objectiveNode(model, o);
   for (const x of objectives) if (objectiveNode(model, x) !== node) throw new Error('every objective of one run must read the same layer');
   const n = seeds.length;
   const t0 = performance.now();
 
   const init = tf.tidy(() => tf.concat(seeds.map((sd) => tf.randomNormal([1, h, w, 3], 0, 10, 'float32', sd))) as tf.Tensor4D);
-  const param: Parameterization = s.param === 'pixels' ? pixelParam(init) : pyramidParam(n, h, w, seeds[0]!);
+  const param: Parameterization = s.param === 'pixels' ? pixelParam(init) : pyramidParam(n, h, w, seeds[0]!, pyramidLevels([h, w]));
   init.dispose();
+  // η scaled for models whose gradients are weaker than the bundled ones' (model-scale.ts).
+  let gain = 1;
+  if (s.param === 'pixels' && s.step.kind !== 'adam') {
+    const img0 = param.image();
+    const ev0 = evaluate(model, img0, objectives, node);
+    const rms = tf.tidy(() => tf.sqrt(tf.mean(tf.square(ev0.grad))));
+    gain = gradientGain((await rms.data())[0]!);
+    tf.dispose([img0, ev0.value, ev0.grad, rms, ...(ev0.prob ? [ev0.prob] : [])]);
+  }
   // One stepper per variable: Adam keeps moment estimates of that variable's shape.
-  const steppers = param.params.map(() => makeStepper(s.step));
+  const steppers = param.params.map(() => makeStepper(scaledPolicy(s.step, gain)));
   const jitter = mulberry32(seeds[0]! * 7919 + 1);
   let best: tf.Tensor4D = param.image();
   const bestValue = new Array<number>(n).fill(-Infinity);
