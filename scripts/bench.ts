@@ -24,8 +24,20 @@ const { values: args } = parseArgs({
     'skip-synth': { type: 'boolean', default: false },
     'paper3-iterations': { type: 'string' },
     out: { type: 'string' },
+    // Synthesis quality (scripts/bench-quality.ts) instead of the speed figures.
+    quality: { type: 'boolean', default: false },
+    classes: { type: 'string' },
+    'no-held-out': { type: 'boolean', default: false },
+    'quality-seconds': { type: 'string', default: '10' },
+    'quality-seeds': { type: 'string', default: '1' },
+    'contact-sheet': { type: 'string' },
   },
 });
+if (args.quality) {
+  const { runQualityBench } = await import('./bench-quality.js');
+  await runQualityBench(args);
+  process.exit(0);
+}
 const RUNS = Math.max(10, Number(args.runs));
 
 function median(xs: number[]): number {

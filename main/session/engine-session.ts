@@ -29,7 +29,7 @@ import {
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultAtlasRoot, findAtlas } from '../engine/synthesis/atlas.js';
-import { SynthJobs, type SynthJobEvent } from '../engine/synthesis/jobs.js';
+import { SynthJobs, specFromRequest, toSynthEvent } from '../engine/synthesis/jobs.js';
 import { oneLine } from '../engine/errors.js';
 import { BackFramePass } from './backprojection-frame.js';
 import { TopKHost, type TopKHostOptions } from './topk-host.js';
@@ -42,43 +42,6 @@ export interface SessionClient {
 }
 
 const NO_CLIENT: SessionClient = { id: 'default', emit: () => {} };
-
-/** Engine job event → contract event (typed arrays for the bulky parts). */
-function synthEvent(e: SynthJobEvent): SynthEventT {
-  switch (e.phase) {
-    case 'progress': {
-      const p = e.progress;
-      return {
-        type: 'synth',
-        jobId: e.jobId,
-        phase: 'progress',
-        iteration: p.iteration,
-        iterations: p.iterations,
-        objective: p.objective,
-        targetProb: p.targetProb,
-        elapsedMs: p.elapsedMs,
-        ...(p.preview ? { preview: p.preview as SynthEventT['preview'] } : {}),
-      };
-    }
-    case 'done':
-      return {
-        type: 'synth',
-        jobId: e.jobId,
-        phase: 'done',
-        result: {
-          images: e.result.images.map((im) => ({ ...im, rgb: im.rgb as Uint8Array<ArrayBuffer>, curve: Float32Array.from(im.curve) })),
-          seconds: e.result.seconds,
-          secondsToTarget: e.result.secondsToTarget,
-          label: e.target.label,
-          settings: e.settings as unknown as Record<string, unknown>,
-        },
-      };
-    case 'cancelled':
-      return { type: 'synth', jobId: e.jobId, phase: 'cancelled' };
-    case 'error':
-      return { type: 'synth', jobId: e.jobId, phase: 'error', message: e.message };
-  }
-}
 
 export interface EngineSessionOptions {
   /** Force a backend (tensorflow-gpu, tensorflow, wasm, cpu); default: the first that starts. */
@@ -292,10 +255,10 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       const { jobId, target, settings } = this.synth.start(
         client.id,
         model,
-        { layer: req.layer, unit: req.unit, preset: req.preset, overrides: req.overrides, seeds: req.seeds, size: req.size, iterations: req.iterations },
-        (e) => client.emit(synthEvent(e)),
+        specFromRequest(req),
+        (e) => client.emit(toSynthEvent(e)),
       );
-      return { type: 'synthStarted', jobId, label: target.label, layer: target.layer, unit: target.unit, settings: settings as unknown as Record<string, unknown>, ...seqOf(req) };
+      return { type: 'synthStarted', jobId, label: target.label, layer: target.layer, unit: target.unit, settings, ...seqOf(req) };
     } catch (e) {
       return this.error(req, oneLine(e));
     }
