@@ -111,7 +111,7 @@ describe('θ sliders mean what they say', () => {
     blurWidth: [{ blurEvery: 1, blurWidth: 0.5 }, { blurEvery: 1, blurWidth: 2 }],
     blurEvery: [{ blurWidth: 1, blurEvery: 1 }, { blurWidth: 1, blurEvery: 3 }],
     normPct: [{ normPct: 0 }, { normPct: 50 }],
-    contribPct: [{ contribPct: 0 }, { contribPct: 50 }],
+    contribPct: [{ contribPct: 0 }, { contribPct: 80 }],
     jitter: [{ jitter: 0 }, { jitter: 8 }],
     closeness: [{ closeness: 0 }, { closeness: 0.5 }],
     timeBudgetS: [{ timeBudgetS: 0 }, { timeBudgetS: 0.001 }],

@@ -108,7 +108,10 @@ export function pyramidParam(n: number, h: number, w: number, seed: number, leve
   const toImage = (ps: tf.Tensor[], size: [number, number]): tf.Tensor4D => {
     const parts = ps.map((p, i) => {
       const t = tf.mul(p, weights[i]!) as tf.Tensor4D;
-      return t.shape[1] === size[0] && t.shape[2] === size[1] ? t : tf.image.resizeBilinear(t, size, false, true);
+      // Corner-aligned-off, no half-pixel centres: tfjs 4.22's ResizeBilinearGrad ignores
+      // halfPixelCenters (cpu and wasm; measured: ⟨Jδ, g⟩ −22.46 vs ⟨δ, Jᵀg⟩ −34.74), so only
+      // this form has a correct gradient.
+      return t.shape[1] === size[0] && t.shape[2] === size[1] ? t : tf.image.resizeBilinear(t, size, false, false);
     });
     return colour.toRgb(tf.addN(parts) as tf.Tensor4D);
   };
@@ -123,7 +126,7 @@ export function pyramidParam(n: number, h: number, w: number, seed: number, leve
         const gd = colour.gradToDecor(g);
         return params.map((p, i) => {
           const same = p.shape[1] === g.shape[1] && p.shape[2] === g.shape[2];
-          const back = same ? gd : (tf.engine().runKernel('ResizeBilinearGrad', { dy: gd, images: p }, { alignCorners: false, halfPixelCenters: true }) as tf.Tensor4D);
+          const back = same ? gd : (tf.engine().runKernel('ResizeBilinearGrad', { dy: gd, images: p }, { alignCorners: false, halfPixelCenters: false }) as tf.Tensor4D);
           return tf.mul(back, weights[i]!) as tf.Tensor4D;
         });
       }),
