@@ -237,10 +237,6 @@ export function presetSettings(name: string): SynthSettings {
   return structuredClone(presetDef(name).settings);
 }
 
-export function thetaValue(s: SynthSettings, k: Theta): number {
-  return s[k];
-}
-
 /** Overrides of a preset's θ (only those the preset declares; see checkOverrides). */
 export const SynthOverridesSchema = z
   .object({

@@ -183,10 +183,9 @@ export function macoParam(n: number, h: number, w: number, seed: number, band = 
   const phase = tf.tidy(() => tf.variable(tf.randomUniform([R, n * 3 * cols], -Math.PI, Math.PI, 'float32', seed * 977 + 5), true));
   const colour = colourMaps();
   const decorImage = (ph: tf.Tensor): tf.Tensor4D => {
-    const a = tf.reshape(amp, [R, 1, cols]);
     const p3 = tf.reshape(ph, [R, n * 3, cols]);
-    const zr = tf.reshape(tf.mul(a, tf.cos(p3)), [R, n * 3 * cols]) as tf.Tensor2D;
-    const zi = tf.reshape(tf.mul(a, tf.sin(p3)), [R, n * 3 * cols]) as tf.Tensor2D;
+    const zr = tf.reshape(tf.mul(amp, tf.cos(p3)), [R, n * 3 * cols]) as tf.Tensor2D;
+    const zi = tf.reshape(tf.mul(amp, tf.sin(p3)), [R, n * 3 * cols]) as tf.Tensor2D;
     // Along y: (C + iS)(Zr + iZi); then along x, keep the real part.
     const P = tf.sub(tf.matMul(ch, zr), tf.matMul(sh, zi));
     const Q = tf.add(tf.matMul(ch, zi), tf.matMul(sh, zr));
