@@ -9,6 +9,7 @@
 //   to_target_s          seconds until the class reached p ≥ 0.9 on the generator
 // --contact-sheet DIR writes one PNG per model: a row per preset, a column per class and seed.
 import { mkdirSync, readdirSync } from 'node:fs';
+import os from 'node:os';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
@@ -162,6 +163,7 @@ export async function benchQuality(opts: QualityOptions): Promise<Record<string,
   for (const id of ids) models.push(await loadModel(id));
   const presets = qualityPresets();
   const reference = await naturalSlope(opts.photosDir, 224);
+  const loadBefore = os.loadavg().map((x) => round(x, 1));
   const perModel: Record<string, Record<string, unknown>> = {};
   const sheets: Record<string, string> = {};
   for (const gen of models) {
@@ -172,6 +174,7 @@ export async function benchQuality(opts: QualityOptions): Promise<Record<string,
       const toTargetPerClass: Record<string, number | null> = {};
       const slopes: number[] = [];
       const seconds: number[] = [];
+      const cpu: number[] = [];
       const steps: number[] = [];
       let selfHits = 0;
       let total = 0;
@@ -187,8 +190,12 @@ export async function benchQuality(opts: QualityOptions): Promise<Record<string,
         const abort = new AbortController();
         const timer = setTimeout(() => abort.abort(), opts.seconds * 1000);
         const seeds = Array.from({ length: opts.seeds }, (_, i) => 1 + i);
+        const cpu0 = process.cpuUsage();
         const r = await synthesize({ model: gen, objective: { kind: 'class', index: c.index }, settings: s, seeds, signal: abort.signal });
         clearTimeout(timer);
+        // The CPU time this process got: on a shared machine, what the wall-time budget bought.
+        const used = process.cpuUsage(cpu0);
+        cpu.push((used.user + used.system) / 1e6);
         const name = c.name.split(',')[0]!;
         toTargetPerClass[name] = r.secondsToTarget === null ? null : round(r.secondsToTarget, 2);
         if (r.secondsToTarget !== null) toTarget.push(r.secondsToTarget);
@@ -222,6 +229,7 @@ export async function benchQuality(opts: QualityOptions): Promise<Record<string,
         spectrum_slope_median: round(slopeMed),
         spectrum_slope_distance: round(Math.abs(slopeMed - reference.median)),
         seconds_median: round(median(seconds)!, 2),
+        cpu_s_median: round(median(cpu)!, 2),
         steps_median: median(steps),
       };
       rows.push({ preset, tiles, size: 224 });
@@ -231,6 +239,8 @@ export async function benchQuality(opts: QualityOptions): Promise<Record<string,
   models.forEach((m) => m.dispose());
   return {
     quality: {
+      // 1/5/15-minute load averages of the machine at the start and at the end (2 cores here).
+      load_average: { start: loadBefore, end: os.loadavg().map((x) => round(x, 1)) },
       budget_s: opts.seconds,
       seeds_per_class: opts.seeds,
       classes: wnids,
