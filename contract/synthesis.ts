@@ -111,6 +111,23 @@ const PAPER_SOURCE = 'Yosinski et al. 2015, "Understanding Neural Networks Throu
 /** Done when the class has been recognised (p ≥ 0.9) for 4 steps running, or a channel grows < 2 % in 4 steps. */
 const FAST_STOP: StopRule = { prob: 0.9, plateau: 0.02, window: 4 };
 
+/** A fast preset from noise: Adam at rate `lr`, jitter 16 px, no pixel regulariser, the stop rule, a 200-step cap. */
+const fastFromNoise = (param: SynthSettings['param'], lr: number): SynthSettings => ({
+  decay: 0,
+  blurWidth: 0,
+  blurEvery: 0,
+  normPct: 0,
+  contribPct: 0,
+  iterations: 200,
+  step: { kind: 'adam', lr, beta1: 0.9, beta2: 0.999 },
+  jitter: 16,
+  param,
+  start: 'noise',
+  closeness: 0,
+  stop: FAST_STOP,
+  timeBudgetS: 0,
+});
+
 export const PRESETS = {
   'paper-1': {
     kind: 'paper',
@@ -143,31 +160,17 @@ export const PRESETS = {
   /**
    * Adam on a decorrelated-colour Laplacian pyramid with random jitter (Lucid's optvis): the
    * pyramid puts most of each step into coarse structure, jitter keeps the image from exploiting
-   * single-pixel patterns, Adam makes the step independent of the gradient's scale. (Measured here:
-   * seeing the image at half size for the first steps — coarse-to-fine — took more full steps to
-   * the target than it saved, so every step is at full size; Adam's rate 0.1 reached the target in
-   * fewer steps than 0.05 or 0.2 on the reference classes.)
+   * single-pixel patterns, Adam makes the step independent of the gradient's scale. (Measured here on
+   * mobilenet-v1-0.25, flamingo: seeing the image at half size for the first 12 or 20 steps —
+   * coarse-to-fine — took 22 or 30 steps to the target against 15 without, so every step is at full
+   * size; Adam's rate 0.1 took fewer steps than 0.05 or 0.2, on flamingo and monarch.)
    */
   fast: {
     kind: 'fast',
     note: 'ours: Adam on a decorrelated-colour pyramid with jitter; stops when recognised',
     source: 'Olah, Mordvintsev, Schubert 2017, "Feature Visualization" (Distill; Lucid optvis)',
     thetas: ['jitter', 'decay', 'blurWidth', 'blurEvery', 'timeBudgetS'],
-    settings: {
-      decay: 0,
-      blurWidth: 0,
-      blurEvery: 0,
-      normPct: 0,
-      contribPct: 0,
-      iterations: 200,
-      step: { kind: 'adam', lr: 0.1, beta1: 0.9, beta2: 0.999 },
-      jitter: 16,
-      param: 'pyramid',
-      start: 'noise',
-      closeness: 0,
-      stop: FAST_STOP,
-      timeBudgetS: 0,
-    },
+    settings: fastFromNoise('pyramid', 0.1),
   },
   /**
    * MACO: only the Fourier phase is optimised; the amplitude spectrum is fixed to a natural
@@ -178,21 +181,7 @@ export const PRESETS = {
     note: 'MACO: Fourier phase optimised, amplitude fixed to a natural-image spectrum',
     source: 'Fel et al. 2023, "Unlocking Feature Visualization for Deeper Networks with MAgnitude Constrained Optimization" (NeurIPS)',
     thetas: ['jitter', 'timeBudgetS'],
-    settings: {
-      decay: 0,
-      blurWidth: 0,
-      blurEvery: 0,
-      normPct: 0,
-      contribPct: 0,
-      iterations: 200,
-      step: { kind: 'adam', lr: 0.3, beta1: 0.9, beta2: 0.999 },
-      jitter: 16,
-      param: 'maco',
-      start: 'noise',
-      closeness: 0,
-          stop: FAST_STOP,
-      timeBudgetS: 0,
-    },
+    settings: fastFromNoise('maco', 0.3),
   },
   /**
    * Feature accentuation: start from the person's own frame and keep close to it, so what changes
