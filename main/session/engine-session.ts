@@ -7,7 +7,6 @@ import {
   parseRequest,
   seqOf,
   type AppEvent,
-  type SynthEventT,
   type FrameRequestT,
   type ModelInfo,
   type ModelSummary,
