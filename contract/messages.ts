@@ -7,6 +7,9 @@ import { FrameBackDiffsReply, FrameBackReply, FrameBackRequest, FrameGradCamRepl
 import { IndexEvent, IndexStartReply, IndexStartRequest, IndexStopReply, IndexStopRequest, OpenIndexedImageReply, OpenIndexedImageRequest, TopKReply, TopKRequest } from './topk.js';
 import { AppStateReply, AppStateSavedReply, GetAppStateRequest, SaveAppStateRequest } from './app-state.js';
 import { ListedImageReply, ListedImageRequest, OpenImagesMenuEvent } from './images.js';
+import { SynthCancelReply, SynthCancelRequest, SynthEvent, SynthStartedReply, SynthStartRequest } from './synthesis.js';
+
+export { SYNTH_PRESETS, SynthOverridesSchema, SynthEvent, type SynthEventT } from './synthesis.js';
 
 export const CONTRACT_VERSION = 1;
 
@@ -106,39 +109,7 @@ export const FrameRequest = z.object({
 
 // ---------------------------------------------------------------- synthesis (preferred images)
 
-export const SYNTH_PRESETS = ['paper-1', 'paper-2', 'paper-3', 'paper-4', 'fast'] as const;
-
-/** The θ sliders: overrides of a preset's regularisers (see main/engine/synthesis/settings.ts). */
-export const SynthOverridesSchema = z
-  .object({
-    decay: z.number().min(0).max(1),
-    blurWidth: z.number().min(0).max(10),
-    blurEvery: z.number().int().min(0).max(100),
-    normPct: z.number().min(0).max(100),
-    contribPct: z.number().min(0).max(100),
-    jitter: z.number().int().min(0).max(64),
-  })
-  .partial();
-
-/**
- * Start synthesising the preferred image(s) of a unit: a channel of a layer, or with layer
- * "logits" a class (index, WordNet id or exact name). Replies synthStarted at once; progress,
- * previews and the result arrive as `synth` events. A new job from the same client cancels its
- * previous one.
- */
-export const SynthStartRequest = z.object({
-  type: z.literal('synthStart'),
-  layer: z.string().min(1).max(200),
-  unit: z.union([z.number().int().nonnegative(), z.string().min(1).max(200)]),
-  preset: z.enum(SYNTH_PRESETS),
-  overrides: SynthOverridesSchema.optional(),
-  seeds: z.number().int().min(1).max(9),
-  size: z.number().int().min(64).max(448).optional(),
-  iterations: z.number().int().min(1).max(5000).optional(),
-  seq: Seq,
-});
-
-export const SynthCancelRequest = z.object({ type: z.literal('synthCancel'), jobId: z.string().min(1).max(100), seq: Seq });
+// The synthesis messages live in contract/synthesis.ts (with the presets they name).
 
 /** The cached atlas of a layer (pattern mode, key s): built by `deepvis atlas`. */
 export const AtlasRequest = z.object({ type: z.literal('atlas'), layer: z.string().min(1).max(200), seq: Seq });
@@ -246,19 +217,6 @@ export const ErrorReply = z.object({
   seq: Seq,
 });
 
-export const SynthStartedReply = z.object({
-  type: z.literal('synthStarted'),
-  jobId: z.string(),
-  /** e.g. "logits:130 flamingo" or "pw5:17". */
-  label: z.string(),
-  layer: z.string(),
-  unit: z.number().int(),
-  /** The full settings the job runs with (preset + overrides), for display and export. */
-  settings: z.record(z.string(), z.unknown()),
-  seq: Seq,
-});
-
-export const SynthCancelReply = z.object({ type: z.literal('synthCancel'), jobId: z.string(), cancelled: z.boolean(), seq: Seq });
 
 /**
  * A layer's atlas, when one was built: a PNG sprite of `tile`×`tile` images, `cols` per row, the
@@ -353,40 +311,6 @@ export const MenuEvent = z.discriminatedUnion('action', [
   z.object({ type: z.literal('menu'), action: z.literal('help') }),
   z.object({ type: z.literal('menu'), action: z.literal('selectModel'), modelId: z.string().min(1) }),
 ]);
-export const SynthImageSchema = z.object({
-  seed: z.number().int(),
-  width: z.number().int(),
-  height: z.number().int(),
-  /** Packed RGB bytes of the best image. */
-  rgb: Bytes,
-  objectiveStart: z.number(),
-  objectiveBest: z.number(),
-  bestIteration: z.number().int(),
-  /** Objective at every iteration. */
-  curve: z.instanceof(Float32Array),
-  targetProb: z.number().nullable(),
-  top5: z.array(TopKSchema).nullable(),
-});
-
-/** Progress and outcome of a synthesis job (engine → renderer, over the event channel). */
-export const SynthEvent = z.object({
-  type: z.literal('synth'),
-  jobId: z.string(),
-  phase: z.enum(['progress', 'done', 'cancelled', 'error']),
-  iteration: z.number().int().optional(),
-  iterations: z.number().int().optional(),
-  /** Objective per seed at this iteration. */
-  objective: z.array(z.number()).optional(),
-  /** Target class probability per seed (class units). */
-  targetProb: z.array(z.number()).nullable().optional(),
-  elapsedMs: z.number().optional(),
-  preview: z.object({ width: z.number().int(), height: z.number().int(), images: z.array(Bytes) }).optional(),
-  result: z
-    .object({ images: z.array(SynthImageSchema), seconds: z.number(), secondsToTarget: z.number().nullable(), label: z.string(), settings: z.record(z.string(), z.unknown()) })
-    .optional(),
-  message: z.string().optional(),
-});
-export type SynthEventT = z.infer<typeof SynthEvent>;
 
 /**
  * A one-line notice from the engine host (a worker that failed and was restarted, a job refused):

@@ -3,7 +3,7 @@
 // (a worker that misbehaves must not corrupt the host's state). Structured clone carries the typed
 // arrays; nothing here depends on which backend the worker runs.
 import { z } from 'zod';
-import { SynthImageSchema } from './messages.js';
+import { SYNTH_LIMITS, SYNTH_PRESETS, STOP_REASONS, SynthFrameSchema, SynthImageSchema, SynthOverridesSchema } from './synthesis.js';
 
 const Bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected bytes');
 const JobId = z.string().min(1).max(100);
@@ -22,13 +22,14 @@ export type WorkerInitT = z.infer<typeof WorkerInit>;
 export const WorkerSynthSpec = z.object({
   layer: z.string().min(1).max(200),
   unit: z.union([z.number().int().min(0), z.string().min(1).max(200)]),
-  preset: z.string().min(1).max(40),
-  overrides: z.record(z.string(), z.unknown()).optional(),
-  seeds: z.number().int().min(1).max(64),
+  preset: z.enum(SYNTH_PRESETS),
+  overrides: SynthOverridesSchema.optional(),
+  seeds: z.number().int().min(1).max(SYNTH_LIMITS.maxSeeds),
   seedBase: z.number().int().optional(),
-  size: z.number().int().min(32).max(1024).optional(),
-  iterations: z.number().int().min(1).optional(),
+  size: z.number().int().min(SYNTH_LIMITS.minSize).max(SYNTH_LIMITS.maxSize).optional(),
+  iterations: z.number().int().min(1).max(SYNTH_LIMITS.maxIterations).optional(),
   previewEveryMs: z.number().min(0).optional(),
+  frame: SynthFrameSchema.optional(),
 });
 export type WorkerSynthSpecT = z.infer<typeof WorkerSynthSpec>;
 
@@ -61,6 +62,7 @@ const Progress = z.object({
   iterations: z.number().int(),
   objective: z.array(z.number()),
   targetProb: z.array(z.number()).nullable(),
+  recognised: z.boolean(),
   elapsedMs: z.number(),
   preview: z.object({ width: z.number().int(), height: z.number().int(), images: z.array(Bytes) }).optional(),
 });
@@ -74,6 +76,7 @@ export const WorkerResult = z.object({
   seconds: z.number(),
   secondsToTarget: z.number().nullable(),
   cancelled: z.boolean(),
+  stopReason: z.enum(STOP_REASONS),
 });
 export type WorkerResultT = z.infer<typeof WorkerResult>;
 

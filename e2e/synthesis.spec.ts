@@ -53,6 +53,22 @@ async function selectFlamingo(page: Page): Promise<void> {
   await expect(page.getByTestId('synth-unit')).toHaveValue('130');
 }
 
+/** Standard deviation of the grey levels of the first synthesis image (0 = a flat field). */
+async function previewSpread(page: Page): Promise<number> {
+  return page.getByTestId('synth-image').first().evaluate((c: HTMLCanvasElement) => {
+    const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+    let sum = 0;
+    let sq = 0;
+    let n = 0;
+    for (let k = 0; k < d.length; k += 4) for (let j = 0; j < 3; j++) {
+      sum += d[k + j]!;
+      sq += d[k + j]! ** 2;
+      n++;
+    }
+    return Math.sqrt(Math.max(0, sq / n - (sum / n) ** 2));
+  });
+}
+
 /** RGBA of canvas pixels inside tile i's cell (the canvas publishes its tiling). */
 async function cellPixels(page: Page, i: number): Promise<{ hash: string; uniform: boolean; colourful: boolean; rgb: number[] }> {
   return page.getByTestId('grid-canvas').evaluate((c: HTMLCanvasElement, i) => {
@@ -90,6 +106,13 @@ test('y synthesizes flamingo (class 130): progress, changing preview, curve, top
   const framesBefore = await page.evaluate(() => window.__deepvisStats?.framesDrawn ?? 0);
 
   await page.keyboard.press('y');
+  const tY = Date.now();
+  // The preview is there from the first step, one image per seed side by side, and not a grey field.
+  await expect(page.getByTestId('synth-image')).toHaveCount(2, { timeout: 30_000 });
+  const firstPreviewS = (Date.now() - tY) / 1000;
+  expect(await previewSpread(page), 'grey-level spread of the first preview').toBeGreaterThan(15);
+  const boxes = await page.getByTestId('synth-image').evaluateAll((els) => els.map((e) => e.getBoundingClientRect().top));
+  expect(Math.abs(boxes[0]! - boxes[1]!)).toBeLessThan(2);
   await expect(page.getByTestId('synth-cancel')).toBeVisible();
   await expect(page.getByTestId('synth-label')).toHaveText(/130.*flamingo/);
   // The progress bar advances and the preview changes between two moments.
@@ -101,12 +124,16 @@ test('y synthesizes flamingo (class 130): progress, changing preview, curve, top
   await expect.poll(() => canvasHash(page, 'synth-image'), { timeout: 60_000 }).not.toBe(h1);
   await expect(page.getByTestId('synth-progress-text')).toHaveText(/^\d+\/60 · \d+\.\d s$/);
 
-  await expect(page.getByTestId('synth-status')).toHaveText('done — top-1 flamingo', { timeout: 120_000 });
+  // The fast preset stops when both seeds are recognised (or at its 60-step cap here).
+  await expect(page.getByTestId('synth-status')).toHaveText(/^done( \(recognised\))? — top-1 flamingo$/, { timeout: 120_000 });
   const jobSeconds = (Date.now() - t0) / 1000;
   await expect(page.getByTestId('synth-image')).toHaveCount(2);
   await expect(page.getByTestId('synth-target-prob')).toHaveText(/%$/);
   expect(parseFloat((await page.getByTestId('synth-target-prob').textContent()) ?? '0')).toBeGreaterThan(50);
-  await expect(page.getByTestId('synth-progress-text')).toHaveText(/^60\/60 · /);
+  const ran = Number(/^(\d+)\/(\d+) · /.exec((await page.getByTestId('synth-progress-text').textContent()) ?? '')?.[1]);
+  await expect(page.getByTestId('synth-progress-text')).toHaveText(new RegExp(`^${ran}/${ran} · `));
+  expect(ran).toBeGreaterThan(0);
+  expect(ran).toBeLessThanOrEqual(60);
   // The live view kept running during the job.
   expect(await page.evaluate(() => window.__deepvisStats?.framesDrawn ?? 0)).toBeGreaterThan(framesBefore + 3);
   expect(await canvasHash(page, 'synth-curve')).not.toBe('empty');
@@ -131,10 +158,10 @@ test('y synthesizes flamingo (class 130): progress, changing preview, curve, top
   const meta = JSON.parse(readFileSync(jsonPath, 'utf8'));
   expect(meta).toMatchObject({ model: FAST_MODEL, unit: 130, preset: 'fast', width: 224, height: 224 });
   expect(meta.settings).toMatchObject({ iterations: 60, param: 'pyramid' });
-  expect(meta.objective_curve).toHaveLength(60);
+  expect(meta.objective_curve).toHaveLength(ran);
   expect(meta.objective_best).toBeGreaterThan(meta.objective_start);
   expect(meta.top5[0].name).toBe('flamingo');
-  console.log(`synthesis (a): job done ${jobSeconds.toFixed(1)} s after page open; export ${bytes.length} B PNG`);
+  console.log(`synthesis (a): first preview ${firstPreviewS.toFixed(2)} s after y; ${ran} steps; job done ${jobSeconds.toFixed(1)} s after page open; export ${bytes.length} B PNG`);
 });
 
 test('cancel: Esc stops a long paper-3 job, y starts and y again cancels; the live view keeps running', async ({ page }, testInfo) => {
@@ -144,13 +171,21 @@ test('cancel: Esc stops a long paper-3 job, y starts and y again cancels; the li
   await page.getByTestId('synth-preset').selectOption('paper-3');
   await expect(page.getByTestId('synth-iterations')).toHaveValue('1000');
   await expect(page.getByTestId('synth-theta-blurWidth')).toHaveValue('1');
+  // Only the θ paper-3 uses are offered; the fast preset offers jitter and no percentile clipping.
+  await expect(page.getByTestId('synth-theta-normPct')).toBeVisible();
+  await expect(page.getByTestId('synth-theta-jitter')).toHaveCount(0);
+  await page.getByTestId('synth-preset').selectOption('fast');
+  await expect(page.getByTestId('synth-theta-jitter')).toBeVisible();
+  await expect(page.getByTestId('synth-theta-normPct')).toHaveCount(0);
+  await expect(page.getByTestId('synth-theta-contribPct')).toHaveCount(0);
+  await page.getByTestId('synth-preset').selectOption('paper-3');
   await setRange(page, 'synth-seeds', 4);
   await setRange(page, 'synth-size', 160);
   const frames0 = await page.evaluate(() => window.__deepvisStats?.framesDrawn ?? 0);
   await page.keyboard.press('y');
   await expect.poll(() => progressValue(page), { timeout: 60_000 }).toBeGreaterThan(20);
   await expect(page.getByTestId('synth-image')).toHaveCount(4, { timeout: 30_000 });
-  await expect(page.getByTestId('synth-status')).toHaveText('running');
+  await expect(page.getByTestId('synth-status')).toHaveText(/^running/);
   // Screenshot mid-run (the preview and curve after some steps).
   await expect.poll(() => progressValue(page), { timeout: 60_000 }).toBeGreaterThan(60);
   await shot(page, testInfo, 'synthesis-running');
@@ -165,13 +200,13 @@ test('cancel: Esc stops a long paper-3 job, y starts and y again cancels; the li
   await expect(page.getByTestId('status-layer-unit')).toHaveText('logits:130');
 
   await page.keyboard.press('y');
-  await expect(page.getByTestId('synth-status')).toHaveText('running', { timeout: 15_000 });
+  await expect(page.getByTestId('synth-status')).toHaveText(/^running/, { timeout: 15_000 });
   await expect.poll(() => progressValue(page), { timeout: 60_000 }).toBeGreaterThan(2);
   await page.keyboard.press('y');
   await expect(page.getByTestId('synth-status')).toHaveText('cancelled', { timeout: 15_000 });
   // And the Cancel button.
   await page.getByTestId('synth-start').click();
-  await expect(page.getByTestId('synth-status')).toHaveText('running', { timeout: 15_000 });
+  await expect(page.getByTestId('synth-status')).toHaveText(/^running/, { timeout: 15_000 });
   await page.getByTestId('synth-cancel').click();
   await expect(page.getByTestId('synth-status')).toHaveText('cancelled', { timeout: 15_000 });
   // No job keeps running in the engine: progress stays put.

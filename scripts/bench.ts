@@ -30,6 +30,13 @@ const HELP = `npm run bench -- [options]     engine speed figures as JSON (stdou
   --atlas-units N        units per atlas run (default 8)
   --workers N            pool size for --atlas
   --out FILE             where to write the JSON (default bench/latest.json)
+  --quality              synthesis quality instead of speed (scripts/bench-quality.ts):
+                         self and cross-model top-1/top-5, spectrum slope, seconds to target
+  --classes LIST         --quality: classes to add to the reference ones
+  --no-held-out          --quality: leave out the held-out classes
+  --quality-seconds S    --quality: wall time per preset and class (default 10)
+  --quality-seeds N      --quality: seeds per run (default 1)
+  --contact-sheet DIR    --quality: also write a contact sheet per model there
   -h, --help             this text
 `;
 
@@ -44,11 +51,23 @@ const { values: args } = parseArgs({
     'atlas-units': { type: 'string', default: '8' },
     workers: { type: 'string' },
     out: { type: 'string' },
+    // Synthesis quality (scripts/bench-quality.ts) instead of the speed figures.
+    quality: { type: 'boolean', default: false },
+    classes: { type: 'string' },
+    'no-held-out': { type: 'boolean', default: false },
+    'quality-seconds': { type: 'string', default: '10' },
+    'quality-seeds': { type: 'string', default: '1' },
+    'contact-sheet': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },
 });
 if (args.help) {
   process.stdout.write(HELP);
+  process.exit(0);
+}
+if (args.quality) {
+  const { runQualityBench } = await import('./bench-quality.js');
+  await runQualityBench(args);
   process.exit(0);
 }
 const RUNS = Math.max(10, Number(args.runs));

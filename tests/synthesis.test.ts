@@ -62,7 +62,7 @@ describe('regularisers', () => {
 describe('presets', () => {
   it('are Table 1 of the paper', () => {
     const t = (p: keyof typeof PRESETS) => {
-      const s = PRESETS[p];
+      const s = PRESETS[p].settings;
       return [s.decay, s.blurWidth, s.blurEvery, s.normPct, s.contribPct, s.iterations, s.step];
     };
     expect(t('paper-1')).toEqual([0, 0.5, 4, 50, 0, 500, { kind: 'progress', etaMax: 100, progress: 2 }]);

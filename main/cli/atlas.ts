@@ -4,7 +4,7 @@
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MODEL_ID } from '../engine/index.js';
 import { buildAtlas, defaultAtlasRoot } from '../engine/synthesis/atlas.js';
-import { PRESET_NAMES } from '../engine/synthesis/index.js';
+import { PRESETS, PRESET_NAMES } from '../engine/synthesis/index.js';
 import { checkJobFits } from '../engine/memory-budget.js';
 import { JobScheduler, poolBatchRunner, poolSize } from '../session/scheduler.js';
 import { CliError, EXIT_BAD_INPUT, findModel, globals, modelsDirOf, oneLine, openModel, out, outJson, positiveInt, startBackend } from './common.js';
@@ -25,7 +25,7 @@ export function atlasCommand(): Command {
     .addOption(new Option('-m, --model <id>', 'model id').default(DEFAULT_MODEL_ID))
     .requiredOption('-l, --layer <layer>', 'layer name or display name (or "logits")')
     .option('--units <a-b>', 'only these units (inclusive range)', unitRange)
-    .addOption(new Option('-p, --preset <name>', 'settings preset').choices(PRESET_NAMES).default('paper-3'))
+    .addOption(new Option('-p, --preset <name>', 'settings preset').choices(PRESET_NAMES.filter((p) => PRESETS[p].kind !== 'frame')).default('paper-3'))
     .option('-s, --seeds <n>', 'images per unit', positiveInt, 1)
     .option('-i, --iterations <n>', "steps per unit (default: the preset's)", positiveInt)
     .option('--size <px>', 'image size (square)', positiveInt)

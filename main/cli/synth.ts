@@ -2,15 +2,15 @@
 // seed plus one JSON sidecar with every setting, the objective curves and the timing.
 import { join } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
-import { DEFAULT_MODEL_ID, encodePng } from '../engine/index.js';
-import { PRESET_NAMES, presetSettings, resolveTarget, synthesize, type SynthSettings } from '../engine/synthesis/index.js';
+import { DEFAULT_MODEL_ID, encodePng, loadImageForModel } from '../engine/index.js';
+import { PRESETS, PRESET_NAMES, presetSettings, resolveTarget, synthesize, SYNTH_LIMITS, type PresetName, type SynthSettings } from '../engine/synthesis/index.js';
 import { CliError, EXIT_BAD_INPUT, findModel, globals, modelsDirOf, noSoftmaxNote, oneLine, openModel, out, outJson, positiveInt, startBackend, warn } from './common.js';
 import { ensureOutputFolder, OutputFiles } from './output-file.js';
 import { ProgressLine } from './progress.js';
 
 function sizeArg(v: string): number {
   const n = Number(v);
-  if (!Number.isInteger(n) || n < 16 || n > 1024) throw new InvalidArgumentError('expected a size in pixels between 16 and 1024.');
+  if (!Number.isInteger(n) || n < SYNTH_LIMITS.minSize || n > SYNTH_LIMITS.maxSize) throw new InvalidArgumentError(`expected a size in pixels between ${SYNTH_LIMITS.minSize} and ${SYNTH_LIMITS.maxSize}.`);
   return n;
 }
 
@@ -18,6 +18,18 @@ function sizeArg(v: string): number {
 function seedArg(v: string): number {
   const n = Number(v);
   if (!/^\s*-?\d+\s*$/.test(v) || !Number.isSafeInteger(n) || n < 0) throw new InvalidArgumentError('expected a whole number ≥ 0.');
+  return n;
+}
+
+function seedsArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < 1 || n > SYNTH_LIMITS.maxSeeds) throw new InvalidArgumentError(`expected 1…${SYNTH_LIMITS.maxSeeds} seeds.`);
+  return n;
+}
+
+function secondsArg(v: string): number {
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0 || n > SYNTH_LIMITS.maxTimeBudgetS) throw new InvalidArgumentError(`expected seconds in (0, ${SYNTH_LIMITS.maxTimeBudgetS}].`);
   return n;
 }
 
@@ -32,7 +44,9 @@ export function synthCommand(): Command {
     .requiredOption('-l, --layer <layer>', 'layer name or display name, or "logits" for a class')
     .requiredOption('-u, --unit <unit>', 'channel number; for logits a class index, WordNet id or exact name')
     .addOption(new Option('-p, --preset <name>', 'settings preset').choices(PRESET_NAMES).default('paper-3'))
-    .option('-s, --seeds <n>', 'number of seeds (images), optimised together as one batch', positiveInt, 1)
+    .option('-s, --seeds <n>', `number of seeds (images, at most ${SYNTH_LIMITS.maxSeeds}), optimised together as one batch`, seedsArg, 1)
+    .option('--frame <image>', 'preset "frame": the image to start from and stay close to')
+    .option('--time-budget <s>', 'fast presets: stop after this many seconds at the latest', secondsArg)
     .option('--seed-base <n>', 'first seed value (seeds are base, base+1, …)', seedArg, 1)
     .option('--size <px>', 'image size (square)', sizeArg)
     .option('-i, --iterations <n>', "number of steps (default: the preset's)", positiveInt)
@@ -51,10 +65,25 @@ export function synthCommand(): Command {
       } catch (e) {
         throw new CliError(oneLine(e), EXIT_BAD_INPUT);
       }
+      const def = PRESETS[opts.preset as PresetName];
       const settings: SynthSettings = presetSettings(opts.preset);
       if (opts.iterations) settings.iterations = opts.iterations;
+      if (opts.timeBudget !== undefined) {
+        if (!(def.thetas as readonly string[]).includes('timeBudgetS')) throw new CliError(`--time-budget does not apply to preset ${opts.preset} (it keeps the paper's count; use a fast preset)`, EXIT_BAD_INPUT);
+        settings.timeBudgetS = opts.timeBudget;
+      }
+      if (def.kind === 'frame' && !opts.frame) throw new CliError(`preset ${opts.preset} starts from an image: pass --frame <image>`, EXIT_BAD_INPUT);
+      if (def.kind !== 'frame' && opts.frame) throw new CliError(`--frame applies to preset frame only (preset ${opts.preset} starts from noise)`, EXIT_BAD_INPUT);
       const seeds = Array.from({ length: opts.seeds }, (_, i) => opts.seedBase + i);
       const size: [number, number] = opts.size ? [opts.size, opts.size] : model.inputSize;
+      let start;
+      if (opts.frame) {
+        try {
+          start = await loadImageForModel(opts.frame, size);
+        } catch (e) {
+          throw new CliError(oneLine(e), EXIT_BAD_INPUT);
+        }
+      }
       const outDir = await ensureOutputFolder(opts.out);
       const base = slug(`${model.id}_${target.label}_${opts.preset}_${size[0]}px`);
       const files = new OutputFiles();
@@ -68,12 +97,14 @@ export function synthCommand(): Command {
         settings,
         seeds,
         size,
+        start,
         onProgress: (p) => {
           const best = Math.max(...p.objective);
-          const prob = p.targetProb ? `  p=${Math.max(...p.targetProb).toFixed(3)}` : '';
+          const prob = p.targetProb ? `  p=${Math.max(...p.targetProb).toFixed(3)}${p.recognised ? ' recognised' : ''}` : '';
           bar.update(p.iteration + 1, `objective ${best.toFixed(2)}${prob}`);
         },
       });
+      start?.dispose();
       bar.done();
 
       // A failure part-way (a full disk) removes the images already written: no partial result.
@@ -109,6 +140,7 @@ export function synthCommand(): Command {
           seeds,
           settings,
           iterations_run: result.iterations,
+          stop_reason: result.stopReason,
           seconds_to_target: result.secondsToTarget,
           images: images.map((im, i) => ({ ...im, curve: result.images[i]!.curve })),
         };
@@ -122,7 +154,8 @@ export function synthCommand(): Command {
             `${im.path}  objective ${im.objective_start.toFixed(2)} → ${im.objective_best.toFixed(2)}` +
             (im.top5 ? `  top-1 ${im.top5[0]!.name.split(',')[0]} ${(im.top5[0]!.prob * 100).toFixed(1)}%` : ''),
         );
-        await out(lines.join('\n') + `\n${result.seconds.toFixed(1)} s\n`);
+        const why = result.stopReason === 'iterations' ? '' : ` (stopped: ${result.stopReason})`;
+        await out(lines.join('\n') + `\n${result.iterations} steps, ${result.seconds.toFixed(1)} s${why}\n`);
       }
     });
 }

@@ -9,7 +9,6 @@ import {
   parseRequest,
   seqOf,
   type AppEvent,
-  type SynthEventT,
   type FrameRequestT,
   type ModelInfo,
   type ModelSummary,
@@ -32,7 +31,7 @@ import { allFinite, nonFiniteError } from '../engine/finite.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultAtlasRoot, findAtlas } from '../engine/synthesis/atlas.js';
-import { SynthJobs } from '../engine/synthesis/jobs.js';
+import { SynthJobs, specFromRequest, toSynthEvent, type SynthJobEvent } from '../engine/synthesis/jobs.js';
 import type { ResolvedTarget } from '../engine/synthesis/target.js';
 import type { SynthSettings } from '../engine/synthesis/settings.js';
 import { checkJobFits } from '../engine/memory-budget.js';
@@ -51,40 +50,17 @@ export interface SessionClient {
 
 const NO_CLIENT: SessionClient = { id: 'default', emit: () => {} };
 
-/** Worker job event → contract event (typed arrays for the bulky parts). */
-function synthEvent(e: WorkerJobEventT, target: ResolvedTarget, settings: SynthSettings): SynthEventT {
+/** A worker's job event as the engine's own (toSynthEvent is the one conversion to the contract). */
+function jobEvent(e: WorkerJobEventT, target: ResolvedTarget, settings: SynthSettings): SynthJobEvent {
   switch (e.type) {
-    case 'progress': {
-      const p = e.progress;
-      return {
-        type: 'synth',
-        jobId: e.jobId,
-        phase: 'progress',
-        iteration: p.iteration,
-        iterations: p.iterations,
-        objective: p.objective,
-        targetProb: p.targetProb,
-        elapsedMs: p.elapsedMs,
-        ...(p.preview ? { preview: p.preview as SynthEventT['preview'] } : {}),
-      };
-    }
+    case 'progress':
+      return { phase: 'progress', jobId: e.jobId, progress: e.progress };
     case 'done':
-      return {
-        type: 'synth',
-        jobId: e.jobId,
-        phase: 'done',
-        result: {
-          images: e.result.images.map((im) => ({ ...im, rgb: im.rgb as Uint8Array<ArrayBuffer>, curve: Float32Array.from(im.curve) })),
-          seconds: e.result.seconds,
-          secondsToTarget: e.result.secondsToTarget,
-          label: target.label,
-          settings: settings as unknown as Record<string, unknown>,
-        },
-      };
+      return { phase: 'done', jobId: e.jobId, result: e.result, target, settings };
     case 'cancelled':
-      return { type: 'synth', jobId: e.jobId, phase: 'cancelled' };
+      return { phase: 'cancelled', jobId: e.jobId };
     case 'error':
-      return { type: 'synth', jobId: e.jobId, phase: 'error', message: e.message };
+      return { phase: 'error', jobId: e.jobId, message: e.message };
   }
 }
 
@@ -321,16 +297,15 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     const model = this.current;
     if (!model) return this.error(req, 'no model is loaded');
     try {
-      const spec = { layer: req.layer, unit: req.unit, preset: req.preset, overrides: req.overrides, seeds: req.seeds, size: req.size, iterations: req.iterations };
+      const spec = specFromRequest(req);
       const { target, settings, seeds, size } = SynthJobs.prepare(model, spec);
       const fit = await checkJobFits({ model, backend: this.backend.backend, images: seeds.length, size, limitBytes: this.opts.jobMemoryBytes });
       if (!fit.ok) return this.error(req, fit.message);
       if (this.current !== model) return this.error(req, 'the model changed meanwhile');
       this.jobs!.cancelClient(client.id);
-      const jobId = this.jobs!.submit(client.id, { type: 'synth', modelId: model.id, spec: { ...spec, overrides: spec.overrides as Record<string, unknown> | undefined } }, (e) =>
-        client.emit(synthEvent(e, target, settings)),
+      const jobId = this.jobs!.submit(client.id, { type: 'synth', modelId: model.id, spec }, (e) => client.emit(toSynthEvent(jobEvent(e, target, settings))),
       );
-      return { type: 'synthStarted', jobId, label: target.label, layer: target.layer, unit: target.unit, settings: settings as unknown as Record<string, unknown>, ...seqOf(req) };
+      return { type: 'synthStarted', jobId, label: target.label, layer: target.layer, unit: target.unit, settings, ...seqOf(req) };
     } catch (e) {
       return this.error(req, oneLine(e));
     }

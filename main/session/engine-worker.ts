@@ -8,8 +8,8 @@ import { parentPort, workerData } from 'node:worker_threads';
 import { parseToWorker, WorkerInit, type FromWorkerT, type ToWorkerT } from '../../contract/worker.js';
 import { describeBackend, loadModel, selectBackend, type Model } from '../engine/index.js';
 import { oneLine } from '../engine/errors.js';
-import { SynthSettingsSchema, synthesize, type PresetName, type SynthResult } from '../engine/synthesis/index.js';
-import { SynthJobs } from '../engine/synthesis/jobs.js';
+import { SynthSettingsSchema, synthesize, type SynthResult } from '../engine/synthesis/index.js';
+import { runSynthJob, SynthJobs } from '../engine/synthesis/jobs.js';
 import type { UnitObjective } from '../engine/objectives.js';
 
 /** Errors after which a wasm (or native) engine cannot be trusted: the worker exits and is replaced. */
@@ -63,18 +63,8 @@ async function runJob(msg: Extract<ToWorkerT, { type: 'synth' | 'batch' }>): Pro
     const onProgress = (progress: Parameters<NonNullable<Parameters<typeof synthesize>[0]['onProgress']>>[0]) => post({ type: 'progress', jobId: msg.jobId, progress });
     let result: SynthResult;
     if (msg.type === 'synth') {
-      const s = msg.spec;
-      const prepared = SynthJobs.prepare(m, { ...s, preset: s.preset as PresetName, overrides: s.overrides as never });
-      result = await synthesize({
-        model: m,
-        objective: prepared.target.objective,
-        settings: prepared.settings,
-        seeds: prepared.seeds,
-        size: prepared.size,
-        signal: abort.signal,
-        previewEveryMs: s.previewEveryMs ?? 250,
-        onProgress,
-      });
+      const prepared = SynthJobs.prepare(m, msg.spec);
+      result = await runSynthJob(m, msg.spec, prepared, abort.signal, onProgress);
     } else {
       const s = msg.spec;
       result = await synthesize({

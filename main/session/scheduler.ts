@@ -196,7 +196,7 @@ export function poolBatchRunner(pool: JobScheduler, client: string, modelId: str
       const id = pool.submit(client, { type: 'batch', modelId, spec }, (e) => {
         if (e.type === 'progress') onProgress(e.progress);
         else if (e.type === 'done') resolve(e.result);
-        else if (e.type === 'cancelled') resolve({ images: [], iterations: 0, seconds: 0, secondsToTarget: null, cancelled: true });
+        else if (e.type === 'cancelled') resolve({ images: [], iterations: 0, seconds: 0, secondsToTarget: null, cancelled: true, stopReason: 'cancelled' });
         else reject(new Error(e.message));
       });
       signal?.addEventListener('abort', () => pool.cancel(client, id), { once: true });

@@ -4,6 +4,12 @@
 //    decorrelated colour space (Lucid's ImageNet colour correlation). A step on the variables moves
 //    coarse structure and natural colours first; the gradient reaches them through the
 //    parameterisation's adjoint (tf.grads through upsampling and the colour matrix).
+//  - maco: the Fourier phase of each decorrelated colour channel; the amplitude is fixed to a
+//    natural image's 1/f fall-off (Fel et al. 2023), so the optimiser can move where things are but
+//    not how much energy each frequency carries.
+// Every parameterisation can take an image back (setImage), so the paper's pixel-space regularisers
+// run on all of them through one path; MACO cannot (a phase-only image cannot be decayed or blurred
+// and stay on its spectrum), so its presets declare none of them.
 import * as tf from '@tensorflow/tfjs-core';
 
 export interface Parameterization {
@@ -37,37 +43,175 @@ const COLOR_SQRT = [
 ];
 const COLOR_NORM = Math.max(...[0, 1, 2].map((j) => Math.hypot(COLOR_SQRT[0]![j]!, COLOR_SQRT[1]![j]!, COLOR_SQRT[2]![j]!)));
 
+const COLOR = COLOR_SQRT.map((r) => r.map((v) => v / COLOR_NORM));
+
+/** Inverse of a 3×3 matrix (rows). */
+function inverse3(m: number[][]): number[][] {
+  const [a, b, c] = m[0]!;
+  const [d, e, f] = m[1]!;
+  const [g, h, i] = m[2]!;
+  const A = e! * i! - f! * h!;
+  const B = -(d! * i! - f! * g!);
+  const C = d! * h! - e! * g!;
+  const det = a! * A + b! * B + c! * C;
+  return [
+    [A / det, -(b! * i! - c! * h!) / det, (b! * f! - c! * e!) / det],
+    [B / det, (a! * i! - c! * g!) / det, -(a! * f! - c! * d!) / det],
+    [C / det, -(a! * h! - b! * g!) / det, (a! * e! - b! * d!) / det],
+  ];
+}
+
+/** Decorrelated colour [N,H,W,3] → centred pixels, and back. */
+function colourMaps(): {
+  toRgb: (decor: tf.Tensor4D) => tf.Tensor4D;
+  toDecor: (rgb: tf.Tensor4D) => tf.Tensor4D;
+  /** The adjoint of toRgb: a gradient with respect to the pixels → with respect to decorrelated colour. */
+  gradToDecor: (g: tf.Tensor4D) => tf.Tensor4D;
+  dispose: () => void;
+} {
+  // Columns are the decorrelated components: rgb = decor · Mᵀ.
+  const mT = tf.tidy(() => tf.transpose(tf.tensor2d(COLOR)));
+  const mInvT = tf.tidy(() => tf.transpose(tf.tensor2d(inverse3(COLOR))));
+  const apply = (x: tf.Tensor4D, m: tf.Tensor2D) => tf.reshape(tf.matMul(tf.reshape(x, [-1, 3]), m), x.shape) as tf.Tensor4D;
+  return {
+    toRgb: (d) => tf.mul(apply(d, mT as tf.Tensor2D), 127.5) as tf.Tensor4D,
+    toDecor: (rgb) => apply(tf.div(rgb, 127.5) as tf.Tensor4D, mInvT as tf.Tensor2D),
+    gradToDecor: (g) => tf.mul(apply(g, tf.transpose(mT) as tf.Tensor2D), 127.5) as tf.Tensor4D,
+    dispose: () => {
+      mT.dispose();
+      mInvT.dispose();
+    },
+  };
+}
+
+/** Centred pixels → decorrelated colour components (the space the pyramid and MACO work in). */
+export function decorrelate(rgb: tf.Tensor4D): tf.Tensor4D {
+  const colour = colourMaps();
+  try {
+    return tf.tidy(() => colour.toDecor(rgb));
+  } finally {
+    colour.dispose();
+  }
+}
+
 export function pyramidParam(n: number, h: number, w: number, seed: number, levels = 5, initStd = 0.01): Parameterization {
   const shapes: [number, number][] = [];
   for (let l = levels - 1; l >= 0; l--) shapes.push([Math.max(1, Math.ceil(h / 2 ** l)), Math.max(1, Math.ceil(w / 2 ** l))]);
   // tf.variable keeps a reference to its initial tensor's data; build both inside tidy so the
   // temporary handle goes and only the variable holds the data.
   const params = shapes.map(([ph, pw], i) => tf.tidy(() => tf.variable(tf.randomNormal([n, ph, pw, 3], 0, initStd, 'float32', seed * 31 + i), true)));
-  // Columns are the decorrelated components: rgb = decor · Mᵀ.
-  const mT = tf.tidy(() => tf.transpose(tf.tensor2d(COLOR_SQRT.map((r) => r.map((v) => v / COLOR_NORM)))));
+  const colour = colourMaps();
   // Level i (0 = coarsest) weighs falloff^(levels-1-i): like a 1/f spectrum, so that Adam's
   // equal-sized steps on every variable still move coarse structure more than fine detail.
   const falloff = 0.5;
   const weights = shapes.map((_, i) => falloff ** i);
-  const toImage = (ps: tf.Tensor[]): tf.Tensor4D => {
+  const toImage = (ps: tf.Tensor[], size: [number, number]): tf.Tensor4D => {
     const parts = ps.map((p, i) => {
       const t = tf.mul(p, weights[i]!) as tf.Tensor4D;
-      return t.shape[1] === h && t.shape[2] === w ? t : tf.image.resizeBilinear(t, [h, w], false, true);
+      // Corner-aligned-off, no half-pixel centres: tfjs 4.22's ResizeBilinearGrad ignores
+      // halfPixelCenters (cpu and wasm; measured: ⟨Jδ, g⟩ −22.46 vs ⟨δ, Jᵀg⟩ −34.74), so only
+      // this form has a correct gradient.
+      return t.shape[1] === size[0] && t.shape[2] === size[1] ? t : tf.image.resizeBilinear(t, size, false, false);
     });
-    const decor = tf.addN(parts);
-    const rgb = tf.reshape(tf.matMul(tf.reshape(decor, [-1, 3]), mT), [n, h, w, 3]);
-    return tf.mul(rgb, 127.5) as tf.Tensor4D;
+    return colour.toRgb(tf.addN(parts) as tf.Tensor4D);
   };
+  const finest = params.length - 1;
   return {
     params,
-    image: () => tf.tidy(() => toImage(params)),
-    paramGrads: (g) => tf.tidy(() => tf.grads((...ps: tf.Tensor[]) => toImage(ps))(params, g) as tf.Tensor4D[]),
-    setImage: () => {
-      throw new Error('the pyramid parameterisation has no pixel-space regularisers');
+    image: () => tf.tidy(() => toImage(params, [h, w])),
+    // The adjoint written out (colour matrix, then each level's bilinear-resize gradient): a taped
+    // tf.grads would render the image a second time every step.
+    paramGrads: (g) =>
+      tf.tidy(() => {
+        const gd = colour.gradToDecor(g);
+        return params.map((p, i) => {
+          const same = p.shape[1] === g.shape[1] && p.shape[2] === g.shape[2];
+          const back = same ? gd : (tf.engine().runKernel('ResizeBilinearGrad', { dy: gd, images: p }, { alignCorners: false, halfPixelCenters: false }) as tf.Tensor4D);
+          return tf.mul(back, weights[i]!) as tf.Tensor4D;
+        });
+      }),
+    // The finest level is full size: it takes up whatever the regularisers changed, exactly.
+    setImage: (img) => {
+      tf.tidy(() => {
+        const diff = colour.toDecor(tf.sub(img, toImage(params, [h, w])) as tf.Tensor4D);
+        params[finest]!.assign(tf.add(params[finest]!, tf.div(diff, weights[finest]!)) as tf.Tensor4D);
+      });
     },
     dispose: () => {
       params.forEach((p) => p.dispose());
-      mT.dispose();
+      colour.dispose();
+    },
+  };
+}
+
+/**
+ * MACO (Fel et al. 2023): per decorrelated colour channel, image = Re(Σ A(f)·e^{iφ(f)} e^{2πi f·x}),
+ * with φ optimised and A fixed to 1/|f| (natural images' amplitude fall-off; their power spectrum
+ * slope is about −2). The spectrum is band-limited to `band` cycles per image on each axis: the DFT
+ * is two real matrix products per channel (tfjs' wasm backend has no FFT), and above that band a
+ * 1/f amplitude adds little an eye or a classifier reads. The half-spectrum (v ≥ 0) is enough for a
+ * real image; columns v > 0 count twice. `targetStd` sets the pixels' standard deviation (grey levels).
+ */
+export function macoParam(n: number, h: number, w: number, seed: number, band = Math.max(4, Math.round(Math.min(h, w) / 8)), targetStd = 48): Parameterization & { amplitude: Float32Array; rows: number[]; cols: number } {
+  const ku = Math.min(band, Math.floor((h - 1) / 2));
+  const kv = Math.min(band, Math.floor((w - 1) / 2));
+  const rows = [...Array(ku + 1).keys(), ...Array.from({ length: ku }, (_, i) => h - ku + i)];
+  const cols = kv + 1;
+  const R = rows.length;
+  const amplitude = new Float32Array(R * cols);
+  rows.forEach((u, j) => {
+    const fu = u <= h / 2 ? u : u - h;
+    for (let v = 0; v < cols; v++) {
+      const f = Math.hypot(fu / h, v / w) * Math.max(h, w);
+      amplitude[j * cols + v] = f === 0 ? 0 : (v === 0 ? 1 : 2) / f;
+    }
+  });
+  const table = (len: number, freqs: number[], fn: (a: number) => number) => {
+    const t = new Float32Array(len * freqs.length);
+    for (let y = 0; y < len; y++) freqs.forEach((u, j) => (t[y * freqs.length + j] = fn((2 * Math.PI * ((u * y) % len)) / len)));
+    return tf.tensor2d(t, [len, freqs.length]);
+  };
+  const colIdx = [...Array(cols).keys()];
+  const [ch, sh, cwT, swT, amp] = tf.tidy(() => [
+    table(h, rows, Math.cos),
+    table(h, rows, Math.sin),
+    tf.transpose(table(w, colIdx, Math.cos)),
+    tf.transpose(table(w, colIdx, Math.sin)),
+    // Broadcast over [R, n·3, cols].
+    tf.reshape(tf.tensor2d(amplitude, [R, cols]), [R, 1, cols]),
+  ]) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor3D];
+  const phase = tf.tidy(() => tf.variable(tf.randomUniform([R, n * 3 * cols], -Math.PI, Math.PI, 'float32', seed * 977 + 5), true));
+  const colour = colourMaps();
+  const decorImage = (ph: tf.Tensor): tf.Tensor4D => {
+    const p3 = tf.reshape(ph, [R, n * 3, cols]);
+    const zr = tf.reshape(tf.mul(amp, tf.cos(p3)), [R, n * 3 * cols]) as tf.Tensor2D;
+    const zi = tf.reshape(tf.mul(amp, tf.sin(p3)), [R, n * 3 * cols]) as tf.Tensor2D;
+    // Along y: (C + iS)(Zr + iZi); then along x, keep the real part.
+    const P = tf.sub(tf.matMul(ch, zr), tf.matMul(sh, zi));
+    const Q = tf.add(tf.matMul(ch, zi), tf.matMul(sh, zr));
+    const perImage = (t: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(t, [h, n * 3, cols]), [1, 0, 2]), [n * 3 * h, cols]) as tf.Tensor2D;
+    const x = tf.sub(tf.matMul(perImage(P), cwT), tf.matMul(perImage(Q), swT));
+    return tf.transpose(tf.reshape(x, [n, 3, h, w]), [0, 2, 3, 1]) as tf.Tensor4D;
+  };
+  // The expected variance of a random-phase image: Σ A²/2 per channel (1/(HW) folded into the scale).
+  let sumSq = 0;
+  for (const a of amplitude) sumSq += (a * a) / 2;
+  const scale = targetStd / 127.5 / Math.sqrt(sumSq);
+  const toImage = (ph: tf.Tensor) => colour.toRgb(tf.mul(decorImage(ph), scale) as tf.Tensor4D);
+  return {
+    params: [phase],
+    amplitude,
+    rows,
+    cols,
+    image: () => tf.tidy(() => toImage(phase)),
+    paramGrads: (g) => tf.tidy(() => tf.grads((ph: tf.Tensor) => toImage(ph))([phase], g) as tf.Tensor4D[]),
+    setImage: () => {
+      throw new Error('MACO images keep a fixed amplitude spectrum: pixel-space regularisers do not apply to them');
+    },
+    dispose: () => {
+      phase.dispose();
+      tf.dispose([ch, sh, cwT, swT, amp]);
+      colour.dispose();
     },
   };
 }

@@ -69,9 +69,18 @@ export function clipSmallContribution(x: tf.Tensor4D, g: tf.Tensor4D, pct: numbe
   return zeroBelow(x, tf.abs(tf.sum(tf.mul(x, g), 3)) as tf.Tensor3D, pct);
 }
 
-/** All four, in the paper's order, for step number `step` (1-based). `g` is the step's gradient. */
-export function regularize(x: tf.Tensor4D, g: tf.Tensor4D, s: SynthSettings, step: number): tf.Tensor4D {
-  let y = decay(x, s.decay);
+/** Pull toward the start image: x ← x − θ·(x − start) (feature accentuation; not in the paper). */
+export function pullToward(x: tf.Tensor4D, start: tf.Tensor4D | null, theta: number): tf.Tensor4D {
+  return theta > 0 && start ? tf.sub(x, tf.mul(tf.sub(x, start), theta)) : x;
+}
+
+/**
+ * All four, in the paper's order, for step number `step` (1-based), after the pull toward the
+ * start image when there is one. `g` is the step's gradient.
+ */
+export function regularize(x: tf.Tensor4D, g: tf.Tensor4D, s: SynthSettings, step: number, start: tf.Tensor4D | null = null): tf.Tensor4D {
+  let y = pullToward(x, start, s.closeness);
+  y = decay(y, s.decay);
   if (s.blurWidth > 0 && s.blurEvery > 0 && step % s.blurEvery === 0) y = gaussianBlur(y, s.blurWidth);
   y = clipSmallNorm(y, s.normPct);
   y = clipSmallContribution(y, g, s.contribPct);

@@ -4,9 +4,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Model, TopK } from '../model.js';
 import { objectiveMask, objectiveNode, type UnitObjective } from '../objectives.js';
-import { pixelParam, pyramidParam, type Parameterization } from './parameterization.js';
+import { macoParam, pixelParam, pyramidParam, type Parameterization } from './parameterization.js';
 import { regularize } from './regularizers.js';
-import type { SynthSettings } from './settings.js';
+import { SYNTH_LIMITS, type StopReason, type SynthSettings } from './settings.js';
 import { gradientGain, pyramidLevels, scaledPolicy, settingsForSize } from './model-scale.js';
 import { makeStepper } from './step-size.js';
 
@@ -25,6 +25,8 @@ export interface SynthRequest {
   onProgress?: (p: SynthProgress) => void;
   /** Minimum time between previews (ms); 0 = no previews. */
   previewEveryMs?: number;
+  /** The image to start from, pixels 0…255 [1,h,w,3], for settings with start "frame". */
+  start?: tf.Tensor4D;
 }
 
 export interface SynthProgress {
@@ -34,8 +36,10 @@ export interface SynthProgress {
   objective: number[];
   /** Softmax probability of the target class per seed (class units), else null. */
   targetProb: number[] | null;
+  /** Some seed's target class has reached the recognition threshold (the stop rule's, else 0.9). */
+  recognised: boolean;
   elapsedMs: number;
-  /** Current images as packed RGB bytes, one per seed (present every previewEveryMs). */
+  /** Current images, one per seed, contrast-stretched about grey (previewBytes), every previewEveryMs; the first step always has one. */
   preview?: { width: number; height: number; images: Uint8Array[] };
 }
 
@@ -62,6 +66,8 @@ export interface SynthResult {
   /** Seconds until the target class first reached p ≥ 0.9 in any seed (class units), else null. */
   secondsToTarget: number | null;
   cancelled: boolean;
+  /** Why the run ended: all its iterations, the stop rule (recognised / plateau), the time budget, or a cancel. */
+  stopReason: StopReason;
 }
 
 /** Roll an image batch by (dy, dx) with wrap-around. */
@@ -130,6 +136,42 @@ function evaluate(model: Model, img: tf.Tensor4D, objectives: UnitObjective[], n
 
 const nextTick = () => new Promise<void>((r) => setImmediate(r));
 
+/** Whether any pixel-space regulariser (or the pull toward the start image) acts at this step. */
+function regularizes(s: SynthSettings, step: number): boolean {
+  return s.decay > 0 || (s.blurWidth > 0 && s.blurEvery > 0 && step % s.blurEvery === 0) || s.normPct > 0 || s.contribPct > 0 || s.closeness > 0;
+}
+
+/**
+ * Preview bytes as the pane shows them: centred pixels scaled about grey so the largest deviation
+ * reaches the full range when it is smaller (the first steps' images are faint, not grey fields).
+ */
+export function previewBytes(img: tf.Tensor4D): Uint8Array[] {
+  const stretched = tf.tidy(() => {
+    const peak = tf.max(tf.abs(img), [1, 2, 3], true);
+    const gain = tf.clipByValue(tf.div(GREY, tf.maximum(peak, 1e-6)), 1, 1e4);
+    return tf.mul(img, gain) as tf.Tensor4D;
+  });
+  try {
+    return toRgbBytes(stretched);
+  } finally {
+    stretched.dispose();
+  }
+}
+
+/** The stop rule's plateau: the best objective of every seed grew by less than `rel` over `window` steps. */
+function plateaued(curves: number[][], window: number, rel: number): boolean {
+  return curves.every((c) => {
+    if (c.length <= window) return false;
+    let now = -Infinity;
+    let then = -Infinity;
+    for (let i = 0; i < c.length; i++) {
+      now = Math.max(now, c[i]!);
+      if (i < c.length - window) then = now;
+    }
+    return now - then <= rel * Math.max(Math.abs(now), 1e-6);
+  });
+}
+
 export async function synthesize(req: SynthRequest): Promise<SynthResult> {
   const { model, seeds } = req;
   if (seeds.length < 1) throw new Error('at least one seed is needed');
@@ -138,18 +180,26 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
   const o = objectives[0]!;
   const isClass = objectives.every((x) => x.kind === 'class');
   const [h, w] = req.size ?? model.inputSize;
-  // From 16 px (or the model's own input, if smaller: a 28 px digit model) to 1024.
-  const least = Math.min(16, ...model.inputSize);
-  if (h < least || w < least || h > 1024 || w > 1024) throw new Error(`image size ${h}×${w} is outside ${least}…1024 px`);
+  // From the least size (or the model's own input, if smaller: a 28 px digit model) to the largest.
+  const least = Math.min(SYNTH_LIMITS.minSize, ...model.inputSize);
+  const { maxSize } = SYNTH_LIMITS;
+  if (h < least || w < least || h > maxSize || w > maxSize) throw new Error(`image size ${h}×${w} is outside ${least}…${maxSize} px`);
   const s = settingsForSize(req.settings, [h, w]);
+  if (s.start === 'frame' && !req.start) throw new Error('this preset starts from a frame: pass the image to start from');
+  if (req.start && (req.start.shape[1] !== h || req.start.shape[2] !== w)) throw new Error(`start image is ${req.start.shape[1]}×${req.start.shape[2]}, expected ${h}×${w}`);
   const node = objectiveNode(model, o);
   for (const x of objectives) if (objectiveNode(model, x) !== node) throw new Error('every objective of one run must read the same layer');
   const n = seeds.length;
   const t0 = performance.now();
 
-  const init = tf.tidy(() => tf.concat(seeds.map((sd) => tf.randomNormal([1, h, w, 3], 0, 10, 'float32', sd))) as tf.Tensor4D);
-  const param: Parameterization = s.param === 'pixels' ? pixelParam(init) : pyramidParam(n, h, w, seeds[0]!, pyramidLevels([h, w]));
-  init.dispose();
+  // The start image (centred), when the preset starts from the user's frame: every seed starts
+  // there, with a little seeded noise so that seeds differ.
+  const anchor = s.start === 'frame' && req.start ? tf.tidy(() => tf.tile(tf.sub(req.start!, GREY), [n, 1, 1, 1]) as tf.Tensor4D) : null;
+  const noise = tf.tidy(() => tf.concat(seeds.map((sd) => tf.randomNormal([1, h, w, 3], 0, anchor ? 2 : 10, 'float32', sd))) as tf.Tensor4D);
+  const init = anchor ? tf.tidy(() => tf.add(anchor, noise) as tf.Tensor4D) : noise;
+  const param: Parameterization =
+    s.param === 'pixels' ? pixelParam(init) : s.param === 'pyramid' ? pyramidParam(n, h, w, seeds[0]!, pyramidLevels([h, w])) : macoParam(n, h, w, seeds[0]!);
+  tf.dispose([noise, init]);
   // η scaled for models whose gradients are weaker than the bundled ones' (model-scale.ts).
   let gain = 1;
   if (s.param === 'pixels' && s.step.kind !== 'adam') {
@@ -169,12 +219,17 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
   let lastPreview = -Infinity;
   let secondsToTarget: number | null = null;
   let cancelled = false;
+  let stopReason: StopReason = 'iterations';
+  const recogniseAt = s.stop?.prob ?? 0.9;
+  // Steps in a row with every seed's target probability at the stop rule's threshold.
+  let recognisedRun = 0;
   let it = 0;
 
   try {
     for (it = 0; it < s.iterations; it++) {
       if (req.signal?.aborted) {
         cancelled = true;
+        stopReason = 'cancelled';
         break;
       }
       const img = param.image();
@@ -191,6 +246,7 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
         held.push(gIn);
         const values = Array.from(await ev.value.data());
         const probs = ev.prob ? Array.from(await ev.prob.data()) : null;
+        const now = performance.now();
 
         // Keep each seed's best image (the image whose objective was just measured).
         const improved = values.map((v, i) => v > bestValue[i]!);
@@ -211,40 +267,51 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
         }
         values.forEach((v, i) => curves[i]!.push(v));
 
-        const now = performance.now();
-        const hitTarget = probs !== null && probs.some((p) => p >= 0.9);
-        if (hitTarget && secondsToTarget === null) secondsToTarget = (now - t0) / 1000;
+        const recognised = probs !== null && probs.some((p) => p >= recogniseAt);
+        if (probs !== null && probs.some((p) => p >= 0.9) && secondsToTarget === null) secondsToTarget = (now - t0) / 1000;
         if (req.onProgress) {
-          const p: SynthProgress = { iteration: it, iterations: s.iterations, objective: values, targetProb: probs, elapsedMs: now - t0 };
+          const p: SynthProgress = { iteration: it, iterations: s.iterations, objective: values, targetProb: probs, recognised, elapsedMs: now - t0 };
           if (req.previewEveryMs && now - lastPreview >= req.previewEveryMs) {
-            p.preview = { width: w, height: h, images: toRgbBytes(img) };
+            p.preview = { width: img.shape[2], height: img.shape[1], images: previewBytes(img) };
             lastPreview = now;
           }
           req.onProgress(p);
         }
-        const stop = s.stopAtProb > 0 && probs !== null && probs.every((q) => q >= s.stopAtProb);
+        // The stop rule (fast presets): recognised in every seed and no longer improving.
+        let stop: StopReason | null = null;
+        if (s.stop) {
+          if (probs !== null) {
+            recognisedRun = probs.every((q) => q >= s.stop!.prob) ? recognisedRun + 1 : 0;
+            if (recognisedRun >= s.stop.window) stop = 'recognised';
+          } else if (plateaued(curves, s.stop.window, s.stop.plateau)) stop = 'plateau';
+        }
+        if (!stop && s.timeBudgetS > 0 && now - t0 >= s.timeBudgetS * 1000) stop = 'budget';
 
         if (!stop) {
-          // The step: Δpixels = step(∂a/∂input), see settings.ts for why the input gradient.
-          if (s.param === 'pixels') {
-            const nextImg = tf.tidy(() => {
-              const moved = tf.add(img, steppers[0]!.update(gIn)) as tf.Tensor4D;
-              return tf.clipByValue(regularize(moved, gIn, s, it + 1), -GREY, GREY) as tf.Tensor4D;
+          // The step: Δ = step(∂a/∂input) on the variables, see settings.ts for why the input gradient.
+          const grads = param.paramGrads(gIn);
+          param.params.forEach((v, i) => {
+            const u = steppers[i]!.update(grads[i]! as tf.Tensor4D);
+            const moved = tf.add(v, u);
+            v.assign(moved); // assign shares the data; the handle is ours to drop
+            tf.dispose([u, moved]);
+          });
+          tf.dispose(grads);
+          // Then the regularisers, in pixel space, whatever the parameterisation (and the clip).
+          if (regularizes(s, it + 1)) {
+            const next = tf.tidy(() => {
+              const moved = param.image();
+              return tf.clipByValue(regularize(moved, gIn, s, it + 1, anchor), -GREY, GREY) as tf.Tensor4D;
             });
-            param.setImage(nextImg);
-            nextImg.dispose();
-          } else {
-            const grads = param.paramGrads(gIn);
-            param.params.forEach((v, i) => {
-              const u = steppers[i]!.update(grads[i]!);
-              const moved = tf.add(v, u) as tf.Tensor4D;
-              v.assign(moved); // assign shares the data; the handle is ours to drop
-              tf.dispose([u, moved]);
-            });
-            tf.dispose(grads);
+            param.setImage(next);
+            next.dispose();
+          } else if (s.param === 'pixels') {
+            const v = param.params[0]!;
+            v.assign(tf.tidy(() => tf.clipByValue(v, -GREY, GREY)));
           }
         }
         if (stop) {
+          stopReason = stop;
           it += 1;
           break;
         }
@@ -284,9 +351,11 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
       seconds: (performance.now() - t0) / 1000,
       secondsToTarget,
       cancelled,
+      stopReason,
     };
   } finally {
     best.dispose();
+    anchor?.dispose();
     param.dispose();
     steppers.forEach((st) => st.dispose());
   }

@@ -459,6 +459,12 @@ export class DeepVisApp {
 
   // ---------------------------------------------------------------- frame loop
 
+  /** The frame the input pane shows, for synthesis "from this frame" (null before one). */
+  currentFrame(): { width: number; height: number; rgba: Uint8Array<ArrayBuffer> } | null {
+    const rgba = this.source === 'camera' ? (this.frozen ? this.frozenRgba : this.lastSent) : this.staticRgba;
+    return rgba && this.grabber ? { width: this.grabber.width, height: this.grabber.height, rgba } : null;
+  }
+
   private grab(): OutFrame | null {
     const m = this.model;
     const l = this.layer;

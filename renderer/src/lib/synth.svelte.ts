@@ -2,32 +2,27 @@
 // view keeps running (the engine interleaves the job's steps with frames), and pattern mode (key s):
 // the grid shows every unit's cached image from the layer's atlas (`deepvis atlas`).
 //
-// The engine is the authority on settings: the sliders start at the preset's values (mirrored in
-// PRESET_THETA for display) and only the θ the user moved are sent as overrides; the full settings
-// the job really runs with come back in synthStarted and go into the exported JSON.
-import { SYNTH_PRESETS, type AppEvent, type Reply, type Request, type SynthEventT } from '../../../contract/messages';
+// The presets, which θ each of them uses and the limits come from contract/synthesis.ts: the
+// sliders start at the preset's values, only the preset's own θ are shown, and only those the user
+// moved are sent as overrides; the full settings the job runs with come back in synthStarted and go
+// into the exported JSON.
+import type { AppEvent, Reply, Request } from '../../../contract/messages';
+import { DEFAULT_PRESET, PRESETS, SYNTH_LIMITS, THETAS, type PresetName, type SynthEventT, type SynthFrame, type SynthSettings, type Theta } from '../../../contract/synthesis';
 import type { GridView } from './views';
 
-export type SynthPreset = (typeof SYNTH_PRESETS)[number];
-export type Theta = 'decay' | 'blurWidth' | 'blurEvery' | 'normPct' | 'contribPct' | 'jitter';
-export const THETAS: Theta[] = ['decay', 'blurWidth', 'blurEvery', 'normPct', 'contribPct', 'jitter'];
+export type SynthPreset = PresetName;
+export { THETAS, type Theta };
 
-/** The θ of each preset and its iteration count (mirror of main/engine/synthesis/settings.ts PRESETS). */
-export const PRESET_THETA: Record<SynthPreset, Record<Theta, number> & { iterations: number }> = {
-  'paper-1': { decay: 0, blurWidth: 0.5, blurEvery: 4, normPct: 50, contribPct: 0, jitter: 0, iterations: 500 },
-  'paper-2': { decay: 0.3, blurWidth: 0, blurEvery: 0, normPct: 20, contribPct: 0, jitter: 0, iterations: 750 },
-  'paper-3': { decay: 0.0001, blurWidth: 1.0, blurEvery: 4, normPct: 0, contribPct: 0, jitter: 0, iterations: 1000 },
-  'paper-4': { decay: 0, blurWidth: 0.5, blurEvery: 4, normPct: 0, contribPct: 90, jitter: 0, iterations: 1000 },
-  fast: { decay: 0, blurWidth: 0, blurEvery: 0, normPct: 0, contribPct: 0, jitter: 16, iterations: 200 },
-};
+/** The slider values of a preset. */
+export function presetTheta(p: SynthPreset): Record<Theta, number> {
+  const s = PRESETS[p].settings;
+  return Object.fromEntries(THETAS.map((k) => [k, s[k]])) as Record<Theta, number>;
+}
 
-export const PRESET_NOTE: Record<SynthPreset, string> = {
-  'paper-1': 'Table 1 #1: norm clipping, light blur, "progress" step',
-  'paper-2': 'Table 1 #2: strong L2 decay, norm clipping',
-  'paper-3': 'Table 1 #3 (most of the paper\'s figures): weak decay, blur σ 1 every 4 steps',
-  'paper-4': 'Table 1 #4: contribution clipping, light blur',
-  fast: 'ours: Adam on a decorrelated-colour pyramid with jitter — recognisable in seconds',
-};
+/** The θ a preset offers (the pane shows only these). */
+export function presetThetas(p: SynthPreset): readonly Theta[] {
+  return PRESETS[p].thetas;
+}
 
 /** Slider ranges (within the contract's limits). */
 export const THETA_UI: Record<Theta, { label: string; min: number; max: number; step: number; hint: string }> = {
@@ -37,6 +32,8 @@ export const THETA_UI: Record<Theta, { label: string; min: number; max: number; 
   normPct: { label: 'norm %', min: 0, max: 99, step: 1, hint: 'θ_n_pct: zero pixels whose RGB norm is below this percentile' },
   contribPct: { label: 'contribution %', min: 0, max: 99, step: 1, hint: 'θ_c_pct: zero pixels whose |Σ x·g| is below this percentile' },
   jitter: { label: 'jitter px', min: 0, max: 64, step: 1, hint: 'random shift of up to this many pixels before each gradient (not in the paper)' },
+  closeness: { label: 'closeness', min: 0, max: 0.5, step: 0.01, hint: 'pull toward your frame after each step: x ← x − θ·(x − frame)' },
+  timeBudgetS: { label: 'time budget s', min: 0, max: 60, step: 1, hint: 'stop after this many seconds (0 = when the class is recognised)' },
 };
 
 export type SynthPhase = 'idle' | 'starting' | 'running' | 'done' | 'cancelled' | 'error';
@@ -68,19 +65,21 @@ export interface SynthHost {
   readonly model: { id: string; logitsLayer: string; inputSize: [number, number] | number[] } | null;
   readonly layer: { name: string; display: string; units: number } | null;
   readonly cursor: number;
+  /** The frame the input pane shows (camera or image), as RGBA, for "from this frame"; null when none. */
+  currentFrame?(): SynthFrame | null;
 }
 
 const GREY = 'rgb(96,96,104)';
 
 export class SynthController {
   // ---------------------------------------------------------------- settings (the pane's controls)
-  preset = $state<SynthPreset>('fast');
-  theta = $state<Record<Theta, number>>({ ...PRESET_THETA.fast });
+  preset = $state<SynthPreset>(DEFAULT_PRESET);
+  theta = $state<Record<Theta, number>>(presetTheta(DEFAULT_PRESET));
   /** θ the user changed since picking the preset: only these are sent as overrides. */
   touched = $state<Theta[]>([]);
   seeds = $state(2);
   size = $state(224);
-  iterations = $state(PRESET_THETA.fast.iterations);
+  iterations = $state<number>(PRESETS[DEFAULT_PRESET].settings.iterations);
 
   // ---------------------------------------------------------------- the job
   phase = $state<SynthPhase>('idle');
@@ -89,13 +88,17 @@ export class SynthController {
   /** What the job was asked for (for export). */
   jobLayer = $state('');
   jobUnit = $state(0);
-  jobSettings = $state.raw<Record<string, unknown> | null>(null);
+  jobSettings = $state.raw<SynthSettings | null>(null);
   iteration = $state(0);
   totalIterations = $state(0);
   elapsedMs = $state(0);
   objectiveNow = $state<number | null>(null);
   /** Best seed's target-class probability (class units), else null. */
   targetProb = $state<number | null>(null);
+  /** The target class has passed its threshold in some seed (class units). */
+  recognised = $state(false);
+  /** Why the finished run stopped. */
+  stopReason = $state<string | null>(null);
   message = $state<string | null>(null);
   /** Preview images during the run, the best images when done (one per seed). */
   images = $state.raw<RgbImage[]>([]);
@@ -135,9 +138,8 @@ export class SynthController {
 
   setPreset(p: SynthPreset): void {
     this.preset = p;
-    const t = PRESET_THETA[p];
-    this.theta = { decay: t.decay, blurWidth: t.blurWidth, blurEvery: t.blurEvery, normPct: t.normPct, contribPct: t.contribPct, jitter: t.jitter };
-    this.iterations = t.iterations;
+    this.theta = presetTheta(p);
+    this.iterations = PRESETS[p].settings.iterations;
     this.touched = [];
   }
 
@@ -160,7 +162,16 @@ export class SynthController {
     const token = ++this.startToken;
     const unit = this.host.cursor;
     const overrides: Partial<Record<Theta, number>> = {};
-    for (const k of this.touched) overrides[k] = this.theta[k];
+    for (const k of this.touched) if (presetThetas(this.preset).includes(k)) overrides[k] = this.theta[k];
+    let frame: SynthFrame | undefined;
+    if (PRESETS[this.preset].kind === 'frame') {
+      frame = this.host.currentFrame?.() ?? undefined;
+      if (!frame) {
+        this.phase = 'error';
+        this.message = 'no frame to start from: turn the camera on or open an image first';
+        return;
+      }
+    }
     this.phase = 'starting';
     this.jobId = null;
     this.pending = [];
@@ -175,6 +186,8 @@ export class SynthController {
     this.elapsedMs = 0;
     this.objectiveNow = null;
     this.targetProb = null;
+    this.recognised = false;
+    this.stopReason = null;
     this.label = `${l.display}:${unit}`;
     this.jobLayer = l.name;
     this.jobUnit = unit;
@@ -184,9 +197,10 @@ export class SynthController {
       unit,
       preset: this.preset,
       ...(Object.keys(overrides).length ? { overrides } : {}),
-      seeds: Math.max(1, Math.min(9, Math.round(this.seeds))),
-      size: Math.max(64, Math.min(448, Math.round(this.size))),
-      iterations: Math.max(1, Math.min(5000, Math.round(this.iterations))),
+      seeds: Math.max(1, Math.min(SYNTH_LIMITS.maxSeeds, Math.round(this.seeds))),
+      size: Math.max(SYNTH_LIMITS.minRequestSize, Math.min(SYNTH_LIMITS.maxRequestSize, Math.round(this.size))),
+      iterations: Math.max(1, Math.min(SYNTH_LIMITS.maxRequestIterations, Math.round(this.iterations))),
+      ...(frame ? { frame } : {}),
     });
     if (token !== this.startToken) return; // superseded by a newer start
     if (reply.type !== 'synthStarted') {
@@ -199,7 +213,7 @@ export class SynthController {
     this.jobLayer = reply.layer;
     this.jobUnit = reply.unit;
     this.jobSettings = reply.settings;
-    if (typeof reply.settings.iterations === 'number') this.totalIterations = reply.settings.iterations;
+    this.totalIterations = reply.settings.iterations;
     this.phase = 'running';
     // Events that overtook the reply.
     const early = this.pending.filter((e) => e.jobId === reply.jobId);
@@ -245,6 +259,7 @@ export class SynthController {
           this.curveVersion++;
           this.targetProb = e.targetProb ? (e.targetProb[best] ?? null) : null;
         }
+        if (e.recognised) this.recognised = true;
         if (e.preview) {
           const { width, height } = e.preview;
           this.images = e.preview.images.map((rgb) => ({ width, height, rgb }));
@@ -258,7 +273,9 @@ export class SynthController {
         this.label = r.label;
         this.jobSettings = r.settings;
         this.elapsedMs = r.seconds * 1000;
-        this.iteration = this.totalIterations;
+        this.iteration = r.iterations;
+        this.totalIterations = r.iterations;
+        this.stopReason = r.stopReason;
         this.images = r.images.map((im) => ({ width: im.width, height: im.height, rgb: im.rgb }));
         let best = 0;
         r.images.forEach((im, i) => {

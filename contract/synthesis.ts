@@ -1,0 +1,359 @@
+// Synthesis (preferred images): the one definition of the presets, the θ each of them uses, the
+// limits, and the messages of a synthesis job (start request, progress, result). The engine runs
+// these settings, the renderer shows these sliders, the CLI offers these names; nothing keeps a
+// copy. Free of Node and DOM imports like the rest of the contract.
+import { z } from 'zod';
+
+const Bytes = z.instanceof(Uint8Array);
+const Seq = z.number().int().nonnegative().optional();
+
+/** Every bound a synthesis job is held to, wherever it was asked for. */
+export const SYNTH_LIMITS = {
+  /** Seeds of one job (DVT showed nine per unit); they run as one batch. */
+  maxSeeds: 9,
+  /** Image side in pixels: the CLI may ask for anything in min…max (a model's own input may be smaller still: a 28 px digit model). */
+  minSize: 16,
+  maxSize: 1024,
+  /** What the window and web mode may ask for (a job's images travel in every preview). */
+  maxRequestSize: 448,
+  minRequestSize: 64,
+  maxIterations: 100_000,
+  maxRequestIterations: 5000,
+  /** A user's time budget for a fast preset, seconds. */
+  maxTimeBudgetS: 600,
+  /** "from this frame": the largest frame the request may carry (a 4K camera frame). */
+  maxFrameSide: 4096,
+} as const;
+
+export const StepPolicySchema = z.discriminatedUnion('kind', [
+  z.object({ kind: z.literal('constant'), eta: z.number().positive() }),
+  z.object({ kind: z.literal('progress'), etaMax: z.number().positive(), progress: z.number().positive() }),
+  z.object({ kind: z.literal('adam'), lr: z.number().positive(), beta1: z.number().min(0).max(1).default(0.9), beta2: z.number().min(0).max(1).default(0.999) }),
+]);
+export type StepPolicy = z.infer<typeof StepPolicySchema>;
+
+/**
+ * When a fast preset is done. A class: every seed's target probability has stayed ≥ `prob` for the
+ * last `window` steps (recognised, and still recognised under fresh jitter: the probability has
+ * plateaued at the top; the logit itself grows without bound). Any other unit: its best objective
+ * grew by less than `plateau` (relative) over the last `window` steps.
+ */
+export const StopRuleSchema = z.object({
+  prob: z.number().min(0).max(1),
+  plateau: z.number().min(0).max(1),
+  window: z.number().int().min(1).max(1000),
+});
+export type StopRule = z.infer<typeof StopRuleSchema>;
+
+export const SynthSettingsSchema = z.object({
+  /** θ_decay: x ← (1 − decay)·x after each step. */
+  decay: z.number().min(0).max(1),
+  /** θ_b_width: Gaussian σ in pixels (0 = off). */
+  blurWidth: z.number().min(0).max(10),
+  /** θ_b_every: blur every k steps (0 = never). */
+  blurEvery: z.number().int().min(0).max(100),
+  /** θ_n_pct: zero pixels whose RGB norm is below this percentile (0 = off). */
+  normPct: z.number().min(0).max(100),
+  /** θ_c_pct: zero pixels whose |Σ_c x·g| is below this percentile (0 = off). */
+  contribPct: z.number().min(0).max(100),
+  /** Most steps; a stop rule or a time budget may end the run sooner. */
+  iterations: z.number().int().min(1).max(SYNTH_LIMITS.maxIterations),
+  step: StepPolicySchema,
+  /** Random translation (roll) of up to this many pixels before each gradient (0 = off; not in the paper). */
+  jitter: z.number().int().min(0).max(64),
+  /**
+   * Image parameterisation: raw pixels (the paper), decorrelated colour + Laplacian pyramid (fast),
+   * or Fourier phase with a fixed natural-image amplitude (MACO).
+   */
+  param: z.enum(['pixels', 'pyramid', 'maco']),
+  /** Start image: N(0, 10²) noise or the parameterisation's own start (paper, fast), or the user's frame. */
+  start: z.enum(['noise', 'frame']),
+  /** Pull toward the start image, x ← x − closeness·(x − start) after each step ("from this frame"). */
+  closeness: z.number().min(0).max(1),
+  /** Fast presets' stop rule (null: run every iteration, as the paper). */
+  stop: StopRuleSchema.nullable(),
+  /** Stop after this many seconds (0 = no budget). */
+  timeBudgetS: z.number().min(0).max(SYNTH_LIMITS.maxTimeBudgetS),
+});
+export type SynthSettings = z.infer<typeof SynthSettingsSchema>;
+
+/** The sliders: settings a person may change, each declared by the presets it means something for. */
+export const THETAS = ['decay', 'blurWidth', 'blurEvery', 'normPct', 'contribPct', 'jitter', 'closeness', 'timeBudgetS'] as const;
+export type Theta = (typeof THETAS)[number];
+
+export type PresetKind = 'paper' | 'fast' | 'frame';
+
+export interface PresetDef {
+  kind: PresetKind;
+  /** One line for the pane. */
+  note: string;
+  /** Where the method comes from (README lists the same). */
+  source: string;
+  settings: SynthSettings;
+  /** The θ that change this preset's result; every other θ is refused. */
+  thetas: readonly Theta[];
+}
+
+const PAPER_THETAS = ['decay', 'blurWidth', 'blurEvery', 'normPct', 'contribPct'] as const satisfies readonly Theta[];
+
+const paper = (s: Pick<SynthSettings, 'decay' | 'blurWidth' | 'blurEvery' | 'normPct' | 'contribPct' | 'iterations' | 'step'>): SynthSettings => ({
+  ...s,
+  jitter: 0,
+  param: 'pixels',
+  start: 'noise',
+  closeness: 0,
+  stop: null,
+  timeBudgetS: 0,
+});
+
+const PAPER_SOURCE = 'Yosinski et al. 2015, "Understanding Neural Networks Through Deep Visualization", Table 1';
+
+/** Done when the class has been recognised (p ≥ 0.9) for 4 steps running, or a channel grows < 2 % in 4 steps. */
+const FAST_STOP: StopRule = { prob: 0.9, plateau: 0.02, window: 4 };
+
+/** A fast preset from noise: Adam at rate `lr`, jitter 16 px, no pixel regulariser, the stop rule, a 200-step cap. */
+const fastFromNoise = (param: SynthSettings['param'], lr: number): SynthSettings => ({
+  decay: 0,
+  blurWidth: 0,
+  blurEvery: 0,
+  normPct: 0,
+  contribPct: 0,
+  iterations: 200,
+  step: { kind: 'adam', lr, beta1: 0.9, beta2: 0.999 },
+  jitter: 16,
+  param,
+  start: 'noise',
+  closeness: 0,
+  stop: FAST_STOP,
+  timeBudgetS: 0,
+});
+
+export const PRESETS = {
+  'paper-1': {
+    kind: 'paper',
+    note: 'Table 1 #1: norm clipping, light blur, "progress" step',
+    source: PAPER_SOURCE,
+    thetas: PAPER_THETAS,
+    settings: paper({ decay: 0, blurWidth: 0.5, blurEvery: 4, normPct: 50, contribPct: 0, iterations: 500, step: { kind: 'progress', etaMax: 100, progress: 2.0 } }),
+  },
+  'paper-2': {
+    kind: 'paper',
+    note: 'Table 1 #2: strong L2 decay, norm clipping',
+    source: PAPER_SOURCE,
+    thetas: PAPER_THETAS,
+    settings: paper({ decay: 0.3, blurWidth: 0, blurEvery: 0, normPct: 20, contribPct: 0, iterations: 750, step: { kind: 'constant', eta: 100 } }),
+  },
+  'paper-3': {
+    kind: 'paper',
+    note: "Table 1 #3 (most of the paper's figures): weak decay, blur σ 1 every 4 steps",
+    source: PAPER_SOURCE,
+    thetas: PAPER_THETAS,
+    settings: paper({ decay: 0.0001, blurWidth: 1.0, blurEvery: 4, normPct: 0, contribPct: 0, iterations: 1000, step: { kind: 'constant', eta: 100 } }),
+  },
+  'paper-4': {
+    kind: 'paper',
+    note: 'Table 1 #4: contribution clipping, light blur',
+    source: PAPER_SOURCE,
+    thetas: PAPER_THETAS,
+    settings: paper({ decay: 0, blurWidth: 0.5, blurEvery: 4, normPct: 0, contribPct: 90, iterations: 1000, step: { kind: 'progress', etaMax: 1e8, progress: 2.0 } }),
+  },
+  /**
+   * Adam on a decorrelated-colour Laplacian pyramid with random jitter (Lucid's optvis): the
+   * pyramid puts most of each step into coarse structure, jitter keeps the image from exploiting
+   * single-pixel patterns, Adam makes the step independent of the gradient's scale. (Measured here on
+   * mobilenet-v1-0.25, flamingo: seeing the image at half size for the first 12 or 20 steps —
+   * coarse-to-fine — took 22 or 30 steps to the target against 15 without, so every step is at full
+   * size; Adam's rate 0.1 took fewer steps than 0.05 or 0.2, on flamingo and monarch.)
+   */
+  fast: {
+    kind: 'fast',
+    note: 'ours: Adam on a decorrelated-colour pyramid with jitter; stops when recognised',
+    source: 'Olah, Mordvintsev, Schubert 2017, "Feature Visualization" (Distill; Lucid optvis)',
+    thetas: ['jitter', 'decay', 'blurWidth', 'blurEvery', 'timeBudgetS'],
+    settings: fastFromNoise('pyramid', 0.1),
+  },
+  /**
+   * MACO: only the Fourier phase is optimised; the amplitude spectrum is fixed to a natural
+   * image's 1/f fall-off, so the image keeps natural-image statistics by construction.
+   */
+  maco: {
+    kind: 'fast',
+    note: 'MACO: Fourier phase optimised, amplitude fixed to a natural-image spectrum',
+    source: 'Fel et al. 2023, "Unlocking Feature Visualization for Deeper Networks with MAgnitude Constrained Optimization" (NeurIPS)',
+    thetas: ['jitter', 'timeBudgetS'],
+    settings: fastFromNoise('maco', 0.3),
+  },
+  /**
+   * Feature accentuation: start from the person's own frame and keep close to it, so what changes
+   * is what in their picture drives the unit.
+   */
+  frame: {
+    kind: 'frame',
+    note: 'from this frame: accentuate what in your picture drives the unit, staying close to it',
+    source: 'Hamblin, Fel, Saha, Konkle, Alvarez 2024, "Feature Accentuation: Revealing \'What\' Features Respond to in Natural Images"',
+    thetas: ['closeness', 'jitter', 'blurWidth', 'blurEvery'],
+    settings: {
+      decay: 0,
+      blurWidth: 0.5,
+      blurEvery: 4,
+      normPct: 0,
+      contribPct: 0,
+      iterations: 60,
+      step: { kind: 'adam', lr: 2, beta1: 0.9, beta2: 0.999 },
+      jitter: 4,
+      param: 'pixels',
+      start: 'frame',
+      closeness: 0.05,
+          stop: null,
+      timeBudgetS: 0,
+    },
+  },
+} as const satisfies Record<string, PresetDef>;
+
+export type PresetName = keyof typeof PRESETS;
+export const PRESET_NAMES = Object.keys(PRESETS) as PresetName[];
+export const SYNTH_PRESETS = PRESET_NAMES as [PresetName, ...PresetName[]];
+/** The window's default: recognisable within seconds on every bundled model, from noise. */
+export const DEFAULT_PRESET: PresetName = 'fast';
+
+export function presetDef(name: string): PresetDef {
+  if (!(name in PRESETS)) throw new Error(`unknown preset "${name}" (choose ${PRESET_NAMES.join(', ')})`);
+  return PRESETS[name as PresetName] as PresetDef;
+}
+
+/** A fresh, mutable copy of a preset's settings. */
+export function presetSettings(name: string): SynthSettings {
+  return structuredClone(presetDef(name).settings);
+}
+
+/** Overrides of a preset's θ (only those the preset declares; see checkOverrides). */
+export const SynthOverridesSchema = z
+  .object({
+    decay: SynthSettingsSchema.shape.decay,
+    blurWidth: SynthSettingsSchema.shape.blurWidth,
+    blurEvery: SynthSettingsSchema.shape.blurEvery,
+    normPct: SynthSettingsSchema.shape.normPct,
+    contribPct: SynthSettingsSchema.shape.contribPct,
+    jitter: SynthSettingsSchema.shape.jitter,
+    closeness: SynthSettingsSchema.shape.closeness,
+    timeBudgetS: SynthSettingsSchema.shape.timeBudgetS,
+  })
+  .partial()
+  .strict();
+export type SynthOverrides = z.infer<typeof SynthOverridesSchema>;
+
+/** The θ among `overrides` that `preset` does not use: a one-line reason, or null when all apply. */
+export function undeclaredThetas(preset: PresetName, overrides: SynthOverrides | undefined): string | null {
+  const def = presetDef(preset);
+  const bad = Object.keys(overrides ?? {}).filter((k) => !(def.thetas as readonly string[]).includes(k));
+  return bad.length ? `${bad.join(', ')} ${bad.length > 1 ? 'do' : 'does'} not apply to preset ${preset} (it uses ${def.thetas.join(', ')})` : null;
+}
+
+/** The camera frame or image a "from this frame" job starts from, as the renderer holds it (RGBA). */
+export const SynthFrameSchema = z
+  .object({
+    width: z.number().int().min(1).max(SYNTH_LIMITS.maxFrameSide),
+    height: z.number().int().min(1).max(SYNTH_LIMITS.maxFrameSide),
+    rgba: Bytes,
+  })
+  .refine((f) => f.rgba.length === f.width * f.height * 4, { message: 'frame.rgba must hold width × height × 4 bytes' });
+export type SynthFrame = z.infer<typeof SynthFrameSchema>;
+
+/**
+ * Start synthesising the preferred image(s) of a unit: a channel of a layer, or with layer
+ * "logits" a class (index, WordNet id or exact name). Replies synthStarted at once; progress,
+ * previews and the result arrive as `synth` events. A new job from the same client cancels its
+ * previous one. Preset "frame" needs the frame to start from; the others take none.
+ */
+export const SynthStartRequest = z
+  .object({
+    type: z.literal('synthStart'),
+    layer: z.string().min(1).max(200),
+    unit: z.union([z.number().int().nonnegative(), z.string().min(1).max(200)]),
+    preset: z.enum(SYNTH_PRESETS),
+    overrides: SynthOverridesSchema.optional(),
+    seeds: z.number().int().min(1).max(SYNTH_LIMITS.maxSeeds),
+    size: z.number().int().min(SYNTH_LIMITS.minRequestSize).max(SYNTH_LIMITS.maxRequestSize).optional(),
+    iterations: z.number().int().min(1).max(SYNTH_LIMITS.maxRequestIterations).optional(),
+    frame: SynthFrameSchema.optional(),
+    seq: Seq,
+  })
+  .superRefine((r, ctx) => {
+    const why = undeclaredThetas(r.preset, r.overrides);
+    if (why) ctx.addIssue({ code: 'custom', path: ['overrides'], message: why });
+    const needsFrame = PRESETS[r.preset].kind === 'frame';
+    if (needsFrame && !r.frame) ctx.addIssue({ code: 'custom', path: ['frame'], message: `preset ${r.preset} starts from a frame: send the current frame` });
+    if (!needsFrame && r.frame) ctx.addIssue({ code: 'custom', path: ['frame'], message: `preset ${r.preset} starts from noise and takes no frame` });
+  });
+export type SynthStartRequestT = z.infer<typeof SynthStartRequest>;
+
+export const SynthCancelRequest = z.object({ type: z.literal('synthCancel'), jobId: z.string().min(1).max(100), seq: Seq });
+
+export const SynthStartedReply = z.object({
+  type: z.literal('synthStarted'),
+  jobId: z.string(),
+  /** e.g. "logits:130 flamingo" or "pw5:17". */
+  label: z.string(),
+  layer: z.string(),
+  unit: z.number().int(),
+  /** The full settings the job runs with (preset + overrides), for display and export. */
+  settings: SynthSettingsSchema,
+  seq: Seq,
+});
+
+export const SynthCancelReply = z.object({ type: z.literal('synthCancel'), jobId: z.string(), cancelled: z.boolean(), seq: Seq });
+
+const TopKSchema = z.object({ index: z.number().int(), wnid: z.string().nullable(), name: z.string(), prob: z.number() });
+
+export const SynthImageSchema = z.object({
+  seed: z.number().int(),
+  width: z.number().int(),
+  height: z.number().int(),
+  /** Packed RGB bytes of the best image. */
+  rgb: Bytes,
+  objectiveStart: z.number(),
+  objectiveBest: z.number(),
+  bestIteration: z.number().int(),
+  /** Objective at every iteration. */
+  curve: z.instanceof(Float32Array),
+  targetProb: z.number().nullable(),
+  top5: z.array(TopKSchema).nullable(),
+});
+
+/** Why a run ended. */
+export const STOP_REASONS = ['iterations', 'recognised', 'plateau', 'budget', 'cancelled'] as const;
+export type StopReason = (typeof STOP_REASONS)[number];
+
+export const SynthResultSchema = z.object({
+  images: z.array(SynthImageSchema),
+  seconds: z.number(),
+  iterations: z.number().int(),
+  secondsToTarget: z.number().nullable(),
+  stopReason: z.enum(STOP_REASONS),
+  label: z.string(),
+  settings: SynthSettingsSchema,
+});
+
+/** Progress and outcome of a synthesis job (engine → renderer, over the event channel). */
+export const SynthEvent = z.object({
+  type: z.literal('synth'),
+  jobId: z.string(),
+  phase: z.enum(['progress', 'done', 'cancelled', 'error']),
+  iteration: z.number().int().optional(),
+  iterations: z.number().int().optional(),
+  /** Objective per seed at this iteration. */
+  objective: z.array(z.number()).optional(),
+  /** Target class probability per seed (class units). */
+  targetProb: z.array(z.number()).nullable().optional(),
+  /** The target class has passed the stop rule's threshold (or p ≥ 0.9) in some seed. */
+  recognised: z.boolean().optional(),
+  elapsedMs: z.number().optional(),
+  /**
+   * The current images, one per seed, as the pane shows them: contrast-stretched around grey so
+   * that the first steps' faint images are visible (the result carries the real pixels).
+   */
+  preview: z.object({ width: z.number().int(), height: z.number().int(), images: z.array(Bytes) }).optional(),
+  result: SynthResultSchema.optional(),
+  message: z.string().optional(),
+});
+export type SynthEventT = z.infer<typeof SynthEvent>;
