@@ -34,6 +34,8 @@ export const ModelInfoSchema = z.object({
   defaultLayer: z.string(),
   logitsLayer: z.string(),
   classCount: z.number().int(),
+  /** The logits' class names and WordNet ids in the model's own order (the window searches and labels units by them). */
+  classes: z.array(z.object({ name: z.string(), wnid: z.string().nullable() })).max(100_000).default([]),
 });
 
 export const TopKSchema = z.object({

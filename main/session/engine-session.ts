@@ -133,6 +133,7 @@ export function modelInfo(m: Model): ModelInfo {
     defaultLayer: m.layer(m.descriptor.defaultLayer ?? m.layers[0]!.name).name,
     logitsLayer: m.logitsLayer,
     classCount: m.classes.length,
+    classes: m.classes.map((c) => ({ name: c.name, wnid: c.wnid ?? null })),
   };
 }
 

@@ -14,6 +14,7 @@ import { BackController } from './back.svelte';
 import { SynthController } from './synth.svelte';
 import { SavedView } from './saved-view.svelte';
 import type { DeepVisStats } from './stats';
+import { LayoutState } from './layout.svelte';
 
 declare global {
   interface Window {
@@ -72,6 +73,8 @@ export class DeepVisApp {
   engineError = $state<string | null>(null);
   /** The grid shows a frame of the selected layer (false until the first one is drawn). */
   gridShown = $state(false);
+  /** Bumped by `/`: the search box takes the focus. */
+  searchRequested = $state(0);
   /** The selected unit's largest activation in the last frame (null before one). */
   unitMax = $state<number | null>(null);
   /** The input pane shows the live video (true) or the frame that was sent (frozen / static). */
@@ -84,6 +87,8 @@ export class DeepVisApp {
   readonly help: { keys: string[]; text: string }[];
   /** Synthesis of the selected unit and pattern mode (lib/synth.svelte.ts). */
   readonly synth: SynthController = new SynthController(this, () => this.grid);
+  /** Column widths and the presenter layout (lib/layout.svelte.ts). */
+  readonly layout = new LayoutState();
   /** The view a user comes back to: restored at start, saved on change (lib/saved-view.svelte.ts). */
   private readonly savedView = new SavedView(this);
 
@@ -152,6 +157,14 @@ export class DeepVisApp {
   get layerUnitText(): string {
     const l = this.layer;
     return l ? `${l.display}:${this.cursor}` : '—';
+  }
+
+  /** The class the cursor names on the logits layer (null elsewhere). */
+  get unitClassName(): string | null {
+    const m = this.model;
+    const l = this.layer;
+    if (!m || !l || l.name !== m.logitsLayer) return null;
+    return m.classes[this.cursor]?.name ?? null;
   }
 
   get modeText(): string {
@@ -292,6 +305,16 @@ export class DeepVisApp {
     this.drawUnit();
     // Live camera: the next frame brings the unit's float map. Frozen/static: ask for it now.
     if (!this.liveVideo) this.pipeline.kick();
+  }
+
+  /** Move the cursor to a unit of any layer (the search box, a saved view). */
+  goToUnit(layer: string, unit: number): void {
+    const m = this.model;
+    if (!m) return;
+    const i = m.layers.findIndex((l) => l.name === layer || l.display === layer);
+    if (i < 0) return;
+    this.selectLayer(i);
+    this.selectUnit(unit);
   }
 
   private moveBy(dx: number, dy: number): void {
@@ -651,6 +674,12 @@ export class DeepVisApp {
         return this.back.act(action);
       case 'help':
         this.showHelp = !this.showHelp;
+        return;
+      case 'presenter':
+        this.layout.presenter = !this.layout.presenter;
+        return;
+      case 'search':
+        this.searchRequested++;
         return;
       case 'synthesize':
         return this.synth.toggle();
