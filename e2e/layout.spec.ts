@@ -129,6 +129,11 @@ test('layout at a laptop, a desktop and a projector size: every pane on screen, 
   expect(Math.min(grid.width, grid.height)).toBeGreaterThanOrEqual(500);
   expect(Math.min(unit.width, unit.height)).toBeGreaterThanOrEqual(256);
   expect(Math.min(back.width, back.height)).toBeGreaterThanOrEqual(256);
+  const status = await box(page, 'status-line');
+  for (const [name, b] of [['grid', grid], ['unit', unit], ['back-projection', back]] as const) {
+    expect(inside(b, 1280, 720), `presenter ${name} inside the window`).toBe(true);
+    expect(overlap(b, status), `presenter ${name} overlaps the status line`).toBe(false);
+  }
   expect(overlap(unit, back)).toBe(false);
   expect(overlap(grid, unit) || overlap(grid, back)).toBe(false);
   await page.keyboard.press('p');
