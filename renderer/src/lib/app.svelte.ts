@@ -15,6 +15,8 @@ import { SynthController } from './synth.svelte';
 import { SavedView } from './saved-view.svelte';
 import type { DeepVisStats } from './stats';
 import { LayoutState } from './layout.svelte';
+import { download, inputImage, paneFiles, safeName, visibleCanvas, type PaneImage } from './export';
+import type { FolderPatchT } from '../../../contract/topk';
 
 declare global {
   interface Window {
@@ -73,6 +75,8 @@ export class DeepVisApp {
   engineError = $state<string | null>(null);
   /** The grid shows a frame of the selected layer (false until the first one is drawn). */
   gridShown = $state(false);
+  /** The selected unit's folder patches as shown (the patches pane keeps it current), for "save unit". */
+  topPatches: FolderPatchT[] = [];
   /** Bumped by `/`: the search box takes the focus. */
   searchRequested = $state(0);
   /** The selected unit's largest activation in the last frame (null before one). */
@@ -710,7 +714,7 @@ export class DeepVisApp {
         if (e.skipped.length) console.warn(`open ${e.source}: ${e.skipped.join('; ')}`);
         return this.openImages(listingEntries(e.names, (i) => this.fetchListed(e.listing, i, e.names[i]!)));
       case 'exportPng':
-        return this.exportPng();
+        return this.exportView();
       case 'toggleCamera':
         return this.toggleSource();
       case 'help':
@@ -722,20 +726,75 @@ export class DeepVisApp {
     }
   }
 
-  /** Save the grid (as drawn, boosts included) and the unit view as PNG downloads. */
-  exportPng(): void {
+  /** Every visible pane as PNG plus the settings and unit as JSON (lib/export.ts). */
+  async exportView(): Promise<void> {
     const l = this.layer;
-    if (!l || !this.model) return;
-    const base = `${this.model.id}_${l.display}`;
-    const save = (canvas: HTMLCanvasElement | null, name: string) => {
-      if (!canvas) return;
-      const a = document.createElement('a');
-      a.href = canvas.toDataURL('image/png');
-      a.download = name;
-      a.click();
+    const m = this.model;
+    if (!l || !m) return;
+    const base = `${safeName(m.id)}_${safeName(l.display)}-${this.cursor}`;
+    const panes: PaneImage[] = [];
+    const input = inputImage(this.video, this.settings.camera.mirror);
+    if (input) panes.push({ name: 'input', canvas: input });
+    for (const [id, name] of [['grid-canvas', 'grid'], ['unit-canvas', 'unit'], ['back-canvas', 'back'], ['zoom-canvas', 'zoom']] as const) {
+      const c = visibleCanvas(id);
+      if (c && (id !== 'back-canvas' || this.back.setting)) panes.push({ name, canvas: c });
+    }
+    document.querySelectorAll<HTMLCanvasElement>('[data-testid="synth-image"]').forEach((c, i) => {
+      if (c.width && c.height) panes.push({ name: `synth${i + 1}`, canvas: c });
+    });
+    await download(await paneFiles(base, panes, { name: 'view', value: this.viewJson() }));
+  }
+
+  /** The selected unit: activation map, back-projection, synthesized seeds and top patches with their source paths. */
+  async exportUnit(): Promise<void> {
+    const l = this.layer;
+    const m = this.model;
+    if (!l || !m) return;
+    const base = `${safeName(m.id)}_${safeName(l.display)}-${this.cursor}`;
+    const panes: PaneImage[] = [];
+    const unit = visibleCanvas('unit-canvas');
+    if (unit) panes.push({ name: 'activation', canvas: unit });
+    const back = this.back.setting ? visibleCanvas('back-canvas') : null;
+    if (back) panes.push({ name: 'back', canvas: back });
+    document.querySelectorAll<HTMLCanvasElement>('[data-testid="synth-image"]').forEach((c, i) => {
+      if (c.width && c.height) panes.push({ name: `seed${i + 1}`, canvas: c });
+    });
+    document.querySelectorAll<HTMLElement>('[data-testid="patch-folder"]').forEach((el, i) => {
+      const crop = el.querySelector<HTMLCanvasElement>('canvas.crop');
+      const deconv = el.querySelector<HTMLCanvasElement>('canvas.deconv');
+      if (crop?.width) panes.push({ name: `top${i + 1}`, canvas: crop });
+      if (deconv?.width) panes.push({ name: `top${i + 1}_deconv`, canvas: deconv });
+    });
+    const value = {
+      ...this.viewJson(),
+      unitMax: this.unitMax,
+      topPatches: this.topPatches.map((p, i) => ({ rank: i + 1, image: p.image, box: p.box, activation: p.activation })),
     };
-    save(document.querySelector<HTMLCanvasElement>('[data-testid="grid-canvas"]'), `${base}.png`);
-    save(document.querySelector<HTMLCanvasElement>('[data-testid="unit-canvas"]'), `${base}_unit${this.cursor}.png`);
+    await download(await paneFiles(base, panes, { name: 'unit', value }));
+  }
+
+  private viewJson() {
+    const l = this.layer!;
+    return {
+      app: 'DeepVis',
+      savedAt: new Date().toISOString(),
+      model: this.model!.id,
+      layer: l.name,
+      layerDisplay: l.display,
+      unit: this.cursor,
+      className: this.unitClassName,
+      source: this.source,
+      image: this.source === 'static' ? (this.images[this.imageIndex]?.name ?? null) : null,
+      frozen: this.frozen,
+      gamma: this.gamma,
+      channelBoost: this.channelBoost,
+      back: this.back.setting,
+      backSource: this.back.lastSource,
+      grid: this.back.grid,
+      gradcam: this.back.gradcam,
+      top5: this.top5,
+      backend: this.backend,
+    };
   }
 }
 
