@@ -33,6 +33,7 @@ async function colours(page: Page, testId: string): Promise<number> {
 }
 
 test('accessibility: no serious or critical axe-core violations, with the help overlay closed and open', async ({ page }) => {
+  test.setTimeout(180_000);
   await openApp(page, { model: 'mobilenet-v1-0.75' });
   await page.getByTestId('file-input').setInputFiles(photo('kite'));
   await expect(page.getByTestId('top5-item').first()).toContainText('parachute');
@@ -87,7 +88,7 @@ test('keyboard only: / search flamingo → y synthesize → b back-projection �
 
   // Back-projection of the class onto the kite photo: not a flat grey.
   await page.keyboard.press('b');
-  await expect(page.getByTestId('back-source')).toHaveText(/logits:130/);
+  await expect(page.getByTestId('back-source')).toHaveText(/130.*flamingo/);
   await expect.poll(() => colours(page, 'back-canvas'), { timeout: 30_000 }).toBeGreaterThan(50);
 
   // Export with the keyboard: Tab reaches it (with a visible focus ring), Enter saves the view.

@@ -457,7 +457,7 @@ export class DeepVisApp {
     try {
       const bmp = await decodeEntry(entry);
       if (token !== this.staticToken) return bmp.close();
-      const rgba = this.grabber.grab(bmp, bmp.width, bmp.height, false);
+      const rgba = this.grabber.grabImage(bmp);
       bmp.close();
       if (!rgba) throw new Error(`${entry.name}: empty image`);
       this.staticRgba = rgba;
