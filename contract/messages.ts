@@ -43,6 +43,8 @@ export const ModelInfoSchema = z.object({
   softmaxHead: z.boolean().optional(),
   /** The model's own input channels (1: it sees the luminance of the RGB input). */
   inputChannels: z.number().int().positive().optional(),
+  /** The logits' class names and WordNet ids in the model's own order (the window searches and labels units by them). */
+  classes: z.array(z.object({ name: z.string(), wnid: z.string().nullable() })).max(100_000).default([]),
 });
 
 export const TopKSchema = z.object({

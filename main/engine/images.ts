@@ -1,5 +1,6 @@
 // Image decoding (sharp: JPEG, PNG, WebP…, any size up to a pixel limit) and the centre-crop +
 // resize to a model's input, for files and for raw RGBA camera frames.
+import { centreCrop, cropResizeBytes } from '../../contract/resample.js';
 import { readFile, stat } from 'node:fs/promises';
 import { crc32 } from 'node:zlib';
 import { imageSize } from 'image-size';
@@ -174,64 +175,19 @@ export interface CropGeometry {
 
 export function cropGeometry(imageWidth: number, imageHeight: number, size: [number, number]): CropGeometry {
   const [h, w] = size;
-  const scale = Math.min(imageHeight / h, imageWidth / w);
-  const cropHeight = Math.max(1, Math.round(h * scale));
-  const cropWidth = Math.max(1, Math.round(w * scale));
-  return {
-    imageWidth,
-    imageHeight,
-    top: Math.floor((imageHeight - cropHeight) / 2),
-    left: Math.floor((imageWidth - cropWidth) / 2),
-    cropHeight,
-    cropWidth,
-    scaleY: cropHeight / h,
-    scaleX: cropWidth / w,
-  };
+  const c = centreCrop(imageWidth, imageHeight, w, h);
+  return { imageWidth, imageHeight, top: c.top, left: c.left, cropHeight: c.height, cropWidth: c.width, scaleY: c.height / h, scaleX: c.width / w };
 }
 
 /**
- * Centre-crop packed RGB (3 bytes/pixel) or RGBA (4, composited over white) bytes to the target aspect and
- * resize (bilinear, half-pixel centres) to [h, w]: [1,h,w,3] float pixels 0..255. The crop is
- * done on the bytes: slicing the whole image as a float tensor first costs ~7× more on wasm.
+ * Centre-crop packed RGB (3 bytes/pixel) or RGBA (4, alpha composited over white) bytes to the target aspect and
+ * resize to [h, w]: [1,h,w,3] float pixels 0..255 — the one resize the window uses too
+ * (contract/resample.ts), done on the bytes.
  */
 export function cropResize(img: { width: number; height: number; data: Uint8Array }, size: [number, number], channels: 3 | 4 = 3): tf.Tensor4D {
-  if (img.data.length !== img.width * img.height * channels) {
-    throw new Error(`image is ${img.data.length} bytes, expected ${img.width}×${img.height}×${channels}`);
-  }
-  const g = cropGeometry(img.width, img.height, size);
-  const crop = new Uint8Array(g.cropHeight * g.cropWidth * 3);
-  if (channels === 3) {
-    const row = g.cropWidth * 3;
-    for (let y = 0; y < g.cropHeight; y++) {
-      const from = ((g.top + y) * img.width + g.left) * 3;
-      crop.set(img.data.subarray(from, from + row), y * row);
-    }
-  } else {
-    // Alpha is composited over white (as decodeImage flattens files): a canvas of a transparent
-    // PNG gives alpha 0 over arbitrary RGB, which must not be what the model sees.
-    let o = 0;
-    for (let y = 0; y < g.cropHeight; y++) {
-      let i = ((g.top + y) * img.width + g.left) * 4;
-      for (let x = 0; x < g.cropWidth; x++, i += 4) {
-        const a = img.data[i + 3]!;
-        if (a === 255) {
-          crop[o++] = img.data[i]!;
-          crop[o++] = img.data[i + 1]!;
-          crop[o++] = img.data[i + 2]!;
-        } else {
-          const white = 255 - a;
-          crop[o++] = Math.round((img.data[i]! * a + 255 * white) / 255);
-          crop[o++] = Math.round((img.data[i + 1]! * a + 255 * white) / 255);
-          crop[o++] = Math.round((img.data[i + 2]! * a + 255 * white) / 255);
-        }
-      }
-    }
-  }
-  return tf.tidy(() => {
-    const t = tf.cast(tf.tensor3d(crop, [g.cropHeight, g.cropWidth, 3], 'int32'), 'float32') as tf.Tensor3D;
-    const out = g.cropHeight === size[0] && g.cropWidth === size[1] ? t : tf.image.resizeBilinear(t, size, false, true);
-    return tf.expandDims(out, 0) as tf.Tensor4D;
-  });
+  const [h, w] = size;
+  const rgb = cropResizeBytes(img, channels, w, h, 3);
+  return tf.tidy(() => tf.expandDims(tf.cast(tf.tensor3d(rgb, [h, w, 3], 'int32'), 'float32'), 0) as tf.Tensor4D);
 }
 
 /** Decode, centre-crop to the target aspect and resize (bilinear) to [h, w]: 0..255 pixels [1,h,w,3]. */

@@ -123,6 +123,7 @@ export function modelInfo(m: Model): ModelInfo {
     classCount: m.classes.length,
     softmaxHead: m.compiled.softmaxHead,
     inputChannels: m.compiled.inputChannels,
+    classes: m.classes.map((c) => ({ name: c.name, wnid: c.wnid ?? null })),
   };
 }
 

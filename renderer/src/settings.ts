@@ -31,7 +31,10 @@ export type Action =
   | 'backFreeze'
   | 'backGrid'
   | 'zoom'
-  | 'gradcam';
+  | 'gradcam'
+  // the window (lib/layout.svelte.ts, lib/unit-search.svelte.ts)
+  | 'presenter'
+  | 'search';
 
 export interface Settings {
   /** Model to load at start-up; null keeps whatever the engine host has loaded (or its default). */
@@ -124,6 +127,8 @@ export const ACTION_HELP: Record<Action, string> = {
   backGrid: 'grid shows activations ↔ back-projected diffs',
   zoom: 'zoom: unit fills the grid → back-projection fills it → off',
   gradcam: 'Grad-CAM heat over the input (top-1 or the chosen class)',
+  presenter: 'presenter layout: the grid and the selected unit large, controls hidden',
+  search: 'find a unit: class name, WordNet id, index, or layer:unit',
 };
 
 export const DEFAULT_SETTINGS: Settings = {
@@ -166,6 +171,8 @@ export const DEFAULT_SETTINGS: Settings = {
     backGrid: ['a'],
     zoom: ['z'],
     gradcam: ['x'],
+    presenter: ['p'],
+    search: ['/'],
   },
 };
 

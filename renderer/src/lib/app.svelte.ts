@@ -14,6 +14,9 @@ import { BackController } from './back.svelte';
 import { SynthController } from './synth.svelte';
 import { SavedView } from './saved-view.svelte';
 import type { DeepVisStats } from './stats';
+import { LayoutState } from './layout.svelte';
+import { download, inputImage, paneFiles, safeName, visibleCanvas, type PaneImage } from './export';
+import type { FolderPatchT } from '../../../contract/topk';
 
 declare global {
   interface Window {
@@ -74,6 +77,10 @@ export class DeepVisApp {
   engineNotice = $state<string | null>(null);
   /** The grid shows a frame of the selected layer (false until the first one is drawn). */
   gridShown = $state(false);
+  /** The selected unit's folder patches as shown (the patches pane keeps it current), for "save unit". */
+  topPatches: FolderPatchT[] = [];
+  /** Bumped by `/`: the search box takes the focus. */
+  searchRequested = $state(0);
   /** The selected unit's largest activation in the last frame (null before one). */
   unitMax = $state<number | null>(null);
   /** The input pane shows the live video (true) or the frame that was sent (frozen / static). */
@@ -86,6 +93,8 @@ export class DeepVisApp {
   readonly help: { keys: string[]; text: string }[];
   /** Synthesis of the selected unit and pattern mode (lib/synth.svelte.ts). */
   readonly synth: SynthController = new SynthController(this, () => this.grid);
+  /** Column widths and the presenter layout (lib/layout.svelte.ts). */
+  readonly layout = new LayoutState();
   /** The view a user comes back to: restored at start, saved on change (lib/saved-view.svelte.ts). */
   private readonly savedView = new SavedView(this);
 
@@ -154,6 +163,14 @@ export class DeepVisApp {
   get layerUnitText(): string {
     const l = this.layer;
     return l ? `${l.display}:${this.cursor}` : '—';
+  }
+
+  /** The class the cursor names on the logits layer (null elsewhere). */
+  get unitClassName(): string | null {
+    const m = this.model;
+    const l = this.layer;
+    if (!m || !l || l.name !== m.logitsLayer) return null;
+    return m.classes[this.cursor]?.name ?? null;
   }
 
   get modeText(): string {
@@ -296,6 +313,16 @@ export class DeepVisApp {
     if (!this.liveVideo) this.pipeline.kick();
   }
 
+  /** Move the cursor to a unit of any layer (the search box, a saved view). */
+  goToUnit(layer: string, unit: number): void {
+    const m = this.model;
+    if (!m) return;
+    const i = m.layers.findIndex((l) => l.name === layer || l.display === layer);
+    if (i < 0) return;
+    this.selectLayer(i);
+    this.selectUnit(unit);
+  }
+
   private moveBy(dx: number, dy: number): void {
     const l = this.layer;
     if (!l) return;
@@ -432,7 +459,7 @@ export class DeepVisApp {
     try {
       const bmp = await decodeEntry(entry);
       if (token !== this.staticToken) return bmp.close();
-      const rgba = this.grabber.grab(bmp, bmp.width, bmp.height, false);
+      const rgba = this.grabber.grabImage(bmp);
       bmp.close();
       if (!rgba) throw new Error(`${entry.name}: empty image`);
       this.staticRgba = rgba;
@@ -660,6 +687,12 @@ export class DeepVisApp {
       case 'help':
         this.showHelp = !this.showHelp;
         return;
+      case 'presenter':
+        this.layout.presenter = !this.layout.presenter;
+        return;
+      case 'search':
+        this.searchRequested++;
+        return;
       case 'synthesize':
         return this.synth.toggle();
       case 'patternMode':
@@ -693,7 +726,7 @@ export class DeepVisApp {
         if (e.skipped.length) console.warn(`open ${e.source}: ${e.skipped.join('; ')}`);
         return this.openImages(listingEntries(e.names, (i) => this.fetchListed(e.listing, i, e.names[i]!)));
       case 'exportPng':
-        return this.exportPng();
+        return this.exportView();
       case 'toggleCamera':
         return this.toggleSource();
       case 'help':
@@ -705,20 +738,75 @@ export class DeepVisApp {
     }
   }
 
-  /** Save the grid (as drawn, boosts included) and the unit view as PNG downloads. */
-  exportPng(): void {
+  /** Every visible pane as PNG plus the settings and unit as JSON (lib/export.ts). */
+  async exportView(): Promise<void> {
     const l = this.layer;
-    if (!l || !this.model) return;
-    const base = `${this.model.id}_${l.display}`;
-    const save = (canvas: HTMLCanvasElement | null, name: string) => {
-      if (!canvas) return;
-      const a = document.createElement('a');
-      a.href = canvas.toDataURL('image/png');
-      a.download = name;
-      a.click();
+    const m = this.model;
+    if (!l || !m) return;
+    const base = `${safeName(m.id)}_${safeName(l.display)}-${this.cursor}`;
+    const panes: PaneImage[] = [];
+    const input = inputImage(this.video, this.settings.camera.mirror);
+    if (input) panes.push({ name: 'input', canvas: input });
+    for (const [id, name] of [['grid-canvas', 'grid'], ['unit-canvas', 'unit'], ['back-canvas', 'back'], ['zoom-canvas', 'zoom']] as const) {
+      const c = visibleCanvas(id);
+      if (c && (id !== 'back-canvas' || this.back.setting)) panes.push({ name, canvas: c });
+    }
+    document.querySelectorAll<HTMLCanvasElement>('[data-testid="synth-image"]').forEach((c, i) => {
+      if (c.width && c.height) panes.push({ name: `synth${i + 1}`, canvas: c });
+    });
+    await download(await paneFiles(base, panes, { name: 'view', value: this.viewJson() }));
+  }
+
+  /** The selected unit: activation map, back-projection, synthesized seeds and top patches with their source paths. */
+  async exportUnit(): Promise<void> {
+    const l = this.layer;
+    const m = this.model;
+    if (!l || !m) return;
+    const base = `${safeName(m.id)}_${safeName(l.display)}-${this.cursor}`;
+    const panes: PaneImage[] = [];
+    const unit = visibleCanvas('unit-canvas');
+    if (unit) panes.push({ name: 'activation', canvas: unit });
+    const back = this.back.setting ? visibleCanvas('back-canvas') : null;
+    if (back) panes.push({ name: 'back', canvas: back });
+    document.querySelectorAll<HTMLCanvasElement>('[data-testid="synth-image"]').forEach((c, i) => {
+      if (c.width && c.height) panes.push({ name: `seed${i + 1}`, canvas: c });
+    });
+    document.querySelectorAll<HTMLElement>('[data-testid="patch-folder"]').forEach((el, i) => {
+      const crop = el.querySelector<HTMLCanvasElement>('canvas.crop');
+      const deconv = el.querySelector<HTMLCanvasElement>('canvas.deconv');
+      if (crop?.width) panes.push({ name: `top${i + 1}`, canvas: crop });
+      if (deconv?.width) panes.push({ name: `top${i + 1}_deconv`, canvas: deconv });
+    });
+    const value = {
+      ...this.viewJson(),
+      unitMax: this.unitMax,
+      topPatches: this.topPatches.map((p, i) => ({ rank: i + 1, image: p.image, box: p.box, activation: p.activation })),
     };
-    save(document.querySelector<HTMLCanvasElement>('[data-testid="grid-canvas"]'), `${base}.png`);
-    save(document.querySelector<HTMLCanvasElement>('[data-testid="unit-canvas"]'), `${base}_unit${this.cursor}.png`);
+    await download(await paneFiles(base, panes, { name: 'unit', value }));
+  }
+
+  private viewJson() {
+    const l = this.layer!;
+    return {
+      app: 'DeepVis',
+      savedAt: new Date().toISOString(),
+      model: this.model!.id,
+      layer: l.name,
+      layerDisplay: l.display,
+      unit: this.cursor,
+      className: this.unitClassName,
+      source: this.source,
+      image: this.source === 'static' ? (this.images[this.imageIndex]?.name ?? null) : null,
+      frozen: this.frozen,
+      gamma: this.gamma,
+      channelBoost: this.channelBoost,
+      back: this.back.setting,
+      backSource: this.back.lastSource,
+      grid: this.back.grid,
+      gradcam: this.back.gradcam,
+      top5: this.top5,
+      backend: this.backend,
+    };
   }
 }
 

@@ -1,6 +1,8 @@
 // Webcam access and frame grabbing: getUserMedia with messages a person understands when it fails,
 // the device list for the picker, and crop/mirror/scale of the newest video frame to the model input.
 
+import { centreCrop as sharedCentreCrop, cropResizeBytes } from '../../../contract/resample';
+
 export type CameraStatus = 'off' | 'starting' | 'on' | 'denied' | 'absent' | 'unplugged' | 'busy' | 'error';
 
 export interface CameraDevice {
@@ -72,11 +74,10 @@ export function stopStream(stream: MediaStream | null): void {
 }
 
 /** Centre crop of a srcW×srcH source to the aspect of dstW×dstH. */
+/** The source rectangle drawn for a camera frame: the shared centre crop (contract/resample.ts). */
 export function centreCrop(srcW: number, srcH: number, dstW: number, dstH: number): { sx: number; sy: number; sw: number; sh: number } {
-  const scale = Math.min(srcW / dstW, srcH / dstH);
-  const sw = Math.max(1, Math.round(dstW * scale));
-  const sh = Math.max(1, Math.round(dstH * scale));
-  return { sx: Math.floor((srcW - sw) / 2), sy: Math.floor((srcH - sh) / 2), sw, sh };
+  const c = sharedCentreCrop(srcW, srcH, dstW, dstH);
+  return { sx: c.left, sy: c.top, sw: c.width, sh: c.height };
 }
 
 type Ctx2D = OffscreenCanvasRenderingContext2D | CanvasRenderingContext2D;
@@ -102,6 +103,23 @@ export class FrameGrabber {
     this.width = this.canvas.width = width;
     this.height = this.canvas.height = height;
     this.ctx.imageSmoothingQuality = 'high';
+  }
+
+  /**
+   * An image file's pixels for the engine: decoded at full size, then the same crop and
+   * area-average resize the engine applies to files (contract/resample.ts), so the window and the
+   * command line see identical input pixels. Camera frames keep the canvas scaler (grab), which is
+   * fast enough for every frame.
+   */
+  grabImage(source: ImageBitmap): Uint8Array<ArrayBuffer> | null {
+    const { width, height } = source;
+    if (!width || !height) return null;
+    const full = typeof OffscreenCanvas !== 'undefined' ? new OffscreenCanvas(width, height) : Object.assign(document.createElement('canvas'), { width, height });
+    const ctx = full.getContext('2d', { willReadFrequently: true }) as Ctx2D | null;
+    if (!ctx) throw new Error('no 2D canvas context');
+    ctx.drawImage(source, 0, 0);
+    const img = ctx.getImageData(0, 0, width, height);
+    return cropResizeBytes({ width, height, data: img.data }, 4, this.width, this.height, 4);
   }
 
   /** Draw `source` (srcW×srcH) centre-cropped, optionally mirrored, and read the RGBA back. */
