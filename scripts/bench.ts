@@ -3,6 +3,8 @@
 // grad_ms_mid, grad_ms_batch4 — each the median of ≥ 10 runs after warm-up.
 // backproj_ms {backprop, deconv, guided, gradcam}: one unit of the middle layer, batch 1.
 // index_images_per_s: top-k indexing of preloaded images, every displayed layer (issue 6).
+// backend_ratios: every figure per backend with its ratio to wasm, the backends interleaved in the
+// same rounds (scripts/bench-backends.ts; --skip-ratios leaves it out).
 //   npm run bench -- [--backends wasm,cpu] [--models id,…] [--runs N]
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
@@ -13,6 +15,7 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { benchSynthesis } from './bench-synthesis.js';
+import { benchBackendRatios, defaultRatioBackends } from './bench-backends.js';
 import { BACKEND_ORDER, inputGradient, listModels, loadModel, selectBackend, type Model, type UnitObjective } from '../main/engine/index.js';
 import { backproject, defaultGradCamLayer, gradCam, BACK_MODES } from '../main/engine/index.js';
 
@@ -22,6 +25,7 @@ const { values: args } = parseArgs({
     models: { type: 'string' },
     runs: { type: 'string', default: '10' },
     'skip-synth': { type: 'boolean', default: false },
+    'skip-ratios': { type: 'boolean', default: false },
     'paper3-iterations': { type: 'string' },
     out: { type: 'string' },
   },
@@ -226,7 +230,9 @@ async function benchIndexing(m: Model): Promise<Record<string, unknown>> {
   };
 }
 
-const wantBackends = args.backends ? args.backends.split(',') : [...BACKEND_ORDER];
+// By default the GPU providers only where hardware was found (software Vulkan takes minutes per figure).
+const gpuDefault = new Set(defaultRatioBackends());
+const wantBackends = args.backends ? args.backends.split(',') : BACKEND_ORDER.filter((b) => !b.startsWith('onnx-') || gpuDefault.has(b));
 const modelIds = args.models ? args.models.split(',') : listModels().filter((e) => !e.problem).map((e) => e.id);
 const results: Record<string, Record<string, unknown>> = {};
 const skipped: Record<string, string> = {};
@@ -251,6 +257,7 @@ for (const b of wantBackends) {
     m.dispose();
   }
 }
+const backendRatios = args['skip-ratios'] ? null : await benchBackendRatios({ models: modelIds, runs: RUNS });
 const doc = {
   date: new Date().toISOString(),
   machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${os.platform()} ${os.arch()}` },
@@ -258,6 +265,7 @@ const doc = {
   runs: RUNS,
   backends_skipped: skipped,
   models: results,
+  backend_ratios: backendRatios,
 };
 const json = JSON.stringify(doc, null, 2);
 const outPath = args.out ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'bench', 'latest.json');

@@ -1,6 +1,7 @@
 // Backend selection, each tried in turn and the reason for every failure kept, so the app and the
 // CLI can say what runs and why. Without a preference: a GPU provider of ONNX Runtime that finds
-// a hardware adapter (CoreML on macOS, DirectML on Windows, WebGPU), tfjs-node's CUDA build, ONNX
+// a hardware adapter (CUDA when its libraries were added, CoreML on macOS, DirectML on Windows,
+// WebGPU), tfjs-node's CUDA build, ONNX
 // Runtime on the CPU, tfjs-node's CPU build, wasm, cpu. The onnx backends run the network (forward
 // and every backward pass) in ONNX Runtime and everything around it on tfjs' wasm backend.
 import * as tf from '@tensorflow/tfjs-core';
@@ -8,11 +9,11 @@ import '@tensorflow/tfjs-backend-cpu';
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
-import { clearNativeSessions, nativeEngine, setNativeEngine } from './onnx/native-net.js';
+import { nativeEngine, setNativeEngine } from './onnx/native-net.js';
 import { hardwareGpuHint, providerUnavailable, type OrtProvider } from './onnx/runtime.js';
 import { probeProvider } from './onnx/probe.js';
 
-export const BACKEND_ORDER = ['onnx-coreml', 'onnx-directml', 'onnx-webgpu', 'tensorflow-gpu', 'onnx', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKEND_ORDER = ['onnx-cuda', 'onnx-coreml', 'onnx-directml', 'onnx-webgpu', 'tensorflow-gpu', 'onnx', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_ORDER)[number];
 
 export interface BackendAttempt {
@@ -96,7 +97,7 @@ function ortThreads(opts: SelectOptions): number {
   return n;
 }
 
-const ORT_PROVIDER: Record<string, OrtProvider> = { onnx: 'cpu', 'onnx-webgpu': 'webgpu', 'onnx-coreml': 'coreml', 'onnx-directml': 'dml' };
+const ORT_PROVIDER: Record<string, OrtProvider> = { onnx: 'cpu', 'onnx-cuda': 'cuda', 'onnx-webgpu': 'webgpu', 'onnx-coreml': 'coreml', 'onnx-directml': 'dml' };
 
 /**
  * An ONNX Runtime backend: the provider must load and run a small graph; a GPU provider chosen
@@ -119,6 +120,7 @@ async function tryOnnx(choice: BackendChoice, named: boolean, opts: SelectOption
 }
 
 const attemptFns: Record<BackendChoice, (named: boolean, opts: SelectOptions) => Promise<string>> = {
+  'onnx-cuda': (named, o) => tryOnnx('onnx-cuda', named, o),
   'onnx-coreml': (named, o) => tryOnnx('onnx-coreml', named, o),
   'onnx-directml': (named, o) => tryOnnx('onnx-directml', named, o),
   'onnx-webgpu': (named, o) => tryOnnx('onnx-webgpu', named, o),
@@ -148,8 +150,6 @@ export async function selectBackend(preferred?: string | null, opts: SelectOptio
     throw new Error(`unknown backend "${want}": choose one of ${BACKEND_ORDER.join(', ')}`);
   }
   if (current && (!want || current.choice === want)) return current;
-  // Sessions hold their provider's buffers: a switch (tests, the bench) starts afresh.
-  clearNativeSessions();
   const order: BackendChoice[] = want ? [want as BackendChoice] : [...BACKEND_ORDER];
   const attempts: BackendAttempt[] = [];
   const before = nativeEngine();

@@ -133,6 +133,36 @@ export function inputGradient(model: Model, x: tf.Tensor4D, o: UnitObjective, ru
   });
 }
 
+export interface NativeObjectiveResult extends GradientResult {
+  /** The logits ([N, classes]) from the same run, when asked for. */
+  logits: tf.Tensor2D | null;
+}
+
+/**
+ * Per-item objectives reading one node, their input gradient and (optionally) the logits, in one
+ * ONNX Runtime run — the synthesis step. With linearStart the value and the gradient are those of
+ * the node's pre-activation (BackwardOptions.linearStart). Only while an onnx backend is selected.
+ */
+export function nativeObjectiveGradient(
+  model: Model,
+  x: tf.Tensor4D,
+  objectives: readonly UnitObjective[],
+  node: number,
+  opts: { linearStart: boolean; logits: boolean },
+): NativeObjectiveResult {
+  const shape = [x.shape[0], ...nativeNodeShapes(model, inputShapeOf(x))[node]!];
+  const seed = nativeObjectiveSeed(shape, objectives);
+  const logitsNode = model.compiled.logitsNode;
+  const taps = opts.logits ? [logitsNode] : [];
+  const r = nativeBackward(model, x, { from: node, to: 0, rule: 'gradient', linearStart: opts.linearStart, seed: seed.kind }, seed.data, taps);
+  let logits: tf.Tensor2D | null = null;
+  if (opts.logits) {
+    logits = tf.reshape(r.taps[0]!, [x.shape[0], -1]) as tf.Tensor2D;
+    r.taps[0]!.dispose();
+  }
+  return { value: r.value!, grad: r.grad as tf.Tensor4D, logits };
+}
+
 /** The objective as a differentiable function of the input, for tf.grad (taped or reference ops). */
 export function objectiveFunction(model: Model, o: UnitObjective, mode: Exclude<ExecMode, 'plain'>): (x: tf.Tensor4D) => tf.Tensor1D {
   const node = objectiveNode(model, o);

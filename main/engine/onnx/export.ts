@@ -69,6 +69,24 @@ function onnxFilter(spec: ConvSpec): { data: Float32Array; dims: number[]; group
   });
 }
 
+/**
+ * The filter of a stride-1 convolution's adjoint, in ONNX layout: spatially flipped, input and
+ * output channels swapped ([in, out, kh, kw]); for depthwise, flipped only ([C, 1, kh, kw], group
+ * C). Built from ConvSpec.filterBack, the tfjs path's own flipped filter. Null for a depthwise
+ * channel multiplier above 1 (ConvTranspose serves it).
+ */
+function onnxBackFilter(spec: ConvSpec): { data: Float32Array; dims: number[]; group: number } | null {
+  const [kh, kw, a, m] = spec.filterBack.shape;
+  if (spec.depthwise && m !== 1) return null;
+  return tf.tidy(() => {
+    if (spec.depthwise) {
+      return { data: tf.transpose(spec.filterBack, [2, 3, 0, 1]).dataSync() as Float32Array, dims: [a, 1, kh, kw], group: a };
+    }
+    // filterBack is [kh, kw, outC, inC]: the adjoint reads outC channels and writes inC.
+    return { data: tf.transpose(spec.filterBack, [3, 2, 0, 1]).dataSync() as Float32Array, dims: [m, a, kh, kw], group: 1 };
+  });
+}
+
 function concatAxis(axis: number, rank: number): number {
   const a = axis < 0 ? axis + rank : axis;
   if (rank !== 4) return a;
@@ -296,6 +314,18 @@ class Exporter {
         const { w, group } = this.convW.get(i)!;
         const [kh, kw] = op.spec.filter.shape;
         const { pads, outPad } = this.padsOf(inShape, [kh, kw], op.spec.strides, op.spec.padding);
+        const back = op.spec.strides[0] === 1 && op.spec.strides[1] === 1 ? onnxBackFilter(op.spec) : null;
+        if (back) {
+          // At stride 1 the adjoint is a plain convolution with the flipped, transposed filter
+          // (ops.ts convInputGrad): ORT's Conv kernels are far faster than its ConvTranspose.
+          return [
+            b.op('Conv', [g, b.floats(back.data, back.dims)], [
+              attr.ints('kernel_shape', [kh, kw]),
+              attr.ints('pads', [kh - 1 - pads[0]!, kw - 1 - pads[1]!, kh - 1 - pads[2]!, kw - 1 - pads[3]!]),
+              attr.int('group', back.group),
+            ]),
+          ];
+        }
         return [
           b.op('ConvTranspose', [g, w], [
             attr.ints('kernel_shape', [kh, kw]),

@@ -4,10 +4,11 @@
 // tf.tidy and in worker threads that do nothing else), so the binding is used directly.
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
 
 const require = createRequire(import.meta.url);
 
-export const ORT_PROVIDERS = ['cpu', 'webgpu', 'coreml', 'dml'] as const;
+export const ORT_PROVIDERS = ['cpu', 'cuda', 'webgpu', 'coreml', 'dml'] as const;
 export type OrtProvider = (typeof ORT_PROVIDERS)[number];
 
 export interface OrtTensor {
@@ -49,6 +50,11 @@ export function ort(): OrtModules {
   return modules;
 }
 
+/** The folder holding the native addon and ORT's shared libraries for this platform. */
+function addonDir(): string {
+  return join(dirname(require.resolve('onnxruntime-node/package.json')), 'bin', 'napi-v6', process.platform, process.arch);
+}
+
 const PLATFORM_ONLY: Partial<Record<OrtProvider, NodeJS.Platform>> = { coreml: 'darwin', dml: 'win32' };
 
 /** Why a provider cannot run here, or null when the addon carries it. */
@@ -56,7 +62,11 @@ export function providerUnavailable(p: OrtProvider): string | null {
   const only = PLATFORM_ONLY[p];
   if (only && process.platform !== only) return `only on ${only === 'darwin' ? 'macOS' : 'Windows'}`;
   const m = ort();
-  if (!m.supported.some((s) => s.name === p)) return `this onnxruntime-node build has no ${p} execution provider`;
+  const entry = m.supported.find((s) => s.name === p);
+  if (!entry) return `this onnxruntime-node build has no ${p} execution provider`;
+  if (p === 'cuda' && !existsSync(join(addonDir(), process.platform === 'win32' ? 'onnxruntime_providers_cuda.dll' : 'libonnxruntime_providers_cuda.so'))) {
+    return 'the CUDA provider libraries are not installed (README › Backends: ONNXRUNTIME_NODE_INSTALL=cuda12)';
+  }
   return null;
 }
 
