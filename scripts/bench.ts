@@ -3,6 +3,8 @@
 // grad_ms_mid, grad_ms_batch4 — each the median of ≥ 10 runs after warm-up.
 // backproj_ms {backprop, deconv, guided, gradcam}: one unit of the middle layer, batch 1.
 // index_images_per_s: top-k indexing of preloaded images, every displayed layer.
+// backend_ratios: every figure per backend with its ratio to wasm, the backends interleaved in the
+// same rounds (scripts/bench-backends.ts; --skip-ratios leaves it out).
 // --atlas: atlas_units_per_min with 1 job worker and with the pool (worker threads, no live view).
 //   npm run bench -- --help
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -14,6 +16,7 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { benchSynthesis } from './bench-synthesis.js';
+import { benchBackendRatios, defaultRatioBackends } from './bench-backends.js';
 import { BACKEND_ORDER, inputGradient, listModels, loadModel, selectBackend, type Model, type UnitObjective } from '../main/engine/index.js';
 import { backproject, defaultGradCamLayer, gradCam, BACK_MODES } from '../main/engine/index.js';
 
@@ -24,6 +27,7 @@ const HELP = `npm run bench -- [options]     engine speed figures as JSON (stdou
   --models LIST          comma list of model ids (default: every installed model)
   --runs N               timed runs per figure, at least 10 (default 10)
   --skip-synth           leave out the synthesis figures
+  --skip-ratios          leave out backend_ratios (every figure per backend, ratio to wasm)
   --paper3-iterations N  iterations of the paper-3 synthesis figure (default: the preset's)
   --atlas                only the atlas throughput: units per minute with 1 job worker and
                          with the pool (--workers, default $DEEPVIS_WORKERS or cores − 1)
@@ -46,6 +50,7 @@ const { values: args } = parseArgs({
     models: { type: 'string' },
     runs: { type: 'string', default: '10' },
     'skip-synth': { type: 'boolean', default: false },
+    'skip-ratios': { type: 'boolean', default: false },
     'paper3-iterations': { type: 'string' },
     atlas: { type: 'boolean', default: false },
     'atlas-units': { type: 'string', default: '8' },
@@ -270,8 +275,9 @@ async function benchIndexing(m: Model): Promise<Record<string, unknown>> {
   };
 }
 
-// Without --backends: wasm, plus a native tfjs backend only when its package is installed (the cpu
-// backend is a reference, hours per model here: measured only when named).
+// Without --backends: wasm and onnx, a native tfjs backend only when its package is installed, a
+// GPU provider only where hardware was found (software Vulkan takes minutes per figure); the cpu
+// backend is a reference, hours per model here: measured only when named.
 const installed = (pkg: string) => {
   try {
     import.meta.resolve(pkg);
@@ -280,7 +286,15 @@ const installed = (pkg: string) => {
     return false;
   }
 };
-const defaultBackends = BACKEND_ORDER.filter((b) => b === 'wasm' || (b === 'tensorflow' && installed('@tensorflow/tfjs-node')) || (b === 'tensorflow-gpu' && installed('@tensorflow/tfjs-node-gpu')));
+const gpuDefault = new Set(defaultRatioBackends());
+const defaultBackends = BACKEND_ORDER.filter(
+  (b) =>
+    b === 'wasm' ||
+    b === 'onnx' ||
+    (b.startsWith('onnx-') && gpuDefault.has(b)) ||
+    (b === 'tensorflow' && installed('@tensorflow/tfjs-node')) ||
+    (b === 'tensorflow-gpu' && installed('@tensorflow/tfjs-node-gpu')),
+);
 const wantBackends = args.backends ? args.backends.split(',') : defaultBackends;
 const modelIds = args.models ? args.models.split(',') : (await listModels()).filter((e) => !e.problem).map((e) => e.id);
 const results: Record<string, Record<string, unknown>> = {};
@@ -314,6 +328,7 @@ if (args.atlas) {
     m.dispose();
   }
 }
+const backendRatios = args['skip-ratios'] ? null : await benchBackendRatios({ models: modelIds, runs: RUNS });
 const doc = {
   date: new Date().toISOString(),
   machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${os.platform()} ${os.arch()}` },
@@ -321,6 +336,7 @@ const doc = {
   runs: RUNS,
   backends_skipped: skipped,
   models: results,
+  backend_ratios: backendRatios,
 };
 const json = JSON.stringify(doc, null, 2);
 const outPath = args.out ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'bench', 'latest.json');

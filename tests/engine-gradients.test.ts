@@ -15,55 +15,13 @@ import {
   type UnitObjective,
 } from '../main/engine/index.js';
 import { photo } from './support/fixtures.js';
-
-const CASES: Record<string, { early: string; middle: string[] }> = {
-  'darknet-tiny': { early: 'leaky_re_lu_1', middle: ['max_pooling2d_2', 'leaky_re_lu_8'] },
-  'mobilenet-v1-0.75': { early: 'conv1_relu', middle: ['conv_dw_6_relu', 'conv_pw_7_relu'] },
-  'mobilenet-v1-0.25': { early: 'conv1_relu', middle: ['conv_dw_4_relu', 'conv_pw_9_relu'] },
-};
-
-/**
- * A random unit direction at 45° to the gradient: ĝ + r̂ with r̂ uniform on the sphere. A fully
- * random direction in 150k dimensions is nearly orthogonal to g (g·d ~ |g|/390), and a step long
- * enough to measure that in float32 crosses ReLU kinks; this keeps the step tiny and the signal
- * large, while the random part still probes components the gradient might have wrong.
- */
-function direction(g: tf.Tensor4D, seed: number): tf.Tensor4D {
-  return tf.tidy(() => {
-    const r = tf.randomNormal(g.shape, 0, 1, 'float32', seed);
-    const d = tf.add(tf.div(g, tf.norm(g)), tf.div(r, tf.norm(r)));
-    return tf.div(d, tf.norm(d)) as tf.Tensor4D;
-  });
-}
-
-function dot(a: tf.Tensor, b: tf.Tensor): number {
-  return tf.tidy(() => tf.sum(tf.mul(a, b)).dataSync()[0]!);
-}
-
-function cosine(a: tf.Tensor, b: tf.Tensor): number {
-  return tf.tidy(() => tf.sum(tf.mul(a, b)).div(tf.norm(a).mul(tf.norm(b))).dataSync()[0]!);
-}
-
-/**
- * The unit (channel and position) of a layer with the largest unsaturated activation for this
- * input, so the gradient is neither zero (dead ReLU) nor zero (ReLU6 clipped at 6).
- */
-function liveUnit(model: Model, x: tf.Tensor4D, layer: string): { channel: number; at: { y: number; x: number } } {
-  const t = tf.tidy(() => model.forward(x, { taps: [layer], logits: false }).taps[layer]!);
-  const [, h, w, c] = t.shape;
-  const v = t.dataSync();
-  t.dispose();
-  let best = -1;
-  for (let i = 0; i < v.length; i++) if (v[i]! > 0 && v[i]! < 5.5 && (best < 0 || v[i]! > v[best]!)) best = i;
-  if (best < 0) throw new Error(`no live unit in ${layer}`);
-  return { channel: best % c, at: { y: Math.floor(best / (w * c)), x: Math.floor(best / c) % w } };
-}
+import { CASES, cosine, direction, dot, gradientObjectives, type LabelledObjective } from './support/gradient-cases.js';
 
 describe.each(Object.keys(CASES))('%s input gradients', (id) => {
   let wasmModel: Model;
   let cpuModel: Model;
   let x: tf.Tensor4D;
-  const objectives: { label: string; o: UnitObjective }[] = [];
+  const objectives: LabelledObjective[] = [];
 
   beforeAll(async () => {
     await selectBackend('cpu');
@@ -75,12 +33,7 @@ describe.each(Object.keys(CASES))('%s input gradients', (id) => {
     const px = await loadImageForModel(photo('dog'), wasmModel.inputSize);
     x = tf.tidy(() => wasmModel.preprocess(tf.add(px, tf.randomNormal(px.shape, 0, 2, 'float32', 11)) as tf.Tensor4D));
     px.dispose();
-    const c = CASES[id]!;
-    objectives.push({ label: `early ${c.early}`, o: { kind: 'channel', layer: c.early, ...liveUnit(wasmModel, x, c.early) } });
-    for (const m of c.middle) objectives.push({ label: `middle ${m}`, o: { kind: 'channel', layer: m, ...liveUnit(wasmModel, x, m) } });
-    objectives.push({ label: 'middle spatial mean', o: { kind: 'channel', layer: c.middle[1]!, channel: 3, at: 'mean' } });
-    objectives.push({ label: 'logit of the top class', o: { kind: 'class', index: tf.tidy(() => tf.argMax(wasmModel.forward(x).logits!, 1).dataSync()[0]!) } });
-    objectives.push({ label: 'logit of bald eagle', o: { kind: 'class', index: wasmModel.classes.findIndex((k) => k.name.startsWith('bald eagle')) } });
+    objectives.push(...gradientObjectives(wasmModel, x));
   });
 
   it('agrees with central finite differences along random directions (rel. error ≤ 2e-2)', async () => {

@@ -1,12 +1,19 @@
-// Backend selection: tensorflow-gpu → tensorflow → wasm → cpu, each tried in turn and the
-// reason for every failure kept, so the app and the CLI can say what runs and why.
+// Backend selection, each tried in turn and the reason for every failure kept, so the app and the
+// CLI can say what runs and why. Without a preference: a GPU provider of ONNX Runtime that finds
+// a hardware adapter (CUDA when its libraries were added, CoreML on macOS, DirectML on Windows,
+// WebGPU), tfjs-node's CUDA build, ONNX
+// Runtime on the CPU, tfjs-node's CPU build, wasm, cpu. The onnx backends run the network (forward
+// and every backward pass) in ONNX Runtime and everything around it on tfjs' wasm backend.
 import * as tf from '@tensorflow/tfjs-core';
 import '@tensorflow/tfjs-backend-cpu';
 import { existsSync, readdirSync } from 'node:fs';
 import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
+import { nativeEngine, setNativeEngine } from './onnx/native-net.js';
+import { hardwareGpuHint, providerUnavailable, type OrtProvider } from './onnx/runtime.js';
+import { probeProvider } from './onnx/probe.js';
 
-export const BACKEND_ORDER = ['tensorflow-gpu', 'tensorflow', 'wasm', 'cpu'] as const;
+export const BACKEND_ORDER = ['onnx-cuda', 'onnx-coreml', 'onnx-directml', 'onnx-webgpu', 'tensorflow-gpu', 'onnx', 'tensorflow', 'wasm', 'cpu'] as const;
 export type BackendChoice = (typeof BACKEND_ORDER)[number];
 
 export interface BackendAttempt {
@@ -16,7 +23,10 @@ export interface BackendAttempt {
 }
 
 export interface BackendReport {
-  /** The tfjs backend that runs ("tensorflow", "wasm", "cpu"); "tensorflow" covers GPU and CPU builds. */
+  /**
+   * The tfjs backend that runs ("tensorflow", "wasm", "cpu"); "tensorflow" covers GPU and CPU
+   * builds. For the onnx choices it is "wasm" (what runs around the network).
+   */
   backend: string;
   choice: BackendChoice;
   attempts: BackendAttempt[];
@@ -73,7 +83,48 @@ async function tryCpu(): Promise<string> {
   return 'plain JavaScript kernels (slow)';
 }
 
-const attemptFns: Record<BackendChoice, () => Promise<string>> = {
+export interface SelectOptions {
+  /**
+   * ONNX Runtime's intra-op threads for this process (a worker): default $DEEPVIS_ORT_THREADS,
+   * else 1 — each engine worker is one thread, and two workers on two cores use both.
+   */
+  ortThreads?: number;
+}
+
+function ortThreads(opts: SelectOptions): number {
+  const n = opts.ortThreads ?? (process.env.DEEPVIS_ORT_THREADS ? Number(process.env.DEEPVIS_ORT_THREADS) : 1);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`ONNX Runtime threads must be a whole number ≥ 1 (got ${String(n)}; check DEEPVIS_ORT_THREADS)`);
+  return n;
+}
+
+const ORT_PROVIDER: Record<string, OrtProvider> = { onnx: 'cpu', 'onnx-cuda': 'cuda', 'onnx-webgpu': 'webgpu', 'onnx-coreml': 'coreml', 'onnx-directml': 'dml' };
+
+/**
+ * An ONNX Runtime backend: the provider must load and run a small graph; a GPU provider chosen
+ * automatically must also see hardware (software Vulkan is exact but slower than the CPU).
+ */
+async function tryOnnx(choice: BackendChoice, named: boolean, opts: SelectOptions): Promise<string> {
+  const provider = ORT_PROVIDER[choice]!;
+  const threads = ortThreads(opts);
+  const missing = providerUnavailable(provider);
+  if (missing) throw new Error(missing);
+  if (provider === 'webgpu' && !named) {
+    const noHw = hardwareGpuHint();
+    if (noHw) throw new Error(`${noHw}; not chosen automatically (name onnx-webgpu to use it)`);
+  }
+  probeProvider({ provider, threads });
+  await tryWasm();
+  setNativeEngine({ provider, threads });
+  const where = provider === 'cpu' ? `CPU, ${threads} thread${threads === 1 ? '' : 's'}` : `${provider} execution provider`;
+  return `ONNX Runtime (${where}) for the network, WebAssembly around it`;
+}
+
+const attemptFns: Record<BackendChoice, (named: boolean, opts: SelectOptions) => Promise<string>> = {
+  'onnx-cuda': (named, o) => tryOnnx('onnx-cuda', named, o),
+  'onnx-coreml': (named, o) => tryOnnx('onnx-coreml', named, o),
+  'onnx-directml': (named, o) => tryOnnx('onnx-directml', named, o),
+  'onnx-webgpu': (named, o) => tryOnnx('onnx-webgpu', named, o),
+  onnx: (named, o) => tryOnnx('onnx', named, o),
   'tensorflow-gpu': () => tryNode('@tensorflow/tfjs-node-gpu'),
   tensorflow: () => tryNode('@tensorflow/tfjs-node'),
   wasm: tryWasm,
@@ -93,7 +144,7 @@ let current: BackendReport | null = null;
  * Select a backend. `preferred` (or $DEEPVIS_BACKEND) forces one; without it the order above is
  * tried. Selecting again with the same preference is free.
  */
-export async function selectBackend(preferred?: string | null): Promise<BackendReport> {
+export async function selectBackend(preferred?: string | null, opts: SelectOptions = {}): Promise<BackendReport> {
   const want = preferred ?? process.env.DEEPVIS_BACKEND ?? null;
   if (want && !isBackendChoice(want)) {
     throw new Error(`unknown backend "${want}": choose one of ${BACKEND_ORDER.join(', ')}`);
@@ -101,9 +152,11 @@ export async function selectBackend(preferred?: string | null): Promise<BackendR
   if (current && (!want || current.choice === want)) return current;
   const order: BackendChoice[] = want ? [want as BackendChoice] : [...BACKEND_ORDER];
   const attempts: BackendAttempt[] = [];
+  const before = nativeEngine();
   for (const name of order) {
     try {
-      const reason = await attemptFns[name]();
+      setNativeEngine(null);
+      const reason = await attemptFns[name](!!want, opts);
       attempts.push({ name, ok: true, reason });
       current = { backend: tf.getBackend(), choice: name, attempts };
       return current;
@@ -111,6 +164,7 @@ export async function selectBackend(preferred?: string | null): Promise<BackendR
       attempts.push({ name, ok: false, reason: firstLine(e) });
     }
   }
+  setNativeEngine(before);
   const why = attempts.map((a) => `${a.name}: ${a.reason}`).join('; ');
   throw new Error(`no TensorFlow.js backend could start (${why})`);
 }

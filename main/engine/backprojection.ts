@@ -9,6 +9,7 @@
 // Max-pools route the signal through the forward pass's switches (argmax) in every mode.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Model } from './model.js';
+import { channelSeed, nativeBackward, nativeEngine } from './onnx/native-net.js';
 import type { BackwardRule } from './ops.js';
 
 export const BACK_MODES = ['backprop', 'deconv', 'guided'] as const;
@@ -89,10 +90,22 @@ export function backproject(model: Model, x: tf.Tensor4D, target: BackTarget, mo
     to = net.nodeIndex(model.layer(opts.to).name);
     if (to > from) throw new Error(`layer ${model.layer(opts.to).display} comes after the target ${describeTarget(model, target)}`);
   }
+  if (nativeEngine(model)) return nativeBackproject(model, x, target, rule, from, to);
   return tf.tidy(() => {
     const values = net.run(x, { until: from });
     const seed = targetSeed(values[from]!, target);
     const g = net.backward(values, from, seed, { rule, to });
     return (g.rank === 4 ? g : tf.reshape(g, [g.shape[0]!, 1, 1, -1])) as tf.Tensor4D;
   });
+}
+
+/** backproject() on ONNX Runtime: a channel seeds itself ("self"), a class a one-hot ("ones"). */
+function nativeBackproject(model: Model, x: tf.Tensor4D, target: BackTarget, rule: BackwardRule, from: number, to: number): tf.Tensor4D {
+  const n = x.shape[0];
+  const mask = channelSeed(model, x, from, target.kind === 'class' ? target.index : target.channel, () => 1);
+  const r = nativeBackward(model, x, { from, to, rule, linearStart: false, seed: target.kind === 'class' ? 'ones' : 'self' }, mask);
+  if (r.grad.rank === 4) return r.grad as tf.Tensor4D;
+  const g = tf.reshape(r.grad, [n, 1, 1, -1]) as tf.Tensor4D;
+  r.grad.dispose();
+  return g;
 }

@@ -8,6 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { describeTarget, targetNode, type BackTarget } from './backprojection.js';
 import type { Model } from './model.js';
 import { receptiveFields } from './receptive-field.js';
+import { channelSeed, nativeBackward, nativeEngine } from './onnx/native-net.js';
 
 export interface GradCamOptions {
   /** Layer (name or display name) whose feature maps are weighted; default: defaultGradCamLayer(). */
@@ -78,8 +79,21 @@ export function gradCam(model: Model, x: tf.Tensor4D, target: BackTarget, opts: 
   const net = model.compiled.net;
   const from = targetNode(model, target);
   const layer = opts.layer ? model.layer(opts.layer) : model.layer(defaultGradCamLayer(model, target));
-  const { heat, coarse } = tf.tidy(() => gradCamFromValues(model, net.run(x, { until: from }), target, layer.name, [x.shape[1], x.shape[2]]));
+  const size: [number, number] = [x.shape[1], x.shape[2]];
+  const { heat, coarse } = tf.tidy(() =>
+    nativeEngine(model) ? nativeGradCam(model, x, target, layer.name) : gradCamFromValues(model, net.run(x, { until: from }), target, layer.name, size),
+  );
   return { heat, coarse, layer: layer.name };
+}
+
+/** The target's node and the Grad-CAM layer's, checked: the layer comes first and has a spatial extent. */
+function camNodes(model: Model, target: BackTarget, layerName: string): { from: number; at: number } {
+  const from = targetNode(model, target);
+  const layer = model.layer(layerName);
+  const at = model.compiled.net.nodeIndex(layer.name);
+  if (at > from) throw new Error(`Grad-CAM layer ${layer.display} comes after the target ${describeTarget(model, target)}`);
+  if (layer.shape[0] * layer.shape[1] <= 1) throw new Error(`Grad-CAM layer ${layer.display} has no spatial extent (1×1)`);
+  return { from, at };
 }
 
 /**
@@ -95,12 +109,7 @@ export function gradCamFromValues(
   size: [number, number],
 ): { heat: tf.Tensor3D; coarse: tf.Tensor3D } {
   const net = model.compiled.net;
-  const from = targetNode(model, target);
-  const layer = model.layer(layerName);
-  const at = net.nodeIndex(layer.name);
-  if (at > from) throw new Error(`Grad-CAM layer ${layer.display} comes after the target ${describeTarget(model, target)}`);
-  if (layer.shape[0] * layer.shape[1] <= 1) throw new Error(`Grad-CAM layer ${layer.display} has no spatial extent (1×1)`);
-  const [H, W] = size;
+  const { from, at } = camNodes(model, target, layerName);
   const y = values[from]!;
   const c = y.shape[y.rank - 1]!;
   const unit = target.kind === 'class' ? target.index : target.channel;
@@ -109,7 +118,22 @@ export function gradCamFromValues(
   const spatial = y.rank === 4 ? y.shape[1]! * y.shape[2]! : 1;
   const seed = tf.mul(tf.onesLike(y), target.kind === 'class' ? mask : tf.div(mask, spatial));
   const g = net.backward(values, from, seed, { rule: 'gradient', to: at }) as tf.Tensor4D;
-  const a = values[at] as tf.Tensor4D;
+  return camFromGradient(g, values[at] as tf.Tensor4D, size);
+}
+
+/** Grad-CAM's layer gradient and activations in one ONNX Runtime run, then the cam in tfjs. Call inside tf.tidy. */
+function nativeGradCam(model: Model, x: tf.Tensor4D, target: BackTarget, layerName: string): { heat: tf.Tensor3D; coarse: tf.Tensor3D } {
+  const { from, at } = camNodes(model, target, layerName);
+  const unit = target.kind === 'class' ? target.index : target.channel;
+  // As gradCamFromValues: a one-hot for a class, 1/(h·w) on the channel for a channel's mean.
+  const mask = channelSeed(model, x, from, unit, (s) => (target.kind === 'class' || s.length < 3 ? 1 : 1 / (s[0]! * s[1]!)));
+  const r = nativeBackward(model, x, { from, to: at, rule: 'gradient', linearStart: false, seed: 'ones' }, mask, [at]);
+  return camFromGradient(r.grad as tf.Tensor4D, r.taps[0] as tf.Tensor4D, [x.shape[1], x.shape[2]]);
+}
+
+/** cam = ReLU(Σ_c w_c A_c) with w_c the spatial mean of the layer gradient; upsampled and normalised. */
+function camFromGradient(g: tf.Tensor4D, a: tf.Tensor4D, size: [number, number]): { heat: tf.Tensor3D; coarse: tf.Tensor3D } {
+  const [H, W] = size;
   const w = tf.mean(g, [1, 2], true);
   const cam = tf.relu(tf.sum(tf.mul(w, a), 3, true)) as tf.Tensor4D; // [N,h,w,1]
   const up = tf.image.resizeBilinear(cam, [H, W], false, true);

@@ -3,6 +3,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { allFinite, nonFiniteError } from './finite.js';
 import type { CompiledModel } from './compile.js';
 import type { ModelDescriptor } from './descriptor.js';
+import { nativeEngine, nativeForward } from './onnx/native-net.js';
 import type { BackwardRule, ExecMode } from './ops.js';
 
 export interface ClassInfo {
@@ -142,7 +143,13 @@ export class Model {
     const idx = taps.map((t) => net.nodeIndex(t));
     const wantLogits = opts.logits !== false;
     const until = Math.max(wantLogits ? this.compiled.logitsNode : 0, ...idx);
-    const values = net.run(x, { mode: opts.mode, rule: opts.rule, until });
+    let values: tf.Tensor[];
+    if (nativeEngine(this) && (opts.mode ?? 'plain') === 'plain') {
+      // ONNX Runtime computes only the nodes asked for; the rest of this function reads just those.
+      const nodes = wantLogits ? [...idx, this.compiled.logitsNode] : idx;
+      values = [];
+      nativeForward(this, x, nodes).forEach((v, k) => (values[nodes[k]!] = v));
+    } else values = net.run(x, { mode: opts.mode, rule: opts.rule, until });
     const out: ForwardResult = { logits: null, taps: {} };
     taps.forEach((t, i) => {
       const v = values[idx[i]!]!;

@@ -2,6 +2,7 @@
 // logit) and their input gradients, for whole batches.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Model } from './model.js';
+import { inputShapeOf, nativeBackward, nativeEngine, nativeNodeShapes } from './onnx/native-net.js';
 import type { BackwardRule, ExecMode } from './ops.js';
 
 export type Position = 'center' | 'mean' | { y: number; x: number };
@@ -66,6 +67,11 @@ export function objectiveSeed(shape: number[], o: UnitObjective): tf.Tensor {
  * Every objective here is linear in the node's output, so M is also d value / d out.
  */
 export function objectiveMask(shape: number[], objectives: readonly UnitObjective[]): tf.Tensor {
+  return tf.tensor(objectiveMaskData(shape, objectives), shape);
+}
+
+/** objectiveMask's values, for the ONNX Runtime engine (which takes them as they are). */
+export function objectiveMaskData(shape: number[], objectives: readonly UnitObjective[]): Float32Array {
   const s4 = shape.length === 4 ? shape : [shape[0]!, 1, 1, shape[shape.length - 1]!];
   const [n, h, w, c] = s4 as [number, number, number, number];
   if (objectives.length !== n) throw new Error(`${objectives.length} objectives for a batch of ${n}`);
@@ -78,7 +84,25 @@ export function objectiveMask(shape: number[], objectives: readonly UnitObjectiv
     if (pos === 'mean') for (let j = 0; j < h * w; j++) m[base + j * c + ch] = 1 / (h * w);
     else m[base + (pos.y * w + pos.x) * c + ch] = 1;
   });
-  return tf.tensor(m, shape);
+  return m;
+}
+
+/**
+ * The objectives as an ONNX Runtime backward seed for node output `shape` (batch first): per-item
+ * channel weights ("ones", [N, C]) when every objective is spatially uniform (a class, a channel's
+ * mean), else the full mask ("given").
+ */
+export function nativeObjectiveSeed(shape: number[], objectives: readonly UnitObjective[]): { kind: 'given' | 'ones'; data: Float32Array } {
+  const uniform = objectives.every((o) => o.kind === 'class' || o.at === 'mean');
+  if (!uniform) return { kind: 'given', data: objectiveMaskData(shape, objectives) };
+  const c = shape[shape.length - 1]!;
+  const hw = shape.length === 4 ? shape[1]! * shape[2]! : 1;
+  const m = new Float32Array(objectives.length * c);
+  objectives.forEach((o, i) => {
+    checkUnit(o, c);
+    m[i * c + (o.kind === 'class' ? o.index : o.channel)] = 1 / hw;
+  });
+  return { kind: 'ones', data: m };
 }
 
 export interface GradientResult {
@@ -94,6 +118,12 @@ export interface GradientResult {
  */
 export function inputGradient(model: Model, x: tf.Tensor4D, o: UnitObjective, rule: BackwardRule = 'gradient'): GradientResult {
   const node = objectiveNode(model, o);
+  if (nativeEngine(model)) {
+    const shape = [x.shape[0], ...nativeNodeShapes(model, inputShapeOf(x))[node]!];
+    const seed = nativeObjectiveSeed(shape, new Array<UnitObjective>(x.shape[0]).fill(o));
+    const r = nativeBackward(model, x, { from: node, to: 0, rule, linearStart: false, seed: seed.kind }, seed.data);
+    return { value: r.value!, grad: r.grad as tf.Tensor4D };
+  }
   return tf.tidy(() => {
     const values = model.compiled.net.run(x, { until: node });
     const out = values[node]!;
@@ -101,6 +131,36 @@ export function inputGradient(model: Model, x: tf.Tensor4D, o: UnitObjective, ru
     const grad = model.compiled.net.backward(values, node, objectiveSeed(out.shape, o), { rule }) as tf.Tensor4D;
     return { value, grad };
   });
+}
+
+export interface NativeObjectiveResult extends GradientResult {
+  /** The logits ([N, classes]) from the same run, when asked for. */
+  logits: tf.Tensor2D | null;
+}
+
+/**
+ * Per-item objectives reading one node, their input gradient and (optionally) the logits, in one
+ * ONNX Runtime run — the synthesis step. With linearStart the value and the gradient are those of
+ * the node's pre-activation (BackwardOptions.linearStart). Only while an onnx backend is selected.
+ */
+export function nativeObjectiveGradient(
+  model: Model,
+  x: tf.Tensor4D,
+  objectives: readonly UnitObjective[],
+  node: number,
+  opts: { linearStart: boolean; logits: boolean },
+): NativeObjectiveResult {
+  const shape = [x.shape[0], ...nativeNodeShapes(model, inputShapeOf(x))[node]!];
+  const seed = nativeObjectiveSeed(shape, objectives);
+  const logitsNode = model.compiled.logitsNode;
+  const taps = opts.logits ? [logitsNode] : [];
+  const r = nativeBackward(model, x, { from: node, to: 0, rule: 'gradient', linearStart: opts.linearStart, seed: seed.kind }, seed.data, taps);
+  let logits: tf.Tensor2D | null = null;
+  if (opts.logits) {
+    logits = tf.reshape(r.taps[0]!, [x.shape[0], -1]) as tf.Tensor2D;
+    r.taps[0]!.dispose();
+  }
+  return { value: r.value!, grad: r.grad as tf.Tensor4D, logits };
 }
 
 /** The objective as a differentiable function of the input, for tf.grad (taped or reference ops). */

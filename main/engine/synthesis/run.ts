@@ -3,7 +3,8 @@
 // to the event loop between steps so a live view in the same process keeps running.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Model, TopK } from '../model.js';
-import { objectiveMask, objectiveNode, type UnitObjective } from '../objectives.js';
+import { nativeObjectiveGradient, objectiveMask, objectiveNode, type UnitObjective } from '../objectives.js';
+import { nativeEngine } from '../onnx/native-net.js';
 import { macoParam, pixelParam, pyramidParam, type Parameterization } from './parameterization.js';
 import { regularize } from './regularizers.js';
 import { SYNTH_LIMITS, type StopReason, type SynthSettings } from './settings.js';
@@ -117,16 +118,24 @@ function evaluate(model: Model, img: tf.Tensor4D, objectives: UnitObjective[], n
   const [value, grad, prob] = tf.tidy(() => {
     const x = model.preprocess(tf.clipByValue(tf.add(img, GREY), 0, 255) as tf.Tensor4D);
     const classes = objectives.every((o) => o.kind === 'class');
-    const values = model.compiled.net.run(x, { until: Math.max(classes ? model.compiled.logitsNode : node, node) });
-    // The objective is the unit's PRE-activation (before its own ReLU/ReLU6): a unit that starts
-    // dead (0 behind its ReLU) would have no gradient, and a ReLU6 unit would stop improving at 6.
-    // Class logits are linear anyway.
-    const pre = model.compiled.net.preActivation(values, node);
-    const mask = objectiveMask(pre.shape, objectives);
-    const value = tf.sum(tf.reshape(tf.mul(pre, mask), [pre.shape[0]!, -1]), 1) as tf.Tensor1D;
-    const grad = model.compiled.net.backward(values, node, mask, { linearStart: true }) as tf.Tensor4D;
-    if (!classes) return [value, grad];
-    const logits = values[model.compiled.logitsNode]!;
+    let value: tf.Tensor;
+    let grad: tf.Tensor;
+    let logits: tf.Tensor | null = null;
+    if (nativeEngine(model)) {
+      // The network on ONNX Runtime: objective, gradient and logits from one run.
+      ({ value, grad, logits } = nativeObjectiveGradient(model, x, objectives, node, { linearStart: true, logits: classes }));
+    } else {
+      const values = model.compiled.net.run(x, { until: Math.max(classes ? model.compiled.logitsNode : node, node) });
+      // The objective is the unit's PRE-activation (before its own ReLU/ReLU6): a unit that starts
+      // dead (0 behind its ReLU) would have no gradient, and a ReLU6 unit would stop improving at 6.
+      // Class logits are linear anyway.
+      const pre = model.compiled.net.preActivation(values, node);
+      const mask = objectiveMask(pre.shape, objectives);
+      value = tf.sum(tf.reshape(tf.mul(pre, mask), [pre.shape[0]!, -1]), 1) as tf.Tensor1D;
+      grad = model.compiled.net.backward(values, node, mask, { linearStart: true }) as tf.Tensor4D;
+      if (classes) logits = values[model.compiled.logitsNode]!;
+    }
+    if (!classes || !logits) return [value, grad];
     const p = tf.softmax(tf.reshape(logits, [logits.shape[0]!, -1]));
     const prob = tf.sum(tf.mul(p, tf.oneHot(objectives.map((o) => (o as { index: number }).index), p.shape[1]!)), 1);
     return [value, grad, prob];
