@@ -172,7 +172,12 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       onRestart: (why) => s.notify('warning', `engine: ${why}`),
     });
     if (opts.model) {
-      await s.setModel(await loadModel(opts.model, s.modelsDir));
+      try {
+        await s.setModel(await loadModel(opts.model, s.modelsDir));
+      } catch (e) {
+        await s.jobs.dispose(); // no session: its worker threads must not keep the process alive
+        throw e;
+      }
     } else {
       const entries = await listModels(s.modelsDir);
       const order = [
