@@ -65,7 +65,11 @@ describe('synthesis jobs in the engine session', () => {
     expect(frame.type).toBe('frame');
     const done = await c.until((e) => e.phase !== 'progress');
     expect(done.phase).toBe('done');
-    const progress = c.events.filter((e) => e.phase === 'progress');
+    // The start image's preview first, then one event per step.
+    const first = c.events.find((e) => e.phase === 'progress')!;
+    expect(first.objective).toEqual([]);
+    expect(first.preview!.images).toHaveLength(2);
+    const progress = c.events.filter((e) => e.phase === 'progress' && e.objective!.length > 0);
     expect(progress.length).toBe(40);
     expect(progress.some((e) => e.preview?.images.length === 2)).toBe(true);
     expect(progress.at(-1)!.objective![0]).toBeGreaterThan(progress[0]!.objective![0]!);
