@@ -39,7 +39,11 @@ describe('synthesis jobs in the engine session', () => {
     expect(frame.type).toBe('frame');
     const done = await c.until((e) => e.phase !== 'progress');
     expect(done.phase).toBe('done');
-    const progress = c.events.filter((e) => e.phase === 'progress');
+    // The start image's preview first, then one event per step.
+    const first = c.events.find((e) => e.phase === 'progress')!;
+    expect(first.objective).toEqual([]);
+    expect(first.preview!.images).toHaveLength(2);
+    const progress = c.events.filter((e) => e.phase === 'progress' && e.objective!.length > 0);
     expect(progress.length).toBe(40);
     expect(progress.some((e) => e.preview?.images.length === 2)).toBe(true);
     expect(progress.at(-1)!.objective![0]).toBeGreaterThan(progress[0]!.objective![0]!);
@@ -50,6 +54,26 @@ describe('synthesis jobs in the engine session', () => {
       expect(im.curve.length).toBe(40);
       expect(im.top5![0]!.name).toMatch(/^flamingo/);
     }
+  });
+
+  it('"from this frame": the request carries the frame; the result is that photo, accentuated', async () => {
+    const c = collector();
+    const started = await session.handle({ type: 'synthStart', layer: 'logits', unit: 'flamingo', preset: 'frame', seeds: 1, size: 128, iterations: 20, frame: { width: 224, height: 224, rgba } }, c.client('f'));
+    expect(started).toMatchObject({ type: 'synthStarted', settings: { start: 'frame', param: 'pixels' } });
+    const done = await c.until((e) => e.phase !== 'progress');
+    expect(done.phase).toBe('done');
+    const im = done.result!.images[0]!;
+    expect(im.objectiveBest).toBeGreaterThan(im.objectiveStart);
+    // Still the dog photo: compare with the frame scaled the same way (224 → 128, nearest is enough here).
+    let diff = 0;
+    for (let y = 0; y < 128; y++) for (let x = 0; x < 128; x++) for (let k = 0; k < 3; k++) {
+      const sy = Math.floor(((y + 0.5) * 224) / 128);
+      const sx = Math.floor(((x + 0.5) * 224) / 128);
+      diff += Math.abs(im.rgb[(y * 128 + x) * 3 + k]! - rgba[(sy * 224 + sx) * 4 + k]!);
+    }
+    expect(diff / (128 * 128 * 3)).toBeLessThan(25);
+    const missing = await session.handle({ type: 'synthStart', layer: 'logits', unit: 'flamingo', preset: 'frame', seeds: 1 }, c.client('f'));
+    expect((missing as { message: string }).message).toMatch(/starts from a frame/);
   });
 
   it('a new job from the same client cancels the old one; synthCancel stops a job', async () => {

@@ -83,14 +83,20 @@ describe('preview', () => {
     await done;
     const first = events[0]!;
     expect(first.phase).toBe('progress');
+    // Sent before the first gradient: the start image.
     const p = (first as { progress: SynthProgress }).progress;
     expect(p.iteration).toBe(0);
+    expect(p.objective).toEqual([]);
     expect(p.preview!.images).toHaveLength(2);
     expect(p.preview!.width).toBe(128);
     for (const im of p.preview!.images) {
       expect(im.length).toBe(128 * 128 * 3);
       expect(std(im), 'preview pixel spread in grey levels').toBeGreaterThan(15);
     }
+    // And the first step's own event carries the image after it, too.
+    const step0 = (events[1] as { progress: SynthProgress }).progress;
+    expect(step0.iteration).toBe(0);
+    expect(step0.objective).toHaveLength(2);
     expect(events.at(-1)!.phase).toBe('done');
   });
 

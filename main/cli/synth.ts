@@ -99,6 +99,7 @@ export function synthCommand(): Command {
         size,
         start,
         onProgress: (p) => {
+          if (!p.objective.length) return;
           const best = Math.max(...p.objective);
           const prob = p.targetProb ? `  p=${Math.max(...p.targetProb).toFixed(3)}${p.recognised ? ' recognised' : ''}` : '';
           bar.update(p.iteration + 1, `objective ${best.toFixed(2)}${prob}`);

@@ -33,7 +33,7 @@ export interface SynthRequest {
 export interface SynthProgress {
   iteration: number;
   iterations: number;
-  /** Objective per seed at this iteration. */
+  /** Objective per seed at this iteration (empty in the start image's preview, sent before the first step). */
   objective: number[];
   /** Softmax probability of the target class per seed (class units), else null. */
   targetProb: number[] | null;
@@ -235,6 +235,13 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
   let it = 0;
 
   try {
+    if (req.onProgress && req.previewEveryMs) {
+      // The start image at once, before the first gradient returns (which can take seconds on a
+      // busy machine): the run is visibly under way from the moment it is asked for.
+      const now = performance.now();
+      req.onProgress({ iteration: 0, iterations: s.iterations, objective: [], targetProb: null, recognised: false, elapsedMs: now - t0, preview: { width: w, height: h, images: previewBytes(best) } });
+      lastPreview = now;
+    }
     for (it = 0; it < s.iterations; it++) {
       if (req.signal?.aborted) {
         cancelled = true;
