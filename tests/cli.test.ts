@@ -213,7 +213,7 @@ describe('deepvis models', () => {
     expect(byId['mobilenet-v1-0.75']!.classes[537]!.wnid).toBe('n03218198');
   });
 
-  it('a model without its weights is listed as not installed, with the reason; classify on it fails in one line', { timeout: 30_000 }, async () => {
+  it('a model without its weights is listed as not installed, with the reason; classify on it fails in one line', { timeout: 120_000 }, async () => {
     const dir = mkdtempSync(join(tmpdir(), 'deepvis-cli-models-'));
     try {
       const id = 'mobilenet-v1-0.25';

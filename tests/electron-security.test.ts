@@ -214,9 +214,12 @@ describe('Electron main bundle: window, permissions, CSP, navigation, IPC', () =
   const { rec, app } = fake;
   const win = () => rec.windows[0]!;
 
+  const savedModelsDir = process.env.DEEPVIS_MODELS_DIR;
   beforeAll(async () => {
     const build = spawnSync(process.execPath, ['scripts/build-electron.mjs'], { cwd: root, encoding: 'utf8' });
     expect(build.status, `${build.stdout}\n${build.stderr}`).toBe(0);
+    // --models-dir adds to the bundled models; the models folder itself is set here, empty.
+    process.env.DEEPVIS_MODELS_DIR = emptyModels;
     loadBundle(fake.electron);
     await app.whenReady();
     await new Promise((r) => setImmediate(r)); // main's whenReady().then(...) has run
@@ -228,6 +231,8 @@ describe('Electron main bundle: window, permissions, CSP, navigation, IPC', () =
     let held = false;
     app.emit('will-quit', { preventDefault: () => (held = true) });
     if (held) await quit;
+    if (savedModelsDir === undefined) delete process.env.DEEPVIS_MODELS_DIR;
+    else process.env.DEEPVIS_MODELS_DIR = savedModelsDir;
     rmSync(tmp, { recursive: true, force: true });
   });
 

@@ -6,16 +6,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../main/engine/backend.js';
 import { convForward, convInputGrad, maxPoolInputGrad, type ConvSpec, type PoolSpec } from '../main/engine/ops.js';
+import { rel } from './support/numeric.js';
 
-function rel(a: Float32Array | number[], b: Float32Array | number[]): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
 
 type Shape4 = [number, number, number, number];
 type ConvCase = { name: string; x: Shape4; k: Shape4; strides: [number, number]; pad: 'same' | 'valid'; depthwise: boolean };

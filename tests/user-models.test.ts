@@ -3,7 +3,7 @@
 // inferred descriptor, classified as tfjs itself classifies them, and every path (input
 // gradients, back-projection modes, Grad-CAM, synthesis, live top-k) working on them. One is a
 // small CNN trained here on real MNIST digits (1 channel, 28 px).
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -26,6 +26,7 @@ import {
 } from '../main/engine/index.js';
 import { presetSettings, synthesize } from '../main/engine/synthesis/index.js';
 import { photo, PHOTOS } from './support/fixtures.js';
+import { rel } from './support/numeric.js';
 import { DIGITS, mnistDigits, plainLogitsModel, residualSeparableModel, saveBareFolder, trainMnist } from './support/user-models.js';
 
 const root = mkdtempSync(join(tmpdir(), 'deepvis-user-models-'));
@@ -44,15 +45,6 @@ interface Built {
 }
 const built = new Map<string, Built>();
 
-function rel(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
 
 /** Reference output and input gradient of tfjs' own LayersModel, on the current (cpu) backend. */
 function reference(model: tf.LayersModel, inputs: tf.Tensor4D, k: number): { out: Float32Array; grad: Float32Array } {
@@ -80,6 +72,17 @@ beforeAll(async () => {
   const resIn = tf.randomUniform([2, 96, 128, 3], 0, 255, 'float32', 5) as tf.Tensor4D;
   const r = reference(res, resIn, 1);
   built.set('resnetish', { id: 'resnetish', reference: r.out, inputs: resIn, refGrad: r.grad, gradClass: 1 });
+  // The same model with a Keras Normalization layer (mean 127.5, variance 127.5²) in place of its
+  // Rescaling (x/127.5 − 1): the same function, so tfjs' reference for resnetish holds. tfjs-layers
+  // has no Normalization layer to build it with; Keras writes it like this.
+  await saveBareFolder(res, join(root, 'normalized'), ['cat', 'dog', 'bird', 'car', 'tree']);
+  const mj = JSON.parse(readFileSync(join(root, 'normalized', 'model.json'), 'utf8'));
+  const layers = (mj.modelTopology.model_config ?? mj.modelTopology).config.layers as { class_name: string; config: Record<string, unknown> }[];
+  const rescale = layers.find((l) => l.class_name === 'Rescaling')!;
+  rescale.class_name = 'Normalization';
+  rescale.config = { name: rescale.config.name, axis: -1, mean: 127.5, variance: 127.5 ** 2 };
+  writeFileSync(join(root, 'normalized', 'model.json'), JSON.stringify(mj));
+  built.set('normalized', { ...built.get('resnetish')!, id: 'normalized' });
   // Sequential with a logits head (no softmax), no labels file.
   const plain = plainLogitsModel();
   await saveBareFolder(plain, join(root, 'plain logits'));
@@ -95,7 +98,7 @@ describe('bare folders are listed with an inferred descriptor', () => {
 
   it('lists every folder holding a model.json, with what was inferred, and no problem', async () => {
     const entries = await listModels(root);
-    expect(entries.map((e) => e.id).sort()).toEqual(['my-digits', 'plain-logits', 'resnetish']);
+    expect(entries.map((e) => e.id).sort()).toEqual(['my-digits', 'normalized', 'plain-logits', 'resnetish']);
     for (const e of entries) {
       expect(e.problem, e.id).toBeNull();
       expect(e.inferred?.length, e.id).toBeGreaterThan(0);
@@ -120,7 +123,7 @@ describe('bare folders are listed with an inferred descriptor', () => {
   });
 });
 
-describe.each(['my-digits', 'resnetish', 'plain-logits'])('%s', (id) => {
+describe.each(['my-digits', 'resnetish', 'normalized', 'plain-logits'])('%s', (id) => {
   let model: Model;
   let cpuModel: Model;
   let b: Built;
