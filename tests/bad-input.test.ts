@@ -5,7 +5,7 @@
 // link (refused, nothing outside the output changes). Real files, real processes, real models.
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -42,9 +42,18 @@ describe('the index lock', () => {
   it('20 overlapping starts in separate processes over a stale lock: exactly one gets in, the others are told who holds it', async () => {
     const target = join(work, 'procs.json');
     writeFileSync(`${target}.lock`, JSON.stringify({ token: 'd'.repeat(32), pid: deadPid(), host: hostname(), started: 1 }));
-    // All start at one instant, well after every process has loaded (2 loaded cores).
-    const startAt = Date.now() + 12_000;
-    const outs = await Promise.all(Array.from({ length: 20 }, () => run([CONTENDER, target, String(startAt), '4000'])));
+    // All start at one signal once every process has loaded; the winner holds until the others have answered.
+    let answered = 0;
+    const runs = Array.from({ length: 20 }, () =>
+      run([CONTENDER, target]).then((o) => {
+        if (o.startsWith('held') && ++answered === 19) writeFileSync(`${target}.release`, '');
+        return o;
+      }),
+    );
+    while (readdirSync(work).filter((f) => f.startsWith('procs.json.ready-')).length < 20) await new Promise((r) => setTimeout(r, 20));
+    writeFileSync(`${target}.go`, '');
+    const outs = await Promise.all(runs);
+    for (const f of readdirSync(work)) if (/^procs\.json\.(ready-\d+|go|release)$/.test(f)) rmSync(join(work, f));
     const got = outs.filter((o) => o.startsWith('got'));
     expect(got, outs.join('')).toHaveLength(1);
     expect(got[0]).toContain('released true');
@@ -426,6 +435,25 @@ describe('commands that write', () => {
     expect(eexist.code, eexist.stderr).toBe(2);
     expect(eexist.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^deepvis: cannot use .*victim\.txt as the output folder: it is a file \(EEXIST\)/)]);
     expect(snapshot(dir)).toEqual(before);
+  });
+
+  // Root writes anywhere: the read-only case runs the CLI as an unprivileged user where that is possible.
+  const canDrop = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
+  it.skipIf(!canDrop)('a read-only output folder is reported as such (EACCES, exit 2) before any work, not as ENOENT', { timeout: 120_000 }, async () => {
+    const ro = mkdtempSync(join(tmpdir(), 'deepvis-ro-'));
+    try {
+      chmodSync(ro, 0o555);
+      const r = spawnSync(
+        'setpriv',
+        ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, join(REPO, 'bin/deepvis.mjs'), '--models-dir', join(REPO, 'models'), 'synth', '--model', GOOD, '--layer', 'logits', '--unit', '1', '--out', ro],
+        { encoding: 'utf8', env: { ...process.env, HOME: tmpdir() }, timeout: 100_000 },
+      );
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^deepvis: cannot write ${ro}/…: permission denied in ${ro} \\(EACCES\\) — the folder is read-only for you`))]);
+      expect(readdirSync(ro)).toEqual([]);
+    } finally {
+      rmSync(ro, { recursive: true, force: true });
+    }
   });
 
   it('write errors name the file and their cause, with the exit code of the cause', async () => {
