@@ -5,12 +5,13 @@
 // link (refused, nothing outside the output changes). Real files, real processes, real models.
 import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
+import { chmodSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, truncateSync, writeFileSync } from 'node:fs';
 import { hostname, tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listModels, loadModel, selectBackend, type ModelEntry } from '../main/engine/index.js';
+import { mulberry32 } from '../main/engine/synthesis/run.js';
 import { acquireLock, LockHeld } from '../main/persist/lock-file.js';
 import { EngineSession } from '../main/session/engine-session.js';
 import { runDeepvis } from './support/cli.js';
@@ -41,9 +42,18 @@ describe('the index lock', () => {
   it('20 overlapping starts in separate processes over a stale lock: exactly one gets in, the others are told who holds it', async () => {
     const target = join(work, 'procs.json');
     writeFileSync(`${target}.lock`, JSON.stringify({ token: 'd'.repeat(32), pid: deadPid(), host: hostname(), started: 1 }));
-    // All start at one instant, well after every process has loaded (2 loaded cores).
-    const startAt = Date.now() + 12_000;
-    const outs = await Promise.all(Array.from({ length: 20 }, () => run([CONTENDER, target, String(startAt), '4000'])));
+    // All start at one signal once every process has loaded; the winner holds until the others have answered.
+    let answered = 0;
+    const runs = Array.from({ length: 20 }, () =>
+      run([CONTENDER, target]).then((o) => {
+        if (o.startsWith('held') && ++answered === 19) writeFileSync(`${target}.release`, '');
+        return o;
+      }),
+    );
+    while (readdirSync(work).filter((f) => f.startsWith('procs.json.ready-')).length < 20) await new Promise((r) => setTimeout(r, 20));
+    writeFileSync(`${target}.go`, '');
+    const outs = await Promise.all(runs);
+    for (const f of readdirSync(work)) if (/^procs\.json\.(ready-\d+|go|release)$/.test(f)) rmSync(join(work, f));
     const got = outs.filter((o) => o.startsWith('got'));
     expect(got, outs.join('')).toHaveLength(1);
     expect(got[0]).toContain('released true');
@@ -150,6 +160,33 @@ const HOSTILE: Record<string, { make: (dir: string) => void; why: RegExp }> = {
   'dup-of-good': { make: (d) => editDescriptor(d, (x) => ((x as unknown as { id: string }).id = GOOD)), why: /id "mobilenet-v1-0\.25" is already used by .*\/mobilenet-v1-0\.25 — give this model its own id/ },
 };
 
+describe('two index runs on one index', () => {
+  it('started together: one runs, the other is refused naming the holder; run again after, the index holds both runs’ images', { timeout: 300_000 }, async () => {
+    const { TopKIndex, indexPath } = await import('../main/engine/topk-index.js');
+    const folders = { a: join(work, 'photos-a'), b: join(work, 'photos-b') };
+    const sets = { a: ['dog', 'eagle', 'giraffe'], b: ['horses', 'kite', 'person'] } as const;
+    for (const k of ['a', 'b'] as const) {
+      mkdirSync(folders[k]);
+      for (const p of sets[k]) writeFileSync(join(folders[k], `${p}.jpg`), readFileSync(photo(p)));
+    }
+    const indexDir = join(work, 'two-runs-index');
+    const index = (k: 'a' | 'b') => runDeepvis(['index', '--model', GOOD, folders[k], '--index-dir', indexDir, '--json'], 240_000);
+    const [ra, rb] = await Promise.all([index('a'), index('b')]);
+    const refused = [ra, rb].filter((r) => r.code !== 0);
+    expect(refused.length, `${ra.stderr}\n${rb.stderr}`).toBeLessThanOrEqual(1);
+    for (const r of refused) {
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/is being written by process \d+, since .*; wait for it to finish or stop it/);
+    }
+    // The refused run, run again once the other is done.
+    for (const [k, r] of [['a', ra], ['b', rb]] as const) if (r.code !== 0) expect((await index(k)).code).toBe(0);
+    const idx = await TopKIndex.read(indexPath(indexDir, GOOD));
+    const names = idx.files.filter((f) => f).map((f) => f!.path.split('/').pop()).sort();
+    expect(names).toEqual([...sets.a, ...sets.b].map((p) => `${p}.jpg`).sort());
+    expect(readdirSync(indexDir).filter((f) => f.endsWith('.lock') || f.endsWith('.tmp') || f.endsWith('.break'))).toEqual([]);
+  });
+});
+
 describe('a hostile model folder', () => {
   let models: string;
   let dogRgba: Uint8Array;
@@ -204,24 +241,12 @@ describe('a hostile model folder', () => {
   });
 });
 
-/** mulberry32: a small seeded generator, so a failing fuzz case is reproduced by its seed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 describe('fuzzing the model folder', () => {
   const SEED = Number(process.env.DEEPVIS_FUZZ_SEED ?? 20151203);
   const ROUNDS = Number(process.env.DEEPVIS_FUZZ_ROUNDS ?? 40);
 
   it(`${ROUNDS} random folders (descriptors, checksum lines, links, FIFOs, special files; seed ${SEED}): listing never hangs or throws, and never hides the good model`, { timeout: 300_000 }, async () => {
-    const rand = rng(SEED);
+    const rand = mulberry32(SEED);
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(rand() * xs.length)]!;
     const names = ['model.json', 'SHA256SUMS', 'deepvis.json', 'group1-shard1of1', 'classes.json', 'sub/model.json', '../model.json', '../../etc/hostname', '/etc/hostname', '/dev/zero', 'a\u0000b', '.', '..', '', 'x'.repeat(300), 'group1-shard1of1/../model.json'];
     const specials: ((p: string) => void)[] = [
@@ -410,6 +435,25 @@ describe('commands that write', () => {
     expect(eexist.code, eexist.stderr).toBe(2);
     expect(eexist.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^deepvis: cannot use .*victim\.txt as the output folder: it is a file \(EEXIST\)/)]);
     expect(snapshot(dir)).toEqual(before);
+  });
+
+  // Root writes anywhere: the read-only case runs the CLI as an unprivileged user where that is possible.
+  const canDrop = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
+  it.skipIf(!canDrop)('a read-only output folder is reported as such (EACCES, exit 2) before any work, not as ENOENT', { timeout: 120_000 }, async () => {
+    const ro = mkdtempSync(join(tmpdir(), 'deepvis-ro-'));
+    try {
+      chmodSync(ro, 0o555);
+      const r = spawnSync(
+        'setpriv',
+        ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, join(REPO, 'bin/deepvis.mjs'), '--models-dir', join(REPO, 'models'), 'synth', '--model', GOOD, '--layer', 'logits', '--unit', '1', '--out', ro],
+        { encoding: 'utf8', env: { ...process.env, HOME: tmpdir() }, timeout: 100_000 },
+      );
+      expect(r.status, r.stderr).toBe(2);
+      expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(new RegExp(`^deepvis: cannot write ${ro}/…: permission denied in ${ro} \\(EACCES\\) — the folder is read-only for you`))]);
+      expect(readdirSync(ro)).toEqual([]);
+    } finally {
+      rmSync(ro, { recursive: true, force: true });
+    }
   });
 
   it('write errors name the file and their cause, with the exit code of the cause', async () => {

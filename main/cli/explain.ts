@@ -34,7 +34,6 @@ import {
 import {
   CliError,
   EXIT_BAD_INPUT,
-  EXIT_FAILURE,
   findModel,
   globals,
   modelsDirOf,

@@ -5,8 +5,9 @@
 // failed write is one line naming the file and what to do, with the exit code of its cause: the
 // user's path (read-only folder, no permission, not a folder) is bad input, a full disk a runtime
 // failure.
-import { lstat, mkdir, realpath, rm, stat } from 'node:fs/promises';
-import { basename, dirname, resolve } from 'node:path';
+import { constants } from 'node:fs';
+import { access, lstat, mkdir, realpath, rm, stat } from 'node:fs/promises';
+import { basename, dirname, join, resolve } from 'node:path';
 import { writeFileAtomic } from '../persist/atomic-file.js';
 import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE, oneLine } from './common.js';
 
@@ -77,8 +78,10 @@ export async function ensureOutputFolder(dir: string): Promise<string> {
   }
   try {
     await mkdir(abs, { recursive: true });
+    // Before any work: a read-only folder should not cost a whole synthesis to find out.
+    await access(abs, constants.W_OK);
   } catch (e) {
-    throw writeError(abs, e);
+    throw writeError(join(abs, '…'), e);
   }
   return abs;
 }

@@ -8,7 +8,7 @@
 // opened with O_NONBLOCK so a FIFO swapped in between the two cannot block either.
 import { constants } from 'node:fs';
 import { lstat, open, readdir, realpath, stat } from 'node:fs/promises';
-import { isAbsolute, join, relative, resolve, sep } from 'node:path';
+import { dirname, isAbsolute, join, relative, resolve, sep } from 'node:path';
 
 const MiB = 1024 * 1024;
 
@@ -77,11 +77,17 @@ export interface SafeFile {
  * inside one of `roots`, no larger than `cap`. Opens nothing.
  */
 export async function checkRegularFile(path: string, roots: readonly string[], cap: number): Promise<SafeFile> {
+  let own;
   try {
-    await lstat(path);
+    own = await lstat(path);
   } catch (e) {
     if (errno(e) === 'ENOENT' || errno(e) === 'ENOTDIR') throw new ModelFileError('missing', `${path} is missing`);
     throw new ModelFileError('unsafe', `${path} cannot be read (${errno(e) ?? (e as Error).message})`);
+  }
+  // The common case, without resolving links: a regular file directly in an allowed folder.
+  if (own.isFile() && roots.some((r) => resolve(r) === dirname(path))) {
+    if (own.size > cap) throw new ModelFileError('too-large', `${path} is ${(own.size / MiB).toFixed(1)} MiB, over the ${cap / MiB} MiB limit for this kind of file`);
+    return { path, real: path, size: own.size, ino: own.ino, dev: own.dev };
   }
   let real: string;
   try {

@@ -153,7 +153,6 @@ async function checkModel(mdir: string, d: ModelDescriptor, keepFiles: boolean):
       } catch (e) {
         throw new ModelProblem('invalid', `${sumsPath}:${n + 1}: ${oneLine(e)}`);
       }
-      if (!(await exists(file))) throw new ModelProblem('missing', `${file} is missing — ${fixFor(id)}`);
       const actual = createHash('sha256').update(await read(file, file === mjPath ? FILE_CAPS.modelJson : FILE_CAPS.weightShard)).digest('hex');
       if (actual !== m[1]!.toLowerCase()) {
         throw new ModelProblem('corrupt', `${file} is corrupt (sha256 ${actual.slice(0, 12)}…, expected ${m[1]!.slice(0, 12)}…) — ${fixFor(id)}`);
@@ -206,8 +205,12 @@ async function checkModel(mdir: string, d: ModelDescriptor, keepFiles: boolean):
     let have = 0;
     const groupFiles = group.paths.map((p) => pathInside(mjDir, p, roots));
     for (const file of groupFiles) {
-      if (!(await exists(file))) throw new ModelProblem('missing', `weight file ${file} listed in ${mjPath} is missing — ${fixFor(id)}`);
-      have += (await checkRegularFile(file, roots, FILE_CAPS.weightShard)).size;
+      try {
+        have += (await checkRegularFile(file, roots, FILE_CAPS.weightShard)).size;
+      } catch (e) {
+        if (e instanceof ModelFileError && e.fault === 'missing') throw new ModelProblem('missing', `weight file ${file} listed in ${mjPath} is missing — ${fixFor(id)}`);
+        throw e;
+      }
     }
     const sizes = group.weights.map(weightBytes);
     if (sizes.every((b): b is number => b !== null)) {

@@ -17,9 +17,9 @@
 // files (path, size, mtime, pixel size) and the unreadable ones. Its size does not grow with the
 // images scanned except for the file list (~150 bytes per image).
 import { existsSync } from 'node:fs';
-import { mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { readFile, stat } from 'node:fs/promises';
 import { homedir } from 'node:os';
-import { dirname, join, resolve } from 'node:path';
+import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { z } from 'zod';
 import { removeStaleTemps, writeFileAtomic } from '../persist/atomic-file.js';

@@ -58,17 +58,22 @@ async function readOwner(lock: string): Promise<LockOwner | 'absent' | 'unreadab
   }
 }
 
-/** Create `path` holding `text` only if it does not exist; false when it does. */
-async function createExclusive(path: string, text: string): Promise<boolean> {
-  const tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
-  await mkdir(dirname(path), { recursive: true });
-  const fh = await open(tmp, 'wx');
+/** Create `path` (exclusively: EEXIST when it exists) holding `text`, flushed. */
+async function writeNew(path: string, text: string): Promise<void> {
+  const fh = await open(path, 'wx');
   try {
     await fh.writeFile(text);
     await fh.sync();
   } finally {
     await fh.close();
   }
+}
+
+/** Create `path` holding `text` only if it does not exist; false when it does. */
+async function createExclusive(path: string, text: string): Promise<boolean> {
+  const tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
+  await mkdir(dirname(path), { recursive: true });
+  await writeNew(tmp, text);
   try {
     await link(tmp, path);
     return true;
@@ -77,13 +82,7 @@ async function createExclusive(path: string, text: string): Promise<boolean> {
     if (code(e) !== 'EPERM' && code(e) !== 'ENOTSUP' && code(e) !== 'EXDEV') throw e;
     // A file system without hard links: exclusive create, then write (readers allow for the gap).
     try {
-      const direct = await open(path, 'wx');
-      try {
-        await direct.writeFile(text);
-        await direct.sync();
-      } finally {
-        await direct.close();
-      }
+      await writeNew(path, text);
       return true;
     } catch (e2) {
       if (code(e2) === 'EEXIST') return false;
