@@ -105,7 +105,7 @@ test('keyboard only: / search flamingo → y synthesize → b back-projection �
   for (const pane of ['input', 'grid', 'unit', 'back']) expect(names.some((n) => n.endsWith(`_${pane}.png`)), `${pane}.png in ${names.join(', ')}`).toBe(true);
   const json = downloads.find((d) => d.suggestedFilename().endsWith('view.json'))!;
   const view = JSON.parse(await (await import('node:fs/promises')).readFile((await json.path())!, 'utf8')) as Record<string, unknown>;
-  expect(view).toMatchObject({ model: 'mobilenet-v1-0.75', layer: 'logits', unit: 130, className: 'flamingo' });
+  expect(view).toMatchObject({ model: 'mobilenet-v1-0.75', layer: 'conv_preds', layerDisplay: 'logits', unit: 130, className: 'flamingo' });
   expect((view.top5 as unknown[]).length).toBe(5);
 });
 

@@ -1,5 +1,6 @@
 // deepvis synth: synthesise a unit's preferred image(s) by regularised gradient ascent, one PNG per
 // seed plus one JSON sidecar with every setting, the objective curves and the timing.
+import { UNIT_HELP, unitOption } from './unit-option.js';
 import { mkdirSync } from 'node:fs';
 import { join, resolve } from 'node:path';
 import { Command, InvalidArgumentError, Option } from 'commander';
@@ -23,8 +24,8 @@ export function synthCommand(): Command {
   return new Command('synth')
     .description("synthesise a unit's preferred image by regularised gradient ascent (Yosinski et al. 2015)")
     .addOption(new Option('-m, --model <id>', 'model id').default(DEFAULT_MODEL_ID))
-    .requiredOption('-l, --layer <layer>', 'layer name or display name, or "logits" for a class')
-    .requiredOption('-u, --unit <unit>', 'channel number; for logits a class index, WordNet id or exact name')
+    .option('-l, --layer <layer>', 'layer name or display name, or "logits" for a class (or give --unit layer:unit)')
+    .requiredOption('-u, --unit <unit>', UNIT_HELP)
     .addOption(new Option('-p, --preset <name>', 'settings preset').choices(PRESET_NAMES).default('paper-3'))
     .option('-s, --seeds <n>', 'number of seeds (images), optimised together as one batch', positiveInt, 1)
     .option('--seed-base <n>', 'first seed value (seeds are base, base+1, …)', (v) => Number(v), 1)
@@ -40,8 +41,10 @@ export function synthCommand(): Command {
       const model = await openModel(entry, dir);
       let target;
       try {
-        target = resolveTarget(model, opts.layer, opts.unit);
+        const ref = unitOption(model, opts.layer, opts.unit);
+        target = resolveTarget(model, ref.layer, ref.unit);
       } catch (e) {
+        if (e instanceof CliError) throw e;
         throw new CliError(oneLine(e), EXIT_BAD_INPUT);
       }
       const settings: SynthSettings = presetSettings(opts.preset);
