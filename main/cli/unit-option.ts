@@ -32,6 +32,6 @@ export function unitOption(model: UnitModel, layer: string | undefined, unit: st
     }
     return resolveUnit(model, unit);
   } catch (e) {
-    throw new CliError(oneLine(e), EXIT_BAD_INPUT);
+    throw new CliError(oneLine(e).replace(/^unit /, '--unit '), EXIT_BAD_INPUT);
   }
 }
