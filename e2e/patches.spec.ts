@@ -6,10 +6,10 @@ import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { expect, test, type Page } from '@playwright/test';
+import { expect, test } from '@playwright/test';
 import { PHOTOS_DIR } from '../tests/support/fixtures.js';
 import { startModelServer } from './global-setup.js';
-import { FAST_MODEL, openApp, statusText, top5Names, waitForFrames } from './helpers.js';
+import { canvasColours, FAST_MODEL, openApp, statusText, top5Names, waitForFrames } from './helpers.js';
 
 const HERE = dirname(fileURLToPath(import.meta.url));
 const ARTIFACTS = resolve(HERE, '.artifacts');
@@ -28,16 +28,6 @@ test.afterAll(async () => {
   await server?.stop();
   if (cacheDir) rmSync(cacheDir, { recursive: true, force: true });
 });
-
-/** Distinct pixel values of a canvas (a flat canvas has 1–2). */
-async function canvasColours(page: Page, selector: string): Promise<number> {
-  return page.locator(selector).first().evaluate((c: HTMLCanvasElement) => {
-    const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
-    const s = new Set<number>();
-    for (let i = 0; i < d.length; i += 4) s.add((d[i]! << 16) | (d[i + 1]! << 8) | d[i + 2]!);
-    return s.size;
-  });
-}
 
 test('index the photos from the UI, see the unit’s top patches, click one to open it', async ({ page }) => {
   test.setTimeout(180_000);

@@ -15,7 +15,7 @@ import { SynthController } from './synth.svelte';
 import { SavedView } from './saved-view.svelte';
 import type { DeepVisStats } from './stats';
 import { LayoutState } from './layout.svelte';
-import { download, inputImage, paneFiles, safeName, visibleCanvas, type PaneImage } from './export';
+import { download, inputImage, paneFiles, safeName, synthImages, visibleCanvas, type PaneImage } from './export';
 import type { FolderPatchT } from '../../../contract/topk';
 
 declare global {
@@ -739,9 +739,7 @@ export class DeepVisApp {
       const c = visibleCanvas(id);
       if (c && (id !== 'back-canvas' || this.back.setting)) panes.push({ name, canvas: c });
     }
-    document.querySelectorAll<HTMLCanvasElement>('[data-testid="synth-image"]').forEach((c, i) => {
-      if (c.width && c.height) panes.push({ name: `synth${i + 1}`, canvas: c });
-    });
+    panes.push(...synthImages('synth'));
     await download(await paneFiles(base, panes, { name: 'view', value: this.viewJson() }));
   }
 
@@ -756,9 +754,7 @@ export class DeepVisApp {
     if (unit) panes.push({ name: 'activation', canvas: unit });
     const back = this.back.setting ? visibleCanvas('back-canvas') : null;
     if (back) panes.push({ name: 'back', canvas: back });
-    document.querySelectorAll<HTMLCanvasElement>('[data-testid="synth-image"]').forEach((c, i) => {
-      if (c.width && c.height) panes.push({ name: `seed${i + 1}`, canvas: c });
-    });
+    panes.push(...synthImages('seed'));
     document.querySelectorAll<HTMLElement>('[data-testid="patch-folder"]').forEach((el, i) => {
       const crop = el.querySelector<HTMLCanvasElement>('canvas.crop');
       const deconv = el.querySelector<HTMLCanvasElement>('canvas.deconv');
