@@ -91,4 +91,11 @@ test('index the photos from the UI, see the unit’s top patches, click one to o
   if (expected[name]) expect(after).toMatch(expected[name]!);
   console.log(`patch ${name}: top-5 ${before} → ${after}`);
   await page.screenshot({ path: join(ARTIFACTS, 'patches-opened.png') });
+
+  // Back returns to what the user had (here the camera), the unit still selected.
+  await page.getByTestId('input-back').click();
+  await expect(page.getByTestId('status-mode')).toHaveText('camera');
+  await expect(page.getByTestId('input-back')).toHaveCount(0);
+  expect(await statusText(page, 'layer-unit')).toBe(unit);
+  await waitForFrames(page, 2);
 });

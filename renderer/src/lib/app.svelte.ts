@@ -434,12 +434,44 @@ export class DeepVisApp {
     return this.openImages(fileEntries(sortImages(files)));
   }
 
+  /** What "Back" returns to after a patch's source image was opened: the user's own list and place. */
+  returnTo = $state.raw<{ images: ImageEntry[]; index: number; source: Source } | null>(null);
+
+  /** Open images for a look (a top patch's source) without losing the user's list: Back returns to it. */
+  async openAside(files: File[]): Promise<void> {
+    if (!this.returnTo) this.returnTo = { images: this.images, index: this.imageIndex, source: this.source };
+    await this.openImages(fileEntries(sortImages(files)), true);
+  }
+
+  /** Back to the list (or the camera) the user had before opening a patch's source image. */
+  async goBack(): Promise<void> {
+    const r = this.returnTo;
+    if (!r) return;
+    this.returnTo = null;
+    if (r.source === 'camera') {
+      this.images = r.images;
+      this.imageIndex = r.index;
+      await this.startCamera();
+      return;
+    }
+    this.images = r.images;
+    if (!r.images.length) {
+      this.staticRgba = null;
+      this.frameView?.clear();
+      this.forgetResult();
+      return;
+    }
+    await this.showImage(r.index);
+  }
+
   /** Static-image mode on this list, showing its first image; the one path for files and listings. */
-  async openImages(list: ImageEntry[]): Promise<void> {
+  async openImages(list: ImageEntry[], aside = false): Promise<void> {
     if (!list.length) {
       this.imageError = 'None of those files is an image.';
       return;
     }
+    // A list the user opens replaces the one Back would return to.
+    if (!aside) this.returnTo = null;
     this.images = list;
     if (this.source === 'camera') this.stopCamera();
     this.source = 'static';
