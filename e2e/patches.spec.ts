@@ -52,8 +52,17 @@ test('index the photos from the UI, see the unit’s top patches, click one to o
   expect(await canvasColours(page, '[data-testid="patch-folder"] canvas.crop')).toBeGreaterThan(20);
   expect(await canvasColours(page, '[data-testid="patch-deconv"]')).toBeGreaterThan(20);
 
-  // Another unit: the strip follows.
-  const firstTitle = await folder.first().getAttribute('title');
+  // Another unit: the strip follows. (The strip may still catch up with the finished index on a
+  // loaded machine: take its first patch once it holds still.)
+  let firstTitle: string | null = null;
+  await expect
+    .poll(async () => {
+      const t = await folder.first().getAttribute('title');
+      const same = t === firstTitle;
+      firstTitle = t;
+      return same;
+    }, { intervals: [1000], timeout: 30_000 })
+    .toBe(true);
   await page.keyboard.press('l');
   await expect(page.getByTestId('patches')).toContainText(await statusText(page, 'layer-unit'), { timeout: 20_000 });
   await page.keyboard.press('j'); // back to the first unit (j: cursor left)
