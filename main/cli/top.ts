@@ -68,7 +68,7 @@ export async function runTop(opts: TopOptions, cmd: Command): Promise<number> {
   try {
     const entry = findModel(opts.model, mdir, false);
     logitsLayer = entry.descriptor?.logits ?? null;
-    if (!/^\d+$/.test(opts.unit.trim()) && !opts.unit.includes(':')) classes = readModelClasses(entry);
+    if (!opts.unit.includes(':')) classes = readModelClasses(entry);
   } catch {
     /* not installed here: layer:unit and numbers still work */
   }
