@@ -145,7 +145,7 @@ export function cropResizeBytes(
 
 function repack(data: Uint8Array | Uint8ClampedArray, from: 3 | 4, to: 3 | 4, n: number): Uint8Array<ArrayBuffer> {
   const out = new Uint8Array(n * to);
-  if (from === to) {
+  if (from === 3 && to === 3) {
     out.set(data);
     return out;
   }

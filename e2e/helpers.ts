@@ -69,6 +69,16 @@ export async function canvasHash(page: Page, testId: string): Promise<string> {
   }, testId);
 }
 
+/** Distinct RGB colours of the first canvas matching `selector` (a flat canvas has one or two). */
+export async function canvasColours(page: Page, selector: string): Promise<number> {
+  return page.locator(selector).first().evaluate((c: HTMLCanvasElement) => {
+    const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
+    const s = new Set<number>();
+    for (let i = 0; i < d.length; i += 4) s.add((d[i]! << 16) | (d[i + 1]! << 8) | d[i + 2]!);
+    return s.size;
+  });
+}
+
 /** Click tile i of the grid (the canvas publishes its tiling in data-cols/-rows/-count). */
 export async function clickTile(page: Page, i: number): Promise<void> {
   const grid = page.getByTestId('grid-canvas');

@@ -138,4 +138,15 @@ test('layout at a laptop, a desktop and a projector size: every pane on screen, 
   expect(overlap(grid, unit) || overlap(grid, back)).toBe(false);
   await page.keyboard.press('p');
   await expect(page.getByTestId('toolbar')).toBeVisible();
+
+  // Opening a top patch's source image keeps the user's list: Back returns to it.
+  await page.getByTestId('file-input').setInputFiles([photo('kite'), photo('dog')]);
+  await page.keyboard.press('e');
+  await expect(page.getByTestId('status-mode')).toHaveText('static 2/2 kite.jpg');
+  await page.getByTestId('patch-folder').first().click();
+  await expect(page.getByTestId('status-mode')).toHaveText(/^static 1\/1 /);
+  await page.getByTestId('input-back').click();
+  await expect(page.getByTestId('status-mode')).toHaveText('static 2/2 kite.jpg');
+  await page.keyboard.press('e');
+  await expect(page.getByTestId('status-mode')).toHaveText('static 1/2 dog.jpg');
 });

@@ -84,14 +84,26 @@ test('arrow keys, j l k i (J L K I ×3), u / o and the layer list move the curso
   await page.keyboard.press('u');
   await expect(unit).toHaveText('pw5:0');
 
-  // The layer list: click a layer; with the list focused, ←/→ change layer.
+  // The layer list: a click selects a layer and leaves the keys to the toolbox (←/→ move the
+  // cursor); with the list focused from the keyboard (Tab), ←/→ change layer.
   await page.getByTestId('layer-item').filter({ hasText: /^conv1$/ }).click();
   await expect(unit).toHaveText('conv1:0');
   await expect(page.getByTestId('grid-canvas')).toHaveAttribute('data-count', '8'); // α = 0.25: 32 × 0.25 channels
+  await expect(page.getByTestId('layer-list')).not.toBeFocused();
+  await page.keyboard.press('ArrowRight');
+  await expect(unit).toHaveText('conv1:1');
+  await page.keyboard.press('ArrowLeft');
+  await expect(unit).toHaveText('conv1:0');
+  await page.getByTestId('layer-list').focus();
   await page.keyboard.press('ArrowRight');
   await expect(unit).toHaveText('dw1:0');
   await page.keyboard.press('ArrowLeft');
   await expect(unit).toHaveText('conv1:0');
+  await page.keyboard.press('Escape'); // Esc hands the keys back from the list
+  await expect(page.getByTestId('layer-list')).not.toBeFocused();
+  await page.keyboard.press('ArrowRight');
+  await expect(unit).toHaveText('conv1:1');
+  await page.keyboard.press('ArrowLeft');
 
   // Mouse wheel over the grid changes layer too.
   const box = (await page.getByTestId('grid-canvas').boundingBox())!;

@@ -4,7 +4,7 @@
 import { AxeBuilder } from '@axe-core/playwright';
 import { expect, test, type Download, type Page } from '@playwright/test';
 import { photo } from '../tests/support/fixtures.js';
-import { canvasHash, openApp, saveScreenshot, setRange } from './helpers.js';
+import { canvasColours, canvasHash, openApp, saveScreenshot, setRange } from './helpers.js';
 
 async function seriousViolations(page: Page): Promise<string[]> {
   const r = await new AxeBuilder({ page }).analyze();
@@ -22,15 +22,7 @@ async function tabTo(page: Page, testId: string, max = 60): Promise<number> {
   throw new Error(`${testId} was not reached with ${max} Tab presses`);
 }
 
-/** Distinct colours in a canvas (a flat grey back-projection has one or two). */
-async function colours(page: Page, testId: string): Promise<number> {
-  return page.getByTestId(testId).evaluate((c: HTMLCanvasElement) => {
-    const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
-    const s = new Set<number>();
-    for (let i = 0; i < d.length; i += 4) s.add((d[i]! << 16) | (d[i + 1]! << 8) | d[i + 2]!);
-    return s.size;
-  });
-}
+const colours = (page: Page, testId: string) => canvasColours(page, `[data-testid="${testId}"]`);
 
 test('accessibility: no serious or critical axe-core violations, with the help overlay closed and open', async ({ page }) => {
   test.setTimeout(180_000);
@@ -105,7 +97,7 @@ test('keyboard only: / search flamingo → y synthesize → b back-projection �
   for (const pane of ['input', 'grid', 'unit', 'back']) expect(names.some((n) => n.endsWith(`_${pane}.png`)), `${pane}.png in ${names.join(', ')}`).toBe(true);
   const json = downloads.find((d) => d.suggestedFilename().endsWith('view.json'))!;
   const view = JSON.parse(await (await import('node:fs/promises')).readFile((await json.path())!, 'utf8')) as Record<string, unknown>;
-  expect(view).toMatchObject({ model: 'mobilenet-v1-0.75', layer: 'logits', unit: 130, className: 'flamingo' });
+  expect(view).toMatchObject({ model: 'mobilenet-v1-0.75', layer: 'conv_preds', layerDisplay: 'logits', unit: 130, className: 'flamingo' });
   expect((view.top5 as unknown[]).length).toBe(5);
 });
 

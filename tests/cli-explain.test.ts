@@ -80,6 +80,21 @@ describe('deepvis explain', () => {
     expect((await sharp(out).metadata()).height).toBe(224);
   });
 
+  it('--unit takes the search box forms: layer:unit, and a class name or WordNet id without --layer', { timeout: 90_000 }, async () => {
+    const out = join(tmp, 'forms.png');
+    const channel = await deepvis(['explain', '--model', 'mobilenet-v1-0.25', '--mode', 'backprop', '--unit', 'pw5:7', '--out', out, '--json', photo('kite')]);
+    expect(channel.code, channel.stderr).toBe(0);
+    expect(JSON.parse(channel.stdout).target).toMatchObject({ kind: 'channel', display: 'pw5', unit: 7 });
+    for (const spec of ['flamingo', 'n02007558', 'logits:130']) {
+      const r = await deepvis(['explain', '--model', 'mobilenet-v1-0.25', '--mode', 'gradcam', '--unit', spec, '--out', out, '--json', photo('kite')]);
+      expect(r.code, r.stderr).toBe(0);
+      expect(JSON.parse(r.stdout).target, spec).toMatchObject({ kind: 'class', index: 130, name: 'flamingo' });
+    }
+    const wrong = await deepvis(['explain', '--model', 'mobilenet-v1-0.25', '--mode', 'backprop', '--layer', 'pw5', '--unit', 'flamingo', '--out', out, photo('kite')]);
+    expect(wrong.code).toBe(2);
+    expect(wrong.stderr).toMatch(/^deepvis: --unit flamingo: layer pw5 has channels 0…\d+, not named classes\n$/);
+  });
+
   it('bad input: one line on stderr, nothing on stdout, exit 2', { timeout: 120_000 }, async () => {
     const notImage = join(tmp, 'not-an-image.jpg');
     writeFileSync(notImage, 'this is text, not a JPEG\n');

@@ -8,6 +8,7 @@
 //   {model, backend, mode, target, grid, out, …} where grid is 14 rows of 14 numbers: the
 //   non-negative map (the per-pixel RGB norm for the pixel-space modes, the normalised cam for
 //   Grad-CAM) average-pooled to 14×14 and divided by the largest cell (so it is 1).
+import { UNIT_HELP, unitOption } from './unit-option.js';
 import { stat } from 'node:fs/promises';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import * as tf from '@tensorflow/tfjs-core';
@@ -55,7 +56,7 @@ interface ExplainOptions {
   mode: ExplainMode;
   class?: string;
   layer?: string;
-  unit?: number;
+  unit?: string;
   filter?: DisplayFilter;
   gradcamLayer?: string;
   opacity?: number;
@@ -104,8 +105,8 @@ function bad(message: string): CliError {
 
 /** Option combinations that are wrong whatever the model: checked before anything loads. */
 function checkOptions(o: ExplainOptions): void {
-  if (o.class !== undefined && (o.layer !== undefined || o.unit !== undefined)) throw bad('give either --class or --layer with --unit, not both');
-  if ((o.layer === undefined) !== (o.unit === undefined)) throw bad('--layer and --unit go together');
+  if (o.class !== undefined && (o.layer !== undefined || o.unit !== undefined)) throw bad('give either --class or --unit (with --layer for a channel number), not both');
+  if (o.layer !== undefined && o.unit === undefined) throw bad('--layer needs --unit');
   if (o.mode === 'gradcam' && o.filter !== undefined) throw bad('--filter applies to backprop, deconv and guided; gradcam writes a heat map and an overlay');
   if (o.mode !== 'gradcam' && o.gradcamLayer !== undefined) throw bad('--gradcam-layer needs --mode gradcam');
   if (o.mode !== 'gradcam' && o.opacity !== undefined) throw bad('--opacity needs --mode gradcam');
@@ -130,18 +131,16 @@ async function readImage(model: Model, image: string): Promise<tf.Tensor4D> {
 
 /** The target from --class / --layer --unit; neither → the image's top-1 class. */
 async function resolveTarget(model: Model, o: ExplainOptions, x: tf.Tensor4D): Promise<{ target: BackTarget; json: ExplainTarget }> {
-  if (o.layer !== undefined) {
-    let layer;
-    try {
-      layer = model.layer(o.layer);
-    } catch (e) {
-      throw bad(oneLine(e));
+  if (o.unit !== undefined) {
+    const ref = unitOption(model, o.layer, o.unit);
+    if (ref.layer !== model.logitsLayer) {
+      const layer = model.layer(ref.layer);
+      return {
+        target: { kind: 'channel', layer: layer.name, channel: ref.unit },
+        json: { kind: 'channel', layer: layer.name, display: layer.display, unit: ref.unit },
+      };
     }
-    if (o.unit! >= layer.units) throw bad(`--unit ${o.unit} is out of range for layer ${layer.display} of ${model.id} (0…${layer.units - 1})`);
-    return {
-      target: { kind: 'channel', layer: layer.name, channel: o.unit! },
-      json: { kind: 'channel', layer: layer.name, display: layer.display, unit: o.unit! },
-    };
+    o = { ...o, class: String(ref.unit) };
   }
   let c;
   if (o.class !== undefined) {
@@ -262,7 +261,7 @@ export function explainCommand(): Command {
     .addOption(new Option('--mode <mode>', 'backprop (gradient), deconv (Zeiler & Fergus), guided (Springenberg) or gradcam').choices([...EXPLAIN_MODES]).makeOptionMandatory())
     .option('-c, --class <class>', 'target class: index, WordNet id or exact name (default: the image\'s top-1 class)')
     .option('-l, --layer <layer>', 'target layer (name or display name, see `deepvis models`), with --unit')
-    .addOption(new Option('-u, --unit <n>', 'channel of --layer').argParser(nonNegativeInt))
+    .option('-u, --unit <unit>', UNIT_HELP)
     .addOption(new Option('--filter <filter>', 'display filter for the pixel-space modes (default raw)').choices([...DISPLAY_FILTERS]))
     .option('--gradcam-layer <layer>', 'Grad-CAM: the layer whose feature maps are weighted (default: the last rectified spatial layer before the target)')
     .addOption(new Option('--opacity <a>', 'Grad-CAM: opacity of the heat map over the image, 0…1 (default 0.5)').argParser(unitInterval))

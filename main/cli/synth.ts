@@ -1,6 +1,7 @@
 // deepvis synth: synthesise a unit's preferred image(s) by regularised gradient ascent, one PNG per
 // seed plus one JSON sidecar with every setting, the objective curves and the timing.
 import { join } from 'node:path';
+import { UNIT_HELP, unitOption } from './unit-option.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MODEL_ID, encodePng, loadImageForModel } from '../engine/index.js';
 import { PRESETS, PRESET_NAMES, presetSettings, resolveTarget, synthesize, SYNTH_LIMITS, type PresetName, type SynthSettings } from '../engine/synthesis/index.js';
@@ -41,8 +42,8 @@ export function synthCommand(): Command {
   return new Command('synth')
     .description("synthesise a unit's preferred image by regularised gradient ascent (Yosinski et al. 2015)")
     .addOption(new Option('-m, --model <id>', 'model id').default(DEFAULT_MODEL_ID))
-    .requiredOption('-l, --layer <layer>', 'layer name or display name, or "logits" for a class')
-    .requiredOption('-u, --unit <unit>', 'channel number; for logits a class index, WordNet id or exact name')
+    .option('-l, --layer <layer>', 'layer name or display name, or "logits" for a class (or give --unit layer:unit)')
+    .requiredOption('-u, --unit <unit>', UNIT_HELP)
     .addOption(new Option('-p, --preset <name>', 'settings preset').choices(PRESET_NAMES).default('paper-3'))
     .option('-s, --seeds <n>', `number of seeds (images, at most ${SYNTH_LIMITS.maxSeeds}), optimised together as one batch`, seedsArg, 1)
     .option('--frame <image>', 'preset "frame": the image to start from and stay close to')
@@ -61,8 +62,10 @@ export function synthCommand(): Command {
       if (!model.compiled.softmaxHead) warn(noSoftmaxNote(model));
       let target;
       try {
-        target = resolveTarget(model, opts.layer, opts.unit);
+        const ref = unitOption(model, opts.layer, opts.unit);
+        target = resolveTarget(model, ref.layer, ref.unit);
       } catch (e) {
+        if (e instanceof CliError) throw e;
         throw new CliError(oneLine(e), EXIT_BAD_INPUT);
       }
       const def = PRESETS[opts.preset as PresetName];

@@ -6,12 +6,13 @@ import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MODEL_ID, modelIdentity } from '../engine/index.js';
 import { defaultIndexDir, indexPath, TopKIndex } from '../engine/topk-index.js';
-import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE, findModel, globals, modelsDirOf, oneLine, out, outJson, positiveInt, warn } from './common.js';
+import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE, findModel, globals, modelsDirOf, oneLine, out, outJson, positiveInt, readModelClasses, warn } from './common.js';
+import { UNIT_HELP, unitOption } from './unit-option.js';
 
 interface TopOptions {
   model: string;
-  layer: string;
-  unit: number;
+  layer?: string;
+  unit: string;
   k?: number;
   indexDir?: string;
   json?: boolean;
@@ -24,11 +25,6 @@ export interface TopRow {
   w: number;
   h: number;
   activation: number;
-}
-
-function unitNumber(value: string): number {
-  if (!/^\d+$/.test(value.trim())) throw new InvalidArgumentError('expected a unit number (0, 1, 2…).');
-  return Number(value);
 }
 
 export async function runTop(opts: TopOptions, cmd: Command): Promise<number> {
@@ -54,9 +50,25 @@ export async function runTop(opts: TopOptions, cmd: Command): Promise<number> {
   } catch {
     /* the model is not installed here: the index alone is enough */
   }
+  // The unit in any of the search box's forms; class names come from the model's class files.
+  let classes: { name: string; wnid: string | null }[] = [];
+  let logitsLayer: string | null = null;
+  try {
+    const entry = await findModel(opts.model, mdir, false);
+    logitsLayer = entry.descriptor?.logits ?? null;
+    if (!opts.unit.includes(':')) classes = await readModelClasses(entry);
+  } catch {
+    /* not installed here: layer:unit and numbers still work */
+  }
+  const ref = unitOption(
+    { id: idx.modelId, layers: idx.layers.map((l) => ({ name: l.name, display: l.display, units: l.shape[2] })), logitsLayer, classes },
+    opts.layer,
+    opts.unit,
+  );
+  const unit = ref.unit;
   let hits;
   try {
-    hits = idx.top(opts.layer, opts.unit, opts.k ?? idx.k);
+    hits = idx.top(ref.layer, unit, opts.k ?? idx.k);
   } catch (e) {
     throw new CliError(oneLine(e), EXIT_BAD_INPUT);
   }
@@ -65,8 +77,8 @@ export async function runTop(opts: TopOptions, cmd: Command): Promise<number> {
     await outJson(rows);
     return 0;
   }
-  const l = idx.layer(opts.layer);
-  const lines = [`${idx.modelId} ${l.display} unit ${opts.unit}: top ${rows.length} of ${idx.imageCount} image(s)`];
+  const l = idx.layer(ref.layer);
+  const lines = [`${idx.modelId} ${l.display} unit ${unit}: top ${rows.length} of ${idx.imageCount} image(s)`];
   if (!rows.length) lines.push('  (nothing indexed yet)');
   hits.forEach((h, i) => {
     lines.push(
@@ -81,8 +93,8 @@ export function topCommand(): Command {
   return new Command('top')
     .description("a unit's top images from the index, with the receptive field in each image's own pixels")
     .addOption(new Option('-m, --model <id>', 'model id (see `deepvis models`)').default(DEFAULT_MODEL_ID))
-    .requiredOption('-l, --layer <layer>', 'layer (display name like pw5, or layer name)')
-    .requiredOption('-u, --unit <n>', 'unit (channel) number', unitNumber)
+    .option('-l, --layer <layer>', 'layer (display name like pw5, or layer name), or give --unit layer:unit')
+    .requiredOption('-u, --unit <unit>', UNIT_HELP)
     .addOption(new Option('-k, --k <n>', 'how many (default: all the index keeps)').argParser(positiveInt))
     .option('--index-dir <dir>', 'where index files live (default: $DEEPVIS_CACHE_DIR/index, else ~/.cache/deepvis/index)')
     .option('--json', 'print [{image, x, y, w, h, activation}] (x, y, w, h: receptive field in original pixels)')

@@ -15,7 +15,7 @@ import { SynthController } from './synth.svelte';
 import { SavedView } from './saved-view.svelte';
 import type { DeepVisStats } from './stats';
 import { LayoutState } from './layout.svelte';
-import { download, inputImage, paneFiles, safeName, visibleCanvas, type PaneImage } from './export';
+import { download, inputImage, paneFiles, safeName, synthImages, visibleCanvas, type PaneImage } from './export';
 import type { FolderPatchT } from '../../../contract/topk';
 
 declare global {
@@ -436,12 +436,44 @@ export class DeepVisApp {
     return this.openImages(fileEntries(sortImages(files)));
   }
 
+  /** What "Back" returns to after a patch's source image was opened: the user's own list and place. */
+  returnTo = $state.raw<{ images: ImageEntry[]; index: number; source: Source } | null>(null);
+
+  /** Open images for a look (a top patch's source) without losing the user's list: Back returns to it. */
+  async openAside(files: File[]): Promise<void> {
+    if (!this.returnTo) this.returnTo = { images: this.images, index: this.imageIndex, source: this.source };
+    await this.openImages(fileEntries(sortImages(files)), true);
+  }
+
+  /** Back to the list (or the camera) the user had before opening a patch's source image. */
+  async goBack(): Promise<void> {
+    const r = this.returnTo;
+    if (!r) return;
+    this.returnTo = null;
+    if (r.source === 'camera') {
+      this.images = r.images;
+      this.imageIndex = r.index;
+      await this.startCamera();
+      return;
+    }
+    this.images = r.images;
+    if (!r.images.length) {
+      this.staticRgba = null;
+      this.frameView?.clear();
+      this.forgetResult();
+      return;
+    }
+    await this.showImage(r.index);
+  }
+
   /** Static-image mode on this list, showing its first image; the one path for files and listings. */
-  async openImages(list: ImageEntry[]): Promise<void> {
+  async openImages(list: ImageEntry[], aside = false): Promise<void> {
     if (!list.length) {
       this.imageError = 'None of those files is an image.';
       return;
     }
+    // A list the user opens replaces the one Back would return to.
+    if (!aside) this.returnTo = null;
     this.images = list;
     if (this.source === 'camera') this.stopCamera();
     this.source = 'static';
@@ -751,9 +783,7 @@ export class DeepVisApp {
       const c = visibleCanvas(id);
       if (c && (id !== 'back-canvas' || this.back.setting)) panes.push({ name, canvas: c });
     }
-    document.querySelectorAll<HTMLCanvasElement>('[data-testid="synth-image"]').forEach((c, i) => {
-      if (c.width && c.height) panes.push({ name: `synth${i + 1}`, canvas: c });
-    });
+    panes.push(...synthImages('synth'));
     await download(await paneFiles(base, panes, { name: 'view', value: this.viewJson() }));
   }
 
@@ -768,9 +798,7 @@ export class DeepVisApp {
     if (unit) panes.push({ name: 'activation', canvas: unit });
     const back = this.back.setting ? visibleCanvas('back-canvas') : null;
     if (back) panes.push({ name: 'back', canvas: back });
-    document.querySelectorAll<HTMLCanvasElement>('[data-testid="synth-image"]').forEach((c, i) => {
-      if (c.width && c.height) panes.push({ name: `seed${i + 1}`, canvas: c });
-    });
+    panes.push(...synthImages('seed'));
     document.querySelectorAll<HTMLElement>('[data-testid="patch-folder"]').forEach((el, i) => {
       const crop = el.querySelector<HTMLCanvasElement>('canvas.crop');
       const deconv = el.querySelector<HTMLCanvasElement>('canvas.deconv');

@@ -18,6 +18,15 @@ export function visibleCanvas(testId: string, root: ParentNode = document): HTML
   return c;
 }
 
+/** The synthesis pane's seed images as drawn, named <prefix>1, <prefix>2, … */
+export function synthImages(prefix: string): PaneImage[] {
+  const out: PaneImage[] = [];
+  document.querySelectorAll<HTMLCanvasElement>('[data-testid="synth-image"]').forEach((c, i) => {
+    if (c.width && c.height) out.push({ name: `${prefix}${i + 1}`, canvas: c });
+  });
+  return out;
+}
+
 /** The input as the engine saw it: the live video (mirrored like the pane) or the frame canvas, with the Grad-CAM heat over it when shown. */
 export function inputImage(video: HTMLVideoElement | null, mirror: boolean): HTMLCanvasElement | null {
   const frame = visibleCanvas('input-canvas');

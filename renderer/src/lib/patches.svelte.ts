@@ -148,7 +148,7 @@ export class PatchesState {
       return;
     }
     this.error = null;
-    await this.app.openFiles([new File([r.bytes as BlobPart], r.name, { type: guessType(r.name) })]);
+    await this.app.openAside([new File([r.bytes as BlobPart], r.name, { type: guessType(r.name) })]);
   }
 
   private onEvent(e: AppEvent): void {
