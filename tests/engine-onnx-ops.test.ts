@@ -10,17 +10,8 @@ import type { Model } from '../main/engine/model.js';
 import { GraphNet, type GraphNode } from '../main/engine/network.js';
 import { nativeBackward, nativeForward } from '../main/engine/onnx/native-net.js';
 import type { Activation, BackwardRule } from '../main/engine/ops.js';
+import { relError as rel } from './support/gradient-cases.js';
 import { CONV_CASES, POOL_CASES, convSpec } from './support/op-cases.js';
-
-function rel(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < b.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
 
 /** What the ONNX engine reads of a model: its compiled graph and the keys of its session cache. */
 function asModel(net: GraphNet, id: string): Model {

@@ -6,17 +6,9 @@ import * as tf from '@tensorflow/tfjs-core';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../main/engine/backend.js';
 import { convForward, convInputGrad, maxPoolInputGrad, type ConvSpec, type PoolSpec } from '../main/engine/ops.js';
+import { relError as rel } from './support/gradient-cases.js';
 import { CONV_CASES, POOL_CASES, convSpec, type ConvCase, type Shape4 } from './support/op-cases.js';
 
-function rel(a: Float32Array | number[], b: Float32Array | number[]): number {
-  let num = 0;
-  let den = 0;
-  for (let i = 0; i < a.length; i++) {
-    num += (a[i]! - b[i]!) ** 2;
-    den += b[i]! ** 2;
-  }
-  return Math.sqrt(num / Math.max(den, 1e-30));
-}
 
 
 /** Our input gradient for a random upstream signal, on the current backend. */

@@ -63,3 +63,14 @@ export function gradientObjectives(model: Model, x: tf.Tensor4D): LabelledObject
   out.push({ label: 'logit of bald eagle', o: { kind: 'class', index: model.classes.findIndex((k) => k.name.startsWith('bald eagle')) } });
   return out;
 }
+
+/** ‖a − b‖ / ‖b‖ over plain arrays (results of different backends or engines). */
+export function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  let d = 0;
+  let n = 0;
+  for (let i = 0; i < b.length; i++) {
+    d += (a[i]! - b[i]!) ** 2;
+    n += b[i]! ** 2;
+  }
+  return Math.sqrt(d) / Math.max(Math.sqrt(n), 1e-30);
+}
