@@ -21,6 +21,7 @@ elif [ -z "${VK_ICD_FILENAMES:-}" ] && [ -f /usr/lib/chromium/vk_swiftshader_icd
   export VK_ICD_FILENAMES=/usr/lib/chromium/vk_swiftshader_icd.json
 fi
 
+export DEEPVIS_WEBGPU_ALL=1
 echo "gpu-check: WebGPU provider gradient tests…" >&2
 timeout 180 npx vitest run tests/engine-onnx-webgpu.test.ts --reporter=json --outputFile="$tmp/tests.json" >"$tmp/tests.log" 2>&1
 tests_rc=$?

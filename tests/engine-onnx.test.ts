@@ -30,18 +30,7 @@ import { objectiveNode, objectiveSeed } from '../main/engine/objectives.js';
 import { nativeForward, nativeSessionStats } from '../main/engine/onnx/native-net.js';
 import type { BackwardOptions } from '../main/engine/network.js';
 import { MODEL_IDS, PHOTOS, photo } from './support/fixtures.js';
-import { CASES, direction, dot, gradientObjectives, type LabelledObjective } from './support/gradient-cases.js';
-
-/** ‖a − b‖ / ‖b‖ over plain arrays (the two come from different tfjs backends). */
-function relError(a: ArrayLike<number>, b: ArrayLike<number>): number {
-  let d = 0;
-  let n = 0;
-  for (let i = 0; i < b.length; i++) {
-    d += (a[i]! - b[i]!) ** 2;
-    n += b[i]! ** 2;
-  }
-  return Math.sqrt(d) / Math.max(Math.sqrt(n), 1e-30);
-}
+import { CASES, direction, dot, gradientObjectives, relError, type LabelledObjective } from './support/gradient-cases.js';
 
 function cosineOf(a: ArrayLike<number>, b: ArrayLike<number>): { cos: number; ratio: number } {
   let ab = 0;

@@ -63,3 +63,5 @@ export function gradientObjectives(model: Model, x: tf.Tensor4D): LabelledObject
   out.push({ label: 'logit of bald eagle', o: { kind: 'class', index: model.classes.findIndex((k) => k.name.startsWith('bald eagle')) } });
   return out;
 }
+
+export { rel as relError } from './numeric.js';

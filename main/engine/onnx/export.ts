@@ -87,6 +87,10 @@ function onnxBackFilter(spec: ConvSpec): { data: Float32Array; dims: number[]; g
   });
 }
 
+function tiledPool(spec: PoolSpec): boolean {
+  return spec.size[0] === spec.strides[0] && spec.size[1] === spec.strides[1];
+}
+
 function concatAxis(axis: number, rank: number): number {
   const a = axis < 0 ? axis + rank : axis;
   if (rank !== 4) return a;
@@ -256,7 +260,7 @@ class Exporter {
     const { pads } = this.padsOf(inShape, spec.size, spec.strides, spec.padding);
     const attrs = [attr.ints('kernel_shape', spec.size), attr.ints('strides', spec.strides), attr.ints('pads', pads)];
     if (spec.kind === 'avg') return b.op('AveragePool', [a], [...attrs, attr.int('count_include_pad', 0)]);
-    if (!switches) return b.op('MaxPool', [a], attrs);
+    if (!switches || tiledPool(spec)) return b.op('MaxPool', [a], attrs);
     const [y, idx] = b.opN('MaxPool', [a], 2, attrs);
     this.poolIndex.set(i, idx!);
     return y!;
@@ -350,7 +354,8 @@ class Exporter {
         return [b.op('Mul', [dy, b.op('Sub', [b.scalar(1), b.op('Mul', [y, y])])])];
       }
       case 'pool':
-        return [op.spec.kind === 'max' ? this.maxPoolBack(i, x, dy) : this.avgPoolBack(x, dy, op.spec, inShape)];
+        if (op.spec.kind === 'avg') return [this.avgPoolBack(x, dy, op.spec, inShape)];
+        return [tiledPool(op.spec) ? this.maxPoolBackTiled(i, x, dy, op.spec, inShape) : this.maxPoolBack(i, x, dy)];
       case 'globalPool': {
         const d4 = op.keepDims ? dy : b.op('Unsqueeze', [dy, b.int64([2, 3])]);
         if (op.op === 'mean') {
@@ -395,7 +400,34 @@ class Exporter {
     }
   }
 
-  /** The signal goes to each window's maximum: a scatter-add through the forward pass's switches. */
+  /**
+   * Non-overlapping windows (size = stride, every bundled pool): as ops.ts, dy goes to the entries
+   * equal to their window's maximum, split evenly on exact ties — a mask against the upsampled
+   * output, no indices (WebGPU's MaxPool has no Indices output).
+   */
+  private maxPoolBackTiled(i: number, x: string, dy: string, spec: PoolSpec, inShape: number[]): string {
+    const b = this.b;
+    const [h, w, c] = inShape as [number, number, number];
+    const [kh, kw] = spec.size;
+    const [ho, wo] = this.shapes[i]! as [number, number];
+    const ph = pad1d(h, kh, kh, spec.padding);
+    const pw = pad1d(w, kw, kw, spec.padding);
+    // Pad with a very negative value (or crop the unused tail) to exactly ho·kh × wo·kw.
+    const around = [0, 0, ph.before, pw.before, 0, 0, ho * kh - h - ph.before, wo * kw - w - pw.before];
+    const trivial = around.every((p) => p === 0);
+    const xp = trivial ? x : b.op('Pad', [x, b.int64(around), b.scalar(-3.0e38)], [attr.str('mode', 'constant')]);
+    const up = (t: string) =>
+      b.op('Reshape', [
+        b.op('Expand', [b.op('Reshape', [t, b.int64([0, c, ho, 1, wo, 1])]), b.int64([1, c, ho, kh, wo, kw])]),
+        b.int64([-1, c, ho * kh, wo * kw]),
+      ]);
+    const mask = b.op('Cast', [b.op('Equal', [xp, up(this.v[i]!)])], [attr.int('to', 1)]);
+    const count = b.op('Mul', [b.op('AveragePool', [mask], [attr.ints('kernel_shape', [kh, kw]), attr.ints('strides', [kh, kw])]), b.scalar(kh * kw)]);
+    const dxp = b.op('Mul', [mask, up(b.op('Div', [dy, count]))]);
+    return trivial ? dxp : b.op('Pad', [dxp, b.int64(around.map((p) => -p))], [attr.str('mode', 'constant')]);
+  }
+
+  /** Overlapping windows: the signal goes to each window's first maximum, a scatter-add through the forward pass's switches. */
   private maxPoolBack(i: number, x: string, dy: string): string {
     const b = this.b;
     const idx = this.poolIndex.get(i);
