@@ -12,7 +12,7 @@ import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest
 import type { ViewState } from '../contract/app-state.js';
 import { parseReply } from '../contract/messages.js';
 import { mulberry32 } from '../main/engine/synthesis/run.js';
-import { writeFileAtomic, writeFileAtomicSync } from '../main/persist/atomic-file.js';
+import { writeFileAtomic, writeFileAtomicSync } from '../main/engine/atomic-file.js';
 import { AppStateStore, defaultAppState, loadAppState, saveAppState, STATE_FILE, type AppState } from '../main/persist/app-state.js';
 import { placeWindow } from '../main/persist/window-bounds.js';
 import { EngineSession } from '../main/session/engine-session.js';

@@ -12,7 +12,7 @@ import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { listModels, loadModel, selectBackend, type ModelEntry } from '../main/engine/index.js';
 import { mulberry32 } from '../main/engine/synthesis/run.js';
-import { acquireLock, LockHeld } from '../main/persist/lock-file.js';
+import { acquireLock, LockHeld } from '../main/engine/lock-file.js';
 import { EngineSession } from '../main/session/engine-session.js';
 import { runDeepvis } from './support/cli.js';
 import { copyModel, linkedModelsDir, photo, REPO } from './support/fixtures.js';

@@ -8,7 +8,7 @@
 import { constants } from 'node:fs';
 import { access, lstat, mkdir, realpath, rm, stat } from 'node:fs/promises';
 import { basename, dirname, join, resolve } from 'node:path';
-import { writeFileAtomic } from '../persist/atomic-file.js';
+import { writeFileAtomic } from '../engine/atomic-file.js';
 import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE, oneLine } from './common.js';
 
 function code(e: unknown): string | undefined {

@@ -12,7 +12,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ViewStateSchema, type ViewState } from '../../contract/app-state.js';
-import { writeFileAtomic, writeFileAtomicSync } from './atomic-file.js';
+import { writeFileAtomic, writeFileAtomicSync } from '../engine/atomic-file.js';
 
 export const STATE_FORMAT = 'deepvis-state';
 export const STATE_VERSION = 1;

@@ -7,7 +7,7 @@ import { existsSync, writeFileSync } from 'node:fs';
 import { register } from 'tsx/esm/api';
 
 register();
-const { acquireLock } = await import('../../main/persist/lock-file.ts');
+const { acquireLock } = await import('../../main/engine/lock-file.ts');
 const [target] = process.argv.slice(2);
 const until = async (file) => {
   while (!existsSync(file)) await new Promise((r) => setTimeout(r, 5));

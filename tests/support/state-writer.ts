@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { writeFileAtomic } from '../../main/persist/atomic-file.js';
+import { writeFileAtomic } from '../../main/engine/atomic-file.js';
 import { saveAppState, STATE_FORMAT, STATE_VERSION, type AppState } from '../../main/persist/app-state.js';
 
 const PRESETS = ['paper-1', 'paper-2', 'paper-3', 'paper-4', 'fast'] as const;

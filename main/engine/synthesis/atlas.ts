@@ -12,7 +12,7 @@ import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node
 import { homedir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
-import { writeFileAtomic } from '../../persist/atomic-file.js';
+import { writeFileAtomic } from '../atomic-file.js';
 import { encodePng } from '../images.js';
 import type { Model } from '../model.js';
 import type { UnitObjective } from '../objectives.js';
