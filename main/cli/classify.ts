@@ -160,7 +160,7 @@ export async function runClassify(images: string[], opts: ClassifyOptions, cmd: 
       'pixels' in d ? { image: images[i]!, top5: rows[r++]! } : { image: images[i]!, error: d.error },
     );
     const output: ClassifyOutput = { backend: backend.backend, model: model.id, softmaxHead: model.compiled.softmaxHead, results };
-    if (!model.compiled.softmaxHead) warn(noSoftmaxNote(model));
+    if (!model.compiled.softmaxHead && entry.inferred) warn(noSoftmaxNote(model));
     await (opts.json ? outJson(output) : out(table(output)));
     return results.some((x) => x.error) ? EXIT_BAD_INPUT : 0;
   } finally {

@@ -16,6 +16,8 @@ export interface ModelListing {
   fault: 'missing' | 'corrupt' | 'invalid' | 'unsupported' | null;
   /** For a folder without deepvis.json: what was inferred, one note each (null: read from deepvis.json). */
   inferred: string[] | null;
+  /** The folder of a same-id model in an earlier models folder that this one replaces, or null. */
+  overrides: string | null;
   /** Whether the model's head ends in softmax; when false, probabilities are a softmax DeepVis applies (null: not loaded). */
   softmaxHead: boolean | null;
   inputSize: [number, number] | null;
@@ -53,6 +55,7 @@ async function staticListing(e: ModelEntry, problem: string | null, installed: b
     problem,
     fault: problem ? fault : null,
     inferred: e.inferred ?? null,
+    overrides: e.overrides ?? null,
     softmaxHead: null,
     inputSize: d ? [d.inputSize[0], d.inputSize[1]] : null,
     classOrder: d?.classes?.order ?? null,
@@ -96,6 +99,7 @@ export async function collectModels(cmd: Command): Promise<ModelsOutput> {
           problem: null,
           fault: null,
           inferred: e.inferred ?? null,
+          overrides: e.overrides ?? null,
           softmaxHead: m.compiled.softmaxHead,
           inputSize: [m.inputSize[0], m.inputSize[1]],
           classOrder: m.descriptor.classes?.order ?? null,
@@ -123,6 +127,7 @@ function readable(o: ModelsOutput, dir: string): string {
   for (const m of o.models) {
     lines.push('', `${m.id}${m.id === DEFAULT_MODEL_ID ? ' (default)' : ''} — ${m.title}`);
     if (!m.installed) lines.push(`  ${FAULT_LABEL[m.fault ?? 'invalid']}: ${m.problem}`);
+    if (m.overrides) lines.push(`  replaces the model of the same id in ${m.overrides}`);
     if (m.inferred) lines.push(`  no deepvis.json — inferred (\`deepvis init\` writes it down to edit):`, ...m.inferred.map((n) => `    - ${n}`));
     else if (m.softmaxHead === false) lines.push(`  the head has no softmax: probabilities shown are a softmax of ${m.logits}'s outputs`);
     const order = m.classes.length ? `${m.classes.length} classes${m.classOrder ? `, order: ${m.classOrder}` : ''}` : 'no classes';

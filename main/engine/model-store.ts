@@ -47,6 +47,8 @@ export interface ModelEntry {
   fault?: ModelFault;
   /** For a folder without deepvis.json: what was inferred rather than read, one note each. */
   inferred?: string[];
+  /** The folder of a model with the same id in an earlier models folder, which this one replaces. */
+  overrides?: string;
 }
 
 const FIX = 'run `npm run fetch-models` (or set DEEPVIS_MODEL_MIRROR to a folder holding <id>/)';
@@ -269,6 +271,7 @@ interface Found {
   descriptor: ModelDescriptor | null;
   descriptorError: string | null;
   inferred?: string[];
+  overrides?: string;
 }
 
 /** A model folder's descriptor: deepvis.json, read the safe way and validated. */
@@ -296,9 +299,16 @@ async function readDescriptor(mdir: string): Promise<ModelDescriptor> {
  * the clash as its problem, so neither silently shadows.
  */
 async function scan(dir: string): Promise<Found[]> {
-  const out: Found[] = [];
-  for (const root of splitRoots(dir)) out.push(...(await scanRoot(root)));
-  return resolveDuplicateIds(out);
+  // Within one folder two claims of an id are a mistake, reported; across folders the later one
+  // (a user's --models-dir after the bundled models) is the user's choice, and says whom it replaces.
+  const byId = new Map<string, Found>();
+  for (const root of splitRoots(dir)) {
+    for (const f of resolveDuplicateIds(await scanRoot(root))) {
+      const earlier = byId.get(f.id);
+      byId.set(f.id, earlier ? { ...f, overrides: earlier.dir } : f);
+    }
+  }
+  return [...byId.values()];
 }
 
 async function scanRoot(dir: string): Promise<Found[]> {
@@ -364,7 +374,7 @@ export async function listModels(dir = modelsDir()): Promise<ModelEntry[]> {
       out.push({ id: f.id, dir: f.dir, descriptor: null, problem: f.descriptorError, fault });
       continue;
     }
-    const inferred = f.inferred ? { inferred: f.inferred } : {};
+    const inferred = { ...(f.inferred ? { inferred: f.inferred } : {}), ...(f.overrides ? { overrides: f.overrides } : {}) };
     const p = await cachedProblem(f.dir, f.descriptor);
     out.push(
       p
