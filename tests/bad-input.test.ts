@@ -437,6 +437,22 @@ describe('commands that write', () => {
     expect(snapshot(dir)).toEqual(before);
   });
 
+  it('`deepvis synth --seeds 9 --size 1024` on darknet-tiny is refused before it runs (exit 2), saying what fits; nothing is written', { timeout: 120_000 }, async () => {
+    const before = snapshot(dir);
+    const out = join(dir, 'big-synth');
+    const t0 = Date.now();
+    const r = await runDeepvis(['synth', '--model', 'darknet-tiny', '--layer', 'logits', '--unit', '1', '--seeds', '9', '--size', '1024', '--out', out]);
+    expect(r.code, r.stderr).toBe(2);
+    const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('deepvis: note:'));
+    expect(lines).toEqual([expect.stringMatching(/^deepvis: 9 seeds at 1024 px need ~\d+(\.\d)? GB on darknet-tiny, more than .*; (at most \d seeds fit|not even one fits) at 1024 px, or \d at 224 px \(--seeds 9, --size 1024\)$/)]);
+    expect(Date.now() - t0).toBeLessThan(60_000); // refused up front, not after a trap part-way
+    expect(snapshot(dir)).toEqual(before);
+    // What the line says fits does run.
+    const fits = await runDeepvis(['synth', '--model', 'darknet-tiny', '--layer', 'logits', '--unit', '1', '--seeds', '1', '--size', '224', '--iterations', '1', '--out', out, '--json']);
+    expect(fits.code, fits.stderr).toBe(0);
+    rmSync(out, { recursive: true, force: true });
+  });
+
   // Root writes anywhere: the read-only case runs the CLI as an unprivileged user where that is possible.
   const canDrop = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
   it.skipIf(!canDrop)('a read-only output folder is reported as such (EACCES, exit 2) before any work, not as ENOENT', { timeout: 120_000 }, async () => {
