@@ -17,6 +17,7 @@ import { EngineSession } from '../main/session/engine-session.js';
 import { runDeepvis } from './support/cli.js';
 import { copyModel, linkedModelsDir, photo, REPO } from './support/fixtures.js';
 import { validReply } from './support/replies.js';
+import { collector } from './support/synth-events.js';
 
 const CONTENDER = join(REPO, 'tests/support/lock-contender.mjs');
 
@@ -374,6 +375,28 @@ describe('non-finite numbers', () => {
       const ok = validReply(await session.handle(frame(3)));
       if (ok.type !== 'frame') throw new Error(JSON.stringify(ok).slice(0, 300));
       expect(ok.top5[0]!.name).toMatch(SLED_DOG);
+    } finally {
+      await session.dispose();
+    }
+  });
+
+  it('a synthesis on it (the window’s synthStart, on the job pool) ends with an error event naming the model and step, never a NaN preview or result', { timeout: 180_000 }, async () => {
+    const session = await EngineSession.create({ backend: process.env.DEEPVIS_BACKEND ?? 'wasm', model: 'overflow', modelsDir: models });
+    try {
+      const c = collector();
+      const started = await session.handle({ type: 'synthStart', layer: 'logits', unit: 'flamingo', preset: 'fast', seeds: 2, iterations: 20 }, c.client('nan'));
+      if (started.type !== 'synthStarted') throw new Error(JSON.stringify(started));
+      const end = await within(120_000, 'synthesis', c.until((e) => e.jobId === started.jobId && e.phase !== 'progress'));
+      expect(end.phase).toBe('error');
+      expect(end.message).toMatch(/^model overflow produced NaN or Infinity in its logits at step 1 of the synthesis — /);
+      // No step's objective or probability reached the window as a number it cannot show.
+      for (const e of c.events) for (const v of [...(e.objective ?? []), ...(e.targetProb ?? [])]) expect(Number.isFinite(v)).toBe(true);
+      // The job pool is not broken by it: the next synthesis on the good model runs to the end.
+      expect(validReply(await session.handle({ type: 'loadModel', id: GOOD, seq: 1 }))).toMatchObject({ type: 'loadModel' });
+      const next = await session.handle({ type: 'synthStart', layer: 'logits', unit: 'flamingo', preset: 'fast', seeds: 1, iterations: 3 }, c.client('nan'));
+      if (next.type !== 'synthStarted') throw new Error(JSON.stringify(next));
+      const done = await within(120_000, 'synthesis', c.until((e) => e.jobId === next.jobId && e.phase !== 'progress'));
+      expect(done.phase, done.message).toBe('done');
     } finally {
       await session.dispose();
     }
