@@ -18,6 +18,7 @@ import { runDeepvis } from './support/cli.js';
 import { copyModel, linkedModelsDir, photo, REPO } from './support/fixtures.js';
 import { validReply } from './support/replies.js';
 import { collector } from './support/synth-events.js';
+import { saveBareFolder } from './support/user-models.js';
 
 const CONTENDER = join(REPO, 'tests/support/lock-contender.mjs');
 
@@ -345,6 +346,58 @@ function rewriteShard(dir: string, shard: string, fill: (v: Float32Array) => voi
   fill(v);
   writeFileSync(join(dir, shard), Buffer.from(v.buffer));
 }
+
+describe('a model declaring an input the engine cannot run', () => {
+  let models: string;
+  beforeAll(async () => {
+    models = linkedModelsDir('deepvis-huge-input-', [GOOD]);
+    // A real tfjs-layers model whose input is 6000×6000 (tiny weights: building it allocates no activation).
+    const tfl = await import('@tensorflow/tfjs');
+    const net = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [6000, 6000, 3], filters: 2, kernelSize: 3, activation: 'relu', name: 'conv1', kernelInitializer: tfl.initializers.heNormal({ seed: 1 }) }),
+        tfl.layers.globalAveragePooling2d({ name: 'gap' }),
+        tfl.layers.dense({ units: 3, activation: 'softmax', name: 'head', kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }),
+      ],
+    });
+    await saveBareFolder(net, join(models, 'huge-inferred'));
+    // The same files with a written descriptor saying so.
+    const written = join(models, 'huge-written');
+    mkdirSync(written);
+    for (const f of readdirSync(join(models, 'huge-inferred'))) writeFileSync(join(written, f), readFileSync(join(models, 'huge-inferred', f)));
+    writeFileSync(
+      join(written, 'deepvis.json'),
+      JSON.stringify({ id: 'huge-written', title: 'huge', inputSize: [6000, 6000], preprocess: { scale: 1 / 255, offset: 0 }, layers: [{ name: 'conv1', display: 'conv1' }] }),
+    );
+    net.dispose();
+    await selectBackend(process.env.DEEPVIS_BACKEND ?? 'wasm');
+  });
+  afterAll(() => rmSync(models, { recursive: true, force: true }));
+
+  const WHY = /the model's input is 6000×6000 px, larger than the 1024 px per side the engine runs .* — export the model with an input of at most 1024×1024$/;
+
+  it('is listed with a one-line reason naming the file and what fits, inferred or written; refused at load; the good model still loads', async () => {
+    const entries = new Map((await within(20_000, 'listModels', listModels(models))).map((e) => [e.id, e]));
+    expect(entries.get(GOOD)).toMatchObject({ problem: null });
+    for (const [id, file] of [['huge-inferred', 'model.json'], ['huge-written', 'deepvis.json']] as const) {
+      const e = entries.get(id);
+      expect(e, id).toBeDefined();
+      expect(e!.problem, id).toMatch(WHY);
+      expect(e!.problem, id).toContain(join(models, id, file));
+      await expect(loadModel(id, models), id).rejects.toThrow(WHY);
+    }
+    (await loadModel(GOOD, models)).dispose();
+  });
+
+  it('`deepvis models` lists it with that reason; `deepvis classify` with it exits 1 (model cannot be loaded) saying so', { timeout: 120_000 }, async () => {
+    const list = await runDeepvis(['--models-dir', models, 'models']);
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(/huge-inferred[^\n]*\n\s*CANNOT BE READ: .*huge-inferred\/model\.json: the model's input is 6000×6000 px/);
+    const r = await runDeepvis(['--models-dir', models, 'classify', '--model', 'huge-inferred', photo('dog')]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^deepvis: model huge-inferred cannot be loaded: .*the model's input is 6000×6000 px, larger than the 1024 px per side/)]);
+  });
+});
 
 describe('non-finite numbers', () => {
   let models: string;
