@@ -17,6 +17,8 @@ import { EngineSession } from '../main/session/engine-session.js';
 import { runDeepvis } from './support/cli.js';
 import { copyModel, linkedModelsDir, photo, REPO } from './support/fixtures.js';
 import { validReply } from './support/replies.js';
+import { collector } from './support/synth-events.js';
+import { saveBareFolder } from './support/user-models.js';
 
 const CONTENDER = join(REPO, 'tests/support/lock-contender.mjs');
 
@@ -345,6 +347,58 @@ function rewriteShard(dir: string, shard: string, fill: (v: Float32Array) => voi
   writeFileSync(join(dir, shard), Buffer.from(v.buffer));
 }
 
+describe('a model declaring an input the engine cannot run', () => {
+  let models: string;
+  beforeAll(async () => {
+    models = linkedModelsDir('deepvis-huge-input-', [GOOD]);
+    // A real tfjs-layers model whose input is 6000×6000 (tiny weights: building it allocates no activation).
+    const tfl = await import('@tensorflow/tfjs');
+    const net = tfl.sequential({
+      layers: [
+        tfl.layers.conv2d({ inputShape: [6000, 6000, 3], filters: 2, kernelSize: 3, activation: 'relu', name: 'conv1', kernelInitializer: tfl.initializers.heNormal({ seed: 1 }) }),
+        tfl.layers.globalAveragePooling2d({ name: 'gap' }),
+        tfl.layers.dense({ units: 3, activation: 'softmax', name: 'head', kernelInitializer: tfl.initializers.glorotUniform({ seed: 2 }) }),
+      ],
+    });
+    await saveBareFolder(net, join(models, 'huge-inferred'));
+    // The same files with a written descriptor saying so.
+    const written = join(models, 'huge-written');
+    mkdirSync(written);
+    for (const f of readdirSync(join(models, 'huge-inferred'))) writeFileSync(join(written, f), readFileSync(join(models, 'huge-inferred', f)));
+    writeFileSync(
+      join(written, 'deepvis.json'),
+      JSON.stringify({ id: 'huge-written', title: 'huge', inputSize: [6000, 6000], preprocess: { scale: 1 / 255, offset: 0 }, layers: [{ name: 'conv1', display: 'conv1' }] }),
+    );
+    net.dispose();
+    await selectBackend(process.env.DEEPVIS_BACKEND ?? 'wasm');
+  });
+  afterAll(() => rmSync(models, { recursive: true, force: true }));
+
+  const WHY = /the model's input is 6000×6000 px, larger than the 1024 px per side the engine runs .* — export the model with an input of at most 1024×1024$/;
+
+  it('is listed with a one-line reason naming the file and what fits, inferred or written; refused at load; the good model still loads', async () => {
+    const entries = new Map((await within(20_000, 'listModels', listModels(models))).map((e) => [e.id, e]));
+    expect(entries.get(GOOD)).toMatchObject({ problem: null });
+    for (const [id, file] of [['huge-inferred', 'model.json'], ['huge-written', 'deepvis.json']] as const) {
+      const e = entries.get(id);
+      expect(e, id).toBeDefined();
+      expect(e!.problem, id).toMatch(WHY);
+      expect(e!.problem, id).toContain(join(models, id, file));
+      await expect(loadModel(id, models), id).rejects.toThrow(WHY);
+    }
+    (await loadModel(GOOD, models)).dispose();
+  });
+
+  it('`deepvis models` lists it with that reason; `deepvis classify` with it exits 1 (model cannot be loaded) saying so', { timeout: 120_000 }, async () => {
+    const list = await runDeepvis(['--models-dir', models, 'models']);
+    expect(list.code, list.stderr).toBe(0);
+    expect(list.stdout).toMatch(/huge-inferred[^\n]*\n\s*CANNOT BE READ: .*huge-inferred\/model\.json: the model's input is 6000×6000 px/);
+    const r = await runDeepvis(['--models-dir', models, 'classify', '--model', 'huge-inferred', photo('dog')]);
+    expect(r.code, r.stderr).toBe(1);
+    expect(r.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^deepvis: model huge-inferred cannot be loaded: .*the model's input is 6000×6000 px, larger than the 1024 px per side/)]);
+  });
+});
+
 describe('non-finite numbers', () => {
   let models: string;
   let dogRgba: Uint8Array;
@@ -374,6 +428,28 @@ describe('non-finite numbers', () => {
       const ok = validReply(await session.handle(frame(3)));
       if (ok.type !== 'frame') throw new Error(JSON.stringify(ok).slice(0, 300));
       expect(ok.top5[0]!.name).toMatch(SLED_DOG);
+    } finally {
+      await session.dispose();
+    }
+  });
+
+  it('a synthesis on it (the window’s synthStart, on the job pool) ends with an error event naming the model and step, never a NaN preview or result', { timeout: 180_000 }, async () => {
+    const session = await EngineSession.create({ backend: process.env.DEEPVIS_BACKEND ?? 'wasm', model: 'overflow', modelsDir: models });
+    try {
+      const c = collector();
+      const started = await session.handle({ type: 'synthStart', layer: 'logits', unit: 'flamingo', preset: 'fast', seeds: 2, iterations: 20 }, c.client('nan'));
+      if (started.type !== 'synthStarted') throw new Error(JSON.stringify(started));
+      const end = await within(120_000, 'synthesis', c.until((e) => e.jobId === started.jobId && e.phase !== 'progress'));
+      expect(end.phase).toBe('error');
+      expect(end.message).toMatch(/^model overflow produced NaN or Infinity in its logits at step 1 of the synthesis — /);
+      // No step's objective or probability reached the window as a number it cannot show.
+      for (const e of c.events) for (const v of [...(e.objective ?? []), ...(e.targetProb ?? [])]) expect(Number.isFinite(v)).toBe(true);
+      // The job pool is not broken by it: the next synthesis on the good model runs to the end.
+      expect(validReply(await session.handle({ type: 'loadModel', id: GOOD, seq: 1 }))).toMatchObject({ type: 'loadModel' });
+      const next = await session.handle({ type: 'synthStart', layer: 'logits', unit: 'flamingo', preset: 'fast', seeds: 1, iterations: 3 }, c.client('nan'));
+      if (next.type !== 'synthStarted') throw new Error(JSON.stringify(next));
+      const done = await within(120_000, 'synthesis', c.until((e) => e.jobId === next.jobId && e.phase !== 'progress'));
+      expect(done.phase, done.message).toBe('done');
     } finally {
       await session.dispose();
     }
@@ -435,6 +511,22 @@ describe('commands that write', () => {
     expect(eexist.code, eexist.stderr).toBe(2);
     expect(eexist.stderr.trim().split('\n')).toEqual([expect.stringMatching(/^deepvis: cannot use .*victim\.txt as the output folder: it is a file \(EEXIST\)/)]);
     expect(snapshot(dir)).toEqual(before);
+  });
+
+  it('`deepvis synth --seeds 9 --size 1024` on darknet-tiny is refused before it runs (exit 2), saying what fits; nothing is written', { timeout: 120_000 }, async () => {
+    const before = snapshot(dir);
+    const out = join(dir, 'big-synth');
+    const t0 = Date.now();
+    const r = await runDeepvis(['synth', '--model', 'darknet-tiny', '--layer', 'logits', '--unit', '1', '--seeds', '9', '--size', '1024', '--out', out]);
+    expect(r.code, r.stderr).toBe(2);
+    const lines = r.stderr.trim().split('\n').filter((l) => !l.startsWith('deepvis: note:'));
+    expect(lines).toEqual([expect.stringMatching(/^deepvis: 9 seeds at 1024 px need ~\d+(\.\d)? GB on darknet-tiny, more than .*; (at most \d seeds fit|not even one fits) at 1024 px, or \d at 224 px \(--seeds 9, --size 1024\)$/)]);
+    expect(Date.now() - t0).toBeLessThan(60_000); // refused up front, not after a trap part-way
+    expect(snapshot(dir)).toEqual(before);
+    // What the line says fits does run.
+    const fits = await runDeepvis(['synth', '--model', 'darknet-tiny', '--layer', 'logits', '--unit', '1', '--seeds', '1', '--size', '224', '--iterations', '1', '--out', out, '--json']);
+    expect(fits.code, fits.stderr).toBe(0);
+    rmSync(out, { recursive: true, force: true });
   });
 
   // Root writes anywhere: the read-only case runs the CLI as an unprivileged user where that is possible.

@@ -62,10 +62,13 @@ describe('cropResizeBytes', () => {
     expect(Array.from(out)).toEqual([0, 0, 0, 200, 200, 200, 0, 0, 0, 200, 200, 200]);
   });
 
-  it('keeps an image already at the size, dropping or adding alpha', () => {
-    const rgba = Uint8Array.from([1, 2, 3, 9, 4, 5, 6, 9]);
-    expect(Array.from(cropResizeBytes({ width: 2, height: 1, data: rgba }, 4, 2, 1, 3))).toEqual([1, 2, 3, 4, 5, 6]);
-    expect(Array.from(cropResizeBytes({ width: 2, height: 1, data: rgba }, 4, 2, 1, 4))).toEqual([1, 2, 3, 255, 4, 5, 6, 255]);
+  it('keeps an image already at the size, dropping or adding alpha; transparent pixels are shown over white', () => {
+    const opaque = Uint8Array.from([1, 2, 3, 255, 4, 5, 6, 255]);
+    expect(Array.from(cropResizeBytes({ width: 2, height: 1, data: opaque }, 4, 2, 1, 3))).toEqual([1, 2, 3, 4, 5, 6]);
+    expect(Array.from(cropResizeBytes({ width: 2, height: 1, data: opaque }, 4, 2, 1, 4))).toEqual([1, 2, 3, 255, 4, 5, 6, 255]);
+    // Alpha 0 shows white whatever RGB hides under it; alpha 51 (a fifth) blends a fifth of the colour.
+    const seeThrough = Uint8Array.from([10, 20, 30, 0, 0, 0, 0, 51]);
+    expect(Array.from(cropResizeBytes({ width: 2, height: 1, data: seeThrough }, 4, 2, 1, 3))).toEqual([255, 255, 255, 204, 204, 204]);
   });
 
   it('averages, not samples: a one-pixel stripe pattern shrinks to its mean grey', () => {

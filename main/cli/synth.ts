@@ -8,6 +8,7 @@ import { PRESETS, PRESET_NAMES, presetSettings, resolveTarget, synthesize, SYNTH
 import { CliError, EXIT_BAD_INPUT, findModel, globals, modelsDirOf, noSoftmaxNote, oneLine, openModel, out, outJson, positiveInt, startBackend, warn } from './common.js';
 import { ensureOutputFolder, OutputFiles } from './output-file.js';
 import { ProgressLine } from './progress.js';
+import { checkJobFits } from '../engine/memory-budget.js';
 
 function sizeArg(v: string): number {
   const n = Number(v);
@@ -79,6 +80,10 @@ export function synthCommand(): Command {
       if (def.kind !== 'frame' && opts.frame) throw new CliError(`--frame applies to preset frame only (preset ${opts.preset} starts from noise)`, EXIT_BAD_INPUT);
       const seeds = Array.from({ length: opts.seeds }, (_, i) => opts.seedBase + i);
       const size: [number, number] = opts.size ? [opts.size, opts.size] : model.inputSize;
+      // The same estimate as the window's synthesis and atlas batches: a batch too large for the
+      // backend would trap wasm or exhaust memory part-way, so it is refused before any work.
+      const fit = await checkJobFits({ model, backend: backend.backend, images: seeds.length, size });
+      if (!fit.ok) throw new CliError(`${fit.message} (--seeds ${opts.seeds}${opts.size ? `, --size ${opts.size}` : ''})`, EXIT_BAD_INPUT);
       let start;
       if (opts.frame) {
         try {

@@ -2,6 +2,16 @@
 // model beyond its Keras topology. Validated with zod so a hand-written descriptor of a user's own
 // model fails with a message naming the field.
 import { z } from 'zod';
+import { MAX_FRAME_SIDE } from '../../contract/messages.js';
+
+/**
+ * The largest input side a model may declare: the largest frame a window sends, and synthesis's
+ * largest size (SYNTH_LIMITS.maxSize). A hard cap rather than the memory budget
+ * (memory-budget.ts), because it must be checked from the descriptor alone when a folder is
+ * listed — the budget is measured by running the model, and at 6000 px that run alone can exhaust
+ * wasm's 4 GiB heap. What a given job fits within the cap is still the budget's to say.
+ */
+export const MAX_INPUT_SIDE = MAX_FRAME_SIDE;
 
 export const DescriptorSchema = z.object({
   id: z.string().regex(/^[a-z0-9][a-z0-9._-]*$/i, 'ids are letters, digits, ".", "_" and "-"'),
@@ -43,6 +53,12 @@ export function parseDescriptor(json: unknown, where: string): ModelDescriptor {
   if (!r.success) {
     const issues = r.error.issues.map((i) => `${i.path.join('.') || '(root)'}: ${i.message}`).join('; ');
     throw new Error(`${where}: invalid model descriptor — ${issues}`);
+  }
+  const [h, w] = r.data.inputSize;
+  if (h > MAX_INPUT_SIDE || w > MAX_INPUT_SIDE) {
+    throw new Error(
+      `${where}: the model's input is ${h}×${w} px, larger than the ${MAX_INPUT_SIDE} px per side the engine runs (the largest frame and synthesis size) — export the model with an input of at most ${MAX_INPUT_SIDE}×${MAX_INPUT_SIDE}`,
+    );
   }
   return r.data;
 }

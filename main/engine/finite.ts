@@ -37,9 +37,12 @@ export function firstNonFiniteLayer(model: Model, x: tf.Tensor4D): string | null
   return at < names.length ? model.layers[at]!.display : 'logits';
 }
 
-/** The error for a non-finite result of `model` on the (preprocessed) input `x`. */
-export function nonFiniteError(model: Model, x: tf.Tensor4D, what = 'output'): NonFiniteError {
+/**
+ * The error for a non-finite result of `model` on the (preprocessed) input `x`; `during` says
+ * when, e.g. " at step 3 of the synthesis".
+ */
+export function nonFiniteError(model: Model, x: tf.Tensor4D, what = 'output', during = ''): NonFiniteError {
   const layer = firstNonFiniteLayer(model, x);
   const where = layer === null ? `in its ${what}` : layer === 'logits' ? 'in its logits' : `in layer ${layer}`;
-  return new NonFiniteError(`model ${model.id} produced NaN or Infinity ${where} — its weights are damaged or overflow on this input; reinstall or fix the model`, layer);
+  return new NonFiniteError(`model ${model.id} produced NaN or Infinity ${where}${during} — its weights are damaged or overflow on this input; reinstall or fix the model`, layer);
 }

@@ -10,6 +10,7 @@ import { regularize } from './regularizers.js';
 import { SYNTH_LIMITS, type StopReason, type SynthSettings } from './settings.js';
 import { gradientGain, pyramidLevels, scaledPolicy, settingsForSize } from './model-scale.js';
 import { makeStepper } from './step-size.js';
+import { allFinite, nonFiniteError } from '../finite.js';
 
 const GREY = 127.5;
 
@@ -260,8 +261,17 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
         held.push(ev.value, ev.grad, ...(ev.prob ? [ev.prob] : []));
         const gIn = dy || dx ? roll(ev.grad, -dy, -dx) : ev.grad;
         held.push(gIn);
+        const gradFinite = tf.tidy(() => tf.all(tf.isFinite(gIn)));
+        held.push(gradFinite);
         const values = Array.from(await ev.value.data());
         const probs = ev.prob ? Array.from(await ev.prob.data()) : null;
+        // A NaN or Infinity would be kept as the best image's value, shown in previews and, once
+        // stepped on, fill the image with NaN: the run ends here with one named error instead.
+        if (!allFinite(values) || !(await gradFinite.data())[0]) {
+          const x = tf.tidy(() => model.preprocess(tf.clipByValue(tf.add(seen, GREY), 0, 255) as tf.Tensor4D));
+          held.push(x);
+          throw nonFiniteError(model, x, allFinite(values) ? 'objective’s gradient' : 'objective', ` at step ${it + 1} of the synthesis`);
+        }
         const now = performance.now();
 
         // Keep each seed's best image (the image whose objective was just measured).
