@@ -1,4 +1,4 @@
-// The session a user comes back to (issue 7 item 5), used by contract/messages.ts: what the renderer
+// The session a user comes back to, used by contract/messages.ts: what the renderer
 // keeps across restarts (model, layer, unit, boosts, back-projection, synthesis preset, a few pane
 // toggles) and the two requests that read and save it. The engine host writes it to disk
 // (main/persist/app-state.ts) together with the desktop window's bounds, which never cross this

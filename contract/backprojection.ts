@@ -1,4 +1,4 @@
-// Back-projection and Grad-CAM parts of the frame request and reply (issue 5), used by
+// Back-projection and Grad-CAM parts of the frame request and reply, used by
 // contract/messages.ts. Every field is optional there, so older clients keep working.
 import { z } from 'zod';
 

@@ -1,4 +1,4 @@
-// Top-k image patches (issue 6), used by contract/messages.ts: indexing a folder on the engine host
+// Top-k image patches, used by contract/messages.ts: indexing a folder on the engine host
 // in the background (progress as `index` events), a unit's top-k patches from the folder index and
 // from this session's camera frames, and opening an indexed image as the static input.
 import { z } from 'zod';

@@ -1,4 +1,4 @@
-// Back-projection in the live view (issue 5): `b` cycles the back modes and the back pane shows a
+// Back-projection in the live view: `b` cycles the back modes and the back pane shows a
 // map, `d` freezes its source while the cursor moves, `a` puts the back diffs in the grid, `z`
 // zooms the unit and then the back-projection, `x` lays Grad-CAM heat over the input. A screenshot
 // with back-projection and Grad-CAM on is saved (e2e/.artifacts/screenshots/backprojection.png).

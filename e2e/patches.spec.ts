@@ -1,4 +1,4 @@
-// Top-k image patches in the app (issue 6): index the fixture photos folder from the UI (a web
+// Top-k image patches in the app: index the fixture photos folder from the UI (a web
 // server of our own, with its index in a temp dir), see the selected unit's patch strip (crop +
 // deconv), the session memory fill from the fake camera, and click a patch to load that image as
 // the static input with the unit still selected (top-5 follows the image).

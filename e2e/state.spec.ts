@@ -1,4 +1,4 @@
-// State that survives (issue 7 item 5), as a user sees it: change the model, layer, unit, boosts,
+// State that survives, as a user sees it: change the model, layer, unit, boosts,
 // back mode, labels and synthesis preset; reload the page, then restart the server — everything
 // comes back. A state file that was damaged meanwhile gives a clean start, and is kept aside.
 // Its own web server with a temp DEEPVIS_STATE_DIR (the shared server keeps no state).

@@ -1,4 +1,4 @@
-// Synthesis in the app (issue 4, "In the app" and pattern mode): start a job for a class unit with
+// Synthesis in the app, and pattern mode: start a job for a class unit with
 // `y`, watch the preview/progress/curve, export PNG + JSON; cancel; pattern mode `s` showing a layer's
 // atlas built beforehand with the real CLI. This file runs its own web server (same model as the
 // global one) with DEEPVIS_ATLAS_DIR pointing at that freshly built atlas.

@@ -154,7 +154,7 @@ async function benchModel(m: Model): Promise<Record<string, number | string>> {
   return out;
 }
 
-// ── Back-projection (issue 5): backproj_ms per mode for one unit (channel 0) of the middle layer,
+// ── Back-projection: backproj_ms per mode for one unit (channel 0) of the middle layer,
 // batch 1 — the whole map (forward to the layer + backward to the input, or to the Grad-CAM layer).
 // The input gradient of the same layer is timed in the same rounds (grad_ms_mid_paired) so the
 // ratios compare like with like on a shared CPU; target: each ratio ≤ 1.2.
@@ -201,7 +201,7 @@ async function benchBackprojection(m: Model): Promise<Record<string, unknown>> {
   };
 }
 
-// ── Top-k index (issue 6): index_images_per_s — images added per second to a fresh TopKIndexer
+// ── Top-k index: index_images_per_s — images added per second to a fresh TopKIndexer
 // tracking every displayed layer (k = 9) at 224 px, over 56 distinct images (the 7 fixture photos
 // and their mirror images, each whole and as three crops) PRELOADED as pixel tensors: decoding is
 // not counted. index_images_per_s_second_half: images 29–56 only, nearer the steady state of a big

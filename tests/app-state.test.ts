@@ -1,4 +1,4 @@
-// State that survives (issue 7 item 5): the saved view and window come back after a restart; an
+// State that survives: the saved view and window come back after a restart; an
 // unusable state file gives the defaults, a warning, and is kept aside; a writer SIGKILLed at random
 // moments never leaves a state file or an exported PNG that fails to load — the old one or the new
 // one, never a mix; the engine host validates what a renderer sends.

@@ -1,4 +1,4 @@
-// The live frame's back-projection part (issue 5) through the engine host: each mode returns a
+// The live frame's back-projection part through the engine host: each mode returns a
 // filtered map at the input size, Grad-CAM heat for the top-1 (or a chosen) class, back-diff tiles
 // for the selected layer, replies that match the contract, and no tensor growth over 30 frames.
 import { rmSync } from 'node:fs';

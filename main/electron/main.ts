@@ -138,7 +138,7 @@ async function buildMenu(): Promise<void> {
     {
       label: 'View',
       submenu: [
-        // Single keys are the renderer's (DESIGN §5): shown here, not registered, so they still reach it.
+        // Single keys are the renderer's: shown here, not registered, so they still reach it.
         { label: 'Camera On/Off', accelerator: 'C', registerAccelerator: false, click: () => sendEvent({ type: 'menu', action: 'toggleCamera' }) },
         { label: 'Help', accelerator: 'H', registerAccelerator: false, click: () => sendEvent({ type: 'menu', action: 'help' }) },
         { type: 'separator' },

@@ -15,7 +15,7 @@ export {
   type GradientResult,
 } from './objectives.js';
 export { decodeImage, loadImageForModel, rgbaToModelPixels, cropResize, cropGeometry, encodePng, type RgbImage, type CropGeometry } from './images.js';
-// Back-projection and attribution (issue 5).
+// Back-projection and attribution.
 export { backproject, backwardRule, describeTarget, targetNode, targetSeed, BACK_MODES, type BackMode, type BackTarget, type BackprojectOptions } from './backprojection.js';
 export { gradCam, defaultGradCamLayer, jet, overlayHeat, type GradCamOptions, type GradCamResult } from './gradcam.js';
 export {
@@ -29,7 +29,7 @@ export {
   type DisplayFilter,
   type FilterOptions,
 } from './display-filters.js';
-// Receptive fields and the top-k image-patch index (issue 6).
+// Receptive fields and the top-k image-patch index.
 export {
   receptiveFields,
   regionOf,

@@ -45,7 +45,7 @@ export class Model {
   readonly id: string;
   readonly layers: LayerInfo[];
   readonly inputSize: [number, number];
-  /** Pixels per unit of network input: the synthesis step is taken in pixel units (DESIGN §4). */
+  /** Pixels per unit of network input: the synthesis step is taken in pixel units. */
   readonly pixelScale: number;
   private readonly scale: number[];
   private readonly offset: number[];

@@ -1,4 +1,4 @@
-// The back-projection part of a live frame (issue 5): for a frame request with `back`, `gradcam`
+// The back-projection part of a live frame: for a frame request with `back`, `gradcam`
 // or grid 'backDiffs', the frame's one forward pass (net.run, up to the deepest node needed) feeds
 //   - the back-projection of the source unit onto the input (backprop / deconv / guided), display-
 //     filtered (raw / gray / norm / normblur) to RGB bytes at the input size;

@@ -531,7 +531,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     const n = c * hw;
     const K = Math.min(5, model.classes.length || 5);
     // One forward, one tensor out, one read: [tiles 0..255 (C·H·W) | channelMax (C) | scale | unit map (H·W) | top-K probs | top-K indices]
-    // Back-projection, back diffs and Grad-CAM (issue 5) share this forward: see backprojection-frame.ts.
+    // Back-projection, back diffs and Grad-CAM share this forward: see backprojection-frame.ts.
     const backPass = new BackFramePass(model, req, layer.name);
     const packed = tf.tidy(() => {
       const pixels = rgbaToModelPixels(req.rgba, req.width, req.height, model.inputSize);

@@ -1,4 +1,4 @@
-// Top-k image patches in the engine host (issue 6): the loaded model's folder index (a TopKIndexer
+// Top-k image patches in the engine host: the loaded model's folder index (a TopKIndexer
 // read from and saved to <indexDir>/<model>.topk.json), a background indexing job that yields to
 // the live view before every image, this session's memory of camera frames (SessionTopK of the
 // layer the frames ask for, fed from the live forward pass's tap), and the patches a unit pane

@@ -1,4 +1,4 @@
-// Back-projection in the live view (issue 5): the back mode (`b`), the frozen back source (`d`),
+// Back-projection in the live view: the back mode (`b`), the frozen back source (`d`),
 // the grid showing activations or back diffs (`a`), zoom (`z`: unit → back-projection → off) and
 // the Grad-CAM overlay (`x`). Owns its canvases (back pane, zoom view, input overlay); the app
 // adds requestFields() to each frame request and hands each frame reply to onReply().

@@ -1,4 +1,4 @@
-// Back-projection in the renderer (issue 5), the pure parts: DVT's `b` cycle, status labels, and
+// Back-projection in the renderer, the pure parts: DVT's `b` cycle, status labels, and
 // pixel conversions for the back pane, the zoom view and the Grad-CAM overlay.
 import type { BackFilterT, BackModeT } from '../../../contract/backprojection';
 

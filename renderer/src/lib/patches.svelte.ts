@@ -1,4 +1,4 @@
-// Top-k image patches in the renderer (issue 6): the selected unit's patches from the folder index
+// Top-k image patches in the renderer: the selected unit's patches from the folder index
 // and from this session's camera frames (a `topk` request, debounced, refreshed while the camera
 // runs and as indexing progresses), indexing a folder on the engine host (indexStart/indexStop and
 // the `index` events), and opening a folder patch's image as the static input.

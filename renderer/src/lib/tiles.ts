@@ -1,5 +1,5 @@
 // Pure pixel work for the layer grid and the enlarged unit: tiling layout, the two display boosts
-// (DESIGN §5) and writing RGBA. No DOM here, so it is unit-tested in Node.
+// and writing RGBA. No DOM here, so it is unit-tested in Node.
 
 export interface GridLayout {
   count: number;
