@@ -15,6 +15,24 @@ import { pathToFileURL } from 'node:url';
 import { BACK_MODES, backproject, gradCam, inputGradient, listModels, loadModel, selectBackend, type Model, type UnitObjective } from '../main/engine/index.js';
 import { hardwareGpuHint } from '../main/engine/onnx/runtime.js';
 
+/** One timed run per back-projection mode and of Grad-CAM, for one unit: `npm run bench` and the ratios use these. */
+export function backprojectionRuns(m: Model, x: tf.Tensor4D, unit: UnitObjective): Record<string, () => Promise<void>> {
+  const runs: Record<string, () => Promise<void>> = {};
+  for (const mode of BACK_MODES) {
+    runs[mode] = async () => {
+      const g = backproject(m, x, unit, mode);
+      await g.data();
+      g.dispose();
+    };
+  }
+  runs.gradcam = async () => {
+    const r = gradCam(m, x, unit);
+    await r.heat.data();
+    tf.dispose([r.heat, r.coarse]);
+  };
+  return runs;
+}
+
 function median(xs: number[]): number {
   const s = [...xs].sort((a, b) => a - b);
   const m = s.length >> 1;
@@ -68,18 +86,7 @@ function figures(m: Model, x1: tf.Tensor4D, x4: tf.Tensor4D): Record<string, Fig
     grad_ms_mid: () => grad(x1, { ...unit, at: 'center' }),
     grad_ms_batch4: () => grad(x4, logit),
   };
-  for (const mode of BACK_MODES) {
-    f[`${mode}_ms`] = async () => {
-      const g = backproject(m, x1, unit, mode);
-      await g.data();
-      g.dispose();
-    };
-  }
-  f.gradcam_ms = async () => {
-    const r = gradCam(m, x1, unit);
-    await r.heat.data();
-    tf.dispose([r.heat, r.coarse]);
-  };
+  for (const [name, run] of Object.entries(backprojectionRuns(m, x1, unit))) f[`${name}_ms`] = run;
   return f;
 }
 

@@ -16,9 +16,9 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { benchSynthesis } from './bench-synthesis.js';
-import { benchBackendRatios, defaultRatioBackends } from './bench-backends.js';
+import { backprojectionRuns, benchBackendRatios, defaultRatioBackends } from './bench-backends.js';
 import { BACKEND_ORDER, inputGradient, listModels, loadModel, selectBackend, type Model, type UnitObjective } from '../main/engine/index.js';
-import { backproject, defaultGradCamLayer, gradCam, BACK_MODES } from '../main/engine/index.js';
+import { defaultGradCamLayer, BACK_MODES } from '../main/engine/index.js';
 
 const HELP = `npm run bench -- [options]     engine speed figures as JSON (stdout and bench/latest.json)
 
@@ -170,18 +170,7 @@ async function benchBackprojection(m: Model): Promise<Record<string, unknown>> {
       tf.dispose([r.grad, r.value]);
     },
   };
-  for (const mode of BACK_MODES) {
-    runs[mode] = async () => {
-      const g = backproject(m, x, unit, mode);
-      await g.data();
-      g.dispose();
-    };
-  }
-  runs.gradcam = async () => {
-    const r = gradCam(m, x, unit);
-    await r.heat.data();
-    tf.dispose([r.heat, r.coarse]);
-  };
+  Object.assign(runs, backprojectionRuns(m, x, unit));
   const times: Record<string, number[]> = Object.fromEntries(Object.keys(runs).map((k) => [k, []]));
   for (let i = 0; i < RUNS + 3; i++) {
     for (const [k, fn] of Object.entries(runs)) {
