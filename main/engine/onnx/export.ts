@@ -147,12 +147,14 @@ class Exporter {
     if (a.kind === 'linear') return dy;
     const b = this.b;
     const rectified = (s: string) => (a.kind === 'leaky' ? b.op('LeakyRelu', [s], [attr.float('alpha', a.alpha)]) : b.op('Relu', [s]));
+    // Gates as a multiply by a 0/1 mask: ORT's Where with broadcast scalars took ~20 % of an input
+    // gradient on the CPU provider, its Mul by a same-shaped tensor or a scalar is vectorised.
     const gate = (s: string) => {
-      const zero = b.scalar(0);
-      const pos = b.op('Greater', [y, zero]);
-      if (a.kind === 'relu') return b.op('Where', [pos, s, zero]);
-      if (a.kind === 'relu6') return b.op('Where', [b.op('And', [pos, b.op('Less', [y, b.scalar(6)])]), s, zero]);
-      return b.op('Mul', [s, b.op('Where', [pos, b.scalar(1), b.scalar(a.alpha)])]);
+      const pos = b.op('Greater', [y, b.scalar(0)]);
+      const mask = (t: string) => b.op('Cast', [t], [attr.int('to', 1)]);
+      if (a.kind === 'relu') return b.op('Mul', [s, mask(pos)]);
+      if (a.kind === 'relu6') return b.op('Mul', [s, mask(b.op('And', [pos, b.op('Less', [y, b.scalar(6)])]))]);
+      return b.op('Mul', [s, b.op('Add', [b.op('Mul', [mask(pos), b.scalar(1 - a.alpha)]), b.scalar(a.alpha)])]);
     };
     if (rule === 'gradient') return gate(dy);
     if (rule === 'deconv') return rectified(dy);
@@ -416,11 +418,11 @@ class Exporter {
     const around = [0, 0, ph.before, pw.before, 0, 0, ho * kh - h - ph.before, wo * kw - w - pw.before];
     const trivial = around.every((p) => p === 0);
     const xp = trivial ? x : b.op('Pad', [x, b.int64(around), b.scalar(-3.0e38)], [attr.str('mode', 'constant')]);
+    // Nearest upsampling by whole blocks. Resize runs a 4-D kernel; the equivalent 6-D Expand
+    // between two Reshapes took ~45 % of darknet-tiny's whole input-gradient run on the CPU provider.
+    const scales = b.floats(new Float32Array([1, 1, kh, kw]), [4]);
     const up = (t: string) =>
-      b.op('Reshape', [
-        b.op('Expand', [b.op('Reshape', [t, b.int64([0, c, ho, 1, wo, 1])]), b.int64([1, c, ho, kh, wo, kw])]),
-        b.int64([-1, c, ho * kh, wo * kw]),
-      ]);
+      b.op('Resize', [t, '', scales], [attr.str('mode', 'nearest'), attr.str('coordinate_transformation_mode', 'asymmetric'), attr.str('nearest_mode', 'floor')]);
     const mask = b.op('Cast', [b.op('Equal', [xp, up(this.v[i]!)])], [attr.int('to', 1)]);
     const count = b.op('Mul', [b.op('AveragePool', [mask], [attr.ints('kernel_shape', [kh, kw]), attr.ints('strides', [kh, kw])]), b.scalar(kh * kw)]);
     const dxp = b.op('Mul', [mask, up(b.op('Div', [dy, count]))]);
