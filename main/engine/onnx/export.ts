@@ -322,14 +322,19 @@ class Exporter {
         const { w, group } = this.convW.get(i)!;
         const [kh, kw] = op.spec.filter.shape;
         const { pads, outPad } = this.padsOf(inShape, [kh, kw], op.spec.strides, op.spec.padding);
-        const back = op.spec.strides[0] === 1 && op.spec.strides[1] === 1 ? onnxBackFilter(op.spec) : null;
+        const [sh, sw] = op.spec.strides;
+        const [ho, wo] = this.shapes[i]! as [number, number];
+        // The adjoint is a stride-1 convolution with the flipped, transposed filter (ops.ts
+        // convInputGrad) over dy with stride − 1 zeros between its entries; ORT's Conv kernels are
+        // far faster than its ConvTranspose (grouped ConvTranspose was a third of a MobileNet's
+        // input gradient). Pads: the input's size back from the dilated signal's ho·sh.
+        const backPads = [kh - 1 - pads[0]!, kw - 1 - pads[1]!, inShape[0]! - ho * sh + pads[0]!, inShape[1]! - wo * sw + pads[1]!];
+        const back = backPads.every((p) => p >= 0) ? onnxBackFilter(op.spec) : null;
         if (back) {
-          // At stride 1 the adjoint is a plain convolution with the flipped, transposed filter
-          // (ops.ts convInputGrad): ORT's Conv kernels are far faster than its ConvTranspose.
           return [
-            b.op('Conv', [g, b.floats(back.data, back.dims)], [
+            b.op('Conv', [sh === 1 && sw === 1 ? g : this.dilate(g, sh, sw, ho, wo), b.floats(back.data, back.dims)], [
               attr.ints('kernel_shape', [kh, kw]),
-              attr.ints('pads', [kh - 1 - pads[0]!, kw - 1 - pads[1]!, kh - 1 - pads[2]!, kw - 1 - pads[3]!]),
+              attr.ints('pads', backPads),
               attr.int('group', back.group),
             ]),
           ];
@@ -427,6 +432,16 @@ class Exporter {
     const count = b.op('Mul', [b.op('AveragePool', [mask], [attr.ints('kernel_shape', [kh, kw]), attr.ints('strides', [kh, kw])]), b.scalar(kh * kw)]);
     const dxp = b.op('Mul', [mask, up(b.op('Div', [dy, count]))]);
     return trivial ? dxp : b.op('Pad', [dxp, b.int64(around.map((p) => -p))], [attr.str('mode', 'constant')]);
+  }
+
+  /** [N, C, h, w] → [N, C, h·sh, w·sw] with the entries at multiples of the strides, zeros between. */
+  private dilate(t: string, sh: number, sw: number, h: number, w: number): string {
+    const b = this.b;
+    const keep = new Float32Array(h * sh * w * sw);
+    for (let y = 0; y < h; y++) for (let x = 0; x < w; x++) keep[y * sh * w * sw + x * sw] = 1;
+    const scales = b.floats(new Float32Array([1, 1, sh, sw]), [4]);
+    const up = b.op('Resize', [t, '', scales], [attr.str('mode', 'nearest'), attr.str('coordinate_transformation_mode', 'asymmetric'), attr.str('nearest_mode', 'floor')]);
+    return b.op('Mul', [up, b.floats(keep, [1, 1, h * sh, w * sw])]);
   }
 
   /** Overlapping windows: the signal goes to each window's first maximum, a scatter-add through the forward pass's switches. */
