@@ -5,6 +5,7 @@ import type { CompiledModel } from './compile.js';
 import type { ModelDescriptor } from './descriptor.js';
 import { nativeEngine, nativeForward } from './onnx/native-net.js';
 import type { BackwardRule, ExecMode } from './ops.js';
+import type { PreprocessInfo } from '../../contract/user-models.js';
 
 export interface ClassInfo {
   index: number;
@@ -58,6 +59,8 @@ export class Model {
     readonly checksum: string,
     readonly compiled: CompiledModel,
     readonly classes: ClassInfo[],
+    /** The named input convention in use, and whether the user may pick another (no deepvis.json). */
+    readonly preprocessInfo: PreprocessInfo = { preset: null, selectable: false, chosen: false },
   ) {
     this.id = descriptor.id;
     this.inputSize = descriptor.inputSize;
