@@ -418,7 +418,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
           type: 'atlas',
           layer: layer.name,
           found: false,
-          hint: `no atlas for ${layer.display} yet — build one with: npx deepvis atlas --model ${model.id} --layer ${layer.display}`,
+          hint: `no atlas for ${layer.display} yet — build it here (Build atlas), or with: npx deepvis atlas --model ${model.id} --layer ${layer.display}`,
           ...seqOf(req),
         };
       }
