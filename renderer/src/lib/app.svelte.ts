@@ -7,6 +7,8 @@ import type { FrameReplyT, ModelInfo, ModelSummary } from '../../../contract/mes
 import type { FolderPatchT } from '../../../contract/topk';
 import type { Settings } from '../settings';
 import { AtlasController } from './atlas.svelte';
+import { AtlasBuildController } from './atlas-build.svelte';
+import { ModelFolderController } from './model-folder.svelte';
 import { BackController } from './back.svelte';
 import { InputController } from './input.svelte';
 import { KeyCommands } from './keys';
@@ -51,6 +53,10 @@ export class DeepVisApp {
   readonly synth: SynthController;
   /** Pattern mode: the layer's atlas in the grid (lib/atlas.svelte.ts). */
   readonly atlas: AtlasController;
+  /** Building the layer's atlas from the window (lib/atlas-build.svelte.ts). */
+  readonly atlasBuild: AtlasBuildController;
+  /** A model folder opened in the window, and its input convention (lib/model-folder.svelte.ts). */
+  readonly modelFolder: ModelFolderController = new ModelFolderController(this);
   /** What each key and menu item does (lib/keys.ts). */
   readonly commands: KeyCommands;
   /** Column widths and the presenter layout (lib/layout.svelte.ts). */
@@ -128,6 +134,7 @@ export class DeepVisApp {
         return app.panes.grid;
       },
     });
+    this.atlasBuild = new AtlasBuildController(this);
     this.commands = new KeyCommands(this);
     this.savedView = new SavedView(this);
   }

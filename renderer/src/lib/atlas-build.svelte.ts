@@ -5,6 +5,7 @@
 import type { AppEvent, LayerInfoT, ModelInfo, Reply, Request } from '../../../contract/messages';
 import { ATLAS_PRESETS, type AtlasBuildEventT } from '../../../contract/atlas';
 import { SYNTH_LIMITS, type PresetName } from '../../../contract/synthesis';
+import type { AtlasController } from './atlas.svelte';
 
 export type AtlasBuildPhase = 'idle' | 'starting' | 'running' | 'done' | 'cancelled' | 'error';
 
@@ -20,17 +21,12 @@ export interface BuildingAtlas {
   sprite: HTMLCanvasElement;
 }
 
-/** What a build needs from the app: the transport, the model and layer shown, and pattern mode. */
+/** What a build needs from the app: the transport (its events too), the model and layer shown, and pattern mode. */
 export interface AtlasBuildHost {
-  readonly transport: { request(msg: Request): Promise<Reply> };
+  readonly transport: { request(msg: Request): Promise<Reply>; onEvent(cb: (e: AppEvent) => void): () => void };
   readonly model: ModelInfo | null;
   readonly layer: LayerInfoT | null;
-  /** Pattern mode on (the grid shows the atlas). */
-  showPattern(): void;
-  /** The build's tiles so far for `layer` (drawn by pattern mode while the layer is shown). */
-  showBuilding(atlas: BuildingAtlas): void;
-  /** The build ended: fetch the layer's atlas as written. */
-  reloadAtlas(): void;
+  readonly atlas: Pick<AtlasController, 'pattern' | 'toggle' | 'showBuilding' | 'reloadAtlas'>;
 }
 
 export function formatEta(seconds: number | null): string {
@@ -68,7 +64,9 @@ export class AtlasBuildController {
   private drawing: Promise<void> = Promise.resolve();
   private early: AtlasBuildEventT[] = [];
 
-  constructor(private readonly host: AtlasBuildHost) {}
+  constructor(private readonly host: AtlasBuildHost) {
+    host.transport.onEvent((e) => this.onEvent(e));
+  }
 
   static readonly presets = ATLAS_PRESETS;
 
@@ -133,8 +131,8 @@ export class AtlasBuildController {
     this.done = reply.skipped;
     this.phase = 'running';
     this.building = this.newSprite(l, reply.preset);
-    this.host.showPattern();
-    this.host.showBuilding(this.building);
+    if (!this.host.atlas.pattern) this.host.atlas.toggle();
+    this.host.atlas.showBuilding(m.id, this.building);
     for (const e of early) this.onEvent(e);
   }
 
@@ -142,11 +140,6 @@ export class AtlasBuildController {
     if (!this.buildId || !this.running) return;
     const r = await this.host.transport.request({ type: 'atlasCancel', buildId: this.buildId });
     if (r.type === 'error') this.message = r.message;
-  }
-
-  /** The layer shown changed: its build's tiles come back when it is shown again. */
-  layerShown(): void {
-    if (this.building && this.forShownLayer) this.host.showBuilding(this.building);
   }
 
   onEvent(e: AppEvent): void {
@@ -173,7 +166,7 @@ export class AtlasBuildController {
           /* a tile that cannot be decoded stays grey; the atlas on disk is whole */
         }
       }
-      if (this.forShownLayer) this.host.showBuilding(b);
+      this.host.atlas.showBuilding(this.modelId!, b);
     }
     this.done = e.done;
     this.total = e.total;
@@ -183,7 +176,7 @@ export class AtlasBuildController {
     if (e.message) this.message = e.message;
     this.buildId = null;
     this.building = null;
-    if (this.forShownLayer) this.host.reloadAtlas();
+    if (this.forShownLayer) this.host.atlas.reloadAtlas();
   }
 
   /** A sprite canvas with a slot per unit of the layer (the unit's own index). */

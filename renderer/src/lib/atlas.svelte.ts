@@ -14,7 +14,8 @@ export interface LoadedAtlas {
   cols: number;
   /** unit → tile index in the sprite. */
   slot: Map<number, number>;
-  sprite: ImageBitmap | null;
+  /** The decoded sprite, or the canvas a build running in the window draws its tiles into. */
+  sprite: ImageBitmap | HTMLCanvasElement | null;
 }
 
 /** What pattern mode needs from the app. */
@@ -79,6 +80,15 @@ export class AtlasController {
     if (reply.type === 'atlas') this.cache.set(key, loaded);
     if (this.want !== key) return;
     this.atlas = loaded;
+    this.atlasLoading = false;
+    this.refreshGrid();
+  }
+
+  /** A build's tiles so far (the sprite fills in as they come): shown now, and again whenever its layer is. */
+  showBuilding(modelId: string, atlas: LoadedAtlas): void {
+    this.cache.set(`${modelId}\u0000${atlas.layer}`, atlas);
+    if (atlas.layer !== this.host.layer?.name) return;
+    this.atlas = atlas;
     this.atlasLoading = false;
     this.refreshGrid();
   }

@@ -4,14 +4,17 @@
 // the host checks the files, lists the model and says why when it cannot be used; a usable model is
 // loaded at once.
 import type { ModelInfo, ModelSummary, Reply, Request } from '../../../contract/messages';
-import { modelFileKind, UPLOAD_LIMITS } from '../../../contract/user-models';
+import { modelFileKind, UPLOAD_LIMITS, type PreprocessName } from '../../../contract/user-models';
 
-/** What a model folder upload needs from the app. */
+/** What a model folder upload (and the input convention) needs from the app. */
 export interface ModelFolderHost {
   readonly transport: { kind: 'ipc' | 'websocket'; request(msg: Request): Promise<Reply> };
   models: ModelSummary[];
-  readonly model: ModelInfo | null;
+  model: ModelInfo | null;
   switchModel(id: string): Promise<boolean>;
+  /** Caches built from the model's outputs (the layer's atlas) and the frame shown: fetched again. */
+  readonly atlas: { reloadAtlas(): void };
+  readonly live: { kick(): void };
 }
 
 export interface FolderFiles {
@@ -79,6 +82,8 @@ export class ModelFolderController {
   problem = $state<string | null>(null);
   /** The model last added (its id), for the status text. */
   added = $state<string | null>(null);
+  /** Why the input convention could not be changed. */
+  preprocessError = $state<string | null>(null);
 
   constructor(private readonly host: ModelFolderHost) {}
 
@@ -152,6 +157,23 @@ export class ModelFolderController {
     } finally {
       this.busy = false;
     }
+  }
+
+  /** Pick the loaded model's input convention ('auto': the inferred one); the host applies and remembers it. */
+  async setPreprocess(preset: PreprocessName | 'auto'): Promise<void> {
+    const m = this.host.model;
+    if (!m) return;
+    this.preprocessError = null;
+    const r = await this.host.transport.request({ type: 'setPreprocess', model: m.id, preset });
+    if (r.type !== 'preprocessSet') {
+      this.preprocessError = r.type === 'error' ? r.message : `unexpected reply "${r.type}"`;
+      return;
+    }
+    const now = this.host.model;
+    if (now?.id === m.id) this.host.model = { ...now, preprocess: r.preprocess };
+    // The model computes other activations now: its atlas is another one, and the frame is asked again.
+    this.host.atlas.reloadAtlas();
+    this.host.live.kick();
   }
 
   /** Is a file one the host takes (for the drop hint)? */
