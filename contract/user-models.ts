@@ -15,11 +15,12 @@ const UploadId = z.string().min(1).max(100);
 /** The input conventions a window may pick for a model without a descriptor (engine: model-infer.ts). */
 export const PREPROCESS_NAMES = ['0-1', '-1-1', 'caffe', 'raw'] as const;
 export type PreprocessName = (typeof PREPROCESS_NAMES)[number];
-export const PREPROCESS_LABELS: Record<PreprocessName, string> = {
-  '0-1': 'pixel / 255 (0…1)',
-  '-1-1': 'pixel / 127.5 − 1 (−1…1)',
-  caffe: 'Caffe: BGR − ImageNet mean',
-  raw: 'raw pixels (0…255)',
+/** Short names (a toolbar select) and what each does. */
+export const PREPROCESS_LABELS: Record<PreprocessName, { short: string; long: string }> = {
+  '0-1': { short: '0…1', long: 'pixel / 255 (0…1): most models trained from tutorials' },
+  '-1-1': { short: '−1…1', long: 'pixel / 127.5 − 1 (−1…1): Keras MobileNet, Inception, Xception' },
+  caffe: { short: 'Caffe BGR', long: 'BGR minus the ImageNet mean (Caffe): Keras VGG, ResNet50' },
+  raw: { short: '0…255', long: 'raw pixels (0…255): models that rescale their own input' },
 };
 
 /** How the loaded model maps pixels to its input, and whether the window may change it. */
