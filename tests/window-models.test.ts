@@ -3,7 +3,8 @@
 // the file and what to do, and write nothing outside the run's folder; a real bare folder (built
 // with tfjs-layers as users build them) uploaded through the real session is listed and runs; the
 // input convention picked for it changes the top-5 and is remembered across a restart.
-import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync } from 'node:fs';
+import { spawnSync } from 'node:child_process';
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -101,6 +102,38 @@ describe('a model folder upload is checked before anything is written', () => {
     expect(existsSync(join(work, 'x'))).toBe(false);
     await host.dispose();
     expect(existsSync(root)).toBe(false);
+  });
+});
+
+describe('a model folder on disk (the desktop app) is copied by the same rules', () => {
+  it('copies the folder\'s own files, and refuses a file, a link and another kind of file, naming it', async () => {
+    const host = new UserModelsHost(join(work, 'run-disk'));
+    const dir = await host.importFolder(bare);
+    expect(dir).toBe(join(work, 'run-disk', 'models', 'my-scores'));
+    expect(readdirSync(dir).sort()).toEqual(readdirSync(bare).sort());
+    await expect(host.importFolder(join(bare, 'model.json'))).rejects.toThrow(/model\.json is not a folder — open the folder that holds model\.json/);
+    const linked = join(work, 'linked');
+    mkdirSync(linked);
+    symlinkSync(join(bare, 'model.json'), join(linked, 'model.json'));
+    await expect(host.importFolder(linked)).rejects.toThrow(/linked\/model\.json is not a regular file \(a link, device or pipe\)/);
+    const noted = join(work, 'noted');
+    cpSync(bare, noted, { recursive: true });
+    writeFileSync(join(noted, 'notes.md'), 'x');
+    await expect(host.importFolder(noted)).rejects.toThrow(/noted\/notes\.md is not a model file/);
+    await host.dispose();
+  });
+});
+
+describe('the run folders of user models', () => {
+  it('a new run removes the folders of runs whose process is gone, and keeps live ones', async () => {
+    const parent = join(work, 'user-models');
+    const dead = spawnSync(process.execPath, ['-e', '0']).pid;
+    for (const name of [`run-a-${dead}`, `run-b-${process.pid}`, 'notes']) mkdirSync(join(parent, name, 'models'), { recursive: true });
+    const host = new UserModelsHost(join(parent, `run-c-${process.pid}`));
+    await host.ready();
+    expect(await host.sweepStale()).toEqual([join(parent, `run-a-${dead}`)]);
+    expect(readdirSync(parent).sort()).toEqual(['notes', `run-b-${process.pid}`, `run-c-${process.pid}`]);
+    await host.dispose();
   });
 });
 

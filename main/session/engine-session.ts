@@ -167,7 +167,10 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   private constructor(private readonly opts: EngineSessionOptions) {
     super();
     this.userModels = opts.userModelsDir ? new UserModelsHost(opts.userModelsDir) : null;
-    if (this.userModels) mkdirSync(this.userModels.modelsDir, { recursive: true });
+    if (this.userModels) {
+      mkdirSync(this.userModels.modelsDir, { recursive: true });
+      void this.userModels.sweepStale().catch(() => {});
+    }
     this.modelsDir = withModelsDir(this.userModels?.modelsDir, opts.modelsDir ?? defaultModelsDir());
     this.log = opts.log ?? (() => {});
     this.topk = new TopKHost(this, { log: this.log, ...opts.topk });

@@ -8,7 +8,7 @@
 import { randomUUID } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { lstat, mkdir, open, readdir, rename, rm, type FileHandle } from 'node:fs/promises';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createWriteStream } from 'node:fs';
 import { seqOf, type Reply, type Request } from '../../contract/messages.js';
@@ -19,6 +19,15 @@ import type { ModelEntry } from '../engine/model-store.js';
 
 const KINDS_TEXT = 'a model folder holds only model.json, its weight files (*.bin, group*-shard*), labels.txt, classes.json and deepvis.json';
 const mib = (n: number) => `${Math.round(n / (1 << 20))} MiB`;
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (e) {
+    return (e as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
 
 /** A refusal the user can act on (its message names the file and what to do). */
 export class UploadRefused extends Error {}
@@ -77,6 +86,23 @@ export class UserModelsHost {
   async ready(): Promise<void> {
     await mkdir(this.modelsDir, { recursive: true });
     await mkdir(this.staging, { recursive: true });
+  }
+
+  /**
+   * Remove the folders of earlier runs beside this one whose process is gone (a run killed before
+   * it could clean up). Folders are named run-<time>-<pid>; a live process's folder is kept.
+   */
+  async sweepStale(): Promise<string[]> {
+    const parent = dirname(this.root);
+    const removed: string[] = [];
+    for (const name of await readdir(parent).catch(() => [] as string[])) {
+      const m = /^run-.+-(\d+)$/.exec(name);
+      const dir = join(parent, name);
+      if (!m || dir === this.root || alive(Number(m[1]))) continue;
+      await rm(dir, { recursive: true, force: true });
+      removed.push(dir);
+    }
+    return removed;
   }
 
   /** Begin an upload (one per client: a new one discards the client's previous). */
