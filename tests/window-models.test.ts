@@ -9,7 +9,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { Reply } from '../contract/messages.js';
+import type { AppEvent, Reply, SynthEventT } from '../contract/messages.js';
 import { UPLOAD_LIMITS } from '../contract/user-models.js';
 import { AppStateStore } from '../main/persist/app-state.js';
 import { EngineSession } from '../main/session/engine-session.js';
@@ -173,6 +173,23 @@ describe('a bare folder opened in the window', () => {
       const moved = probs(after).reduce((m, p, i) => Math.max(m, Math.abs(p - probs(before)[i]!)), 0);
       expect(moved).toBeGreaterThan(0.01);
       afterTop = probs(after);
+
+      // A synthesis job runs in a worker on the model as the window runs it: its result's top-5,
+      // computed there, is what the window's own frame of that image answers.
+      const events: SynthEventT[] = [];
+      const tab = { id: 'tab-1', emit: (e: AppEvent) => void (e.type === 'synth' && events.push(e)) };
+      const job = await session.handle({ type: 'synthStart', layer: loaded.model.logitsLayer, unit: 1, preset: 'fast', seeds: 1, size: SIDE, iterations: 3 }, tab);
+      expect(job.type, JSON.stringify(job).slice(0, 300)).toBe('synthStarted');
+      const end = Date.now() + 60_000;
+      while (!events.some((e) => e.phase !== 'progress') && Date.now() < end) await new Promise((r) => setTimeout(r, 100));
+      const result = events.find((e) => e.phase === 'done')?.result;
+      expect(result, JSON.stringify(events.at(-1)).slice(0, 300)).toBeTruthy();
+      const im = result!.images[0]!;
+      const rgbaOf = new Uint8Array(im.width * im.height * 4).fill(255);
+      for (let i = 0; i < im.width * im.height; i++) rgbaOf.set(im.rgb.subarray(i * 3, i * 3 + 3), i * 4);
+      const seen = await session.handle({ ...frame(9, layer), rgba: rgbaOf });
+      if (seen.type !== 'frame') throw new Error(JSON.stringify(seen).slice(0, 300));
+      for (const t of im.top5!) expect(seen.top5.find((s) => s.index === t.index)!.prob).toBeCloseTo(t.prob, 3);
 
       // A model with a descriptor keeps its own numbers.
       const refuse = await session.handle({ type: 'setPreprocess', model: 'nope', preset: '-1-1' });
