@@ -56,8 +56,8 @@ export const AtlasTileSchema = z.object({ unit: z.number().int().nonnegative(), 
 
 /**
  * A build's progress: `tiles` are the units finished since the last event (the first event carries
- * those already on disk). `done`/`total` count units of the range; `etaSeconds` is null until the
- * first batch of this run has finished.
+ * those already on disk). `done`/`total` count units of the range; `etaSeconds` (from this run's
+ * pace, steps of the batches in flight included) is null until there is a pace to go by.
  */
 export const AtlasBuildEvent = z.object({
   type: z.literal('atlasBuild'),
