@@ -342,6 +342,8 @@ export const MenuEvent = z.discriminatedUnion('action', [
   z.object({ type: z.literal('menu'), action: z.literal('toggleCamera') }),
   z.object({ type: z.literal('menu'), action: z.literal('help') }),
   z.object({ type: z.literal('menu'), action: z.literal('selectModel'), modelId: z.string().min(1) }),
+  // The window asks for the folder (openModelFolder), so the model it holds is listed and loaded there.
+  z.object({ type: z.literal('menu'), action: z.literal('openModelFolder') }),
 ]);
 
 /**

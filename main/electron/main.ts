@@ -130,6 +130,7 @@ async function buildMenu(): Promise<void> {
       submenu: [
         { label: 'Open Image…', accelerator: 'CmdOrCtrl+O', click: run(openImage) },
         { label: 'Open Folder…', accelerator: 'CmdOrCtrl+Shift+O', click: run(openFolder) },
+        { label: 'Open Model Folder…', click: () => sendEvent({ type: 'menu', action: 'openModelFolder' }) },
         { type: 'separator' },
         { label: 'Export View as PNG…', accelerator: 'CmdOrCtrl+E', click: () => sendEvent({ type: 'menu', action: 'exportPng' }) },
         { type: 'separator' },

@@ -29,6 +29,7 @@ export interface KeysHost {
   readonly synth: { readonly running: boolean; toggle(): Promise<void>; cancel(): Promise<void>; onEvent(e: AppEvent): void };
   readonly atlas: { toggle(): void };
   readonly layout: { presenter: boolean };
+  readonly modelFolder: { openInDesktop(): Promise<void> };
 }
 
 const MOVES: Partial<Record<Action, [number, number]>> = {
@@ -143,6 +144,8 @@ export class KeyCommands {
       case 'selectModel':
         await h.switchModel(e.modelId);
         return;
+      case 'openModelFolder':
+        return h.modelFolder.openInDesktop();
     }
   }
 }
