@@ -2,8 +2,9 @@
 // models (tfjs-layers, model.save()'s files and a labels.txt), picked with the folder input, is
 // uploaded, listed, loaded and classifies the camera with its own class names; its input
 // convention, picked in the toolbar, changes the top-5 and is remembered when the window reopens.
-// A folder with a file of another kind, and a graph model, are refused with the host's words.
-import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+// A folder with a file of another kind, and a graph model, are refused with the host's words; a
+// drop of image files still opens images.
+import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { expect, test, type Page } from '@playwright/test';
@@ -107,4 +108,19 @@ test('a folder holding another kind of file, and a graph model, are refused with
   await expect(page.getByTestId('model-folder-problem')).toContainText(/is a TF\.js graph model .* convert the Keras model instead: tensorflowjs_converter --input_format=keras/);
   await expect(page.getByTestId('status-model')).toHaveText(FAST_MODEL);
   await shot(page, testInfo, 'user-model-refused');
+});
+
+test('dropping image files still opens them as images; only a folder holding model.json is a model', async ({ page }) => {
+  test.setTimeout(120_000);
+  await openApp(page, { url: server!.url });
+  const jpeg = readFileSync(photo('dog')).toString('base64');
+  await page.evaluate((b64) => {
+    const bytes = Uint8Array.from(atob(b64), (c) => c.charCodeAt(0));
+    const dt = new DataTransfer();
+    dt.items.add(new File([bytes], 'dog.jpg', { type: 'image/jpeg' }));
+    window.dispatchEvent(new DragEvent('drop', { dataTransfer: dt, bubbles: true, cancelable: true }));
+  }, jpeg);
+  await expect.poll(() => statusText(page, 'mode')).toMatch(/^static 1\/1 dog\.jpg/);
+  await expect(page.getByTestId('status-model')).toHaveText(FAST_MODEL);
+  await expect(page.getByTestId('model-folder-problem')).toHaveCount(0);
 });
