@@ -389,7 +389,7 @@ describe('Electron main bundle: window, permissions, CSP, navigation, IPC', () =
       const added = (await handler(frame, { type: 'openModelFolder', path: graph, seq: 4 })) as { type: string; id?: string; problem?: string };
       expect(added).toMatchObject({ type: 'modelAdded', id: 'my-graph', seq: 4 });
       expect(added.problem).toMatch(/user-models\/run-[^/]+\/models\/my-graph\/model\.json is a TF\.js graph model .* tensorflowjs_converter --input_format=keras/);
-      const listed = (await handler(frame, { type: 'listModels' })) as { models: { id: string; installed: boolean }[] };
+      const listed = (await handler(frame, { type: 'listModels' })) as unknown as { models: { id: string; installed: boolean }[] };
       expect(listed.models).toEqual([expect.objectContaining({ id: 'my-graph', installed: false })]);
       expect(await handler(frame, { type: 'openModelFolder', path: join(dropped, 'gone') })).toMatchObject({ type: 'error', message: expect.stringMatching(/gone cannot be read \(ENOENT\)/) });
     } finally {

@@ -128,7 +128,6 @@ export class AtlasHost {
     let lastProgress = 0;
     try {
       const pool = this.opts.pool();
-      const preprocess = model.preprocessInfo.chosen ? model.preprocessInfo.preset : null;
       await buildAtlas({
         model,
         layer: req.layer,
@@ -138,7 +137,7 @@ export class AtlasHost {
         batch: BATCH_ITEMS,
         signal: build.abort.signal,
         // Batches run under their own client id: a synthesis the window starts does not cancel them.
-        runBatch: poolBatchRunner(pool, `${client.id}:atlas`, model.id, preprocess),
+        runBatch: poolBatchRunner(pool, `${client.id}:atlas`, model.id, model.chosenPreprocess),
         concurrency: pool.workers.length,
         onProgress: (p) => {
           if (p.unitsThisBatch.length) inFlight.set(p.unitsThisBatch[0]!, { units: p.unitsThisBatch.length, fraction: p.iterations ? (p.iteration + 1) / p.iterations : 0 });

@@ -358,8 +358,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       if (!fit.ok) return this.error(req, fit.message);
       if (this.current !== model) return this.error(req, 'the model changed meanwhile');
       this.jobs!.cancelClient(client.id);
-      const preprocess = model.preprocessInfo.chosen ? model.preprocessInfo.preset : null;
-      const jobId = this.jobs!.submit(client.id, { type: 'synth', modelId: model.id, preprocess, spec }, (e) => client.emit(toSynthEvent(jobEvent(e, target, settings))),
+      const jobId = this.jobs!.submit(client.id, { type: 'synth', modelId: model.id, preprocess: model.chosenPreprocess, spec }, (e) => client.emit(toSynthEvent(jobEvent(e, target, settings))),
       );
       return { type: 'synthStarted', jobId, label: target.label, layer: target.layer, unit: target.unit, settings, ...seqOf(req) };
     } catch (e) {
@@ -567,7 +566,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   private async setModel(m: Model): Promise<void> {
     // Jobs run the model they started with: stop them, and have the workers load the new one.
     await this.jobs?.cancelAll();
-    this.jobs?.preload(m.id, m.preprocessInfo.chosen ? m.preprocessInfo.preset : null);
+    this.jobs?.preload(m.id, m.chosenPreprocess);
     const old = this.current;
     this.current = m;
     this.currentInfo = modelInfo(m);
