@@ -8,6 +8,19 @@ import { IndexEvent, IndexStartReply, IndexStartRequest, IndexStopReply, IndexSt
 import { AppStateReply, AppStateSavedReply, GetAppStateRequest, SaveAppStateRequest } from './app-state.js';
 import { ListedImageReply, ListedImageRequest, OpenImagesMenuEvent } from './images.js';
 import { SynthCancelReply, SynthCancelRequest, SynthEvent, SynthStartedReply, SynthStartRequest } from './synthesis.js';
+import { AtlasBuildEvent, AtlasBuildRequest, AtlasBuildStartedReply, AtlasCancelReply, AtlasCancelRequest } from './atlas.js';
+import {
+  ModelAddedReply,
+  ModelUploadChunkReply,
+  ModelUploadChunkRequest,
+  ModelUploadFinishRequest,
+  ModelUploadStartedReply,
+  ModelUploadStartRequest,
+  OpenModelFolderRequest,
+  PreprocessInfoSchema,
+  PreprocessSetReply,
+  SetPreprocessRequest,
+} from './user-models.js';
 
 export { SYNTH_PRESETS, SynthOverridesSchema, SynthEvent, type SynthEventT } from './synthesis.js';
 
@@ -45,6 +58,8 @@ export const ModelInfoSchema = z.object({
   inputChannels: z.number().int().positive().optional(),
   /** The logits' class names and WordNet ids in the model's own order (the window searches and labels units by them). */
   classes: z.array(z.object({ name: z.string(), wnid: z.string().nullable() })).max(100_000).default([]),
+  /** The input convention in use (contract/user-models.ts). */
+  preprocess: PreprocessInfoSchema.optional(),
 });
 
 export const TopKSchema = z.object({
@@ -125,6 +140,15 @@ export const RequestSchema = z.discriminatedUnion('type', [
   SynthStartRequest,
   SynthCancelRequest,
   AtlasRequest,
+  // Building a layer's atlas from the window (contract/atlas.ts).
+  AtlasBuildRequest,
+  AtlasCancelRequest,
+  // A user's own model folder and its input convention (contract/user-models.ts).
+  ModelUploadStartRequest,
+  ModelUploadChunkRequest,
+  ModelUploadFinishRequest,
+  OpenModelFolderRequest,
+  SetPreprocessRequest,
   // Top-k image patches (contract/topk.ts).
   IndexStartRequest,
   IndexStopRequest,
@@ -240,6 +264,12 @@ export const AtlasReply = z.object({
 
 export const ReplySchema = z.discriminatedUnion('type', [
   AtlasReply,
+  AtlasBuildStartedReply,
+  AtlasCancelReply,
+  ModelUploadStartedReply,
+  ModelUploadChunkReply,
+  ModelAddedReply,
+  PreprocessSetReply,
   SynthStartedReply,
   SynthCancelReply,
   HelloReply,
@@ -312,6 +342,8 @@ export const MenuEvent = z.discriminatedUnion('action', [
   z.object({ type: z.literal('menu'), action: z.literal('toggleCamera') }),
   z.object({ type: z.literal('menu'), action: z.literal('help') }),
   z.object({ type: z.literal('menu'), action: z.literal('selectModel'), modelId: z.string().min(1) }),
+  // The window asks for the folder (openModelFolder), so the model it holds is listed and loaded there.
+  z.object({ type: z.literal('menu'), action: z.literal('openModelFolder') }),
 ]);
 
 /**
@@ -325,7 +357,7 @@ export const NoticeEvent = z.object({
 });
 export type NoticeEventT = z.infer<typeof NoticeEvent>;
 
-export const EventSchema = z.union([MenuEvent, SynthEvent, IndexEvent, NoticeEvent]);
+export const EventSchema = z.union([MenuEvent, SynthEvent, IndexEvent, AtlasBuildEvent, NoticeEvent]);
 export type AppEvent = z.infer<typeof EventSchema>;
 export type MenuAction = z.infer<typeof MenuEvent>['action'];
 

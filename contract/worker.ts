@@ -4,6 +4,7 @@
 // arrays; nothing here depends on which backend the worker runs.
 import { z } from 'zod';
 import { SYNTH_LIMITS, SYNTH_PRESETS, STOP_REASONS, SynthFrameSchema, SynthImageSchema, SynthOverridesSchema } from './synthesis.js';
+import { PREPROCESS_NAMES } from './user-models.js';
 
 const Bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected bytes');
 const JobId = z.string().min(1).max(100);
@@ -47,11 +48,14 @@ export const WorkerBatchSpec = z.object({
 });
 export type WorkerBatchSpecT = z.infer<typeof WorkerBatchSpec>;
 
+/** The input convention the user picked for the model (absent: its own): a job runs the model the window runs. */
+const Preprocess = z.enum(PREPROCESS_NAMES).nullable().optional();
+
 export const ToWorker = z.discriminatedUnion('type', [
   /** Load (or keep) this model now, so the first job does not wait for it. */
-  z.object({ type: z.literal('load'), modelId: z.string().min(1) }),
-  z.object({ type: z.literal('synth'), jobId: JobId, modelId: z.string().min(1), spec: WorkerSynthSpec }),
-  z.object({ type: z.literal('batch'), jobId: JobId, modelId: z.string().min(1), spec: WorkerBatchSpec }),
+  z.object({ type: z.literal('load'), modelId: z.string().min(1), preprocess: Preprocess }),
+  z.object({ type: z.literal('synth'), jobId: JobId, modelId: z.string().min(1), preprocess: Preprocess, spec: WorkerSynthSpec }),
+  z.object({ type: z.literal('batch'), jobId: JobId, modelId: z.string().min(1), preprocess: Preprocess, spec: WorkerBatchSpec }),
   /** Stop the job at its next step (it answers `cancelled`). */
   z.object({ type: z.literal('cancel'), jobId: JobId }),
 ]);

@@ -7,7 +7,7 @@
 //
 // The fuzz run is seeded (mulberry32); the seed is printed. Reproduce a failure with
 //   DEEPVIS_FUZZ_SEED=<seed> npx vitest run tests/contract-fuzz.test.ts
-import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
@@ -22,7 +22,7 @@ import { photo } from './support/fixtures.js';
 const MODEL = 'mobilenet-v1-0.25';
 const SLED_DOG = /dogsled|malamute|husky|eskimo dog/i;
 /** Events arrive besides replies (synthesis progress, indexing); they answer no request. */
-const EVENT_TYPES = new Set(['synth', 'index', 'menu']);
+const EVENT_TYPES = new Set(['synth', 'index', 'menu', 'atlasBuild']);
 /** An error reply to a bad message stays small whatever the message was. */
 const MAX_ERROR_CHARS = 2000;
 
@@ -151,7 +151,7 @@ beforeAll(async () => {
   writeFileSync(join(work, 'index.html'), '<!doctype html><title>DeepVis test page</title>');
   const { data } = await sharp(photo('dog')).resize(224, 224, { fit: 'cover' }).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
   dogRgba = new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
-  server = await startWebServer({ port: 0, model: MODEL, backend: process.env.DEEPVIS_BACKEND ?? 'wasm', staticDir: work });
+  server = await startWebServer({ port: 0, model: MODEL, backend: process.env.DEEPVIS_BACKEND ?? 'wasm', staticDir: work, atlasDir: join(work, 'atlas'), userModelsDir: join(work, 'user-models') });
 });
 
 afterAll(async () => {
@@ -193,6 +193,19 @@ describe('contract abuse over the web-mode WebSocket', () => {
         [{ type: 'openIndexedImage', path: { toString: 'x' } }, /path/],
         [{ type: 'atlas', layer: null }, /layer/],
         [{ type: 'saveAppState', view: 'all of it' }, /view/],
+        [{ type: 'atlasBuild', layer: 'pw5', preset: 'frame' }, /preset/],
+        [{ type: 'atlasBuild', layer: 'pw5', preset: 'fast', units: [5, 1] }, /units/],
+        [{ type: 'atlasBuild', layer: 'pw5', preset: 'fast', seeds: 99 }, /seeds/],
+        [{ type: 'atlasBuild', layer: 'pw5', preset: 'fast', size: 100_000 }, /size/],
+        [{ type: 'atlasCancel', buildId: 7 }, /buildId/],
+        [{ type: 'modelUploadStart', folder: 'x', files: 'model.json' }, /files/],
+        [{ type: 'modelUploadStart', folder: 'x', files: [{ name: 'model.json', size: -1 }] }, /files/],
+        [{ type: 'modelUploadStart', folder: 'x', files: Array.from({ length: 65 }, (_, i) => ({ name: `${i}.bin`, size: 1 })) }, /files/],
+        [{ type: 'modelUploadChunk', uploadId: 'u', name: 'model.json', offset: 0, bytes: 'abc' }, /bytes/],
+        [{ type: 'modelUploadChunk', uploadId: 'u', name: 'model.json', offset: 0, bytes: new Uint8Array((1 << 20) + 1) }, /bytes/],
+        [{ type: 'modelUploadFinish' }, /uploadId/],
+        [{ type: 'openModelFolder', path: 5 }, /path/],
+        [{ type: 'setPreprocess', model: MODEL, preset: 'bgr' }, /preset/],
         [{ type: 'hello', seq: -1 }, /seq/],
       ];
       for (const [msg, field] of cases) {
@@ -300,6 +313,19 @@ describe('contract abuse over the web-mode WebSocket', () => {
       }
     } finally {
       await small.close();
+    }
+  });
+
+  it('never reads a folder on the server\'s disk for a browser: opening a model folder by path is the desktop app\'s', async () => {
+    const c = await Client.open();
+    try {
+      for (const path of ['/etc', '../../', process.cwd()]) {
+        const r = await c.call({ type: 'openModelFolder', path });
+        expectError(r, path, /exists only in the desktop app — in the browser, pick or drop the folder to upload it/);
+      }
+      expect(readdirSync(join(work, 'user-models', 'models'))).toEqual([]);
+    } finally {
+      await c.close();
     }
   });
 
@@ -433,6 +459,13 @@ function templates(): Record<string, unknown>[] {
     { type: 'topk', layer: 'pw5', unit: 3, k: 9 },
     { type: 'openIndexedImage', path: '/nonexistent-deepvis-fuzz/a.jpg' },
     { type: 'getAppState' },
+    { type: 'atlasBuild', layer: 'pw5', preset: 'fast', seeds: 1, size: 64, iterations: 1, units: [0, 0] },
+    { type: 'atlasCancel', buildId: 'build-1' },
+    { type: 'modelUploadStart', folder: 'fuzz', files: [{ name: 'model.json', size: 2 }] },
+    { type: 'modelUploadChunk', uploadId: 'upload-1', name: 'model.json', offset: 0, bytes: new Uint8Array(2) },
+    { type: 'modelUploadFinish', uploadId: 'upload-1' },
+    { type: 'openModelFolder', path: '/etc' },
+    { type: 'setPreprocess', model: MODEL, preset: '0-1' },
   ];
 }
 

@@ -375,6 +375,27 @@ describe('Electron main bundle: window, permissions, CSP, navigation, IPC', () =
       wc.url = appUrl;
     }
   });
+
+  it('IPC: a model folder the user picked or dropped is copied into the run\'s user models and listed; a closed dialog is nothing', async () => {
+    const handler = rec.ipcHandlers.get(IPC_REQUEST)!;
+    const frame = { senderFrame: win().webContents.mainFrame };
+    // The stand-in's dialog is closed without a choice.
+    expect(await handler(frame, { type: 'openModelFolder', seq: 3 })).toMatchObject({ type: 'modelAdded', id: null, cancelled: true, seq: 3 });
+    const dropped = mkdtempSync(join(tmpdir(), 'deepvis-dropped-'));
+    try {
+      const graph = join(dropped, 'my-graph');
+      mkdirSync(graph);
+      writeFileSync(join(graph, 'model.json'), JSON.stringify({ format: 'graph-model', modelTopology: { node: [] }, weightsManifest: [] }));
+      const added = (await handler(frame, { type: 'openModelFolder', path: graph, seq: 4 })) as { type: string; id?: string; problem?: string };
+      expect(added).toMatchObject({ type: 'modelAdded', id: 'my-graph', seq: 4 });
+      expect(added.problem).toMatch(/user-models\/run-[^/]+\/models\/my-graph\/model\.json is a TF\.js graph model .* tensorflowjs_converter --input_format=keras/);
+      const listed = (await handler(frame, { type: 'listModels' })) as unknown as { models: { id: string; installed: boolean }[] };
+      expect(listed.models).toEqual([expect.objectContaining({ id: 'my-graph', installed: false })]);
+      expect(await handler(frame, { type: 'openModelFolder', path: join(dropped, 'gone') })).toMatchObject({ type: 'error', message: expect.stringMatching(/gone cannot be read \(ENOENT\)/) });
+    } finally {
+      rmSync(dropped, { recursive: true, force: true });
+    }
+  });
 });
 
 // ---------------------------------------------------------------- the CI gate itself

@@ -20,6 +20,7 @@ import {
 } from 'electron';
 import { IPC_EVENT, IPC_REQUEST, parseEvent, type AppEvent, type Reply } from '../../contract/messages.js';
 import { ListedImageRequest } from '../../contract/images.js';
+import { OpenModelFolderRequest } from '../../contract/user-models.js';
 import { EngineSession } from '../session/engine-session.js';
 import { withModelsDir } from '../engine/model-store.js';
 import { AppStateStore, STATE_FILE } from '../persist/app-state.js';
@@ -129,6 +130,7 @@ async function buildMenu(): Promise<void> {
       submenu: [
         { label: 'Open Image…', accelerator: 'CmdOrCtrl+O', click: run(openImage) },
         { label: 'Open Folder…', accelerator: 'CmdOrCtrl+Shift+O', click: run(openFolder) },
+        { label: 'Open Model Folder…', click: () => sendEvent({ type: 'menu', action: 'openModelFolder' }) },
         { type: 'separator' },
         { label: 'Export View as PNG…', accelerator: 'CmdOrCtrl+E', click: () => sendEvent({ type: 'menu', action: 'exportPng' }) },
         { type: 'separator' },
@@ -198,6 +200,8 @@ function startEngine(): void {
     // Packaged, the models and the atlases chosen at build time are extra resources beside the
     // asar (electron-builder.yml), read-only; the user's atlas cache is still searched first.
     // --models-dir adds a folder of the user's models to the bundled ones.
+    // Model folders opened in the window are copied into this run's folder (removed at exit).
+    userModelsDir: join(app.getPath('userData'), 'user-models', `run-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`),
     modelsDir: withModelsDir(
       switchValue('models-dir'),
       process.env.DEEPVIS_MODELS_DIR ?? (app.isPackaged ? join(process.resourcesPath, 'models') : join(appRoot, 'models')),
@@ -231,11 +235,32 @@ async function readListedImage(msg: unknown): Promise<Reply> {
   }
 }
 
+/** A model folder: the dropped folder's path the preload found, else the one the user picks in a dialog. */
+async function openModelFolder(msg: unknown): Promise<Reply> {
+  const req = OpenModelFolderRequest.safeParse(msg);
+  if (!req.success) return { type: 'error', message: `invalid message: ${req.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`, request: 'openModelFolder' };
+  const { seq } = req.data;
+  let path = req.data.path;
+  if (!path) {
+    if (!mainWindow) return { type: 'error', message: 'no window to open a dialog on', request: 'openModelFolder' };
+    const r = await dialog.showOpenDialog(mainWindow, { title: 'Open Model Folder', properties: ['openDirectory'], message: 'A folder holding model.json (and its weight files, perhaps labels.txt)' });
+    if (r.canceled || !r.filePaths[0]) return { type: 'modelAdded', id: null, problem: null, cancelled: true, ...(seq === undefined ? {} : { seq }) };
+    path = r.filePaths[0];
+  }
+  await engineReady;
+  if (!engine) return { type: 'error', message: engineError ?? 'the engine is not running', request: 'openModelFolder' };
+  const reply = await engine.addModelFolder(path, seq);
+  void buildMenu();
+  return reply;
+}
+
 function registerIpc(): void {
   ipcMain.handle(IPC_REQUEST, async (e, msg: unknown): Promise<Reply> => {
     if (!isAppFrame(e.senderFrame)) return { type: 'error', message: 'refused: requests are accepted only from the DeepVis window' };
     // Opened images are main's (only what the user picked in a dialog); everything else is the engine's.
     if (msg && typeof msg === 'object' && (msg as { type?: unknown }).type === 'listedImage') return readListedImage(msg);
+    // So are folders on disk: a dialog's choice, or the folder the user dropped on the window.
+    if (msg && typeof msg === 'object' && (msg as { type?: unknown }).type === 'openModelFolder') return openModelFolder(msg);
     await engineReady;
     if (!engine) return { type: 'error', message: engineError ?? 'the engine is not running' };
     // One window, one client: synthesis progress goes back over the event channel.

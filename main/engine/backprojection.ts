@@ -12,8 +12,10 @@ import type { Model } from './model.js';
 import { channelSeed, nativeBackward, nativeEngine } from './onnx/native-net.js';
 import type { BackwardRule } from './ops.js';
 
-export const BACK_MODES = ['backprop', 'deconv', 'guided'] as const;
-export type BackMode = (typeof BACK_MODES)[number];
+import { BACK_MODES, type BackModeT } from '../../contract/backprojection.js';
+
+export { BACK_MODES };
+export type BackMode = BackModeT;
 
 /** What to back-project: a channel of a displayed layer (name or display name), or a class logit. */
 export type BackTarget = { kind: 'class'; index: number } | { kind: 'channel'; layer: string; channel: number };

@@ -7,6 +7,7 @@ import { parseDescriptor, type ModelDescriptor } from './descriptor.js';
 import { oneLine } from './errors.js';
 import { parseKerasTopology, type KerasGraph, type KerasLayer } from './keras-topology.js';
 import { exists, FILE_CAPS, folderSignature, readRegularFile } from './model-files.js';
+import type { PreprocessName } from '../../contract/user-models.js';
 
 /** The common input conventions, by the names `deepvis init --preprocess` takes. */
 export const PREPROCESS_PRESETS = {
@@ -21,6 +22,19 @@ export const PREPROCESS_PRESETS = {
 } as const satisfies Record<string, ModelDescriptor['preprocess']>;
 export type PreprocessPreset = keyof typeof PREPROCESS_PRESETS;
 export const PREPROCESS_PRESET_NAMES = Object.keys(PREPROCESS_PRESETS) as PreprocessPreset[];
+// The window offers the same names (contract/user-models.ts): one list, checked here at compile time.
+const _sameNames: Record<PreprocessName, unknown> = PREPROCESS_PRESETS;
+void _sameNames;
+
+/** The named convention a descriptor's preprocessing is, or null for numbers of its own. */
+export function preprocessPresetOf(p: ModelDescriptor['preprocess']): PreprocessPreset | null {
+  const same = (a: number | readonly number[], b: number | readonly number[]) => JSON.stringify(a) === JSON.stringify(b);
+  for (const name of PREPROCESS_PRESET_NAMES) {
+    const q = PREPROCESS_PRESETS[name];
+    if (q.channelOrder === p.channelOrder && same(q.scale, p.scale) && same(q.offset, p.offset)) return name;
+  }
+  return null;
+}
 
 /** Rec. 601 luma, as image libraries (sharp, PIL "L") turn RGB into grey. */
 export const LUMINANCE: [number, number, number] = [0.299, 0.587, 0.114];

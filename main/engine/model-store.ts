@@ -10,7 +10,7 @@ import { parseDescriptor, type ModelDescriptor } from './descriptor.js';
 import { oneLine } from './errors.js';
 import { parseKerasTopology, type KerasGraph } from './keras-topology.js';
 import { Model, type ClassInfo } from './model.js';
-import { graphModelMessage, inferCached, inputMixFor, isGraphModel, readClassFile } from './model-infer.js';
+import { graphModelMessage, inferCached, inputMixFor, isGraphModel, PREPROCESS_PRESETS, preprocessPresetOf, readClassFile, type PreprocessPreset } from './model-infer.js';
 import { checkRegularFile, exists, FILE_CAPS, folderSignature, listFolder, ModelFileError, pathInside, readChecked, readRegularFile } from './model-files.js';
 
 export const DEFAULT_MODELS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../models');
@@ -455,17 +455,38 @@ export async function readClasses(mdir: string, d: ModelDescriptor): Promise<Cla
  * Load a model into a compiled network. Every file is re-checked (checksums included) whatever the
  * listing said; a failure throws one line starting "model <id>:" that names the file or layer.
  */
-export async function loadModel(id: string, dir = modelsDir()): Promise<Model> {
+export interface LoadModelOptions {
+  /**
+   * The input convention the user picked for a model without deepvis.json (a descriptor's own
+   * numbers always win); null or absent: the inferred one.
+   */
+  preprocess?: PreprocessPreset | null;
+}
+
+/** The descriptor with the user's input convention applied, for a folder whose descriptor was inferred. */
+function withChosenPreprocess(d: ModelDescriptor, inferred: boolean, choice: PreprocessPreset | null | undefined): ModelDescriptor {
+  if (!inferred || !choice) return d;
+  const mix = d.preprocess.channelMix;
+  return { ...d, preprocess: { ...PREPROCESS_PRESETS[choice], ...(mix ? { channelMix: mix } : {}) } as ModelDescriptor['preprocess'] };
+}
+
+export async function loadModel(id: string, dir = modelsDir(), opts: LoadModelOptions = {}): Promise<Model> {
   const found = await scan(dir);
   const entry = found.find((m) => m.id === id);
   if (!entry) {
     throw new Error(`unknown model "${id}" (models here: ${found.map((m) => m.id).join(', ') || 'none'} in ${splitRoots(dir).join(', ')})`);
   }
   if (!entry.descriptor) throw new Error(`model ${id} cannot be loaded: ${entry.descriptorError}`);
-  const d = entry.descriptor;
-  const checked = await checkOnce(entry.dir, d, true);
+  const inferred = !!entry.inferred;
+  const d = withChosenPreprocess(entry.descriptor, inferred, opts.preprocess);
+  const checked = await checkOnce(entry.dir, entry.descriptor, true);
   if (checked instanceof ModelProblem) throw new Error(`model ${id}: ${checked.message}`);
-  const { graph, classes, modelJson, files, checksum } = checked;
+  const { graph, classes, modelJson, files } = checked;
+  // Caches built from the model (atlas, top-k index) hold what it computed from its inputs: another
+  // input convention is another model for them.
+  const chosen = d !== entry.descriptor && preprocessPresetOf(d.preprocess) !== preprocessPresetOf(entry.descriptor.preprocess);
+  const checksum = chosen ? createHash('sha256').update(`${checked.checksum}\npreprocess ${opts.preprocess}`).digest('hex') : checked.checksum;
+  const preprocessInfo = { preset: preprocessPresetOf(d.preprocess), selectable: inferred, chosen: inferred && !!opts.preprocess };
   const mjPath = pathInside(entry.dir, d.weights.modelJson);
   let weights: tf.NamedTensorMap;
   try {
@@ -486,7 +507,7 @@ export async function loadModel(id: string, dir = modelsDir()): Promise<Model> {
     } catch (e) {
       throw new Error(`model ${id}: ${mjPath}: ${oneLine(e)}`);
     }
-    return new Model(d, entry.dir, checksum, compiled, classes);
+    return new Model(d, entry.dir, checksum, compiled, classes, preprocessInfo);
   } finally {
     tf.dispose(Object.values(weights));
   }

@@ -5,6 +5,7 @@ import type { CompiledModel } from './compile.js';
 import type { ModelDescriptor } from './descriptor.js';
 import { nativeEngine, nativeForward } from './onnx/native-net.js';
 import type { BackwardRule, ExecMode } from './ops.js';
+import type { PreprocessInfo, PreprocessName } from '../../contract/user-models.js';
 
 export interface ClassInfo {
   index: number;
@@ -58,6 +59,8 @@ export class Model {
     readonly checksum: string,
     readonly compiled: CompiledModel,
     readonly classes: ClassInfo[],
+    /** The named input convention in use, and whether the user may pick another (no deepvis.json). */
+    readonly preprocessInfo: PreprocessInfo = { preset: null, selectable: false, chosen: false },
   ) {
     this.id = descriptor.id;
     this.inputSize = descriptor.inputSize;
@@ -66,6 +69,11 @@ export class Model {
     this.offset = triple(descriptor.preprocess.offset);
     this.pixelScale = 3 / this.scale.reduce((a, b) => a + Math.abs(b), 0);
     this.layers = this.measureLayers();
+  }
+
+  /** The input convention the user picked (to load the same model elsewhere: a job worker), or null. */
+  get chosenPreprocess(): PreprocessName | null {
+    return this.preprocessInfo.chosen ? this.preprocessInfo.preset : null;
   }
 
   get logitsLayer(): string {

@@ -1,6 +1,6 @@
 // The state a user comes back to: the renderer's view (model, layer, unit, boosts, back mode,
-// synthesis preset, pane toggles — contract/app-state.ts) and the desktop window's bounds, in one
-// small JSON file (state.json) in the user's config folder.
+// synthesis preset, pane toggles — contract/app-state.ts), the desktop window's bounds and the
+// input convention picked per model, in one small JSON file (state.json) in the user's config folder.
 //
 // Loading never fails: a missing file gives the defaults; a file that cannot be read or is not a
 // valid state gives the defaults plus a one-line warning, and the bad file is renamed to
@@ -12,6 +12,7 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import { z } from 'zod';
 import { ViewStateSchema, type ViewState } from '../../contract/app-state.js';
+import { PREPROCESS_NAMES, type PreprocessName } from '../../contract/user-models.js';
 import { writeFileAtomic, writeFileAtomicSync } from '../engine/atomic-file.js';
 
 export const STATE_FORMAT = 'deepvis-state';
@@ -35,6 +36,8 @@ export const AppStateSchema = z.object({
   /** null: the renderer has not saved anything yet. */
   view: ViewStateSchema.nullable(),
   window: WindowStateSchema.nullable(),
+  /** The input convention the user picked per model id (models without deepvis.json only). */
+  preprocess: z.record(z.string().min(1).max(200), z.enum(PREPROCESS_NAMES)).optional(),
 });
 export type AppState = z.infer<typeof AppStateSchema>;
 
@@ -161,6 +164,20 @@ export class AppStateStore {
 
   setView(view: ViewState): void {
     this.current = { ...this.current, view: ViewStateSchema.parse(view) };
+    this.changed();
+  }
+
+  /** The input convention picked for a model, or null (its own). */
+  preprocessFor(modelId: string): PreprocessName | null {
+    return this.current.preprocess?.[modelId] ?? null;
+  }
+
+  /** Remember (or with null, forget) the input convention picked for a model. */
+  setPreprocess(modelId: string, preset: PreprocessName | null): void {
+    const next = { ...(this.current.preprocess ?? {}) };
+    if (preset) next[modelId] = preset;
+    else delete next[modelId];
+    this.current = { ...this.current, preprocess: next };
     this.changed();
   }
 

@@ -24,6 +24,7 @@ import {
   modelsDir as defaultModelsDir,
   rgbaToModelPixels,
   selectBackend,
+  withModelsDir,
   type BackendReport,
   type Model,
 } from '../engine/index.js';
@@ -41,6 +42,10 @@ import { oneLine } from '../engine/errors.js';
 import { BackFramePass } from './backprojection-frame.js';
 import { TopKHost, type TopKHostOptions } from './topk-host.js';
 import type { AppStateStore } from '../persist/app-state.js';
+import { AtlasHost } from './atlas-host.js';
+import { modelFolderReply, UserModelsHost } from './user-models-host.js';
+import type { PreprocessName } from '../../contract/user-models.js';
+import { mkdirSync } from 'node:fs';
 
 /** Who sent a request, and how to push events (synthesis progress) back to them. */
 export interface SessionClient {
@@ -88,10 +93,15 @@ export interface EngineSessionOptions {
   workers?: number;
   /** Memory one job may use (bytes); default: the backend's real limit (jobMemoryLimit). */
   jobMemoryBytes?: number;
+  /**
+   * This run's folder for model folders opened in the window (uploaded or copied there, listed
+   * after the others; removed when the session ends). Absent: the window cannot open models.
+   */
+  userModelsDir?: string;
 }
 
 type FrameJob = { kind: 'frame'; req: FrameRequestT; client: string; resolve: (r: Reply) => void };
-type LoadJob = { kind: 'load'; req: Extract<Request, { type: 'loadModel' }>; resolve: (r: Reply) => void };
+type LoadJob = { kind: 'load'; req: Extract<Request, { type: 'loadModel' }>; resolve: (r: Reply) => void; reload?: boolean };
 type Job = FrameJob | LoadJob;
 
 export interface SessionState {
@@ -124,6 +134,7 @@ export function modelInfo(m: Model): ModelInfo {
     softmaxHead: m.compiled.softmaxHead,
     inputChannels: m.compiled.inputChannels,
     classes: m.classes.map((c) => ({ name: c.name, wnid: c.wnid ?? null })),
+    preprocess: m.preprocessInfo,
   };
 }
 
@@ -146,12 +157,37 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   private readonly log: (line: string) => void;
   /** Top-k patches: folder index, background indexing, session memory (topk-host.ts). */
   readonly topk: TopKHost;
+  /** Atlases built from the window (atlas-host.ts). */
+  readonly atlasBuilds: AtlasHost;
+  /** Model folders opened in the window (user-models-host.ts), or null when the host gives none. */
+  readonly userModels: UserModelsHost | null;
+  /** Input conventions picked this run when nothing is persisted (else the app state keeps them). */
+  private readonly preprocessChoices = new Map<string, PreprocessName>();
 
   private constructor(private readonly opts: EngineSessionOptions) {
     super();
-    this.modelsDir = opts.modelsDir ?? defaultModelsDir();
+    this.userModels = opts.userModelsDir ? new UserModelsHost(opts.userModelsDir) : null;
+    if (this.userModels) {
+      mkdirSync(this.userModels.modelsDir, { recursive: true });
+      void this.userModels.sweepStale().catch(() => {});
+    }
+    this.modelsDir = withModelsDir(this.userModels?.modelsDir, opts.modelsDir ?? defaultModelsDir());
     this.log = opts.log ?? (() => {});
     this.topk = new TopKHost(this, { log: this.log, ...opts.topk });
+    this.atlasBuilds = new AtlasHost({
+      model: () => this.current,
+      pool: () => this.jobs!,
+      backend: () => this.backend.backend,
+      root: opts.atlasDir ?? defaultAtlasRoot(),
+      jobMemoryBytes: opts.jobMemoryBytes,
+      onModelChange: (listener) => this.on('modelChange', listener),
+      log: this.log,
+    });
+  }
+
+  /** The input convention picked for a model (remembered in the app state when there is one). */
+  private preprocessFor(id: string): PreprocessName | null {
+    return this.opts.appState ? this.opts.appState.preprocessFor(id) : (this.preprocessChoices.get(id) ?? null);
   }
 
   /**
@@ -173,7 +209,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     });
     if (opts.model) {
       try {
-        await s.setModel(await loadModel(opts.model, s.modelsDir));
+        await s.setModel(await loadModel(opts.model, s.modelsDir, { preprocess: s.preprocessFor(opts.model) }));
       } catch (e) {
         await s.jobs.dispose(); // no session: its worker threads must not keep the process alive
         throw e;
@@ -187,7 +223,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       const failures: string[] = [];
       for (const e of order) {
         try {
-          await s.setModel(await loadModel(e.id, s.modelsDir));
+          await s.setModel(await loadModel(e.id, s.modelsDir, { preprocess: s.preprocessFor(e.id) }));
           break;
         } catch (err) {
           failures.push(oneLine(err));
@@ -270,6 +306,19 @@ export class EngineSession extends EventEmitter<SessionEvents> {
           return this.startSynth(req, client);
         case 'atlas':
           return Promise.resolve(this.atlas(req));
+        case 'atlasBuild':
+          return this.atlasBuilds.start(req, client);
+        case 'atlasCancel':
+          return Promise.resolve(this.atlasBuilds.cancel(req, client));
+        case 'modelUploadStart':
+        case 'modelUploadChunk':
+        case 'modelUploadFinish':
+          return modelFolderReply(this.userModels, req, client.id, () => listModels(this.modelsDir));
+        case 'openModelFolder':
+          // A path names a folder on the host's disk: only Electron main, for its own window, opens one.
+          return Promise.resolve(this.error(req, 'opening a folder by its path exists only in the desktop app — in the browser, pick or drop the folder to upload it'));
+        case 'setPreprocess':
+          return this.setPreprocess(req);
         case 'synthCancel': {
           const outcome = this.jobs!.cancel(client.id, req.jobId);
           if (outcome === 'not-owner') return Promise.resolve(this.error(req, `job ${req.jobId} belongs to another window — only the window that started it can cancel it`));
@@ -309,12 +358,38 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       if (!fit.ok) return this.error(req, fit.message);
       if (this.current !== model) return this.error(req, 'the model changed meanwhile');
       this.jobs!.cancelClient(client.id);
-      const jobId = this.jobs!.submit(client.id, { type: 'synth', modelId: model.id, spec }, (e) => client.emit(toSynthEvent(jobEvent(e, target, settings))),
+      const jobId = this.jobs!.submit(client.id, { type: 'synth', modelId: model.id, preprocess: model.chosenPreprocess, spec }, (e) => client.emit(toSynthEvent(jobEvent(e, target, settings))),
       );
       return { type: 'synthStarted', jobId, label: target.label, layer: target.layer, unit: target.unit, settings, ...seqOf(req) };
     } catch (e) {
       return this.error(req, oneLine(e));
     }
+  }
+
+  /** Copy a model folder from disk into the user models folder and list it (the desktop app's dialog or drop). */
+  addModelFolder(path: string, seq?: number): Promise<Reply> {
+    return modelFolderReply(this.userModels, { type: 'openModelFolder', path, seq }, '', () => listModels(this.modelsDir));
+  }
+
+  /** Pick a model's input convention (remembered), reloading it when it is the one running. */
+  private async setPreprocess(req: Extract<Request, { type: 'setPreprocess' }>): Promise<Reply> {
+    const entry = (await listModels(this.modelsDir)).find((e) => e.id === req.model);
+    if (!entry) return this.error(req, `unknown model "${req.model}"`);
+    if (!entry.inferred) return this.error(req, `model ${req.model} has a deepvis.json: its "preprocess" there says how the model takes its input — edit ${join(entry.dir, 'deepvis.json')} to change it`);
+    const preset = req.preset === 'auto' ? null : req.preset;
+    if (this.opts.appState) this.opts.appState.setPreprocess(req.model, preset);
+    else if (preset) this.preprocessChoices.set(req.model, preset);
+    else this.preprocessChoices.delete(req.model);
+    if (this.current?.id === req.model) {
+      const r = await this.enqueue({ kind: 'load', req: { type: 'loadModel', id: req.model }, reload: true });
+      if (r.type !== 'loadModel') return this.error(req, r.type === 'error' ? r.message : `model ${req.model} did not reload`);
+      return { type: 'preprocessSet', model: req.model, preprocess: r.model.preprocess!, ...seqOf(req) };
+    }
+    const m = await loadModel(req.model, this.modelsDir, { preprocess: preset }).catch((e: unknown) => e as Error);
+    if (m instanceof Error) return this.error(req, oneLine(m));
+    const info = m.preprocessInfo;
+    m.dispose();
+    return { type: 'preprocessSet', model: req.model, preprocess: info, ...seqOf(req) };
   }
 
   /** The job pool (tests kill its workers; hosts read its size). */
@@ -345,7 +420,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
           type: 'atlas',
           layer: layer.name,
           found: false,
-          hint: `no atlas for ${layer.display} yet — build one with: npx deepvis atlas --model ${model.id} --layer ${layer.display}`,
+          hint: `no atlas for ${layer.display} yet — build it here (Build atlas), or with: npx deepvis atlas --model ${model.id} --layer ${layer.display}`,
           ...seqOf(req),
         };
       }
@@ -387,6 +462,8 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   /** A client went away: stop its jobs. */
   disconnect(clientId: string): void {
     this.jobs?.cancelClient(clientId);
+    this.atlasBuilds.disconnect(clientId);
+    void this.userModels?.disconnect(clientId);
     this.clients.delete(clientId);
     // Its waiting frame has no one to go to.
     const i = this.queue.findIndex((j) => j.kind === 'frame' && j.client === clientId);
@@ -428,6 +505,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     this.current?.dispose();
     this.current = null;
     this.currentInfo = null;
+    await this.userModels?.dispose().catch(() => {});
   }
 
   // ------------------------------------------------------------------ queue
@@ -471,7 +549,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       for (let job = this.queue.shift(); job; job = this.queue.shift()) {
         let reply: Reply;
         try {
-          reply = job.kind === 'frame' ? await this.runFrame(job.req) : await this.runLoad(job.req);
+          reply = job.kind === 'frame' ? await this.runFrame(job.req) : await this.runLoad(job.req, job.reload);
         } catch (e) {
           reply = this.error(job.req, job.kind === 'frame' ? `frame ${job.req.frameId}: ${oneLine(e)}` : oneLine(e));
         } finally {
@@ -488,7 +566,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   private async setModel(m: Model): Promise<void> {
     // Jobs run the model they started with: stop them, and have the workers load the new one.
     await this.jobs?.cancelAll();
-    this.jobs?.preload(m.id);
+    this.jobs?.preload(m.id, m.chosenPreprocess);
     const old = this.current;
     this.current = m;
     this.currentInfo = modelInfo(m);
@@ -498,11 +576,11 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     this.emit('modelChange', this.currentInfo);
   }
 
-  private async runLoad(req: Extract<Request, { type: 'loadModel' }>): Promise<Reply> {
-    if (this.current?.id === req.id) return { type: 'loadModel', model: this.currentInfo!, ...seqOf(req) };
+  private async runLoad(req: Extract<Request, { type: 'loadModel' }>, reload = false): Promise<Reply> {
+    if (this.current?.id === req.id && !reload) return { type: 'loadModel', model: this.currentInfo!, ...seqOf(req) };
     let m: Model;
     try {
-      m = await loadModel(req.id, this.modelsDir);
+      m = await loadModel(req.id, this.modelsDir, { preprocess: this.preprocessFor(req.id) });
     } catch (e) {
       const why = oneLine(e);
       const keep = this.current ? `; still running ${this.current.id}` : '';

@@ -11,6 +11,7 @@ import { oneLine } from '../engine/errors.js';
 import { SynthSettingsSchema, synthesize, type SynthResult } from '../engine/synthesis/index.js';
 import { runSynthJob, SynthJobs } from '../engine/synthesis/jobs.js';
 import type { UnitObjective } from '../engine/objectives.js';
+import type { PreprocessName } from '../../contract/user-models.js';
 
 /** Errors after which a wasm (or native) engine cannot be trusted: the worker exits and is replaced. */
 const ENGINE_TRAP = /RuntimeError|memory access out of bounds|unreachable|out of memory|Aborted\(|Array buffer allocation failed/i;
@@ -31,16 +32,18 @@ const post = (m: FromWorkerT) => {
 
 let model: Model | null = null;
 let loading: Promise<Model> | null = null;
+let loadedPreprocess: PreprocessName | null = null;
 const aborts = new Map<string, AbortController>();
 
-async function modelFor(id: string): Promise<Model> {
+async function modelFor(id: string, preprocess: PreprocessName | null = null): Promise<Model> {
   // Loads are serialised: a job and a preload of the same model share one load.
   while (loading) await loading.catch(() => {});
-  if (model?.id === id) return model;
+  if (model?.id === id && loadedPreprocess === preprocess) return model;
   loading = (async () => {
     model?.dispose();
     model = null;
-    model = await loadModel(id, init.modelsDir);
+    model = await loadModel(id, init.modelsDir, { preprocess });
+    loadedPreprocess = preprocess;
     return model;
   })();
   try {
@@ -59,7 +62,7 @@ async function runJob(msg: Extract<ToWorkerT, { type: 'synth' | 'batch' }>): Pro
   const abort = new AbortController();
   aborts.set(msg.jobId, abort);
   try {
-    const m = await modelFor(msg.modelId);
+    const m = await modelFor(msg.modelId, msg.preprocess ?? null);
     const onProgress = (progress: Parameters<NonNullable<Parameters<typeof synthesize>[0]['onProgress']>>[0]) => post({ type: 'progress', jobId: msg.jobId, progress });
     let result: SynthResult;
     if (msg.type === 'synth') {
@@ -105,7 +108,7 @@ async function main(): Promise<void> {
     const msg = parsed.msg;
     switch (msg.type) {
       case 'load':
-        modelFor(msg.modelId).then(
+        modelFor(msg.modelId, msg.preprocess ?? null).then(
           () => post({ type: 'loaded', modelId: msg.modelId }),
           (e: unknown) => post({ type: 'loadFailed', modelId: msg.modelId, message: oneLine(e) }),
         );

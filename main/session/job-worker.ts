@@ -8,6 +8,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { parseFromWorker, type ToWorkerT, type WorkerInitT, type WorkerJobEventT } from '../../contract/worker.js';
 import { oneLine } from '../engine/errors.js';
+import type { PreprocessName } from '../../contract/user-models.js';
 
 /** Where the worker's code is: the TypeScript entry through tsx in development, the bundle in the app. */
 function workerEntry(): { file: string | URL; entry?: string } {
@@ -37,6 +38,7 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
   private worker!: Worker;
   private current: Current | null = null;
   private modelId: string | null = null;
+  private preprocess: PreprocessName | null = null;
   private stopping = false;
   /** Why this worker cannot run jobs (its backend did not start), or null. */
   broken: string | null = null;
@@ -117,16 +119,17 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
       cur?.onEvent({ type: 'error', jobId: cur.jobId, message: `the ${this.init.name} ${why} — it was restarted`, fatal: true });
       this.restarts++;
       this.spawn();
-      if (this.modelId) this.preload(this.modelId);
+      if (this.modelId) this.preload(this.modelId, this.preprocess);
       this.emit('restart', `${this.init.name} ${why}; restarted`);
       this.emit('free');
     });
   }
 
   /** Load this model in the background (jobs for it then start at once). */
-  preload(modelId: string): void {
+  preload(modelId: string, preprocess: PreprocessName | null = null): void {
     this.modelId = modelId;
-    this.worker.postMessage({ type: 'load', modelId } satisfies ToWorkerT);
+    this.preprocess = preprocess;
+    this.worker.postMessage({ type: 'load', modelId, preprocess } satisfies ToWorkerT);
   }
 
   /** Run a job; its events (progress…, then one of done/cancelled/error) go to onEvent. */
@@ -134,6 +137,7 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
     if (this.current) throw new Error(`${this.init.name} is busy`);
     this.current = { jobId: job.jobId, onEvent };
     this.modelId = job.modelId;
+    this.preprocess = job.preprocess ?? null;
     this.worker.postMessage(job satisfies ToWorkerT);
   }
 

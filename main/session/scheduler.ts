@@ -8,6 +8,7 @@ import os from 'node:os';
 import type { WorkerBatchSpecT, WorkerJobEventT } from '../../contract/worker.js';
 import type { SynthProgress, SynthResult } from '../engine/synthesis/run.js';
 import { JobWorker, type JobMessage } from './job-worker.js';
+import type { PreprocessName } from '../../contract/user-models.js';
 
 /**
  * Number of job workers: `DEEPVIS_WORKERS` (the one setting; the CLI's --workers and the hosts'
@@ -62,8 +63,8 @@ export class JobScheduler {
   }
 
   /** Have every worker load this model now (a job then does not wait for the load). */
-  preload(modelId: string): void {
-    for (const w of this.workers) w.preload(modelId);
+  preload(modelId: string, preprocess: PreprocessName | null = null): void {
+    for (const w of this.workers) w.preload(modelId, preprocess);
   }
 
   /**
@@ -189,11 +190,11 @@ export class JobScheduler {
  * Run synthesis batches (an atlas's) on the pool: the same signature as synthesising in this
  * thread, so a caller hands batches to as many workers as the pool has.
  */
-export function poolBatchRunner(pool: JobScheduler, client: string, modelId: string) {
+export function poolBatchRunner(pool: JobScheduler, client: string, modelId: string, preprocess: PreprocessName | null = null) {
   return (batch: Omit<WorkerBatchSpecT, 'settings'> & { settings: object }, signal: AbortSignal | undefined, onProgress: (p: SynthProgress) => void): Promise<SynthResult> =>
     new Promise<SynthResult>((resolve, reject) => {
       const spec: WorkerBatchSpecT = { ...batch, settings: { ...batch.settings } };
-      const id = pool.submit(client, { type: 'batch', modelId, spec }, (e) => {
+      const id = pool.submit(client, { type: 'batch', modelId, preprocess, spec }, (e) => {
         if (e.type === 'progress') onProgress(e.progress);
         else if (e.type === 'done') resolve(e.result);
         else if (e.type === 'cancelled') resolve({ images: [], iterations: 0, seconds: 0, secondsToTarget: null, cancelled: true, stopReason: 'cancelled' });

@@ -5,6 +5,7 @@
 //
 // Prints `DeepVis web mode: http://127.0.0.1:PORT/?token=TOKEN` once it listens.
 import { spawn } from 'node:child_process';
+import { tmpdir } from 'node:os';
 import { randomBytes, timingSafeEqual } from 'node:crypto';
 import { createReadStream } from 'node:fs';
 import { realpath, stat } from 'node:fs/promises';
@@ -326,10 +327,13 @@ async function main(): Promise<void> {
   const noState = values['no-state'] || process.env.DEEPVIS_NO_STATE === '1';
   const stateDir = values['state-dir'] ? resolve(values['state-dir']) : defaultStateDir();
   const appState = noState ? null : AppStateStore.open(join(stateDir, STATE_FILE), { log: (line) => console.error(line) });
+  // Model folders opened in the browser are uploaded into this run's folder (removed at exit).
+  const userModelsDir = join(noState ? join(tmpdir(), 'deepvis') : stateDir, 'user-models', `run-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
   const workers = values.workers === undefined ? undefined : Number(values.workers);
   if (workers !== undefined && !(Number.isInteger(workers) && workers > 0)) throw new Error(`--workers: "${values.workers}" is not a positive whole number`);
   const session = await EngineSession.create({
     appState,
+    userModelsDir,
     workers,
     backend: values.backend ?? null,
     model: values.model ?? null,

@@ -83,6 +83,11 @@ function readIndex(dir: string): AtlasIndex | null {
   }
 }
 
+/** A finished unit's first image at the sprite's tile size (the grid's tile while a build runs). */
+export async function atlasTilePng(dir: string, entry: AtlasUnitEntry): Promise<Buffer> {
+  return sharp(join(dir, entry.files[0]!)).resize(ATLAS_TILE, ATLAS_TILE, { kernel: 'lanczos3' }).png().toBuffer();
+}
+
 async function writeSprite(dir: string, index: AtlasIndex): Promise<void> {
   const units = Object.keys(index.done)
     .map(Number)
@@ -90,9 +95,7 @@ async function writeSprite(dir: string, index: AtlasIndex): Promise<void> {
   if (!units.length) return;
   const cols = Math.ceil(Math.sqrt(units.length));
   const rows = Math.ceil(units.length / cols);
-  const tiles = await Promise.all(
-    units.map((u) => sharp(join(dir, index.done[String(u)]!.files[0]!)).resize(ATLAS_TILE, ATLAS_TILE, { kernel: 'lanczos3' }).png().toBuffer()),
-  );
+  const tiles = await Promise.all(units.map((u) => atlasTilePng(dir, index.done[String(u)]!)));
   const sprite = await sharp({ create: { width: cols * ATLAS_TILE, height: rows * ATLAS_TILE, channels: 3, background: '#808080' } })
     .composite(tiles.map((input, i) => ({ input, left: (i % cols) * ATLAS_TILE, top: Math.floor(i / cols) * ATLAS_TILE })))
     .png()
@@ -119,27 +122,36 @@ export interface BuildAtlasOptions {
   runBatch?: (batch: AtlasBatch, signal: AbortSignal | undefined, onProgress: (p: SynthProgress) => void) => Promise<SynthResult>;
   /** Batches in flight at once (default 1; the number of workers when runBatch uses a pool). */
   concurrency?: number;
+  /** Units whose images (and the index naming them) are on disk now, after each batch. */
+  onUnits?: (units: number[], dir: string, index: AtlasIndex) => void;
 }
 
-/** One atlas batch: an objective and a seed per item, all on one layer. */
-export interface AtlasBatch {
-  objectives: UnitObjective[];
-  seeds: number[];
+export interface AtlasPlan {
+  layer: string;
+  display: string;
+  dir: string;
   settings: SynthSettings;
   size: [number, number];
+  seeds: number[];
+  range: [number, number];
+  index: AtlasIndex;
+  /** Units of the range still to synthesise (the others are on disk). */
+  todo: number[];
 }
 
-export async function buildAtlas(opts: BuildAtlasOptions): Promise<{ dir: string; index: AtlasIndex; built: number; skipped: number }> {
-  const { model, spec } = opts;
-  const info = model.layer(opts.layer);
-  const classes = isLogitsLayer(model, info.name);
+/**
+ * What a build would do: its folder (from model, layer and settings), the index found there and
+ * the units of the range that are not done yet. A unit counts as done only while its images are
+ * on disk. Throws naming the layer for a range outside it.
+ */
+export function planAtlas(model: Model, layer: string, spec: AtlasSpec, units: [number, number] | undefined, root = defaultAtlasRoot()): AtlasPlan {
+  const info = model.layer(layer);
   const settings = SynthSettingsSchema.parse({ ...presetSettings(spec.preset), ...(spec.overrides ?? {}), ...(spec.iterations ? { iterations: spec.iterations } : {}) });
   const size: [number, number] = spec.size ? [spec.size, spec.size] : model.inputSize;
   const seeds = Array.from({ length: Math.max(1, spec.seeds) }, (_, i) => i + 1);
-  const [lo, hi] = opts.units ?? [0, info.units - 1];
+  const [lo, hi] = units ?? [0, info.units - 1];
   if (lo < 0 || hi >= info.units || lo > hi) throw new Error(`unit range ${lo}-${hi} is outside ${info.display} (0…${info.units - 1})`);
-  const dir = atlasFolder(opts.root ?? defaultAtlasRoot(), model, info.name, settings, size, seeds);
-  mkdirSync(dir, { recursive: true });
+  const dir = atlasFolder(root, model, info.name, settings, size, seeds);
   const index: AtlasIndex = readIndex(dir) ?? {
     version: 1,
     model: model.id,
@@ -155,8 +167,28 @@ export async function buildAtlas(opts: BuildAtlasOptions): Promise<{ dir: string
     sprite: null,
     seconds: 0,
   };
+  for (const [u, entry] of Object.entries(index.done)) if (!entry.files.every((f) => existsSync(join(dir, f)))) delete index.done[u];
   const todo: number[] = [];
   for (let u = lo; u <= hi; u++) if (!index.done[String(u)]) todo.push(u);
+  return { layer: info.name, display: info.display, dir, settings, size, seeds, range: [lo, hi], index, todo };
+}
+
+/** One atlas batch: an objective and a seed per item, all on one layer. */
+export interface AtlasBatch {
+  objectives: UnitObjective[];
+  seeds: number[];
+  settings: SynthSettings;
+  size: [number, number];
+}
+
+export async function buildAtlas(opts: BuildAtlasOptions): Promise<{ dir: string; index: AtlasIndex; built: number; skipped: number }> {
+  const { model, spec } = opts;
+  const plan = planAtlas(model, opts.layer, spec, opts.units, opts.root);
+  const classes = isLogitsLayer(model, plan.layer);
+  const { dir, settings, size, seeds, index, todo } = plan;
+  const [lo, hi] = plan.range;
+  const info = { name: plan.layer };
+  mkdirSync(dir, { recursive: true });
   const skipped = hi - lo + 1 - todo.length;
   const perBatch = Math.max(1, Math.floor((opts.batch ?? 8) / seeds.length));
   let built = 0;
@@ -200,6 +232,7 @@ export async function buildAtlas(opts: BuildAtlasOptions): Promise<{ dir: string
     // Persist after every batch: an interruption loses at most the batches in flight.
     saving = saving.then(() => writeFileAtomic(join(dir, 'index.json'), JSON.stringify(index, null, 1) + '\n'));
     await saving;
+    opts.onUnits?.(units, dir, index);
   };
   let nextBatch = 0;
   const lane = async () => {

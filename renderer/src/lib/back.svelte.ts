@@ -5,7 +5,8 @@
 import type { FrameBackReplyT, FrameGradCamReplyT, GridShowT } from '../../../contract/backprojection';
 import type { FrameReplyT, LayerInfoT, ModelInfo } from '../../../contract/messages';
 import type { Settings } from '../settings';
-import { backLabel, heatToRgba, nextBack, rgbToRgba, type BackSetting } from './back';
+import { backLabel, nextBack, type BackSetting } from './back';
+import { drawRgb, heatToRgba } from './pixels';
 
 /** What the controller reads from the app. */
 export interface BackHost {
@@ -211,22 +212,10 @@ export class BackController {
     this.drawZoom();
   }
 
-  private drawRgb(canvas: HTMLCanvasElement, b: FrameBackReplyT): void {
-    if (canvas.width !== b.width || canvas.height !== b.height) {
-      canvas.width = b.width;
-      canvas.height = b.height;
-    }
-    const ctx = canvas.getContext('2d');
-    if (!ctx) return;
-    const img = ctx.createImageData(b.width, b.height);
-    rgbToRgba(b.rgb, img.data);
-    ctx.putImageData(img, 0, 0);
-  }
-
   private drawBack(): void {
     const c = this.backCanvas;
     if (!c) return;
-    if (this.lastBack) return this.drawRgb(c, this.lastBack);
+    if (this.lastBack) return drawRgb(c, this.lastBack);
     const ctx = c.getContext('2d');
     if (!ctx) return;
     ctx.fillStyle = '#808080';
@@ -259,7 +248,7 @@ export class BackController {
     const ctx = c.getContext('2d');
     if (!ctx) return;
     if (this.zoom === 'back') {
-      if (this.lastBack) return this.drawRgb(c, this.lastBack);
+      if (this.lastBack) return drawRgb(c, this.lastBack);
       ctx.fillStyle = '#808080';
       ctx.fillRect(0, 0, c.width, c.height);
       return;

@@ -1,5 +1,6 @@
 import { describe, expect, it } from 'vitest';
-import { BACK_CYCLE, backLabel, heatToRgba, JET, nextBack, rgbToRgba } from './back';
+import { BACK_CYCLE, backLabel, nextBack } from './back';
+import { heatToRgba, JET, rgbToRgba } from './pixels';
 
 describe('back-projection helpers', () => {
   it('b cycles off → grad raw → grad norm → deconv raw → guided raw → off', () => {

@@ -1,5 +1,5 @@
-// Back-projection in the renderer, the pure parts: DVT's `b` cycle, status labels, and
-// pixel conversions for the back pane, the zoom view and the Grad-CAM overlay.
+// Back-projection in the renderer, the pure parts: DVT's `b` cycle and the modes' names (the
+// pixel conversions are in pixels.ts).
 import type { BackFilterT, BackModeT } from '../../../contract/backprojection';
 
 export interface BackSetting {
@@ -25,41 +25,14 @@ export function nextBack(cur: BackSetting | null, cycle: (BackSetting | null)[] 
   return cycle[(i + 1) % cycle.length] ?? null;
 }
 
-const MODE_NAMES: Record<BackModeT, string> = { backprop: 'grad', deconv: 'deconv', guided: 'guided' };
+/** Each mode's names: DVT's short one (status line, titles) and the one the pane's select shows. */
+export const BACK_MODE_NAMES: Record<BackModeT, { short: string; long: string }> = {
+  backprop: { short: 'grad', long: 'grad (backprop)' },
+  deconv: { short: 'deconv', long: 'deconv' },
+  guided: { short: 'guided', long: 'guided backprop' },
+};
 
 /** "grad norm", "deconv raw", "off" — DVT's names. */
 export function backLabel(s: BackSetting | null): string {
-  return s ? `${MODE_NAMES[s.mode]} ${s.filter}` : 'off';
-}
-
-/** Packed RGB → RGBA (opaque) into `out` (width·height·4). */
-export function rgbToRgba(rgb: Uint8Array, out: Uint8ClampedArray): void {
-  for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
-    out[j] = rgb[i]!;
-    out[j + 1] = rgb[i + 1]!;
-    out[j + 2] = rgb[i + 2]!;
-    out[j + 3] = 255;
-  }
-}
-
-/** The jet colormap as a 256-entry RGB table (the engine's jet: 1.5 − |4t − centre|, clipped). */
-export const JET: Uint8Array = (() => {
-  const lut = new Uint8Array(256 * 3);
-  for (let v = 0; v < 256; v++) {
-    const t = v / 255;
-    [3, 2, 1].forEach((c, k) => (lut[v * 3 + k] = Math.round(255 * Math.min(1, Math.max(0, 1.5 - Math.abs(4 * t - c))))));
-  }
-  return lut;
-})();
-
-/** Grad-CAM heat (0..255) → jet RGBA with alpha = opacity (0…1), for a canvas laid over the input. */
-export function heatToRgba(heat: Uint8Array, opacity: number, out: Uint8ClampedArray): void {
-  const a = Math.round(255 * Math.min(1, Math.max(0, opacity)));
-  for (let i = 0, j = 0; i < heat.length; i++, j += 4) {
-    const v = heat[i]! * 3;
-    out[j] = JET[v]!;
-    out[j + 1] = JET[v + 1]!;
-    out[j + 2] = JET[v + 2]!;
-    out[j + 3] = a;
-  }
+  return s ? `${BACK_MODE_NAMES[s.mode].short} ${s.filter}` : 'off';
 }

@@ -7,6 +7,13 @@ import { isTruncatedJpeg, MAX_IMAGE_BYTES, MAX_IMAGE_PIXELS } from '../../../con
 
 const IMAGE_EXT = /\.(jpe?g|png|gif|webp|bmp|avif|ico)$/i;
 
+const MIME: Record<string, string> = { jpg: 'image/jpeg', jpeg: 'image/jpeg', png: 'image/png', gif: 'image/gif', webp: 'image/webp', bmp: 'image/bmp', avif: 'image/avif', ico: 'image/x-icon' };
+
+/** The media type of an image file's bytes, from its name (bytes from the host come without one). */
+export function imageMimeType(name: string): string {
+  return MIME[name.toLowerCase().split('.').pop() ?? ''] ?? 'application/octet-stream';
+}
+
 export function isImageFile(f: { name: string; type: string }): boolean {
   return f.type.startsWith('image/') || IMAGE_EXT.test(f.name);
 }

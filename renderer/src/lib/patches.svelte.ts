@@ -2,9 +2,9 @@
 // and from this session's camera frames (a `topk` request, debounced, refreshed while the camera
 // runs and as indexing progresses), indexing a folder on the engine host (indexStart/indexStop and
 // the `index` events), and opening a folder patch's image as the static input.
-import type { AppEvent } from '../../../contract/messages';
+import type { AppEvent, Reply, Request } from '../../../contract/messages';
 import type { FolderPatchT, IndexEventT, IndexInfoT, SessionPatchT } from '../../../contract/topk';
-import type { DeepVisApp } from './app.svelte';
+import { imageMimeType } from './images';
 
 /** How long the cursor must rest before the patches are asked for, and how often they refresh. */
 const DEBOUNCE_MS = 180;
@@ -40,9 +40,11 @@ export function indexLine(e: IndexEventT): string {
   }
 }
 
-function guessType(name: string): string {
-  const ext = name.toLowerCase().split('.').pop() ?? '';
-  return ext === 'png' ? 'image/png' : ext === 'webp' ? 'image/webp' : ext === 'gif' ? 'image/gif' : 'image/jpeg';
+/** What the patches pane needs from the app. */
+export interface PatchesHost {
+  readonly transport: { request(message: Request): Promise<Reply>; onEvent(callback: (event: AppEvent) => void): () => void };
+  readonly model: { id: string; layers: { name: string; display: string }[] } | null;
+  readonly input: { readonly liveVideo: boolean; openAside(files: File[]): Promise<void> };
 }
 
 export class PatchesState {
@@ -66,11 +68,11 @@ export class PatchesState {
   private want: { layer: string; unit: number; model: string } | null = null;
   private readonly off: () => void;
 
-  constructor(private readonly app: DeepVisApp) {
+  constructor(private readonly app: PatchesHost) {
     this.off = app.transport.onEvent((e) => this.onEvent(e));
     this.refresher = setInterval(() => {
       // The session memory grows while the camera runs: show it.
-      if (this.app.liveVideo && this.want) void this.fetch();
+      if (this.app.input.liveVideo && this.want) void this.fetch();
     }, SESSION_REFRESH_MS);
   }
 
@@ -148,7 +150,7 @@ export class PatchesState {
       return;
     }
     this.error = null;
-    await this.app.openAside([new File([r.bytes as BlobPart], r.name, { type: guessType(r.name) })]);
+    await this.app.input.openAside([new File([r.bytes as BlobPart], r.name, { type: imageMimeType(r.name) })]);
   }
 
   private onEvent(e: AppEvent): void {
@@ -168,25 +170,4 @@ export class PatchesState {
     this.unreadable = e.unreadable ?? [];
     void this.fetch();
   }
-}
-
-/** Svelte action: draw packed RGB bytes into a canvas at their own size. */
-export function rgbCanvas(canvas: HTMLCanvasElement, p: { rgb: Uint8Array; width: number; height: number }) {
-  const draw = (q: typeof p) => {
-    canvas.width = q.width;
-    canvas.height = q.height;
-    const ctx = canvas.getContext('2d');
-    if (!ctx) return;
-    const img = ctx.createImageData(q.width, q.height);
-    const d = img.data;
-    for (let i = 0, j = 0; i < q.width * q.height; i++, j += 3) {
-      d[i * 4] = q.rgb[j]!;
-      d[i * 4 + 1] = q.rgb[j + 1]!;
-      d[i * 4 + 2] = q.rgb[j + 2]!;
-      d[i * 4 + 3] = 255;
-    }
-    ctx.putImageData(img, 0, 0);
-  };
-  draw(p);
-  return { update: draw };
 }

@@ -20,11 +20,7 @@ export interface SavedViewHost {
   readonly model: ModelInfo | null;
   readonly layer: LayerInfoT | null;
   readonly cursor: number;
-  readonly gamma: number;
-  readonly channelBoost: number;
-  gammaIndex: number;
-  boostIndex: number;
-  showLabels: boolean;
+  readonly panes: { readonly gamma: number; readonly channelBoost: number; gammaIndex: number; boostIndex: number; showLabels: boolean };
   readonly back: BackController;
   readonly synth: SynthController;
   switchModel(id: string): Promise<boolean>;
@@ -39,13 +35,13 @@ export function captureView(h: SavedViewHost): ViewState {
     model: h.model?.id ?? null,
     layer: h.layer?.name ?? null,
     unit: h.cursor,
-    gamma: h.gamma,
-    channelBoost: h.channelBoost,
+    gamma: h.panes.gamma,
+    channelBoost: h.panes.channelBoost,
     back: b.setting ? { mode: b.setting.mode, filter: b.setting.filter } : null,
     grid: b.grid,
     gradcam: b.gradcam,
     gradcamOpacity: b.opacity,
-    showLabels: h.showLabels,
+    showLabels: h.panes.showLabels,
     synthPreset: h.synth.preset,
   };
 }
@@ -85,9 +81,9 @@ export class SavedView {
           if (v.unit < m.layers[li]!.units) h.selectUnit(v.unit);
         }
       }
-      h.gammaIndex = indexIn(h.settings.boosts.gammas, v.gamma);
-      h.boostIndex = indexIn(h.settings.boosts.channelBoosts, v.channelBoost);
-      h.showLabels = v.showLabels;
+      h.panes.gammaIndex = indexIn(h.settings.boosts.gammas, v.gamma);
+      h.panes.boostIndex = indexIn(h.settings.boosts.channelBoosts, v.channelBoost);
+      h.panes.showLabels = v.showLabels;
       if (v.back) h.back.setBack({ mode: v.back.mode, filter: v.back.filter });
       h.back.grid = v.grid;
       h.back.setOpacity(v.gradcamOpacity);
