@@ -31,7 +31,7 @@ import { allFinite, nonFiniteError } from '../engine/finite.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultAtlasRoot, findAtlas } from '../engine/synthesis/atlas.js';
-import { SynthJobs, specFromRequest, toSynthEvent, type SynthJobEvent } from '../engine/synthesis/jobs.js';
+import { prepareSynthJob, specFromRequest, toSynthEvent, type SynthJobEvent } from '../engine/synthesis/jobs.js';
 import type { ResolvedTarget } from '../engine/synthesis/target.js';
 import type { SynthSettings } from '../engine/synthesis/settings.js';
 import { checkJobFits } from '../engine/memory-budget.js';
@@ -304,7 +304,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     if (!model) return this.error(req, 'no model is loaded');
     try {
       const spec = specFromRequest(req);
-      const { target, settings, seeds, size } = SynthJobs.prepare(model, spec);
+      const { target, settings, seeds, size } = prepareSynthJob(model, spec);
       const fit = await checkJobFits({ model, backend: this.backend.backend, images: seeds.length, size, limitBytes: this.opts.jobMemoryBytes });
       if (!fit.ok) return this.error(req, fit.message);
       if (this.current !== model) return this.error(req, 'the model changed meanwhile');

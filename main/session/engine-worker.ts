@@ -9,7 +9,7 @@ import { parseToWorker, WorkerInit, type FromWorkerT, type ToWorkerT } from '../
 import { describeBackend, loadModel, selectBackend, type Model } from '../engine/index.js';
 import { oneLine } from '../engine/errors.js';
 import { SynthSettingsSchema, synthesize, type SynthResult } from '../engine/synthesis/index.js';
-import { runSynthJob, SynthJobs } from '../engine/synthesis/jobs.js';
+import { prepareSynthJob, runSynthJob } from '../engine/synthesis/jobs.js';
 import type { UnitObjective } from '../engine/objectives.js';
 
 /** Errors after which a wasm (or native) engine cannot be trusted: the worker exits and is replaced. */
@@ -63,7 +63,7 @@ async function runJob(msg: Extract<ToWorkerT, { type: 'synth' | 'batch' }>): Pro
     const onProgress = (progress: Parameters<NonNullable<Parameters<typeof synthesize>[0]['onProgress']>>[0]) => post({ type: 'progress', jobId: msg.jobId, progress });
     let result: SynthResult;
     if (msg.type === 'synth') {
-      const prepared = SynthJobs.prepare(m, msg.spec);
+      const prepared = prepareSynthJob(m, msg.spec);
       result = await runSynthJob(m, msg.spec, prepared, abort.signal, onProgress);
     } else {
       const s = msg.spec;
