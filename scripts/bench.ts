@@ -199,7 +199,7 @@ async function benchBackprojection(m: Model): Promise<Record<string, unknown>> {
 // the same images, so the target (index ≥ 0.8 / forward_taps_ms × 1000) compares like with like
 // on a shared CPU: index_target_images_per_s is computed from that paired figure.
 async function benchIndexing(m: Model): Promise<Record<string, unknown>> {
-  const { TopKIndexer } = await import('../main/engine/topk-index.js');
+  const { TopKIndexer } = await import('../main/engine/topk/indexer.js');
   const { loadImageForModel } = await import('../main/engine/images.js');
   const photosDir = process.env.DEEPVIS_PHOTOS ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'fixtures', 'photos');
   const names = ['dog', 'eagle', 'giraffe', 'horses', 'kite', 'person', 'scream'];

@@ -7,8 +7,10 @@
 import { statSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MODEL_ID } from '../engine/index.js';
-import { DEFAULT_TOPK, defaultIndexDir, indexPath, lockIndex, TopKIndexer } from '../engine/topk-index.js';
-import { describeWalk, indexFiles, listImageFiles, type IndexRunResult } from '../engine/topk-runner.js';
+import { DEFAULT_TOPK, defaultIndexDir, indexPath, lockIndex } from '../engine/topk/index-file.js';
+import { TopKIndexer } from '../engine/topk/indexer.js';
+import { indexFiles, type IndexRunResult } from '../engine/topk/indexing.js';
+import { describeWalk, listImageFiles } from '../engine/topk/walk.js';
 import {
   CliError,
   EXIT_BAD_INPUT,

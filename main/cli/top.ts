@@ -5,7 +5,7 @@
 import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MODEL_ID, modelIdentity } from '../engine/index.js';
-import { defaultIndexDir, indexPath, TopKIndex } from '../engine/topk-index.js';
+import { defaultIndexDir, indexPath, TopKIndex } from '../engine/topk/index-file.js';
 import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE, findModel, globals, modelsDirOf, oneLine, out, outJson, positiveInt, readModelClasses, warn } from './common.js';
 import { UNIT_HELP, unitOption } from './unit-option.js';
 

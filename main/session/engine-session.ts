@@ -8,7 +8,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   parseRequest,
   seqOf,
-  type AppEvent,
   type FrameRequestT,
   type ModelInfo,
   type ModelSummary,
@@ -40,13 +39,10 @@ import { JobScheduler } from './scheduler.js';
 import { oneLine } from '../engine/errors.js';
 import { BackFramePass } from './backprojection-frame.js';
 import { TopKHost, type TopKHostOptions } from './topk-host.js';
+import type { SessionClient } from './client.js';
 import type { AppStateStore } from '../persist/app-state.js';
 
-/** Who sent a request, and how to push events (synthesis progress) back to them. */
-export interface SessionClient {
-  id: string;
-  emit(event: AppEvent): void;
-}
+export type { SessionClient } from './client.js';
 
 const NO_CLIENT: SessionClient = { id: 'default', emit: () => {} };
 
