@@ -15,6 +15,8 @@ export const WorkerInit = z.object({
   modelsDir: z.string().min(1),
   /** A name for messages ("job worker 2"). */
   name: z.string().min(1).max(60),
+  /** ONNX Runtime threads (the host's setting: workers read no environment); default 1. */
+  ortThreads: z.union([z.number(), z.nan()]).optional(),
 });
 export type WorkerInitT = z.infer<typeof WorkerInit>;
 

@@ -9,6 +9,7 @@ import { loadModel, modelsDir, selectBackend } from '../main/engine/index.js';
 import { buildAtlas } from '../main/engine/synthesis/atlas.js';
 import { presetSettings } from '../main/engine/synthesis/index.js';
 import { JobScheduler, poolBatchRunner, poolSize } from '../main/session/scheduler.js';
+import { readHostConfig } from '../main/host-config.js';
 
 export interface AtlasBenchOptions {
   units: number;
@@ -23,7 +24,7 @@ export async function benchAtlas(modelId: string, backend: string, o: AtlasBench
   const convs = model.layers.filter((l) => l.shape[0] > 1);
   const layer = convs[Math.floor(convs.length / 2)]!.name;
   const iterations = o.iterations ?? 40;
-  const poolWorkers = o.workers ?? Math.max(2, poolSize());
+  const poolWorkers = o.workers ?? Math.max(2, poolSize(readHostConfig().workers));
   const run = async (workers: number) => {
     const pool = new JobScheduler({ backend: report.backend, modelsDir: modelsDir(), workers });
     const root = mkdtempSync(join(tmpdir(), 'deepvis-bench-atlas-'));

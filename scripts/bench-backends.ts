@@ -14,6 +14,7 @@ import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { BACK_MODES, backproject, gradCam, inputGradient, listModels, loadModel, selectBackend, type Model, type UnitObjective } from '../main/engine/index.js';
 import { hardwareGpuHint } from '../main/engine/onnx/runtime.js';
+import { readHostConfig } from '../main/host-config.js';
 
 /** One timed run per back-projection mode and of Grad-CAM, for one unit: `npm run bench` and the ratios use these. */
 export function backprojectionRuns(m: Model, x: tf.Tensor4D, unit: UnitObjective): Record<string, () => Promise<void>> {
@@ -47,7 +48,7 @@ const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
  */
 export function defaultRatioBackends(): string[] {
   const out = ['wasm', 'onnx'];
-  if (!hardwareGpuHint()) out.push(process.platform === 'darwin' ? 'onnx-coreml' : process.platform === 'win32' ? 'onnx-directml' : 'onnx-webgpu');
+  if (!hardwareGpuHint(readHostConfig().vulkanDriver)) out.push(process.platform === 'darwin' ? 'onnx-coreml' : process.platform === 'win32' ? 'onnx-directml' : 'onnx-webgpu');
   return out;
 }
 

@@ -7,7 +7,7 @@
 import { statSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MODEL_ID } from '../engine/index.js';
-import { DEFAULT_TOPK, defaultIndexDir, indexPath, lockIndex } from '../engine/topk/index-file.js';
+import { DEFAULT_TOPK, indexPath, lockIndex } from '../engine/topk/index-file.js';
 import { TopKIndexer } from '../engine/topk/indexer.js';
 import { indexFiles, type IndexRunResult } from '../engine/topk/indexing.js';
 import { describeWalk, listImageFiles } from '../engine/topk/walk.js';
@@ -17,6 +17,7 @@ import {
   EXIT_FAILURE,
   findModel,
   globals,
+  hostConfig,
   modelsDirOf,
   oneLine,
   openModel,
@@ -54,7 +55,7 @@ export async function runIndex(dirs: string[], opts: IndexOptions, cmd: Command)
   const g = globals(cmd);
   const mdir = modelsDirOf(g);
   const entry = await findModel(opts.model, mdir, true);
-  const indexDir = opts.indexDir ?? defaultIndexDir();
+  const indexDir = opts.indexDir ?? hostConfig().indexDir;
   const path = indexPath(indexDir, entry.id);
 
   // List first: a typo in a folder name should not cost a model load.

@@ -65,11 +65,11 @@ export interface EngineSessionOptions {
   backend?: string | null;
   /** Model to load at start. Default: mobilenet-v1-0.75 when installed, else the first that loads. */
   model?: string | null;
-  /** Folder of models (<id>/deepvis.json + weights). Default: $DEEPVIS_MODELS_DIR or models/. */
+  /** Folder of models (<id>/deepvis.json + weights). Default: the bundled models/ (hosts pass DEEPVIS_MODELS_DIR). */
   modelsDir?: string;
   /** Progress and problems, one line each (default: nothing). */
   log?: (line: string) => void;
-  /** Where `deepvis atlas` caches layers (default: $DEEPVIS_ATLAS_DIR or ~/.cache/deepvis/atlas). */
+  /** Where `deepvis atlas` caches layers (default ~/.cache/deepvis/atlas; hosts pass DEEPVIS_ATLAS_DIR). */
   atlasDir?: string;
   /** Read-only atlas folders searched after atlasDir (the packaged app's resources/atlases). */
   bundledAtlasDirs?: readonly string[];
@@ -80,8 +80,12 @@ export interface EngineSessionOptions {
    * owns it (opens and closes it). Absent: nothing is kept (state requests answer "not persisted").
    */
   appState?: AppStateStore | null;
-  /** Job workers (synthesis); default poolSize(): $DEEPVIS_WORKERS, else cores − 1, at least 1. */
-  workers?: number;
+  /** Job workers (synthesis); default poolSize(): cores − 1, at least 1 (hosts pass DEEPVIS_WORKERS). */
+  workers?: number | null;
+  /** ONNX Runtime threads per engine thread (hosts pass DEEPVIS_ORT_THREADS); default 1. */
+  ortThreads?: number | null;
+  /** The Vulkan driver the host's environment names (VK_ICD_FILENAMES), for the automatic backend choice. */
+  vulkanDriver?: string;
   /** Memory one job may use (bytes); default: the backend's real limit (jobMemoryLimit). */
   jobMemoryBytes?: number;
 }
@@ -157,13 +161,14 @@ export class EngineSession extends EventEmitter<SessionEvents> {
    */
   static async create(opts: EngineSessionOptions = {}): Promise<EngineSession> {
     const s = new EngineSession(opts);
-    s.backendReport = await selectBackend(opts.backend ?? null);
+    s.backendReport = await selectBackend(opts.backend ?? null, { ortThreads: opts.ortThreads, vulkanDriver: opts.vulkanDriver });
     s.log(describeBackend(s.backendReport));
     // The workers run the backend this thread runs, chosen by the same option inside each worker.
     s.jobs = new JobScheduler({
       backend: s.backendReport.backend,
       modelsDir: s.modelsDir,
       workers: opts.workers,
+      ortThreads: opts.ortThreads,
       log: s.log,
       onRestart: (why) => s.notify('warning', `engine: ${why}`),
     });

@@ -93,7 +93,7 @@ async function runJob(msg: Extract<ToWorkerT, { type: 'synth' | 'batch' }>): Pro
 
 async function main(): Promise<void> {
   try {
-    const report = await selectBackend(init.backend);
+    const report = await selectBackend(init.backend, { ortThreads: init.ortThreads });
     post({ type: 'ready', backend: report.backend, description: describeBackend(report) });
   } catch (e) {
     post({ type: 'fatal', message: `${init.name}: ${oneLine(e)}` });

@@ -10,12 +10,11 @@ import type { SynthProgress, SynthResult } from '../engine/synthesis/run.js';
 import { JobWorker, type JobMessage } from './job-worker.js';
 
 /**
- * Number of job workers: `DEEPVIS_WORKERS` (the one setting; the CLI's --workers and the hosts'
- * option override it), else one per core but one, which is left to the live view. At least 1.
+ * Number of job workers: as requested (the hosts' --workers, else DEEPVIS_WORKERS: the one
+ * setting), else one per core but one, which is left to the live view. At least 1.
  */
 export function poolSize(requested?: number | null): number {
-  const env = Number(process.env.DEEPVIS_WORKERS);
-  const n = requested ?? (Number.isInteger(env) && env > 0 ? env : os.availableParallelism() - 1);
+  const n = requested ?? os.availableParallelism() - 1;
   return Math.max(1, Math.floor(n));
 }
 
@@ -23,7 +22,9 @@ export interface SchedulerOptions {
   backend: string | null;
   modelsDir: string;
   /** Job workers (default poolSize()). */
-  workers?: number;
+  workers?: number | null;
+  /** ONNX Runtime threads per worker (the host's DEEPVIS_ORT_THREADS; default 1). */
+  ortThreads?: number | null;
   log?: (line: string) => void;
   /** A worker died and was restarted (one line, for the window's notice). */
   onRestart?: (why: string) => void;
@@ -51,7 +52,7 @@ export class JobScheduler {
 
   constructor(private readonly opts: SchedulerOptions) {
     const n = poolSize(opts.workers);
-    this.workers = Array.from({ length: n }, (_, i) => new JobWorker({ backend: opts.backend, modelsDir: opts.modelsDir, name: `job worker ${i + 1}` }));
+    this.workers = Array.from({ length: n }, (_, i) => new JobWorker({ backend: opts.backend, modelsDir: opts.modelsDir, name: `job worker ${i + 1}`, ...(opts.ortThreads != null ? { ortThreads: opts.ortThreads } : {}) }));
     for (const w of this.workers) {
       w.on('free', () => this.pump());
       w.on('restart', (why) => {
