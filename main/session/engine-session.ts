@@ -57,6 +57,8 @@ function jobEvent(e: WorkerJobEventT, target: ResolvedTarget, settings: SynthSet
       return { phase: 'cancelled', jobId: e.jobId };
     case 'error':
       return { phase: 'error', jobId: e.jobId, message: e.message };
+    case 'indexDone': // an index batch's, never a synthesis's
+      return { phase: 'error', jobId: e.jobId, message: 'the worker answered a synthesis with an index batch' };
   }
 }
 

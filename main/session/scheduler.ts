@@ -7,6 +7,8 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { WorkerBatchSpecT, WorkerJobEventT } from '../../contract/worker.js';
 import type { SynthProgress, SynthResult } from '../engine/synthesis/run.js';
+import type { BatchScorer } from '../engine/topk/batches.js';
+import type { IndexShard } from '../engine/topk/indexer.js';
 import { JobWorker, type JobMessage } from './job-worker.js';
 
 /**
@@ -198,8 +200,24 @@ export function poolBatchRunner(pool: JobScheduler, client: string, modelId: str
         if (e.type === 'progress') onProgress(e.progress);
         else if (e.type === 'done') resolve(e.result);
         else if (e.type === 'cancelled') resolve({ images: [], iterations: 0, seconds: 0, secondsToTarget: null, cancelled: true, stopReason: 'cancelled' });
-        else reject(new Error(e.message));
+        else reject(new Error(e.type === 'error' ? e.message : `the worker answered an atlas batch with ${e.type}`));
       });
       signal?.addEventListener('abort', () => pool.cancel(client, id), { once: true });
+    });
+}
+
+/**
+ * Score top-k index batches on the pool (deepvis index --workers): the BatchScorer of
+ * engine/topk/batches.ts, one job per batch; a cancelled batch answers null.
+ */
+export function poolIndexScorer(pool: JobScheduler, client: string, modelId: string): BatchScorer {
+  return (files, k, signal) =>
+    new Promise<IndexShard | null>((resolve, reject) => {
+      const id = pool.submit(client, { type: 'index', modelId, spec: { files: files.map((f) => ({ path: f.path, size: f.size, mtimeMs: f.mtimeMs })), k } }, (e) => {
+        if (e.type === 'indexDone') resolve(e.shard);
+        else if (e.type === 'cancelled') resolve(null);
+        else if (e.type === 'error') reject(new Error(e.message));
+      });
+      signal.addEventListener('abort', () => pool.cancel(client, id), { once: true });
     });
 }

@@ -12,6 +12,13 @@ import { DEFAULT_TOPK, TopKIndex, type ScannedFile, type UnreadableFile } from '
 import { TopKTable, unitCandidates, type LayerCandidates, type LayerThresholds } from './scoring.js';
 import { statFile, type FileStat } from './walk.js';
 
+/** A batch's top-k tables (per layer, as TopKTable holds them) and its files, in id order. */
+export interface IndexShard {
+  layers: { act: Float32Array; mean: Float32Array; image: Int32Array; pos: Int32Array }[];
+  files: ScannedFile[];
+  unreadable: UnreadableFile[];
+}
+
 export type PreparedImage = { ok: true; file: ScannedFile; pixels: tf.Tensor4D } | { ok: false; file: UnreadableFile };
 
 /** stat + decode + centre-crop/resize to the model input (exactly as loadImageForModel does). */
@@ -222,6 +229,42 @@ export class TopKIndexer extends TopKIndex {
     } finally {
       p.pixels.dispose();
     }
+  }
+
+  /** This index's tables and files as they cross to another thread (a fresh index: no file forgotten). */
+  toShard(): IndexShard {
+    const files = this.files.filter((f): f is ScannedFile => f !== null);
+    if (files.length !== this.files.length) throw new Error('an index with forgotten files is not a shard');
+    return { layers: this.layers.map(({ table: t }) => ({ act: t.act, mean: t.mean, image: t.image, pos: t.pos })), files, unreadable: [...this.unreadable] };
+  }
+
+  /**
+   * Add a batch scored elsewhere (toShard of an index of the same model and k, over files this one
+   * has not got). Its files take the next ids in its order, so batches merged in listing order give
+   * the tables one run over all the files would: each batch's top k hold every image of the batch
+   * that can be in the top k of all, and ties keep the earlier image as offer() does.
+   */
+  mergeShard(shard: IndexShard): { added: number; failed: number } {
+    if (shard.layers.length !== this.layers.length) throw new Error(`a batch of ${shard.layers.length} layers does not fit an index of ${this.layers.length}`);
+    this.layers.forEach((l, i) => {
+      const n = l.table.units * this.k;
+      const t = shard.layers[i]!;
+      if ([t.act, t.mean, t.image, t.pos].some((a) => a.length !== n)) throw new Error(`a batch's ${l.display} table does not fit this index (k ${this.k}, ${l.table.units} units)`);
+    });
+    const ids = shard.files.map((f) => this.registerFile({ ...f, path: resolve(f.path) }));
+    for (const u of shard.unreadable) this.addUnreadable(u);
+    this.layers.forEach((l, i) => {
+      const t = shard.layers[i]!;
+      for (let j = 0; j < t.image.length; j++) {
+        const img = t.image[j]!;
+        if (img < 0) continue;
+        const id = ids[img];
+        if (id === undefined) throw new Error(`a batch's ${l.display} table refers to image ${img}, which is not among its ${ids.length} files`);
+        l.table.offer(Math.floor(j / this.k), t.act[j]!, t.mean[j]!, id, t.pos[j]!);
+      }
+    });
+    this.dirty += shard.files.length;
+    return { added: shard.files.length, failed: shard.unreadable.length };
   }
 
   override async save(path: string): Promise<void> {

@@ -8,7 +8,7 @@
 import { sep } from 'node:path';
 import type { UnreadableFile } from './index-file.js';
 import { prepareImage, type PreparedImage, type TopKIndexer } from './indexer.js';
-import { listImageFiles, type Listing, type WalkProgress } from './walk.js';
+import { listImageFiles, type FileStat, type Listing, type WalkProgress } from './walk.js';
 
 export interface IndexProgress {
   /** Files to read in this run (found minus already indexed). */
@@ -63,50 +63,102 @@ function under(path: string, dirs: string[]): boolean {
   return dirs.some((d) => path === d || path.startsWith(d.endsWith(sep) ? d : d + sep));
 }
 
-/** Index the given files (already listed), one at a time. */
-export async function indexFiles(indexer: TopKIndexer, listing: Listing, opts: IndexRunOptions = {}): Promise<IndexRunResult> {
-  const t0 = performance.now();
-  const yieldToLive = opts.yieldToLive ?? macrotask;
-  const saveEveryMs = opts.saveEveryMs ?? 20_000;
-  const saveEveryImages = opts.saveEveryImages ?? Infinity;
+/**
+ * One run's bookkeeping, whoever scores the images (this thread one at a time, or workers in
+ * batches): forget what changed or disappeared, the files left to read, progress, periodic saves,
+ * and the result.
+ */
+export class IndexRun {
+  private readonly t0 = performance.now();
+  private readonly saveEveryMs: number;
+  private readonly saveEveryImages: number;
+  readonly forgotten: number;
+  /** Files to read, in listing order. */
+  readonly todo: FileStat[];
+  readonly p: IndexProgress;
+  private saves = 0;
+  private lastSave = performance.now();
+  private sinceSave = 0;
+  /** Files read and found unreadable in this run. */
+  readonly failedNow: UnreadableFile[] = [];
 
-  // Forget what changed or disappeared, so the tables never point at stale pixels.
-  let forgotten = 0;
-  if (opts.pruneMissing !== false) {
-    const found = new Map(listing.files.map((f) => [f.path, f]));
-    const stale = indexer.knownPaths().filter((p) => {
-      const f = found.get(p);
-      if (f) return !indexer.isKnown(f);
-      return under(p, listing.completeDirs);
-    });
-    forgotten = stale.length;
-    if (stale.length) indexer.forget(stale);
+  constructor(
+    private readonly indexer: TopKIndexer,
+    private readonly listing: Listing,
+    private readonly opts: IndexRunOptions,
+  ) {
+    this.saveEveryMs = opts.saveEveryMs ?? 20_000;
+    this.saveEveryImages = opts.saveEveryImages ?? Infinity;
+    // Forget what changed or disappeared, so the tables never point at stale pixels.
+    let forgotten = 0;
+    if (opts.pruneMissing !== false) {
+      const found = new Map(listing.files.map((f) => [f.path, f]));
+      const stale = indexer.knownPaths().filter((p) => {
+        const f = found.get(p);
+        if (f) return !indexer.isKnown(f);
+        return under(p, listing.completeDirs);
+      });
+      forgotten = stale.length;
+      if (stale.length) indexer.forget(stale);
+    }
+    this.forgotten = forgotten;
+    this.todo = listing.files.filter((f) => !indexer.isKnown(f));
+    this.p = {
+      total: this.todo.length,
+      done: 0,
+      added: 0,
+      failed: 0,
+      skipped: listing.files.length - this.todo.length,
+      current: null,
+      elapsedMs: 0,
+      imagesPerSecond: 0,
+      etaMs: null,
+    };
   }
 
-  const todo = listing.files.filter((f) => !indexer.isKnown(f));
-  const p: IndexProgress = {
-    total: todo.length,
-    done: 0,
-    added: 0,
-    failed: 0,
-    skipped: listing.files.length - todo.length,
-    current: null,
-    elapsedMs: 0,
-    imagesPerSecond: 0,
-    etaMs: null,
-  };
-  let saves = 0;
-  let lastSave = performance.now();
-  let sinceSave = 0;
-  const save = async () => {
-    if (!opts.saveTo) return;
-    await indexer.save(opts.saveTo);
-    saves++;
-    lastSave = performance.now();
-    sinceSave = 0;
-    opts.onSaved?.({ ...p });
-  };
-  const failedNow: UnreadableFile[] = [];
+  private async save(): Promise<void> {
+    if (!this.opts.saveTo) return;
+    await this.indexer.save(this.opts.saveTo);
+    this.saves++;
+    this.lastSave = performance.now();
+    this.sinceSave = 0;
+    this.opts.onSaved?.({ ...this.p });
+  }
+
+  /** `added` images scored and `failed` unreadable ones recorded: progress, and a save when due. */
+  async advance(added: number, failed: number): Promise<void> {
+    const p = this.p;
+    p.added += added;
+    p.failed += failed;
+    p.done += added + failed;
+    this.sinceSave += added + failed;
+    p.elapsedMs = performance.now() - this.t0;
+    p.imagesPerSecond = p.done / (p.elapsedMs / 1000);
+    p.etaMs = p.imagesPerSecond > 0 ? ((p.total - p.done) / p.imagesPerSecond) * 1000 : null;
+    this.opts.onProgress?.({ ...p });
+    if (this.indexer.dirty && (performance.now() - this.lastSave >= this.saveEveryMs || this.sinceSave >= this.saveEveryImages)) await this.save();
+  }
+
+  /** The last save and the result. */
+  async finish(aborted: boolean): Promise<IndexRunResult> {
+    const p = this.p;
+    p.current = null;
+    if (this.indexer.dirty || (this.opts.saveTo && this.saves === 0 && this.forgotten > 0)) await this.save();
+    p.elapsedMs = performance.now() - this.t0;
+    const newly = new Set(this.failedNow.map((f) => f.path));
+    const earlier = this.listing.files
+      .filter((f) => !newly.has(f.path))
+      .map((f) => this.indexer.unreadableEntry(f.path))
+      .filter((u): u is UnreadableFile => !!u);
+    return { ...p, aborted, unreadable: [...this.failedNow, ...earlier], forgotten: this.forgotten, saves: this.saves, problems: this.listing.problems };
+  }
+}
+
+/** Index the given files (already listed), one at a time. */
+export async function indexFiles(indexer: TopKIndexer, listing: Listing, opts: IndexRunOptions = {}): Promise<IndexRunResult> {
+  const yieldToLive = opts.yieldToLive ?? macrotask;
+  const run = new IndexRun(indexer, listing, opts);
+  const { todo, p } = run;
   let aborted = !!listing.aborted || !!opts.signal?.aborted;
   let next: Promise<PreparedImage> | null = todo.length && !aborted ? prepareImage(todo[0]!.path, indexer.inputSize, todo[0]) : null;
   try {
@@ -125,16 +177,9 @@ export async function indexFiles(indexer: TopKIndexer, listing: Listing, opts: I
         aborted = true;
         break;
       }
-      if (!prepared.ok) failedNow.push(prepared.file);
-      if (await indexer.addPrepared(prepared)) p.added++;
-      else p.failed++;
-      p.done++;
-      sinceSave++;
-      p.elapsedMs = performance.now() - t0;
-      p.imagesPerSecond = p.done / (p.elapsedMs / 1000);
-      p.etaMs = p.imagesPerSecond > 0 ? ((p.total - p.done) / p.imagesPerSecond) * 1000 : null;
-      opts.onProgress?.({ ...p });
-      if (indexer.dirty && (performance.now() - lastSave >= saveEveryMs || sinceSave >= saveEveryImages)) await save();
+      if (!prepared.ok) run.failedNow.push(prepared.file);
+      const added = await indexer.addPrepared(prepared);
+      await run.advance(added ? 1 : 0, added ? 0 : 1);
     }
   } finally {
     // A decode still in flight after a stop: free its pixels.
@@ -143,15 +188,7 @@ export async function indexFiles(indexer: TopKIndexer, listing: Listing, opts: I
       if (left?.ok) left.pixels.dispose();
     }
   }
-  p.current = null;
-  if (indexer.dirty || (opts.saveTo && saves === 0 && forgotten > 0)) await save();
-  p.elapsedMs = performance.now() - t0;
-  const newly = new Set(failedNow.map((f) => f.path));
-  const earlier = listing.files
-    .filter((f) => !newly.has(f.path))
-    .map((f) => indexer.unreadableEntry(f.path))
-    .filter((u): u is UnreadableFile => !!u);
-  return { ...p, aborted, unreadable: [...failedNow, ...earlier], forgotten, saves, problems: listing.problems };
+  return run.finish(aborted);
 }
 
 export interface IndexJob {
