@@ -1,13 +1,14 @@
 // Top-k image patches in the engine host: the loaded model's folder index (a TopKIndexer
-// read from and saved to <indexDir>/<model>.topk.json), a background indexing job that yields to
-// the live view before every image, this session's memory of camera frames (SessionTopK of the
-// layer the frames ask for, fed from the live forward pass's tap), and the patches a unit pane
-// shows: the receptive field cropped from each image, padded where it crosses the border, with the
-// deconv back-projection of the unit over the same region below it.
+// read from and saved to <indexDir>/<model>.topk.json), a background indexing job whose images are
+// scored on the job pool in batches (engine/topk/batches.ts), this session's memory of camera
+// frames (SessionTopK of the layer the frames ask for, fed from the live forward pass's tap), and
+// the patches a unit pane shows: the receptive field cropped from each image, padded where it
+// crosses the border, with the deconv back-projection of the unit over the same region below it
+// (engine/topk/patches.ts).
 //
-// The live view keeps priority: an indexing step or a patch's backward pass starts only when no
-// frame is computing or waiting and none arrived for a short gap; frames never wait for more than
-// one such step.
+// The live view keeps priority: a patch's backward pass, the one step that runs in this thread,
+// starts only when no frame is computing or waiting (live-priority.ts); frames never wait for more
+// than one such step.
 import { readFile, stat } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import { homedir } from 'node:os';
@@ -19,12 +20,14 @@ import { oneLine } from '../engine/errors.js';
 import type { Model } from '../engine/model.js';
 import { DEFAULT_TOPK, defaultIndexDir, indexPath, lockIndex, TopKIndex, type TopKHit } from '../engine/topk/index-file.js';
 import { TopKIndexer } from '../engine/topk/indexer.js';
-import { startIndexing, type IndexJob, type IndexProgress, type IndexRunResult } from '../engine/topk/indexing.js';
+import { indexFilesInBatches } from '../engine/topk/batches.js';
+import { startIndexing, type IndexJob, type IndexListing, type IndexProgress, type IndexRunResult } from '../engine/topk/indexing.js';
 import { folderPatch, type Patch } from '../engine/topk/patches.js';
 import { SessionTopK } from '../engine/topk/session-memory.js';
 import { describeWalk } from '../engine/topk/walk.js';
 import type { SessionClient } from './client.js';
 import { LivePriority, type LiveSignals } from './live-priority.js';
+import { poolIndexScorer, type JobScheduler } from './scheduler.js';
 
 export interface TopKHostOptions {
   /** Where model indexes live (the hosts pass host-config's indexDir, as `deepvis index` uses). */
@@ -54,6 +57,8 @@ export interface TopKHostOptions {
 /** What the host needs from the engine session: its model, and the live view's signals. */
 export interface TopKEngine extends LiveSignals {
   readonly model: Model | null;
+  /** The job pool the folder index is scored on. */
+  readonly pool: JobScheduler;
   on(event: 'frameStart' | 'modelChange', listener: (...args: never[]) => void): unknown;
 }
 
@@ -223,8 +228,6 @@ export class TopKHost {
       finished: Promise.resolve(),
       job: null as unknown as IndexJob,
     };
-    let stepMs = 100;
-    let stepStart = performance.now();
     const emit = (e: Omit<IndexEventT, 'type' | 'modelId'>) => {
       try {
         run.client.emit({ type: 'index', modelId: model.id, ...e });
@@ -232,19 +235,17 @@ export class TopKHost {
         /* a client that went away */
       }
     };
+    // The images are scored on the job pool, in batches merged here in order: the live view never
+    // waits for indexing. Its own client id: a synthesis the window starts replaces the window's
+    // synthesis, not its indexing.
+    const pool = this.engine.pool;
+    const scoreBatch = poolIndexScorer(pool, `${client.id}:index`, model.id);
+    const onPool: IndexListing = (ix, listing, o) => indexFilesInBatches(ix, listing, { ...o, scoreBatch, concurrency: pool.workers.length });
     run.job = startIndexing(indexer, dirs, {
       saveTo: path,
-      yieldToLive: async () => {
-        // Under a saturating live view, indexing takes about a fifth of the engine's time.
-        await this.yieldToLive(this.liveGapMs, Math.max(200, 4 * stepMs));
-        stepStart = performance.now();
-        // The model was switched: stop (the runner checks the signal right after this returns).
-        if (this.engine.model !== model || this.disposed) void run.job.stop();
-      },
       onListing: (w) => emit({ phase: 'progress', done: 0, total: 0, file: w.current, message: describeWalk(w) }),
       onProgress: (p: IndexProgress) => {
         const now = performance.now();
-        stepMs = 0.7 * stepMs + 0.3 * (now - stepStart);
         if (p.done < p.total && now - run.lastEmit < this.progressEveryMs) return;
         run.lastEmit = now;
         emit({
@@ -258,7 +259,7 @@ export class TopKHost {
           elapsedMs: p.elapsedMs,
         });
       },
-    });
+    }, onPool);
     this.running = run;
     this.patches.clear();
     // Before the end event: the lock is released and the saved index adopted, so a client that
@@ -469,7 +470,7 @@ export class TopKHost {
   // ------------------------------------------------------------------ life cycle
 
   private modelChanged(): void {
-    // The running job notices at its next step (yieldToLive) and stops; its index is saved.
+    // The running job stops after the batches being scored; its index is saved.
     if (this.running) void this.running.job.stop().catch(() => {});
     this.index = null;
     this.memory = null;

@@ -56,7 +56,9 @@ export async function indexFilesInBatches(indexer: TopKIndexer, listing: Listing
       inFlight.shift();
       launch();
       if (!shard) {
+        // Cancelled by our stop, or by the pool (a model switch, shutting down): the run ends here.
         cancelled = true;
+        stop.abort();
         continue;
       }
       const { added, failed } = indexer.mergeShard(shard);

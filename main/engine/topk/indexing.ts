@@ -200,17 +200,21 @@ export interface IndexJob {
   stop(): Promise<IndexRunResult>;
 }
 
+/** How a listing is indexed: indexFiles, or indexFilesInBatches with its scorer (batches.ts). */
+export type IndexListing = (indexer: TopKIndexer, listing: Listing, opts: IndexRunOptions) => Promise<IndexRunResult>;
+
 /**
- * Index folders in the background (for the app): list, then index one image at a time, awaiting
- * `yieldToLive()` before each. Errors (e.g. the index cannot be written) reject `done`.
+ * Index folders in the background (for the app): list, then index them with `index` — by default
+ * one image at a time in this thread, awaiting `yieldToLive()` before each. Errors (e.g. the index
+ * cannot be written) reject `done`.
  */
-export function startIndexing(indexer: TopKIndexer, roots: string[], opts: Omit<IndexRunOptions, 'signal'> = {}): IndexJob {
+export function startIndexing(indexer: TopKIndexer, roots: string[], opts: Omit<IndexRunOptions, 'signal'> = {}, index: IndexListing = indexFiles): IndexJob {
   const ctrl = new AbortController();
   let progress: IndexProgress | null = null;
   const done = (async () => {
     // A stop during the walk ends it at the next folder; indexFiles then stops before the first image.
     const listing = await listImageFiles(roots, { signal: ctrl.signal, onProgress: opts.onListing });
-    return indexFiles(indexer, listing, {
+    return index(indexer, listing, {
       ...opts,
       signal: ctrl.signal,
       onProgress: (p) => {
