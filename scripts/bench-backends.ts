@@ -12,7 +12,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { BACK_MODES, backproject, gradCam, inputGradient, listModels, loadModel, selectBackend, type Model, type UnitObjective } from '../main/engine/index.js';
+import { BACK_MODES, backproject, gradCam, inputGradient, listModels, loadModel, modelsDir, selectBackend, type Model, type UnitObjective } from '../main/engine/index.js';
 import { hardwareGpuHint } from '../main/engine/onnx/runtime.js';
 import { readHostConfig } from '../main/host-config.js';
 
@@ -115,11 +115,11 @@ export async function benchBackendRatios(opts: { backends?: string[]; models?: s
       skipped[b] = (e as Error).message;
     }
   }
-  const ids = opts.models ?? (await listModels()).filter((e) => !e.problem).map((e) => e.id);
+  const ids = opts.models ?? (await listModels(modelsDir(readHostConfig().modelsDir))).filter((e) => !e.problem).map((e) => e.id);
   const report: RatioReport = { backends, backends_skipped: skipped, rounds: runs, ms: {}, ratio_to_wasm: {} };
   for (const id of ids) {
     await selectBackend(backends.includes('wasm') ? 'wasm' : backends[0]);
-    const m = await loadModel(id);
+    const m = await loadModel(id, modelsDir(readHostConfig().modelsDir));
     const [h, w] = m.inputSize;
     const x1 = m.preprocess(tf.randomUniform([1, h, w, 3], 0, 255, 'float32', 1) as tf.Tensor4D);
     const x4 = m.preprocess(tf.randomUniform([4, h, w, 3], 0, 255, 'float32', 2) as tf.Tensor4D);

@@ -17,7 +17,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { benchSynthesis } from './bench-synthesis.js';
 import { backprojectionRuns, benchBackendRatios, defaultRatioBackends } from './bench-backends.js';
-import { BACKEND_ORDER, inputGradient, listModels, loadModel, selectBackend, type Model, type UnitObjective } from '../main/engine/index.js';
+import { BACKEND_ORDER, inputGradient, listModels, loadModel, modelsDir, selectBackend, type Model, type UnitObjective } from '../main/engine/index.js';
+import { readHostConfig } from '../main/host-config.js';
 import { defaultGradCamLayer, BACK_MODES } from '../main/engine/index.js';
 
 const HELP = `npm run bench -- [options]     engine speed figures as JSON (stdout and bench/latest.json)
@@ -285,7 +286,8 @@ const defaultBackends = BACKEND_ORDER.filter(
     (b === 'tensorflow-gpu' && installed('@tensorflow/tfjs-node-gpu')),
 );
 const wantBackends = args.backends ? args.backends.split(',') : defaultBackends;
-const modelIds = args.models ? args.models.split(',') : (await listModels()).filter((e) => !e.problem).map((e) => e.id);
+const MODELS_DIR = modelsDir(readHostConfig().modelsDir);
+const modelIds = args.models ? args.models.split(',') : (await listModels(MODELS_DIR)).filter((e) => !e.problem).map((e) => e.id);
 const results: Record<string, Record<string, unknown>> = {};
 const skipped: Record<string, string> = {};
 if (args.atlas) {
@@ -304,7 +306,7 @@ if (args.atlas) {
     continue;
   }
   for (const id of modelIds) {
-    const m = await loadModel(id);
+    const m = await loadModel(id, MODELS_DIR);
     process.stderr.write(`bench: ${id} on ${b}…\n`);
     const figures: Record<string, unknown> = await benchModel(m);
     Object.assign(figures, await benchBackprojection(m));
