@@ -16,6 +16,8 @@ export const WorkerInit = z.object({
   modelsDir: z.string().min(1),
   /** A name for messages ("job worker 2"). */
   name: z.string().min(1).max(60),
+  /** ONNX Runtime threads (the host's setting: workers read no environment); default 1. */
+  ortThreads: z.union([z.number(), z.nan()]).optional(),
 });
 export type WorkerInitT = z.infer<typeof WorkerInit>;
 
@@ -51,11 +53,31 @@ export type WorkerBatchSpecT = z.infer<typeof WorkerBatchSpec>;
 /** The input convention the user picked for the model (absent: its own): a job runs the model the window runs. */
 const Preprocess = z.enum(PREPROCESS_NAMES).nullable().optional();
 
+const FileStat = z.object({ path: z.string().min(1), size: z.number(), mtimeMs: z.number() });
+
+/** A batch of a top-k index run: score these files into a fresh index of this k. */
+export const WorkerIndexSpec = z.object({
+  files: z.array(FileStat).min(1).max(1000),
+  k: z.number().int().min(1).max(1000),
+});
+export type WorkerIndexSpecT = z.infer<typeof WorkerIndexSpec>;
+
+const Floats = z.custom<Float32Array>((v) => v instanceof Float32Array, 'expected a Float32Array');
+const Ints = z.custom<Int32Array>((v) => v instanceof Int32Array, 'expected an Int32Array');
+
+/** A scored batch: per displayed layer its [units × k] tables, and its files in id order. */
+export const WorkerIndexShard = z.object({
+  layers: z.array(z.object({ act: Floats, mean: Floats, image: Ints, pos: Ints })),
+  files: z.array(FileStat.extend({ width: z.number().int(), height: z.number().int() })),
+  unreadable: z.array(FileStat.extend({ error: z.string() })),
+});
+
 export const ToWorker = z.discriminatedUnion('type', [
   /** Load (or keep) this model now, so the first job does not wait for it. */
   z.object({ type: z.literal('load'), modelId: z.string().min(1), preprocess: Preprocess }),
   z.object({ type: z.literal('synth'), jobId: JobId, modelId: z.string().min(1), preprocess: Preprocess, spec: WorkerSynthSpec }),
   z.object({ type: z.literal('batch'), jobId: JobId, modelId: z.string().min(1), preprocess: Preprocess, spec: WorkerBatchSpec }),
+  z.object({ type: z.literal('index'), jobId: JobId, modelId: z.string().min(1), preprocess: Preprocess, spec: WorkerIndexSpec }),
   /** Stop the job at its next step (it answers `cancelled`). */
   z.object({ type: z.literal('cancel'), jobId: JobId }),
 ]);
@@ -94,6 +116,8 @@ export const FromWorker = z.discriminatedUnion('type', [
   z.object({ type: z.literal('progress'), jobId: JobId, progress: Progress }),
   z.object({ type: z.literal('done'), jobId: JobId, result: WorkerResult }),
   z.object({ type: z.literal('cancelled'), jobId: JobId }),
+  /** An index batch's result (its job's last message, as done is a synthesis's). */
+  z.object({ type: z.literal('indexDone'), jobId: JobId, shard: WorkerIndexShard }),
   /** The job failed; `fatal`: the worker's engine is unusable (a wasm trap) and the worker exits. */
   z.object({ type: z.literal('error'), jobId: JobId, message: z.string(), fatal: z.boolean() }),
 ]);

@@ -9,6 +9,7 @@ import { loadModel, modelsDir, selectBackend } from '../main/engine/index.js';
 import { buildAtlas } from '../main/engine/synthesis/atlas.js';
 import { presetSettings } from '../main/engine/synthesis/index.js';
 import { JobScheduler, poolBatchRunner, poolSize } from '../main/session/scheduler.js';
+import { readHostConfig } from '../main/host-config.js';
 
 export interface AtlasBenchOptions {
   units: number;
@@ -19,13 +20,14 @@ export interface AtlasBenchOptions {
 
 export async function benchAtlas(modelId: string, backend: string, o: AtlasBenchOptions): Promise<Record<string, unknown>> {
   const report = await selectBackend(backend);
-  const model = await loadModel(modelId);
+  const dir = modelsDir(readHostConfig().modelsDir);
+  const model = await loadModel(modelId, dir);
   const convs = model.layers.filter((l) => l.shape[0] > 1);
   const layer = convs[Math.floor(convs.length / 2)]!.name;
   const iterations = o.iterations ?? 40;
-  const poolWorkers = o.workers ?? Math.max(2, poolSize());
+  const poolWorkers = o.workers ?? Math.max(2, poolSize(readHostConfig().workers));
   const run = async (workers: number) => {
-    const pool = new JobScheduler({ backend: report.backend, modelsDir: modelsDir(), workers });
+    const pool = new JobScheduler({ backend: report.backend, modelsDir: dir, workers });
     const root = mkdtempSync(join(tmpdir(), 'deepvis-bench-atlas-'));
     try {
       pool.preload(model.id);

@@ -12,8 +12,9 @@
 import * as tf from '@tensorflow/tfjs-core';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { BACK_MODES, backproject, gradCam, inputGradient, listModels, loadModel, selectBackend, type Model, type UnitObjective } from '../main/engine/index.js';
+import { BACK_MODES, backproject, gradCam, inputGradient, listModels, loadModel, modelsDir, selectBackend, type Model, type UnitObjective } from '../main/engine/index.js';
 import { hardwareGpuHint } from '../main/engine/onnx/runtime.js';
+import { readHostConfig } from '../main/host-config.js';
 
 /** One timed run per back-projection mode and of Grad-CAM, for one unit: `npm run bench` and the ratios use these. */
 export function backprojectionRuns(m: Model, x: tf.Tensor4D, unit: UnitObjective): Record<string, () => Promise<void>> {
@@ -47,7 +48,7 @@ const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
  */
 export function defaultRatioBackends(): string[] {
   const out = ['wasm', 'onnx'];
-  if (!hardwareGpuHint()) out.push(process.platform === 'darwin' ? 'onnx-coreml' : process.platform === 'win32' ? 'onnx-directml' : 'onnx-webgpu');
+  if (!hardwareGpuHint(readHostConfig().vulkanDriver)) out.push(process.platform === 'darwin' ? 'onnx-coreml' : process.platform === 'win32' ? 'onnx-directml' : 'onnx-webgpu');
   return out;
 }
 
@@ -114,11 +115,11 @@ export async function benchBackendRatios(opts: { backends?: string[]; models?: s
       skipped[b] = (e as Error).message;
     }
   }
-  const ids = opts.models ?? (await listModels()).filter((e) => !e.problem).map((e) => e.id);
+  const ids = opts.models ?? (await listModels(modelsDir(readHostConfig().modelsDir))).filter((e) => !e.problem).map((e) => e.id);
   const report: RatioReport = { backends, backends_skipped: skipped, rounds: runs, ms: {}, ratio_to_wasm: {} };
   for (const id of ids) {
     await selectBackend(backends.includes('wasm') ? 'wasm' : backends[0]);
-    const m = await loadModel(id);
+    const m = await loadModel(id, modelsDir(readHostConfig().modelsDir));
     const [h, w] = m.inputSize;
     const x1 = m.preprocess(tf.randomUniform([1, h, w, 3], 0, 255, 'float32', 1) as tf.Tensor4D);
     const x4 = m.preprocess(tf.randomUniform([4, h, w, 3], 0, 255, 'float32', 2) as tf.Tensor4D);

@@ -13,7 +13,8 @@ import os from 'node:os';
 import { join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import sharp from 'sharp';
-import { decodeImage, cropResize, listModels, loadModel, resolveClass, type Model } from '../main/engine/index.js';
+import { decodeImage, cropResize, listModels, loadModel, modelsDir, resolveClass, type Model } from '../main/engine/index.js';
+import { readHostConfig } from '../main/host-config.js';
 import { PRESETS, PRESET_NAMES, presetSettings, synthesize } from '../main/engine/synthesis/index.js';
 
 /** Reference classes (the ones the presets were tuned on): flamingo, bald eagle, monarch, school bus, banana. */
@@ -158,9 +159,10 @@ export function qualityPresets(): string[] {
 
 export async function benchQuality(opts: QualityOptions): Promise<Record<string, unknown>> {
   const wnids = opts.classes?.length ? opts.classes : [...REFERENCE_CLASSES, ...(opts.heldOut ? HELD_OUT_CLASSES : [])];
-  const ids = opts.models ?? (await listModels()).filter((e) => !e.problem).map((e) => e.id);
+  const dir = modelsDir(readHostConfig().modelsDir);
+  const ids = opts.models ?? (await listModels(dir)).filter((e) => !e.problem).map((e) => e.id);
   const models: Model[] = [];
-  for (const id of ids) models.push(await loadModel(id));
+  for (const id of ids) models.push(await loadModel(id, dir));
   const presets = qualityPresets();
   const reference = await naturalSlope(opts.photosDir, 224);
   const loadBefore = os.loadavg().map((x) => round(x, 1));

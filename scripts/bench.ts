@@ -17,7 +17,8 @@ import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { benchSynthesis } from './bench-synthesis.js';
 import { backprojectionRuns, benchBackendRatios, defaultRatioBackends } from './bench-backends.js';
-import { BACKEND_ORDER, inputGradient, listModels, loadModel, selectBackend, type Model, type UnitObjective } from '../main/engine/index.js';
+import { BACKEND_ORDER, inputGradient, listModels, loadModel, modelsDir, selectBackend, type Model, type UnitObjective } from '../main/engine/index.js';
+import { readHostConfig } from '../main/host-config.js';
 import { defaultGradCamLayer, BACK_MODES } from '../main/engine/index.js';
 
 const HELP = `npm run bench -- [options]     engine speed figures as JSON (stdout and bench/latest.json)
@@ -199,7 +200,7 @@ async function benchBackprojection(m: Model): Promise<Record<string, unknown>> {
 // the same images, so the target (index ≥ 0.8 / forward_taps_ms × 1000) compares like with like
 // on a shared CPU: index_target_images_per_s is computed from that paired figure.
 async function benchIndexing(m: Model): Promise<Record<string, unknown>> {
-  const { TopKIndexer } = await import('../main/engine/topk-index.js');
+  const { TopKIndexer } = await import('../main/engine/topk/indexer.js');
   const { loadImageForModel } = await import('../main/engine/images.js');
   const photosDir = process.env.DEEPVIS_PHOTOS ?? join(dirname(fileURLToPath(import.meta.url)), '..', '..', 'shared', 'fixtures', 'photos');
   const names = ['dog', 'eagle', 'giraffe', 'horses', 'kite', 'person', 'scream'];
@@ -285,7 +286,8 @@ const defaultBackends = BACKEND_ORDER.filter(
     (b === 'tensorflow-gpu' && installed('@tensorflow/tfjs-node-gpu')),
 );
 const wantBackends = args.backends ? args.backends.split(',') : defaultBackends;
-const modelIds = args.models ? args.models.split(',') : (await listModels()).filter((e) => !e.problem).map((e) => e.id);
+const MODELS_DIR = modelsDir(readHostConfig().modelsDir);
+const modelIds = args.models ? args.models.split(',') : (await listModels(MODELS_DIR)).filter((e) => !e.problem).map((e) => e.id);
 const results: Record<string, Record<string, unknown>> = {};
 const skipped: Record<string, string> = {};
 if (args.atlas) {
@@ -304,7 +306,7 @@ if (args.atlas) {
     continue;
   }
   for (const id of modelIds) {
-    const m = await loadModel(id);
+    const m = await loadModel(id, MODELS_DIR);
     process.stderr.write(`bench: ${id} on ${b}…\n`);
     const figures: Record<string, unknown> = await benchModel(m);
     Object.assign(figures, await benchBackprojection(m));

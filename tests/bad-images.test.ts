@@ -10,7 +10,7 @@ import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { decodeFailure, decodeImage, MAX_INPUT_PIXELS } from '../main/engine/images.js';
-import { TopKIndex } from '../main/engine/topk-index.js';
+import { TopKIndex } from '../main/engine/topk/index-file.js';
 import { makeBadImages, type BadImages } from './support/bad-images.js';
 import { runDeepvis } from './support/cli.js';
 import { photo, REPO } from './support/fixtures.js';

@@ -164,7 +164,7 @@ const HOSTILE: Record<string, { make: (dir: string) => void; why: RegExp }> = {
 
 describe('two index runs on one index', () => {
   it('started together: one runs, the other is refused naming the holder; run again after, the index holds both runs’ images', { timeout: 300_000 }, async () => {
-    const { TopKIndex, indexPath } = await import('../main/engine/topk-index.js');
+    const { TopKIndex, indexPath } = await import('../main/engine/topk/index-file.js');
     const folders = { a: join(work, 'photos-a'), b: join(work, 'photos-b') };
     const sets = { a: ['dog', 'eagle', 'giraffe'], b: ['horses', 'kite', 'person'] } as const;
     for (const k of ['a', 'b'] as const) {
@@ -307,8 +307,8 @@ describe('fuzzing the model folder', () => {
 
 describe('stopping an index run during its folder walk', () => {
   it('returns within 1 s, reports the walk’s progress meanwhile, and indexes nothing', { timeout: 180_000 }, async () => {
-    const { startIndexing } = await import('../main/engine/topk-runner.js');
-    const { TopKIndexer } = await import('../main/engine/topk-index.js');
+    const { startIndexing } = await import('../main/engine/topk/indexing.js');
+    const { TopKIndexer } = await import('../main/engine/topk/indexer.js');
     // 30 × 30 × 30 folders, one photo at the bottom: a walk of 27,931 folders.
     const tree = join(work, 'tree');
     for (let a = 0; a < 30; a++) for (let b = 0; b < 30; b++) for (let c = 0; c < 30; c++) mkdirSync(join(tree, `a${a}`, `b${b}`, `c${c}`), { recursive: true });

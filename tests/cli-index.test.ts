@@ -11,7 +11,7 @@ import sharp from 'sharp';
 import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadImageForModel, loadModel, selectBackend, type Model } from '../main/engine/index.js';
-import { TopKIndex } from '../main/engine/topk-index.js';
+import { TopKIndex } from '../main/engine/topk/index-file.js';
 import type { TopRow } from '../main/cli/top.js';
 import { runDeepvis } from './support/cli.js';
 import { PHOTOS, photo } from './support/fixtures.js';

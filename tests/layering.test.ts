@@ -16,9 +16,11 @@ const ROOMS: { room: string; prefix: string; mayImport: string[] }[] = [
   { room: 'engine', prefix: 'main/engine/', mayImport: ['engine', 'contract'] },
   { room: 'persist', prefix: 'main/persist/', mayImport: ['persist', 'engine', 'contract'] },
   { room: 'session', prefix: 'main/session/', mayImport: ['session', 'engine', 'persist', 'contract'] },
-  { room: 'web', prefix: 'main/web/', mayImport: ['web', 'session', 'engine', 'persist', 'contract'] },
-  { room: 'electron', prefix: 'main/electron/', mayImport: ['electron', 'session', 'engine', 'persist', 'contract'] },
-  { room: 'cli', prefix: 'main/cli/', mayImport: ['cli', 'session', 'engine', 'persist', 'contract'] },
+  // The environment, read once by a host; it names the engine's and persist's default folders.
+  { room: 'host-config', prefix: 'main/host-config.ts', mayImport: ['engine', 'persist', 'contract'] },
+  { room: 'web', prefix: 'main/web/', mayImport: ['web', 'host-config', 'session', 'engine', 'persist', 'contract'] },
+  { room: 'electron', prefix: 'main/electron/', mayImport: ['electron', 'host-config', 'session', 'engine', 'persist', 'contract'] },
+  { room: 'cli', prefix: 'main/cli/', mayImport: ['cli', 'host-config', 'session', 'engine', 'persist', 'contract'] },
   { room: 'preload', prefix: 'preload/', mayImport: ['preload', 'contract'] },
   { room: 'renderer', prefix: 'renderer/', mayImport: ['renderer', 'contract'] },
 ];
@@ -87,13 +89,32 @@ function importsOf(file: string): Edge[] {
   return [...out].map(([to, typeOnly]) => ({ to, typeOnly }));
 }
 
+/** Whether a file reads the environment: `process.env`, `process['env']` or `const { env } = process` (comments do not count). */
+function readsProcessEnv(file: string): boolean {
+  let text = readFileSync(file, 'utf8');
+  if (file.endsWith('.svelte')) text = [...text.matchAll(/<script[^>]*>([\s\S]*?)<\/script>/g)].map((m) => m[1]).join('\n');
+  const src = ts.createSourceFile(file, text, ts.ScriptTarget.Latest, false, ts.ScriptKind.TS);
+  const isProcess = (n: ts.Node) => ts.isIdentifier(n) && n.text === 'process';
+  let found = false;
+  const visit = (n: ts.Node): void => {
+    if (ts.isPropertyAccessExpression(n) && isProcess(n.expression) && n.name.text === 'env') found = true;
+    else if (ts.isElementAccessExpression(n) && isProcess(n.expression) && ts.isStringLiteral(n.argumentExpression) && n.argumentExpression.text === 'env') found = true;
+    else if (ts.isVariableDeclaration(n) && n.initializer && isProcess(n.initializer) && ts.isObjectBindingPattern(n.name)) {
+      if (n.name.elements.some((e) => (e.propertyName ?? e.name).getText(src) === 'env')) found = true;
+    }
+    if (!found) ts.forEachChild(n, visit);
+  };
+  visit(src);
+  return found;
+}
+
 const files = ['contract', 'main', 'preload', 'renderer/src'].flatMap((d) => walk(join(ROOT, d)));
 const graph = new Map(files.map((f) => [relative(ROOT, f).split(sep).join('/'), importsOf(f)]));
 
 describe('layering', () => {
   it('finds the source files of every room', () => {
     const rooms = new Set([...graph.keys()].map(roomOf));
-    for (const r of ['contract', 'engine', 'session', 'web', 'electron', 'cli', 'preload', 'renderer', 'persist']) expect(rooms, r).toContain(r);
+    for (const r of ['contract', 'engine', 'session', 'host-config', 'web', 'electron', 'cli', 'preload', 'renderer', 'persist']) expect(rooms, r).toContain(r);
   });
 
   it('each room imports only the rooms it may', () => {
@@ -111,17 +132,17 @@ describe('layering', () => {
     expect(broken).toEqual([]);
   });
 
-  // Type-only imports are erased at compile time: they fix no load order, so they may go both ways
-  // (a host's types named by the module it hosts). Every other import must form no circle.
-  it('has no import cycles between files', () => {
+  // Type-only imports count too: they fix no load order, but two modules that name each other's
+  // types are one concept in two places — its types belong to the module that owns it.
+  it('has no import cycles between files, type-only imports included', () => {
     const cycles: string[] = [];
     const state = new Map<string, 'open' | 'done'>();
     const stack: string[] = [];
     const visit = (f: string): void => {
       state.set(f, 'open');
       stack.push(f);
-      for (const { to: d, typeOnly } of graph.get(f) ?? []) {
-        if (typeOnly || !graph.has(d)) continue;
+      for (const { to: d } of graph.get(f) ?? []) {
+        if (!graph.has(d)) continue;
         if (state.get(d) === 'open') cycles.push([...stack.slice(stack.indexOf(d)), d].join(' → '));
         else if (!state.has(d)) visit(d);
       }
@@ -130,6 +151,15 @@ describe('layering', () => {
     };
     for (const f of graph.keys()) if (!state.has(f)) visit(f);
     expect(cycles).toEqual([]);
+  });
+
+  // The environment is read in one place: an engine that read it would behave differently in a
+  // worker thread, a test or a script than in the host that configured it.
+  it('reads process.env only in main/host-config.ts', () => {
+    const readers = [...graph.keys()].filter((f) => f !== 'main/host-config.ts' && readsProcessEnv(join(ROOT, f)));
+    expect(readers).toEqual([]);
+    // The check sees a real read.
+    expect(readsProcessEnv(join(ROOT, 'main/host-config.ts'))).toBe(true);
   });
 
   it('the checker resolves real imports (it cannot pass by resolving nothing)', () => {

@@ -7,7 +7,7 @@ import sharp from 'sharp';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { PRESETS, PRESET_NAMES, SynthStartRequest, THETAS, type SynthOverrides, type SynthSettings, type Theta } from '../contract/synthesis.js';
 import { loadModel, resolveClass, selectBackend, type Model } from '../main/engine/index.js';
-import { SynthJobs, type SynthJobEvent } from '../main/engine/synthesis/jobs.js';
+import { prepareSynthJob, runSynthJob, type SynthJobSpec } from '../main/engine/synthesis/jobs.js';
 import { decorrelate, macoParam, presetSettings, pyramidParam, synthesize, type SynthProgress } from '../main/engine/synthesis/index.js';
 import { photo } from './support/fixtures.js';
 
@@ -72,19 +72,12 @@ describe('stop rule and time budget', () => {
 
 describe('preview', () => {
   it.each(['fast', 'paper-3', 'maco'] as const)('%s: the first step already carries a preview of every seed, not a grey field', async (preset) => {
-    const jobs = new SynthJobs();
-    const events: SynthJobEvent[] = [];
-    const done = new Promise<void>((resolve) =>
-      jobs.start('t', model, { layer: 'logits', unit: 'n02007558', preset, seeds: 2, size: 128, iterations: 3 }, (e) => {
-        events.push(e);
-        if (e.phase !== 'progress') resolve();
-      }),
-    );
-    await done;
-    const first = events[0]!;
-    expect(first.phase).toBe('progress');
+    // As an engine worker runs it: prepared from the spec, then run to its end.
+    const spec: SynthJobSpec = { layer: 'logits', unit: 'n02007558', preset, seeds: 2, size: 128, iterations: 3 };
+    const seen: SynthProgress[] = [];
+    const result = await runSynthJob(model, spec, prepareSynthJob(model, spec), new AbortController().signal, (p) => seen.push(p));
+    const p = seen[0]!;
     // Sent before the first gradient: the start image.
-    const p = (first as { progress: SynthProgress }).progress;
     expect(p.iteration).toBe(0);
     expect(p.objective).toEqual([]);
     expect(p.preview!.images).toHaveLength(2);
@@ -94,10 +87,11 @@ describe('preview', () => {
       expect(std(im), 'preview pixel spread in grey levels').toBeGreaterThan(15);
     }
     // And the first step's own event carries the image after it, too.
-    const step0 = (events[1] as { progress: SynthProgress }).progress;
+    const step0 = seen[1]!;
     expect(step0.iteration).toBe(0);
     expect(step0.objective).toHaveLength(2);
-    expect(events.at(-1)!.phase).toBe('done');
+    expect(result.cancelled).toBe(false);
+    expect(result.images).toHaveLength(2);
   });
 
   it('progress says "recognised" once the class passes the threshold', async () => {
@@ -147,7 +141,7 @@ describe('θ sliders mean what they say', () => {
         const parsed = SynthStartRequest.safeParse({ type: 'synthStart', layer: 'logits', unit: 1, preset, seeds: 1, overrides, frame });
         expect(parsed.success, `${preset} ${k}`).toBe(false);
         expect(parsed.error!.issues[0]!.message).toMatch(new RegExp(`${k} does not apply to preset ${preset}`));
-        expect(() => SynthJobs.prepare(model, { layer: 'logits', unit: 1, preset, seeds: 1, overrides, frame })).toThrow(/does not apply/);
+        expect(() => prepareSynthJob(model, { layer: 'logits', unit: 1, preset, seeds: 1, overrides, frame })).toThrow(/does not apply/);
       }
     });
   }
@@ -157,7 +151,7 @@ describe('θ sliders mean what they say', () => {
     const tooMany = SynthStartRequest.safeParse({ type: 'synthStart', layer: 'logits', unit: 1, preset: 'fast', seeds: 10 });
     expect(ok.success).toBe(true);
     expect(tooMany.success).toBe(false);
-    expect(() => SynthJobs.prepare(model, { layer: 'logits', unit: 1, preset: 'fast', seeds: 10 })).toThrow(/seeds must be 1…9/);
+    expect(() => prepareSynthJob(model, { layer: 'logits', unit: 1, preset: 'fast', seeds: 10 })).toThrow(/seeds must be 1…9/);
   });
 });
 

@@ -221,7 +221,7 @@ describe('session memory', () => {
 
 describe('patch geometry and model switch', () => {
   it('cropField pads what lies outside the part of the image the model saw', async () => {
-    const { cropField } = await import('../main/session/topk-host.js');
+    const { cropField } = await import('../main/engine/topk/patches.js');
     const { cropGeometry } = await import('../main/engine/images.js');
     // A 300×200 white image: the model (224×224) sees its centre 200×200 crop (x 50…250).
     const img = { width: 300, height: 200, data: new Uint8Array(300 * 200 * 3).fill(255) };

@@ -8,10 +8,13 @@ import * as tf from '@tensorflow/tfjs-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { cropResize, decodeImage, loadImageForModel, loadModel, selectBackend, type Model } from '../main/engine/index.js';
 import { receptiveFields } from '../main/engine/receptive-field.js';
-import { indexFiles, listImageFiles, startIndexing } from '../main/engine/topk-runner.js';
-import { SessionTopK } from '../main/engine/topk-session.js';
+import { indexFiles, startIndexing } from '../main/engine/topk/indexing.js';
+import { listImageFiles } from '../main/engine/topk/walk.js';
+import { SessionTopK } from '../main/engine/topk/session-memory.js';
 import { mulberry32 } from '../main/engine/synthesis/run.js';
-import { TopKIndex, TopKIndexer, TopKTable, unitCandidates } from '../main/engine/topk-index.js';
+import { TopKIndex } from '../main/engine/topk/index-file.js';
+import { TopKIndexer } from '../main/engine/topk/indexer.js';
+import { TopKTable, unitCandidates } from '../main/engine/topk/scoring.js';
 import { PHOTOS, PHOTOS_DIR, photo } from './support/fixtures.js';
 
 const rng = mulberry32;

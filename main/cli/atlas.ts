@@ -3,11 +3,11 @@
 // running the same command again continues.
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MODEL_ID } from '../engine/index.js';
-import { buildAtlas, defaultAtlasRoot } from '../engine/synthesis/atlas.js';
+import { buildAtlas } from '../engine/synthesis/atlas.js';
 import { PRESETS, PRESET_NAMES } from '../engine/synthesis/index.js';
 import { checkJobFits } from '../engine/memory-budget.js';
 import { JobScheduler, poolBatchRunner, poolSize } from '../session/scheduler.js';
-import { CliError, EXIT_BAD_INPUT, findModel, globals, modelsDirOf, oneLine, openModel, out, outJson, positiveInt, startBackend } from './common.js';
+import { CliError, EXIT_BAD_INPUT, findModel, globals, hostConfig, modelsDirOf, oneLine, openModel, out, outJson, positiveInt, startBackend } from './common.js';
 import { ProgressLine } from './progress.js';
 
 function unitRange(v: string): [number, number] {
@@ -49,7 +49,8 @@ export function atlasCommand(): Command {
       const size = opts.size ?? model.inputSize[0];
       const fit = await checkJobFits({ model, backend: backend.backend, images: items, size: [size, size] }, 'batch items');
       if (!fit.ok) throw new CliError(`${fit.message} (--batch ${opts.batch}, --seeds ${opts.seeds})`, EXIT_BAD_INPUT);
-      const pool = new JobScheduler({ backend: backend.backend, modelsDir: dir, workers: poolSize(opts.workers) });
+      const c = hostConfig();
+      const pool = new JobScheduler({ backend: backend.backend, modelsDir: dir, workers: poolSize(opts.workers ?? c.workers), ortThreads: c.ortThreads });
       const abort = new AbortController();
       const onSigint = () => {
         process.stderr.write('\ndeepvis: stopping after the current batch (run the same command again to continue)…\n');
@@ -63,7 +64,7 @@ export function atlasCommand(): Command {
           layer: opts.layer,
           units: opts.units,
           spec: { preset: opts.preset, seeds: opts.seeds, iterations: opts.iterations, size: opts.size },
-          root: opts.out ?? defaultAtlasRoot(),
+          root: opts.out ?? c.atlasDir,
           batch: opts.batch,
           signal: abort.signal,
           runBatch: poolBatchRunner(pool, 'cli', model.id),

@@ -17,6 +17,14 @@ import {
   type Model,
   type ModelEntry,
 } from '../engine/index.js';
+import { readHostConfig, type HostConfig } from '../host-config.js';
+
+let config: HostConfig | null = null;
+
+/** The environment's settings (host-config.ts), read on first use: one command, one reading. */
+export function hostConfig(): HostConfig {
+  return (config ??= readHostConfig());
+}
 
 /** Exit codes: 0 success; 1 the environment failed (no backend, model files missing or corrupt,
  *  internal error); 2 the user's input was bad (unknown option/model/class, unreadable image). */
@@ -46,7 +54,7 @@ export function globals(cmd: Command): GlobalOptions {
 
 /** The model folders: the bundled ones (or $DEEPVIS_MODELS_DIR) plus --models-dir. */
 export function modelsDirOf(g: GlobalOptions): string {
-  return withModelsDir(g.modelsDir, modelsDir());
+  return withModelsDir(g.modelsDir, modelsDir(hostConfig().modelsDir));
 }
 
 /** The first line of an error's message, whitespace-collapsed: every message we print is one line. */
@@ -103,7 +111,7 @@ function guardProcess(): void {
   process.removeAllListeners('unhandledRejection');
   const report = (e: unknown) => {
     warn(`internal error: ${oneLine(e)}`);
-    if (process.env.DEEPVIS_DEBUG && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
+    if (hostConfig().debug && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
     process.exit(EXIT_FAILURE);
   };
   process.on('uncaughtException', report);
@@ -122,7 +130,8 @@ export async function startBackend(g: GlobalOptions): Promise<BackendReport> {
   const saved = { warn: console.warn, log: console.log, info: console.info };
   console.warn = console.log = console.info = (...args: unknown[]) => void noise.push(args.map(String).join(' '));
   try {
-    report = await selectBackend(g.backend ?? null);
+    const c = hostConfig();
+    report = await selectBackend(g.backend ?? c.backend, { ortThreads: c.ortThreads, vulkanDriver: c.vulkanDriver });
   } catch (e) {
     const msg = oneLine(e);
     throw new CliError(msg, /^unknown backend/.test(msg) ? EXIT_BAD_INPUT : EXIT_FAILURE);

@@ -7,14 +7,19 @@
 import { statSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MODEL_ID } from '../engine/index.js';
-import { DEFAULT_TOPK, defaultIndexDir, indexPath, lockIndex, TopKIndexer } from '../engine/topk-index.js';
-import { describeWalk, indexFiles, listImageFiles, type IndexRunResult } from '../engine/topk-runner.js';
+import { DEFAULT_TOPK, indexPath, lockIndex } from '../engine/topk/index-file.js';
+import { TopKIndexer } from '../engine/topk/indexer.js';
+import { indexFilesInBatches } from '../engine/topk/batches.js';
+import { indexFiles, type IndexProgress, type IndexRunResult } from '../engine/topk/indexing.js';
+import { JobScheduler, poolIndexScorer, poolSize } from '../session/scheduler.js';
+import { describeWalk, listImageFiles } from '../engine/topk/walk.js';
 import {
   CliError,
   EXIT_BAD_INPUT,
   EXIT_FAILURE,
   findModel,
   globals,
+  hostConfig,
   modelsDirOf,
   oneLine,
   openModel,
@@ -36,6 +41,8 @@ interface IndexOptions {
   saveEvery: number;
   rebuild?: boolean;
   json?: boolean;
+  /** Score the images on this many job workers (in batches) instead of in this process. */
+  workers?: number;
 }
 
 function positiveSeconds(value: string): number {
@@ -52,7 +59,7 @@ export async function runIndex(dirs: string[], opts: IndexOptions, cmd: Command)
   const g = globals(cmd);
   const mdir = modelsDirOf(g);
   const entry = await findModel(opts.model, mdir, true);
-  const indexDir = opts.indexDir ?? defaultIndexDir();
+  const indexDir = opts.indexDir ?? hostConfig().indexDir;
   const path = indexPath(indexDir, entry.id);
 
   // List first: a typo in a folder name should not cost a model load.
@@ -77,15 +84,19 @@ export async function runIndex(dirs: string[], opts: IndexOptions, cmd: Command)
       // Second Ctrl-C: leave now (the last save is intact; the lock is stale and will be taken over).
       process.exit(EXIT_INTERRUPTED);
     }
-    warn(`${sig === 'SIGINT' ? 'interrupted' : sig}: stopping after the current image and saving the index (Ctrl-C again to quit now)`);
+    const what = opts.workers ? 'the batches being scored' : 'the current image';
+    warn(`${sig === 'SIGINT' ? 'interrupted' : sig}: stopping after ${what} and saving the index (Ctrl-C again to quit now)`);
     ctrl.abort();
   };
   process.on('SIGINT', onSignal);
   process.on('SIGTERM', onSignal);
   try {
-    await startBackend(g);
+    const backend = await startBackend(g);
     const model = await openModel(entry, mdir);
     let opened: TopKIndexer | undefined;
+    const c = hostConfig();
+    const pool = opts.workers ? new JobScheduler({ backend: backend.backend, modelsDir: mdir, workers: poolSize(opts.workers), ortThreads: c.ortThreads }) : null;
+    pool?.preload(model.id);
     try {
       if (opts.rebuild) opened = TopKIndexer.create(model, opts.k);
       else {
@@ -104,13 +115,16 @@ export async function runIndex(dirs: string[], opts: IndexOptions, cmd: Command)
       const toScan = listing.files.filter((f) => !indexer.isKnown(f)).length;
       const bar = toScan > 0 ? new ProgressLine(`index ${model.id}`, toScan) : null;
       const short = (p: string) => (p.length > 40 ? '…' + p.slice(-39) : p);
-      const result: IndexRunResult = await indexFiles(indexer, listing, {
+      const runOpts = {
         saveTo: path,
         saveEveryMs: opts.saveEvery * 1000,
         signal: ctrl.signal,
-        onProgress: (p) => bar?.update(p.done, `${p.imagesPerSecond.toFixed(1)} img/s  ${p.current ? short(p.current) : ''}`),
-        onSaved: (p) => verbose(g, `saved ${indexer.imageCount} image(s) to ${path} (${p.done}/${p.total} of this run)`),
-      });
+        onProgress: (p: IndexProgress) => bar?.update(p.done, `${p.imagesPerSecond.toFixed(1)} img/s  ${p.current ? short(p.current) : ''}`),
+        onSaved: (p: IndexProgress) => verbose(g, `saved ${indexer.imageCount} image(s) to ${path} (${p.done}/${p.total} of this run)`),
+      };
+      const result: IndexRunResult = pool
+        ? await indexFilesInBatches(indexer, listing, { ...runOpts, scoreBatch: poolIndexScorer(pool, 'cli', model.id), concurrency: pool.workers.length })
+        : await indexFiles(indexer, listing, runOpts);
       if (bar) {
         if (result.aborted) {
           bar.update(result.done, 'stopped');
@@ -160,6 +174,7 @@ export async function runIndex(dirs: string[], opts: IndexOptions, cmd: Command)
       }
       return 0;
     } finally {
+      await pool?.dispose();
       opened?.dispose();
       model.dispose();
     }
@@ -179,6 +194,7 @@ export function indexCommand(): Command {
     .option('--index-dir <dir>', 'where index files live (default: $DEEPVIS_CACHE_DIR/index, else ~/.cache/deepvis/index)')
     .addOption(new Option('--save-every <seconds>', 'save the index at least this often').argParser(positiveSeconds).default(20))
     .option('--rebuild', 'start a new index even if one exists')
+    .option('-w, --workers <n>', 'score the images on this many job workers, in batches (default: in this process)', positiveInt)
     .option('--json', 'print a JSON summary on stdout {model, index, images, added, skipped, unreadable, …}')
     .addHelpText(
       'after',

@@ -6,7 +6,7 @@ import { BACKEND_ORDER } from '../engine/index.js';
 import { classCommand } from './class.js';
 import { classifyCommand } from './classify.js';
 import { explainCommand } from './explain.js';
-import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE, oneLine, warn } from './common.js';
+import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE, hostConfig, oneLine, warn } from './common.js';
 import { modelsCommand } from './models.js';
 import { initCommand } from './init.js';
 import { indexCommand } from './index-cmd.js';
@@ -62,7 +62,7 @@ export async function main(argv: string[]): Promise<number> {
       return e.exitCode === 0 ? 0 : EXIT_BAD_INPUT;
     }
     warn(oneLine(e));
-    if (process.env.DEEPVIS_DEBUG && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
+    if (hostConfig().debug && e instanceof Error && e.stack) process.stderr.write(e.stack + '\n');
     if (e instanceof CliError) return e.exitCode;
     // A path the user gave that is in the way (a file where a folder goes, a read-only folder) is bad input.
     return USER_PATH_ERRORS.has((e as NodeJS.ErrnoException)?.code ?? '') ? EXIT_BAD_INPUT : EXIT_FAILURE;

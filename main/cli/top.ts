@@ -5,8 +5,8 @@
 import { existsSync } from 'node:fs';
 import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MODEL_ID, modelIdentity } from '../engine/index.js';
-import { defaultIndexDir, indexPath, TopKIndex } from '../engine/topk-index.js';
-import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE, findModel, globals, modelsDirOf, oneLine, out, outJson, positiveInt, readModelClasses, warn } from './common.js';
+import { indexPath, TopKIndex } from '../engine/topk/index-file.js';
+import { CliError, EXIT_BAD_INPUT, EXIT_FAILURE, findModel, globals, hostConfig, modelsDirOf, oneLine, out, outJson, positiveInt, readModelClasses, warn } from './common.js';
 import { UNIT_HELP, unitOption } from './unit-option.js';
 
 interface TopOptions {
@@ -29,7 +29,7 @@ export interface TopRow {
 
 export async function runTop(opts: TopOptions, cmd: Command): Promise<number> {
   const g = globals(cmd);
-  const indexDir = opts.indexDir ?? defaultIndexDir();
+  const indexDir = opts.indexDir ?? hostConfig().indexDir;
   const path = indexPath(indexDir, opts.model);
   const mdir = modelsDirOf(g);
   if (!existsSync(path)) {

@@ -4,7 +4,7 @@
 //
 // Bundled to dist/main/electron-main.cjs by scripts/build-electron.mjs (CommonJS; electron,
 // @tensorflow/* and sharp stay external). Command-line switches: --backend=…, --model=…,
-// --models-dir=… (or $DEEPVIS_BACKEND / $DEEPVIS_MODELS_DIR).
+// --models-dir=…, --workers=N (or the variables of README's Configuration table: host-config.ts).
 import { join, resolve } from 'node:path';
 import {
   app,
@@ -23,6 +23,7 @@ import { ListedImageRequest } from '../../contract/images.js';
 import { OpenModelFolderRequest } from '../../contract/user-models.js';
 import { EngineSession } from '../session/engine-session.js';
 import { withModelsDir } from '../engine/model-store.js';
+import { readHostConfig, type HostConfig } from '../host-config.js';
 import { AppStateStore, STATE_FILE } from '../persist/app-state.js';
 import { placeWindow } from '../persist/window-bounds.js';
 import { IMAGE_EXTENSIONS, ImageListings, type ImageListing } from './image-list.js';
@@ -41,6 +42,8 @@ let engineError: string | null = null;
 let engineReady: Promise<void> | null = null;
 /** The view and window state kept across restarts (userData/state.json). */
 let appState: AppStateStore | null = null;
+/** The environment's settings, read once as the shell starts. */
+const config: HostConfig = readHostConfig();
 
 function switchValue(name: string): string | undefined {
   return app.commandLine.hasSwitch(name) ? app.commandLine.getSwitchValue(name) || undefined : undefined;
@@ -195,7 +198,9 @@ function hardenSession(): void {
 function startEngine(): void {
   engineReady = EngineSession.create({
     appState,
-    backend: switchValue('backend') ?? null,
+    backend: switchValue('backend') ?? config.backend,
+    ortThreads: config.ortThreads,
+    vulkanDriver: config.vulkanDriver,
     model: switchValue('model') ?? null,
     // Packaged, the models and the atlases chosen at build time are extra resources beside the
     // asar (electron-builder.yml), read-only; the user's atlas cache is still searched first.
@@ -204,11 +209,13 @@ function startEngine(): void {
     userModelsDir: join(app.getPath('userData'), 'user-models', `run-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`),
     modelsDir: withModelsDir(
       switchValue('models-dir'),
-      process.env.DEEPVIS_MODELS_DIR ?? (app.isPackaged ? join(process.resourcesPath, 'models') : join(appRoot, 'models')),
+      config.modelsDir ?? (app.isPackaged ? join(process.resourcesPath, 'models') : join(appRoot, 'models')),
     ),
     bundledAtlasDirs: app.isPackaged ? [join(process.resourcesPath, 'atlases')] : [],
+    atlasDir: config.atlasDir,
+    topk: { indexDir: config.indexDir },
     // --workers=N, else $DEEPVIS_WORKERS, else cores − 1 (scheduler.ts poolSize).
-    workers: Number(switchValue('workers')) > 0 ? Number(switchValue('workers')) : undefined,
+    workers: Number(switchValue('workers')) > 0 ? Number(switchValue('workers')) : config.workers,
     log: (line) => console.log(`[engine] ${line}`),
   }).then(
     (s) => {
@@ -270,9 +277,9 @@ function registerIpc(): void {
 
 /** userData/state.json; $DEEPVIS_STATE_DIR moves it (as in web mode), DEEPVIS_NO_STATE=1 keeps nothing (tests). */
 function openAppState(): AppStateStore | null {
-  if (process.env.DEEPVIS_NO_STATE === '1') return null;
+  if (config.noState) return null;
   try {
-    const dir = process.env.DEEPVIS_STATE_DIR || app.getPath('userData');
+    const dir = config.stateDir ?? app.getPath('userData');
     return AppStateStore.open(join(dir, STATE_FILE), { log: (line) => console.warn(`[state] ${line}`) });
   } catch (e) {
     console.warn(`[state] not kept this run: ${(e as Error).message}`);

@@ -99,6 +99,21 @@ function syncDirSync(dir: string): void {
 }
 
 /**
+ * Write `data` to `path` and fsync it before closing, so its bytes are on disk before anyone acts
+ * on the file (renames it over a target, links it to a lock name). `wx`: fail with EEXIST when
+ * `path` exists.
+ */
+export async function writeSynced(path: string, data: string | Uint8Array, flag: 'w' | 'wx' = 'w'): Promise<void> {
+  const fh = await open(path, flag);
+  try {
+    await fh.writeFile(data);
+    await fh.sync();
+  } finally {
+    await fh.close();
+  }
+}
+
+/**
  * Write `data` to `path` atomically and durably (see the top of this file). Creates the folder;
  * removes stale temp files of this target first. On failure the target is untouched and the temp
  * file removed.
@@ -109,13 +124,7 @@ export async function writeFileAtomic(path: string, data: string | Uint8Array): 
   await removeStaleTemps(path);
   const tmp = tempPath(path);
   try {
-    const fh = await open(tmp, 'w');
-    try {
-      await fh.writeFile(data);
-      await fh.sync();
-    } finally {
-      await fh.close();
-    }
+    await writeSynced(tmp, data);
     await rename(tmp, path);
   } catch (e) {
     await rm(tmp, { force: true });

@@ -85,14 +85,16 @@ async function tryCpu(): Promise<string> {
 
 export interface SelectOptions {
   /**
-   * ONNX Runtime's intra-op threads for this process (a worker): default $DEEPVIS_ORT_THREADS,
+   * ONNX Runtime's intra-op threads for this thread (a worker): the host's DEEPVIS_ORT_THREADS,
    * else 1 — each engine worker is one thread, and two workers on two cores use both.
    */
-  ortThreads?: number;
+  ortThreads?: number | null;
+  /** The Vulkan driver the host names (VK_ICD_FILENAMES): a software one keeps onnx-webgpu from being chosen automatically. */
+  vulkanDriver?: string;
 }
 
 function ortThreads(opts: SelectOptions): number {
-  const n = opts.ortThreads ?? (process.env.DEEPVIS_ORT_THREADS ? Number(process.env.DEEPVIS_ORT_THREADS) : 1);
+  const n = opts.ortThreads ?? 1;
   if (!Number.isInteger(n) || n < 1) throw new Error(`ONNX Runtime threads must be a whole number ≥ 1 (got ${String(n)}; check DEEPVIS_ORT_THREADS)`);
   return n;
 }
@@ -109,7 +111,7 @@ async function tryOnnx(choice: BackendChoice, named: boolean, opts: SelectOption
   const missing = providerUnavailable(provider);
   if (missing) throw new Error(missing);
   if (provider === 'webgpu' && !named) {
-    const noHw = hardwareGpuHint();
+    const noHw = hardwareGpuHint(opts.vulkanDriver);
     if (noHw) throw new Error(`${noHw}; not chosen automatically (name onnx-webgpu to use it)`);
   }
   probeProvider({ provider, threads });
@@ -141,11 +143,11 @@ function firstLine(e: unknown): string {
 let current: BackendReport | null = null;
 
 /**
- * Select a backend. `preferred` (or $DEEPVIS_BACKEND) forces one; without it the order above is
- * tried. Selecting again with the same preference is free.
+ * Select a backend. `preferred` (the host's --backend or DEEPVIS_BACKEND) forces one; without it
+ * the order above is tried. Selecting again with the same preference is free.
  */
 export async function selectBackend(preferred?: string | null, opts: SelectOptions = {}): Promise<BackendReport> {
-  const want = preferred ?? process.env.DEEPVIS_BACKEND ?? null;
+  const want = preferred ?? null;
   if (want && !isBackendChoice(want)) {
     throw new Error(`unknown backend "${want}": choose one of ${BACKEND_ORDER.join(', ')}`);
   }

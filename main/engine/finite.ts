@@ -3,7 +3,13 @@
 // the renderer's reply validation then rejects the whole frame. When a result is not finite, the
 // forward pass is run again with every displayed layer tapped to name the first that went wrong.
 import * as tf from '@tensorflow/tfjs-core';
-import type { Model } from './model.js';
+
+/** What the check runs of a model (model.ts checks its own results here, so no Model type). */
+export interface CheckedModel {
+  readonly id: string;
+  readonly layers: readonly { name: string; display: string }[];
+  forward(x: tf.Tensor4D, opts: { taps: string[] }): { taps: Record<string, tf.Tensor>; logits: tf.Tensor | null };
+}
 
 export class NonFiniteError extends Error {
   constructor(
@@ -22,7 +28,7 @@ export function allFinite(values: ArrayLike<number>): boolean {
 }
 
 /** The display name of the first displayed layer (then "logits") whose output on `x` holds NaN or ±Infinity. */
-export function firstNonFiniteLayer(model: Model, x: tf.Tensor4D): string | null {
+export function firstNonFiniteLayer(model: CheckedModel, x: tf.Tensor4D): string | null {
   // One flag per layer, read once: the scope frees every intermediate.
   const names = model.layers.map((l) => l.name);
   const flags = tf.tidy(() => {
@@ -41,7 +47,7 @@ export function firstNonFiniteLayer(model: Model, x: tf.Tensor4D): string | null
  * The error for a non-finite result of `model` on the (preprocessed) input `x`; `during` says
  * when, e.g. " at step 3 of the synthesis".
  */
-export function nonFiniteError(model: Model, x: tf.Tensor4D, what = 'output', during = ''): NonFiniteError {
+export function nonFiniteError(model: CheckedModel, x: tf.Tensor4D, what = 'output', during = ''): NonFiniteError {
   const layer = firstNonFiniteLayer(model, x);
   const where = layer === null ? `in its ${what}` : layer === 'logits' ? 'in its logits' : `in layer ${layer}`;
   return new NonFiniteError(`model ${model.id} produced NaN or Infinity ${where}${during} — its weights are damaged or overflow on this input; reinstall or fix the model`, layer);

@@ -40,20 +40,9 @@ export {
   type Box,
   type Region,
 } from './receptive-field.js';
-export {
-  TopKIndex,
-  TopKIndexer,
-  TopKTable,
-  defaultIndexDir,
-  indexPath,
-  lockIndex,
-  prepareImage,
-  DEFAULT_TOPK,
-  type TopKHit,
-  type ScannedFile,
-  type UnreadableFile,
-  type IndexedLayer,
-  type OpenResult,
-} from './topk-index.js';
-export { startIndexing, indexFiles, listImageFiles, IMAGE_EXTENSIONS, type IndexJob, type IndexProgress, type IndexRunOptions, type IndexRunResult } from './topk-runner.js';
-export { SessionTopK, type SessionTopKOptions, type SessionHit, type SessionCrop, type FramePixels } from './topk-session.js';
+export { TopKIndex, defaultIndexDir, indexPath, lockIndex, DEFAULT_TOPK, type TopKHit, type ScannedFile, type UnreadableFile, type IndexedLayer } from './topk/index-file.js';
+export { TopKIndexer, prepareImage, type OpenResult } from './topk/indexer.js';
+export { TopKTable } from './topk/scoring.js';
+export { startIndexing, indexFiles, type IndexJob, type IndexProgress, type IndexRunOptions, type IndexRunResult } from './topk/indexing.js';
+export { listImageFiles, IMAGE_EXTENSIONS } from './topk/walk.js';
+export { SessionTopK, type SessionTopKOptions, type SessionHit, type SessionCrop, type FramePixels } from './topk/session-memory.js';

@@ -7,10 +7,10 @@
 // removes the lock only while it still holds our token.
 import { randomBytes } from 'node:crypto';
 import { hostname } from 'node:os';
-import { link, mkdir, open, readFile, rm, stat } from 'node:fs/promises';
+import { link, mkdir, readFile, rm, stat } from 'node:fs/promises';
 import { dirname } from 'node:path';
 import { z } from 'zod';
-import { pidAlive } from './atomic-file.js';
+import { pidAlive, writeSynced } from './atomic-file.js';
 
 const OwnerSchema = z.object({ token: z.string().min(8), pid: z.number().int().positive(), host: z.string(), started: z.number() });
 export type LockOwner = z.infer<typeof OwnerSchema>;
@@ -58,22 +58,11 @@ async function readOwner(lock: string): Promise<LockOwner | 'absent' | 'unreadab
   }
 }
 
-/** Create `path` (exclusively: EEXIST when it exists) holding `text`, flushed. */
-async function writeNew(path: string, text: string): Promise<void> {
-  const fh = await open(path, 'wx');
-  try {
-    await fh.writeFile(text);
-    await fh.sync();
-  } finally {
-    await fh.close();
-  }
-}
-
 /** Create `path` holding `text` only if it does not exist; false when it does. */
 async function createExclusive(path: string, text: string): Promise<boolean> {
   const tmp = `${path}.${process.pid}-${randomBytes(4).toString('hex')}.tmp`;
   await mkdir(dirname(path), { recursive: true });
-  await writeNew(tmp, text);
+  await writeSynced(tmp, text, 'wx');
   try {
     await link(tmp, path);
     return true;
@@ -82,7 +71,7 @@ async function createExclusive(path: string, text: string): Promise<boolean> {
     if (code(e) !== 'EPERM' && code(e) !== 'ENOTSUP' && code(e) !== 'EXDEV') throw e;
     // A file system without hard links: exclusive create, then write (readers allow for the gap).
     try {
-      await writeNew(path, text);
+      await writeSynced(path, text, 'wx');
       return true;
     } catch (e2) {
       if (code(e2) === 'EEXIST') return false;

@@ -17,12 +17,12 @@ export const DEFAULT_MODELS_DIR = resolve(dirname(fileURLToPath(import.meta.url)
 export const DEFAULT_MODEL_ID = 'mobilenet-v1-0.75';
 
 /**
- * The model folders, as one PATH-style string (folders joined by path.delimiter):
- * $DEEPVIS_MODELS_DIR when set, else the bundled models/. Every function here that takes a
- * `dir` takes such a list.
+ * The model folders, as one PATH-style string (folders joined by path.delimiter): `list` (the
+ * host's DEEPVIS_MODELS_DIR) when given, else the bundled models/. Every function here that takes
+ * a `dir` takes such a list.
  */
-export function modelsDir(): string {
-  return process.env.DEEPVIS_MODELS_DIR ? splitRoots(process.env.DEEPVIS_MODELS_DIR).join(delimiter) : DEFAULT_MODELS_DIR;
+export function modelsDir(list?: string | null): string {
+  return list ? splitRoots(list).join(delimiter) : DEFAULT_MODELS_DIR;
 }
 
 /** The model folders plus `extra` (a user's --models-dir): it adds to them, never replaces them. */

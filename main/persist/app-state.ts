@@ -46,12 +46,11 @@ export function defaultAppState(): AppState {
 }
 
 /**
- * Where web mode and the CLI keep state: $DEEPVIS_STATE_DIR, else $XDG_CONFIG_HOME/deepvis, else
- * ~/.config/deepvis. (The desktop app uses Electron's userData folder.)
+ * Where web mode keeps state in a config home (the host names it: DEEPVIS_STATE_DIR moves it,
+ * XDG_CONFIG_HOME is the home). The desktop app uses Electron's userData folder.
  */
-export function defaultStateDir(): string {
-  if (process.env.DEEPVIS_STATE_DIR) return process.env.DEEPVIS_STATE_DIR;
-  return join(process.env.XDG_CONFIG_HOME || join(homedir(), '.config'), 'deepvis');
+export function defaultStateDir(configHome = join(homedir(), '.config')): string {
+  return join(configHome, 'deepvis');
 }
 
 export interface LoadedAppState {

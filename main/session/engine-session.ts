@@ -8,7 +8,6 @@ import * as tf from '@tensorflow/tfjs-core';
 import {
   parseRequest,
   seqOf,
-  type AppEvent,
   type FrameRequestT,
   type ModelInfo,
   type ModelSummary,
@@ -32,7 +31,7 @@ import { allFinite, nonFiniteError } from '../engine/finite.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultAtlasRoot, findAtlas } from '../engine/synthesis/atlas.js';
-import { SynthJobs, specFromRequest, toSynthEvent, type SynthJobEvent } from '../engine/synthesis/jobs.js';
+import { prepareSynthJob, specFromRequest, toSynthEvent, type SynthJobEvent } from '../engine/synthesis/jobs.js';
 import type { ResolvedTarget } from '../engine/synthesis/target.js';
 import type { SynthSettings } from '../engine/synthesis/settings.js';
 import { checkJobFits } from '../engine/memory-budget.js';
@@ -41,17 +40,14 @@ import { JobScheduler } from './scheduler.js';
 import { oneLine } from '../engine/errors.js';
 import { BackFramePass } from './backprojection-frame.js';
 import { TopKHost, type TopKHostOptions } from './topk-host.js';
+import type { SessionClient } from './client.js';
 import type { AppStateStore } from '../persist/app-state.js';
 import { AtlasHost } from './atlas-host.js';
 import { modelFolderReply, UserModelsHost } from './user-models-host.js';
 import type { PreprocessName } from '../../contract/user-models.js';
 import { mkdirSync } from 'node:fs';
 
-/** Who sent a request, and how to push events (synthesis progress) back to them. */
-export interface SessionClient {
-  id: string;
-  emit(event: AppEvent): void;
-}
+export type { SessionClient } from './client.js';
 
 const NO_CLIENT: SessionClient = { id: 'default', emit: () => {} };
 
@@ -66,6 +62,8 @@ function jobEvent(e: WorkerJobEventT, target: ResolvedTarget, settings: SynthSet
       return { phase: 'cancelled', jobId: e.jobId };
     case 'error':
       return { phase: 'error', jobId: e.jobId, message: e.message };
+    case 'indexDone': // an index batch's, never a synthesis's
+      return { phase: 'error', jobId: e.jobId, message: 'the worker answered a synthesis with an index batch' };
   }
 }
 
@@ -74,11 +72,11 @@ export interface EngineSessionOptions {
   backend?: string | null;
   /** Model to load at start. Default: mobilenet-v1-0.75 when installed, else the first that loads. */
   model?: string | null;
-  /** Folder of models (<id>/deepvis.json + weights). Default: $DEEPVIS_MODELS_DIR or models/. */
+  /** Folder of models (<id>/deepvis.json + weights). Default: the bundled models/ (hosts pass DEEPVIS_MODELS_DIR). */
   modelsDir?: string;
   /** Progress and problems, one line each (default: nothing). */
   log?: (line: string) => void;
-  /** Where `deepvis atlas` caches layers (default: $DEEPVIS_ATLAS_DIR or ~/.cache/deepvis/atlas). */
+  /** Where `deepvis atlas` caches layers (default ~/.cache/deepvis/atlas; hosts pass DEEPVIS_ATLAS_DIR). */
   atlasDir?: string;
   /** Read-only atlas folders searched after atlasDir (the packaged app's resources/atlases). */
   bundledAtlasDirs?: readonly string[];
@@ -89,8 +87,12 @@ export interface EngineSessionOptions {
    * owns it (opens and closes it). Absent: nothing is kept (state requests answer "not persisted").
    */
   appState?: AppStateStore | null;
-  /** Job workers (synthesis); default poolSize(): $DEEPVIS_WORKERS, else cores − 1, at least 1. */
-  workers?: number;
+  /** Job workers (synthesis); default poolSize(): cores − 1, at least 1 (hosts pass DEEPVIS_WORKERS). */
+  workers?: number | null;
+  /** ONNX Runtime threads per engine thread (hosts pass DEEPVIS_ORT_THREADS); default 1. */
+  ortThreads?: number | null;
+  /** The Vulkan driver the host's environment names (VK_ICD_FILENAMES), for the automatic backend choice. */
+  vulkanDriver?: string;
   /** Memory one job may use (bytes); default: the backend's real limit (jobMemoryLimit). */
   jobMemoryBytes?: number;
   /**
@@ -197,13 +199,14 @@ export class EngineSession extends EventEmitter<SessionEvents> {
    */
   static async create(opts: EngineSessionOptions = {}): Promise<EngineSession> {
     const s = new EngineSession(opts);
-    s.backendReport = await selectBackend(opts.backend ?? null);
+    s.backendReport = await selectBackend(opts.backend ?? null, { ortThreads: opts.ortThreads, vulkanDriver: opts.vulkanDriver });
     s.log(describeBackend(s.backendReport));
     // The workers run the backend this thread runs, chosen by the same option inside each worker.
     s.jobs = new JobScheduler({
       backend: s.backendReport.backend,
       modelsDir: s.modelsDir,
       workers: opts.workers,
+      ortThreads: opts.ortThreads,
       log: s.log,
       onRestart: (why) => s.notify('warning', `engine: ${why}`),
     });
@@ -353,7 +356,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     if (!model) return this.error(req, 'no model is loaded');
     try {
       const spec = specFromRequest(req);
-      const { target, settings, seeds, size } = SynthJobs.prepare(model, spec);
+      const { target, settings, seeds, size } = prepareSynthJob(model, spec);
       const fit = await checkJobFits({ model, backend: this.backend.backend, images: seeds.length, size, limitBytes: this.opts.jobMemoryBytes });
       if (!fit.ok) return this.error(req, fit.message);
       if (this.current !== model) return this.error(req, 'the model changed meanwhile');

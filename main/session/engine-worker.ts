@@ -9,9 +9,10 @@ import { parseToWorker, WorkerInit, type FromWorkerT, type ToWorkerT } from '../
 import { describeBackend, loadModel, selectBackend, type Model } from '../engine/index.js';
 import { oneLine } from '../engine/errors.js';
 import { SynthSettingsSchema, synthesize, type SynthResult } from '../engine/synthesis/index.js';
-import { runSynthJob, SynthJobs } from '../engine/synthesis/jobs.js';
+import { prepareSynthJob, runSynthJob } from '../engine/synthesis/jobs.js';
 import type { UnitObjective } from '../engine/objectives.js';
 import type { PreprocessName } from '../../contract/user-models.js';
+import { scoreFiles } from '../engine/topk/batches.js';
 
 /** Errors after which a wasm (or native) engine cannot be trusted: the worker exits and is replaced. */
 const ENGINE_TRAP = /RuntimeError|memory access out of bounds|unreachable|out of memory|Aborted\(|Array buffer allocation failed/i;
@@ -21,12 +22,13 @@ if (!port) throw new Error('engine-worker.ts runs only as a worker thread');
 const init = WorkerInit.parse((workerData as { init: unknown }).init);
 
 /** Buffers that belong to these bytes alone move to the host instead of being copied. */
-function movable(arrays: Uint8Array[]): ArrayBuffer[] {
+function movable(arrays: ArrayBufferView[]): ArrayBuffer[] {
   return [...new Set(arrays.filter((a) => a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.buffer instanceof ArrayBuffer).map((a) => a.buffer as ArrayBuffer))];
 }
 
 const post = (m: FromWorkerT) => {
-  const bytes = m.type === 'progress' ? (m.progress.preview?.images ?? []) : m.type === 'done' ? m.result.images.map((im) => im.rgb) : [];
+  const bytes: ArrayBufferView[] =
+    m.type === 'progress' ? (m.progress.preview?.images ?? []) : m.type === 'done' ? m.result.images.map((im) => im.rgb) : m.type === 'indexDone' ? m.shard.layers.flatMap((l) => [l.act, l.mean, l.image, l.pos]) : [];
   port.postMessage(m, movable(bytes));
 };
 
@@ -58,15 +60,20 @@ function plain(r: SynthResult): SynthResult {
   return { ...r, images: r.images.map((im) => ({ ...im, curve: [...im.curve] })) };
 }
 
-async function runJob(msg: Extract<ToWorkerT, { type: 'synth' | 'batch' }>): Promise<void> {
+async function runJob(msg: Extract<ToWorkerT, { type: 'synth' | 'batch' | 'index' }>): Promise<void> {
   const abort = new AbortController();
   aborts.set(msg.jobId, abort);
   try {
     const m = await modelFor(msg.modelId, msg.preprocess ?? null);
+    if (msg.type === 'index') {
+      const shard = await scoreFiles(m, msg.spec.files, msg.spec.k, abort.signal);
+      post(shard ? { type: 'indexDone', jobId: msg.jobId, shard } : { type: 'cancelled', jobId: msg.jobId });
+      return;
+    }
     const onProgress = (progress: Parameters<NonNullable<Parameters<typeof synthesize>[0]['onProgress']>>[0]) => post({ type: 'progress', jobId: msg.jobId, progress });
     let result: SynthResult;
     if (msg.type === 'synth') {
-      const prepared = SynthJobs.prepare(m, msg.spec);
+      const prepared = prepareSynthJob(m, msg.spec);
       result = await runSynthJob(m, msg.spec, prepared, abort.signal, onProgress);
     } else {
       const s = msg.spec;
@@ -96,7 +103,7 @@ async function runJob(msg: Extract<ToWorkerT, { type: 'synth' | 'batch' }>): Pro
 
 async function main(): Promise<void> {
   try {
-    const report = await selectBackend(init.backend);
+    const report = await selectBackend(init.backend, { ortThreads: init.ortThreads });
     post({ type: 'ready', backend: report.backend, description: describeBackend(report) });
   } catch (e) {
     post({ type: 'fatal', message: `${init.name}: ${oneLine(e)}` });
@@ -118,6 +125,7 @@ async function main(): Promise<void> {
         return;
       case 'synth':
       case 'batch':
+      case 'index':
         void runJob(msg);
         return;
     }

@@ -20,7 +20,7 @@ function workerEntry(): { file: string | URL; entry?: string } {
   return { file: bundled };
 }
 
-export type JobMessage = Extract<ToWorkerT, { type: 'synth' | 'batch' }>;
+export type JobMessage = Extract<ToWorkerT, { type: 'synth' | 'batch' | 'index' }>;
 
 interface Current {
   jobId: string;

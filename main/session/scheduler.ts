@@ -7,16 +7,17 @@ import { randomUUID } from 'node:crypto';
 import os from 'node:os';
 import type { WorkerBatchSpecT, WorkerJobEventT } from '../../contract/worker.js';
 import type { SynthProgress, SynthResult } from '../engine/synthesis/run.js';
+import type { BatchScorer } from '../engine/topk/batches.js';
+import type { IndexShard } from '../engine/topk/indexer.js';
 import { JobWorker, type JobMessage } from './job-worker.js';
 import type { PreprocessName } from '../../contract/user-models.js';
 
 /**
- * Number of job workers: `DEEPVIS_WORKERS` (the one setting; the CLI's --workers and the hosts'
- * option override it), else one per core but one, which is left to the live view. At least 1.
+ * Number of job workers: as requested (the hosts' --workers, else DEEPVIS_WORKERS: the one
+ * setting), else one per core but one, which is left to the live view. At least 1.
  */
 export function poolSize(requested?: number | null): number {
-  const env = Number(process.env.DEEPVIS_WORKERS);
-  const n = requested ?? (Number.isInteger(env) && env > 0 ? env : os.availableParallelism() - 1);
+  const n = requested ?? os.availableParallelism() - 1;
   return Math.max(1, Math.floor(n));
 }
 
@@ -24,7 +25,9 @@ export interface SchedulerOptions {
   backend: string | null;
   modelsDir: string;
   /** Job workers (default poolSize()). */
-  workers?: number;
+  workers?: number | null;
+  /** ONNX Runtime threads per worker (the host's DEEPVIS_ORT_THREADS; default 1). */
+  ortThreads?: number | null;
   log?: (line: string) => void;
   /** A worker died and was restarted (one line, for the window's notice). */
   onRestart?: (why: string) => void;
@@ -52,7 +55,7 @@ export class JobScheduler {
 
   constructor(private readonly opts: SchedulerOptions) {
     const n = poolSize(opts.workers);
-    this.workers = Array.from({ length: n }, (_, i) => new JobWorker({ backend: opts.backend, modelsDir: opts.modelsDir, name: `job worker ${i + 1}` }));
+    this.workers = Array.from({ length: n }, (_, i) => new JobWorker({ backend: opts.backend, modelsDir: opts.modelsDir, name: `job worker ${i + 1}`, ...(opts.ortThreads != null ? { ortThreads: opts.ortThreads } : {}) }));
     for (const w of this.workers) {
       w.on('free', () => this.pump());
       w.on('restart', (why) => {
@@ -198,8 +201,24 @@ export function poolBatchRunner(pool: JobScheduler, client: string, modelId: str
         if (e.type === 'progress') onProgress(e.progress);
         else if (e.type === 'done') resolve(e.result);
         else if (e.type === 'cancelled') resolve({ images: [], iterations: 0, seconds: 0, secondsToTarget: null, cancelled: true, stopReason: 'cancelled' });
-        else reject(new Error(e.message));
+        else reject(new Error(e.type === 'error' ? e.message : `the worker answered an atlas batch with ${e.type}`));
       });
       signal?.addEventListener('abort', () => pool.cancel(client, id), { once: true });
+    });
+}
+
+/**
+ * Score top-k index batches on the pool (deepvis index --workers): the BatchScorer of
+ * engine/topk/batches.ts, one job per batch; a cancelled batch answers null.
+ */
+export function poolIndexScorer(pool: JobScheduler, client: string, modelId: string, preprocess: PreprocessName | null = null): BatchScorer {
+  return (files, k, signal) =>
+    new Promise<IndexShard | null>((resolve, reject) => {
+      const id = pool.submit(client, { type: 'index', modelId, preprocess, spec: { files: files.map((f) => ({ path: f.path, size: f.size, mtimeMs: f.mtimeMs })), k } }, (e) => {
+        if (e.type === 'indexDone') resolve(e.shard);
+        else if (e.type === 'cancelled') resolve(null);
+        else if (e.type === 'error') reject(new Error(e.message));
+      });
+      signal.addEventListener('abort', () => pool.cancel(client, id), { once: true });
     });
 }

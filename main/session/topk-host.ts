@@ -1,32 +1,36 @@
 // Top-k image patches in the engine host: the loaded model's folder index (a TopKIndexer
-// read from and saved to <indexDir>/<model>.topk.json), a background indexing job that yields to
-// the live view before every image, this session's memory of camera frames (SessionTopK of the
-// layer the frames ask for, fed from the live forward pass's tap), and the patches a unit pane
-// shows: the receptive field cropped from each image, padded where it crosses the border, with the
-// deconv back-projection of the unit over the same region below it.
+// read from and saved to <indexDir>/<model>.topk.json), a background indexing job whose images are
+// scored on the job pool in batches (engine/topk/batches.ts), this session's memory of camera
+// frames (SessionTopK of the layer the frames ask for, fed from the live forward pass's tap), and
+// the patches a unit pane shows: the receptive field cropped from each image, padded where it
+// crosses the border, with the deconv back-projection of the unit over the same region below it
+// (engine/topk/patches.ts).
 //
-// The live view keeps priority: an indexing step or a patch's backward pass starts only when no
-// frame is computing or waiting and none arrived for a short gap; frames never wait for more than
-// one such step.
+// The live view keeps priority: a patch's backward pass, the one step that runs in this thread,
+// starts only when no frame is computing or waiting (live-priority.ts); frames never wait for more
+// than one such step.
 import { readFile, stat } from 'node:fs/promises';
-import { existsSync, statSync } from 'node:fs';
+import { statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, isAbsolute, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { seqOf, type FrameRequestT, type Reply, type Request } from '../../contract/messages.js';
-import { oneLine } from '../engine/errors.js';
 import type { FolderPatchT, IndexEventT, IndexInfoT, SessionPatchT } from '../../contract/topk.js';
-import { cropGeometry, cropResize, decodeImage, type CropGeometry, type RgbImage } from '../engine/images.js';
+import { oneLine } from '../engine/errors.js';
 import type { Model } from '../engine/model.js';
-import type { Box } from '../engine/receptive-field.js';
-import { DEFAULT_TOPK, defaultIndexDir, indexPath, lockIndex, TopKIndex, TopKIndexer, type TopKHit } from '../engine/topk-index.js';
-import { describeWalk, startIndexing, type IndexJob, type IndexProgress, type IndexRunResult } from '../engine/topk-runner.js';
-import { SessionTopK } from '../engine/topk-session.js';
-import { backproject, type BackMode } from '../engine/backprojection.js';
-import type { SessionClient, SessionState } from './engine-session.js';
+import { DEFAULT_TOPK, defaultIndexDir, indexPath, lockIndex, TopKIndex, type TopKHit } from '../engine/topk/index-file.js';
+import { TopKIndexer } from '../engine/topk/indexer.js';
+import { indexFilesInBatches } from '../engine/topk/batches.js';
+import { startIndexing, type IndexJob, type IndexListing, type IndexProgress, type IndexRunResult } from '../engine/topk/indexing.js';
+import { folderPatch, type Patch } from '../engine/topk/patches.js';
+import { SessionTopK } from '../engine/topk/session-memory.js';
+import { describeWalk } from '../engine/topk/walk.js';
+import type { SessionClient } from './client.js';
+import { LivePriority, type LiveSignals } from './live-priority.js';
+import { poolIndexScorer, type JobScheduler } from './scheduler.js';
 
 export interface TopKHostOptions {
-  /** Where model indexes live (default: defaultIndexDir(), as `deepvis index`). */
+  /** Where model indexes live (the hosts pass host-config's indexDir, as `deepvis index` uses). */
   indexDir?: string;
   /** k of a new index (an existing index keeps its own). Default 9. */
   k?: number;
@@ -50,12 +54,12 @@ export interface TopKHostOptions {
   log?: (line: string) => void;
 }
 
-/** What the host needs from the engine session. */
-export interface TopKEngine {
+/** What the host needs from the engine session: its model, and the live view's signals. */
+export interface TopKEngine extends LiveSignals {
   readonly model: Model | null;
-  state(): SessionState;
-  idle(): Promise<void>;
-  on(event: 'modelChange', listener: (...args: never[]) => void): unknown;
+  /** The job pool the folder index is scored on. */
+  readonly pool: JobScheduler;
+  on(event: 'frameStart' | 'modelChange', listener: (...args: never[]) => void): unknown;
 }
 
 interface RunningJob {
@@ -69,113 +73,11 @@ interface RunningJob {
   lastEmit: number;
 }
 
-interface Patch {
-  width: number;
-  height: number;
-  crop: Uint8Array;
-  deconv: Uint8Array | null;
-  problem?: string;
-}
-
 const MAX_OPEN_BYTES = 64 * 1024 * 1024;
 const PATCH_CACHE = 256;
-const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
-
-
 
 function fail(req: Request, message: string): Reply {
   return { type: 'error', message, request: req.type, ...seqOf(req) };
-}
-
-export function patchDims(box: Box, size: number): [number, number] {
-  const longest = Math.max(box.w, box.h, 1);
-  return [Math.max(1, Math.round((box.w / longest) * size)), Math.max(1, Math.round((box.h / longest) * size))];
-}
-
-/**
- * Resample the receptive field `box` (model-input pixels, may cross the input's border) of an image
- * into width × height RGB bytes: each output pixel averages s×s samples of the original image
- * (area-like, so large photos do not alias); samples outside the part of the image the model saw
- * take `pad`.
- */
-export function cropField(img: RgbImage, g: CropGeometry, box: Box, width: number, height: number, pad: [number, number, number]): Uint8Array {
-  const out = new Uint8Array(width * height * 3);
-  const sx = box.w / width;
-  const sy = box.h / height;
-  const n = Math.max(1, Math.min(4, Math.ceil(Math.max(sx * g.scaleX, sy * g.scaleY))));
-  const x0 = g.left;
-  const y0 = g.top;
-  const x1 = Math.min(g.left + g.cropWidth, img.width);
-  const y1 = Math.min(g.top + g.cropHeight, img.height);
-  let o = 0;
-  for (let i = 0; i < height; i++) {
-    for (let j = 0; j < width; j++) {
-      let r = 0;
-      let gg = 0;
-      let b = 0;
-      for (let a = 0; a < n; a++) {
-        const oy = Math.floor(g.top + (box.y + (i + (a + 0.5) / n) * sy) * g.scaleY);
-        for (let c = 0; c < n; c++) {
-          const ox = Math.floor(g.left + (box.x + (j + (c + 0.5) / n) * sx) * g.scaleX);
-          if (oy < y0 || ox < x0 || oy >= y1 || ox >= x1) {
-            r += pad[0];
-            gg += pad[1];
-            b += pad[2];
-          } else {
-            const q = (oy * img.width + ox) * 3;
-            r += img.data[q]!;
-            gg += img.data[q + 1]!;
-            b += img.data[q + 2]!;
-          }
-        }
-      }
-      const nn = n * n;
-      out[o++] = Math.round(r / nn);
-      out[o++] = Math.round(gg / nn);
-      out[o++] = Math.round(b / nn);
-    }
-  }
-  return out;
-}
-
-/**
- * The same region of an input-space map ([H,W,3] floats, e.g. a deconv), resampled (zero outside)
- * and shown DVT's raw way: zero = mid grey, scaled by the region's largest |value|.
- */
-export function cropSignal(map: Float32Array, H: number, W: number, box: Box, width: number, height: number): Uint8Array {
-  const vals = new Float32Array(width * height * 3);
-  const sx = box.w / width;
-  const sy = box.h / height;
-  const n = Math.max(1, Math.min(4, Math.ceil(Math.max(sx, sy))));
-  let o = 0;
-  let peak = 0;
-  for (let i = 0; i < height; i++) {
-    for (let j = 0; j < width; j++) {
-      let r = 0;
-      let g = 0;
-      let b = 0;
-      for (let a = 0; a < n; a++) {
-        const y = Math.floor(box.y + (i + (a + 0.5) / n) * sy);
-        for (let c = 0; c < n; c++) {
-          const x = Math.floor(box.x + (j + (c + 0.5) / n) * sx);
-          if (y < 0 || x < 0 || y >= H || x >= W) continue;
-          const q = (y * W + x) * 3;
-          r += map[q]!;
-          g += map[q + 1]!;
-          b += map[q + 2]!;
-        }
-      }
-      const nn = n * n;
-      for (const v of [r / nn, g / nn, b / nn]) {
-        vals[o++] = v;
-        if (Math.abs(v) > peak) peak = Math.abs(v);
-      }
-    }
-  }
-  const out = new Uint8Array(vals.length);
-  const k = peak > 0 ? 1 / (2 * peak) : 0;
-  for (let i = 0; i < vals.length; i++) out[i] = Math.max(0, Math.min(255, Math.round((vals[i]! * k + 0.5) * 255)));
-  return out;
 }
 
 /** Same bytes? (Identical consecutive frames — a frozen frame, a static image — are remembered once.) */
@@ -211,6 +113,7 @@ export class TopKHost {
   private readonly patchSize: number;
   private readonly liveGapMs: number;
   private readonly progressEveryMs: number;
+  private readonly live: LivePriority;
   /** The loaded model's index, read lazily; `mtime` of the file it was read from (0: none). */
   private index: { model: Model; indexer: TopKIndexer; mtimeMs: number } | null = null;
   private running: RunningJob | null = null;
@@ -230,6 +133,7 @@ export class TopKHost {
     private readonly opts: TopKHostOptions = {},
   ) {
     this.indexDir = resolve(opts.indexDir ?? defaultIndexDir());
+    this.live = new LivePriority(engine);
     this.log = opts.log ?? (() => {});
     this.patchSize = opts.patchSize ?? 64;
     this.liveGapMs = opts.liveGapMs ?? 12;
@@ -253,21 +157,9 @@ export class TopKHost {
 
   // ------------------------------------------------------------------ live priority
 
-  /**
-   * Resolve when the live view leaves room: nothing computing or waiting for `gap` ms. A live view
-   * that keeps the engine busy all the time would starve background work, so after `maxDeferMs`
-   * the next moment between two frames is taken (the next frame then waits for one step).
-   */
-  async yieldToLive(gap = this.liveGapMs, maxDeferMs = Infinity): Promise<void> {
-    const t0 = performance.now();
-    for (;;) {
-      await this.engine.idle();
-      if (performance.now() - t0 >= maxDeferMs) return;
-      if (gap > 0) await sleep(gap);
-      else await new Promise<void>((r) => setImmediate(r));
-      const s = this.engine.state();
-      if (s.computing === null && s.waiting === null && s.loadsQueued === 0) return;
-    }
+  /** Resolve when the live view leaves room (live-priority.ts): before each background step. */
+  yieldToLive(gap = this.liveGapMs, maxDeferMs = Infinity): Promise<void> {
+    return this.live.yieldToLive(gap, maxDeferMs);
   }
 
   // ------------------------------------------------------------------ the folder index
@@ -336,8 +228,6 @@ export class TopKHost {
       finished: Promise.resolve(),
       job: null as unknown as IndexJob,
     };
-    let stepMs = 100;
-    let stepStart = performance.now();
     const emit = (e: Omit<IndexEventT, 'type' | 'modelId'>) => {
       try {
         run.client.emit({ type: 'index', modelId: model.id, ...e });
@@ -345,19 +235,17 @@ export class TopKHost {
         /* a client that went away */
       }
     };
+    // The images are scored on the job pool, in batches merged here in order: the live view never
+    // waits for indexing. Its own client id: a synthesis the window starts replaces the window's
+    // synthesis, not its indexing.
+    const pool = this.engine.pool;
+    const scoreBatch = poolIndexScorer(pool, `${client.id}:index`, model.id, model.chosenPreprocess);
+    const onPool: IndexListing = (ix, listing, o) => indexFilesInBatches(ix, listing, { ...o, scoreBatch, concurrency: pool.workers.length });
     run.job = startIndexing(indexer, dirs, {
       saveTo: path,
-      yieldToLive: async () => {
-        // Under a saturating live view, indexing takes about a fifth of the engine's time.
-        await this.yieldToLive(this.liveGapMs, Math.max(200, 4 * stepMs));
-        stepStart = performance.now();
-        // The model was switched: stop (the runner checks the signal right after this returns).
-        if (this.engine.model !== model || this.disposed) void run.job.stop();
-      },
       onListing: (w) => emit({ phase: 'progress', done: 0, total: 0, file: w.current, message: describeWalk(w) }),
       onProgress: (p: IndexProgress) => {
         const now = performance.now();
-        stepMs = 0.7 * stepMs + 0.3 * (now - stepStart);
         if (p.done < p.total && now - run.lastEmit < this.progressEveryMs) return;
         run.lastEmit = now;
         emit({
@@ -371,7 +259,7 @@ export class TopKHost {
           elapsedMs: p.elapsedMs,
         });
       },
-    });
+    }, onPool);
     this.running = run;
     this.patches.clear();
     // Before the end event: the lock is released and the saved index adopted, so a client that
@@ -487,7 +375,7 @@ export class TopKHost {
         // Frames first: every patch costs a decode and a backward pass.
         await this.yieldToLive(0, 150);
         if (stale()) return fail(req, 'superseded by a newer topk request');
-        patch = await this.folderPatch(model, layerName, req.unit, hit, back);
+        patch = await folderPatch(model, layerName, req.unit, hit, { size: this.patchSize, back, stillCurrent: () => this.engine.model === model });
         if (this.patches.size >= PATCH_CACHE) this.patches.delete(this.patches.keys().next().value!);
         this.patches.set(key, patch);
       }
@@ -532,38 +420,6 @@ export class TopKHost {
       sessionLayer: this.memoryModel === model ? (this.memory?.field.layer ?? null) : null,
       ...seqOf(req),
     };
-  }
-
-  /** Crop and deconv of one hit (decode, one forward to the layer, one backward pass). */
-  private async folderPatch(model: Model, layerName: string, unit: number, hit: TopKHit, back: BackMode = 'deconv'): Promise<Patch> {
-    const [width, height] = patchDims(hit.inputBox, this.patchSize);
-    const pad = model.zeroPixel(); // what the network sees as input zero
-    let img: RgbImage;
-    try {
-      img = await decodeImage(hit.image);
-    } catch (e) {
-      const grey = new Uint8Array(width * height * 3).fill(128);
-      return { width, height, crop: grey, deconv: null, problem: oneLine(e) };
-    }
-    if (img.width !== hit.imageWidth || img.height !== hit.imageHeight) {
-      const g = cropGeometry(img.width, img.height, model.inputSize);
-      return { width, height, crop: cropField(img, g, hit.inputBox, width, height, pad), deconv: null, problem: 'the image changed since it was indexed' };
-    }
-    const g = cropGeometry(img.width, img.height, model.inputSize);
-    const crop = cropField(img, g, hit.inputBox, width, height, pad);
-    if (this.engine.model !== model) return { width, height, crop, deconv: null, problem: 'the model changed' };
-    const [H, W] = model.inputSize;
-    // Seeded with the unit's whole activation map (as the live back-projection), then cropped to
-    // the field. DVT seeded its top-9 deconvs at the arg-max position only, which relies on
-    // max-pool switches: in a network without max-pools (MobileNet) that picture is the same for
-    // every image.
-    const map = tf.tidy(() => backproject(model, model.preprocess(cropResize(img, model.inputSize)), { kind: 'channel', layer: layerName, channel: unit }, back));
-    try {
-      const data = (await map.data()) as Float32Array;
-      return { width, height, crop, deconv: cropSignal(data, H, W, hit.inputBox, width, height) };
-    } finally {
-      map.dispose();
-    }
   }
 
   // ------------------------------------------------------------------ session memory
@@ -614,7 +470,7 @@ export class TopKHost {
   // ------------------------------------------------------------------ life cycle
 
   private modelChanged(): void {
-    // The running job notices at its next step (yieldToLive) and stops; its index is saved.
+    // The running job stops after the batches being scored; its index is saved.
     if (this.running) void this.running.job.stop().catch(() => {});
     this.index = null;
     this.memory = null;

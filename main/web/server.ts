@@ -19,8 +19,9 @@ import { WebSocketServer, type RawData, type WebSocket } from 'ws';
 import { MAX_FRAME_SIDE, type AppEvent, type Reply } from '../../contract/messages.js';
 import { decodeMessage, encodeMessage, MAX_HEADER_BYTES } from '../../contract/wire.js';
 import { EngineSession, type EngineSessionOptions } from '../session/engine-session.js';
-import { withModelsDir } from '../engine/model-store.js';
-import { AppStateStore, defaultStateDir, STATE_FILE } from '../persist/app-state.js';
+import { modelsDir, withModelsDir } from '../engine/model-store.js';
+import { readHostConfig } from '../host-config.js';
+import { AppStateStore, STATE_FILE } from '../persist/app-state.js';
 
 export const DEFAULT_STATIC_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../renderer/dist');
 export const DEFAULT_PORT = 5273;
@@ -319,13 +320,14 @@ async function main(): Promise<void> {
   --workers N  job workers for synthesis (default $DEEPVIS_WORKERS, else cores − 1, at least 1)`);
     return;
   }
-  const portText = values.port ?? process.env.DEEPVIS_PORT;
+  const config = readHostConfig();
+  const portText = values.port ?? config.port ?? undefined;
   const explicit = portText !== undefined && portText !== '';
   const port = explicit ? Number(portText) : DEFAULT_PORT;
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new Error(`--port: "${portText}" is not a port number (0–65535)`);
   // The renderer's view (model, layer, unit, boosts, …) comes back after a restart: <dir>/state.json.
-  const noState = values['no-state'] || process.env.DEEPVIS_NO_STATE === '1';
-  const stateDir = values['state-dir'] ? resolve(values['state-dir']) : defaultStateDir();
+  const noState = values['no-state'] || config.noState;
+  const stateDir = values['state-dir'] ? resolve(values['state-dir']) : (config.stateDir ?? config.stateHome);
   const appState = noState ? null : AppStateStore.open(join(stateDir, STATE_FILE), { log: (line) => console.error(line) });
   // Model folders opened in the browser are uploaded into this run's folder (removed at exit).
   const userModelsDir = join(noState ? join(tmpdir(), 'deepvis') : stateDir, 'user-models', `run-${new Date().toISOString().replace(/[:.]/g, '-')}-${process.pid}`);
@@ -334,11 +336,15 @@ async function main(): Promise<void> {
   const session = await EngineSession.create({
     appState,
     userModelsDir,
-    workers,
-    backend: values.backend ?? null,
+    workers: workers ?? config.workers,
+    ortThreads: config.ortThreads,
+    vulkanDriver: config.vulkanDriver,
+    backend: values.backend ?? config.backend,
     model: values.model ?? null,
     // Adds a folder of the user's models to the bundled ones.
-    modelsDir: values['models-dir'] ? withModelsDir(values['models-dir']) : undefined,
+    modelsDir: withModelsDir(values['models-dir'], modelsDir(config.modelsDir)),
+    atlasDir: config.atlasDir,
+    topk: { indexDir: config.indexDir },
     log: (line) => console.error(line),
   });
   const common = { session, staticDir: values['static-dir'] ? resolve(values['static-dir']) : undefined };

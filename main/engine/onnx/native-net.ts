@@ -5,9 +5,16 @@
 // filters) stays in tfjs: the copy across costs ~0.1 ms per MB, against a forward pass of
 // 5–50 ms.
 import * as tf from '@tensorflow/tfjs-core';
-import type { Model } from '../model.js';
+import type { CompiledModel } from '../compile.js';
 import { exportGraph, nodeShapes, onnxUnsupported, type BackwardSpec } from './export.js';
 import { OrtSession, type OrtProvider } from './runtime.js';
+
+/** The parts of a loaded model the native engine runs (model.ts runs through here, so no Model type). */
+export interface NativeModel {
+  readonly id: string;
+  readonly checksum: string;
+  readonly compiled: CompiledModel;
+}
 
 export interface NativeConfig {
   provider: OrtProvider;
@@ -28,7 +35,7 @@ const unsupportedBy = new WeakMap<object, string | null>();
  * the exporter does not write yet (a user model's swish or multiply) runs on tfjs instead — slower,
  * never wrong.
  */
-export function nativeEngine(model?: Pick<Model, 'compiled'>): NativeConfig | null {
+export function nativeEngine(model?: Pick<NativeModel, 'compiled'>): NativeConfig | null {
   if (!config || !model) return config;
   const net = model.compiled.net;
   let why = unsupportedBy.get(net);
@@ -49,7 +56,7 @@ const MAX_SESSIONS = 24;
 const sessions = new Map<string, Entry>();
 let stats = { built: 0, hits: 0, evicted: 0 };
 
-function entryFor(model: Model, inputShape: [number, number, number], taps: number[], backward: BackwardSpec | undefined, c: NativeConfig): Entry {
+function entryFor(model: NativeModel, inputShape: [number, number, number], taps: number[], backward: BackwardSpec | undefined, c: NativeConfig): Entry {
   const key = [model.checksum, model.id, c.provider, c.threads, inputShape.join('x'), taps.join(','), backward ? JSON.stringify(backward) : '-'].join('|');
   const hit = sessions.get(key);
   if (hit) {
@@ -86,7 +93,7 @@ export function clearNativeSessions(): void {
 const shapeCache = new Map<string, number[][]>();
 
 /** Every node's output shape (NHWC, no batch axis) for an input of [H, W, C]: seeds are built from these. */
-export function nativeNodeShapes(model: Model, inputShape: [number, number, number]): number[][] {
+export function nativeNodeShapes(model: NativeModel, inputShape: [number, number, number]): number[][] {
   const key = `${model.checksum}|${model.id}|${inputShape.join('x')}`;
   let s = shapeCache.get(key);
   if (!s) {
@@ -112,7 +119,7 @@ function active(): NativeConfig {
 }
 
 /** The outputs of nodes `taps` (NHWC, batch first), as tfjs tensors the caller owns. */
-export function nativeForward(model: Model, x: tf.Tensor4D, taps: number[]): tf.Tensor[] {
+export function nativeForward(model: NativeModel, x: tf.Tensor4D, taps: number[]): tf.Tensor[] {
   const c = active();
   const e = entryFor(model, inputShapeOf(x), taps, undefined, c);
   const out = e.session.run({ x: feed(x) }, taps.map((_, k) => `tap${k}`));
@@ -132,7 +139,7 @@ export interface NativeBackwardResult {
  * One forward and backward pass in a single ONNX Runtime run. `seed` is shaped like node `from`'s
  * output for the "given" kind, [N, C] otherwise.
  */
-export function nativeBackward(model: Model, x: tf.Tensor4D, spec: BackwardSpec, seed: Float32Array, taps: number[] = []): NativeBackwardResult {
+export function nativeBackward(model: NativeModel, x: tf.Tensor4D, spec: BackwardSpec, seed: Float32Array, taps: number[] = []): NativeBackwardResult {
   const c = active();
   const e = entryFor(model, inputShapeOf(x), taps, spec, c);
   const n = x.shape[0];
@@ -153,7 +160,7 @@ export function nativeBackward(model: Model, x: tf.Tensor4D, spec: BackwardSpec,
  * A per-item channel seed ([N, C]) for node `from`: `weight` on channel `unit` of every batch item.
  * `weight` sees the node's shape (NHWC, no batch), e.g. to divide by its spatial size.
  */
-export function channelSeed(model: Model, x: tf.Tensor4D, from: number, unit: number, weight: (shape: number[]) => number): Float32Array {
+export function channelSeed(model: NativeModel, x: tf.Tensor4D, from: number, unit: number, weight: (shape: number[]) => number): Float32Array {
   const shape = nativeNodeShapes(model, inputShapeOf(x))[from]!;
   const c = shape[shape.length - 1]!;
   if (!Number.isInteger(unit) || unit < 0 || unit >= c) throw new Error(`unit ${unit} is out of range (0…${c - 1})`);

@@ -74,9 +74,9 @@ export function providerUnavailable(p: OrtProvider): string | null {
  * Whether WebGPU would run on real hardware. Software Vulkan (SwiftShader, lavapipe) runs WebGPU
  * code exactly but slower than the CPU provider, so it is used only when named. On Linux a GPU
  * shows as a DRM render node; macOS (Metal) and Windows (D3D12) always have a hardware adapter.
+ * `icd`: the Vulkan driver the host's environment names (VK_ICD_FILENAMES), '' when none.
  */
-export function hardwareGpuHint(): string | null {
-  const icd = process.env.VK_ICD_FILENAMES ?? process.env.VK_DRIVER_FILES ?? '';
+export function hardwareGpuHint(icd = ''): string | null {
   if (/swiftshader|lvp_icd|lavapipe/i.test(icd)) return `the Vulkan driver named by VK_ICD_FILENAMES is a software renderer (${icd})`;
   if (process.platform !== 'linux') return null;
   let render = false;

@@ -22,9 +22,9 @@ import { isLogitsLayer } from './target.js';
 
 export const ATLAS_TILE = 64;
 
-export function defaultAtlasRoot(): string {
-  if (process.env.DEEPVIS_ATLAS_DIR) return process.env.DEEPVIS_ATLAS_DIR;
-  return join(process.env.XDG_CACHE_HOME ?? join(homedir(), '.cache'), 'deepvis', 'atlas');
+/** Where atlases live in a cache home (the hosts name it: DEEPVIS_ATLAS_DIR, XDG_CACHE_HOME). */
+export function defaultAtlasRoot(cacheHome = join(homedir(), '.cache')): string {
+  return join(cacheHome, 'deepvis', 'atlas');
 }
 
 export interface AtlasSpec {

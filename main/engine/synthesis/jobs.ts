@@ -1,6 +1,7 @@
-// Synthesis jobs for interactive hosts: start → progress events (with previews) → result; cancel;
-// a new job from the same client cancels its previous one. Jobs run in this process between other
-// work (each step yields to the event loop), so a live view keeps running.
+// A synthesis job as the window asks for it: its spec from the request, resolved and checked
+// against the model (prepareSynthJob: the host does it to refuse a bad job before it queues, the
+// engine worker again to run it), run to its end (runSynthJob), and its events in the contract's
+// shape (toSynthEvent). Where jobs run and who may cancel them is the session's job pool.
 import type { SynthEventT, SynthFrame, SynthOverrides, SynthStartRequestT } from '../../../contract/synthesis.js';
 import { rgbaToModelPixels } from '../images.js';
 import type { Model } from '../model.js';
@@ -74,10 +75,10 @@ export type SynthJobEvent =
   | { phase: 'cancelled'; jobId: string }
   | { phase: 'error'; jobId: string; message: string };
 
-export type PreparedJob = ReturnType<typeof SynthJobs.prepare>;
+export type PreparedJob = ReturnType<typeof prepareSynthJob>;
 
 /**
- * Run a prepared job to its end, wherever it runs (this process or an engine worker): the one
+ * Run a prepared job to its end (in an engine worker, or any thread that holds the model): the one
  * place a "from this frame" job's start image is made from the frame, and freed.
  */
 export async function runSynthJob(model: Model, spec: SynthJobSpec, prepared: PreparedJob, signal: AbortSignal, onProgress: (p: SynthProgress) => void): Promise<SynthResult> {
@@ -100,80 +101,20 @@ export async function runSynthJob(model: Model, spec: SynthJobSpec, prepared: Pr
   }
 }
 
-interface Running {
-  id: string;
-  client: string;
-  abort: AbortController;
-  done: Promise<void>;
-}
-
-export class SynthJobs {
-  private readonly running = new Map<string, Running>();
-  private counter = 0;
-
-  /** Resolve and validate a spec into settings and target (throws with a user-facing message). */
-  static prepare(model: Model, spec: SynthJobSpec): { target: ResolvedTarget; settings: SynthSettings; seeds: number[]; size: [number, number] } {
-    const target = resolveTarget(model, spec.layer, spec.unit);
-    const undeclared = undeclaredThetas(spec.preset, spec.overrides);
-    if (undeclared) throw new Error(undeclared);
-    const needsFrame = presetDef(spec.preset).kind === 'frame';
-    if (needsFrame && !spec.frame) throw new Error(`preset ${spec.preset} starts from a frame: send the current frame`);
-    const merged = { ...presetSettings(spec.preset), ...(spec.overrides ?? {}) };
-    if (spec.iterations) merged.iterations = spec.iterations;
-    const parsed = SynthSettingsSchema.safeParse(merged);
-    if (!parsed.success) throw new Error(`bad synthesis settings: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
-    if (!Number.isInteger(spec.seeds) || spec.seeds < 1 || spec.seeds > SYNTH_LIMITS.maxSeeds) throw new Error(`seeds must be 1…${SYNTH_LIMITS.maxSeeds} (got ${spec.seeds})`);
-    const base = spec.seedBase ?? 1;
-    const seeds = Array.from({ length: spec.seeds }, (_, i) => base + i);
-    const size: [number, number] = spec.size ? [spec.size, spec.size] : model.inputSize;
-    return { target, settings: parsed.data, seeds, size };
-  }
-
-  /**
-   * Start a job for `client`, cancelling that client's previous job. Returns the job id at once;
-   * everything else arrives through `emit`. Throws (before starting) when the spec is invalid.
-   */
-  start(client: string, model: Model, spec: SynthJobSpec, emit: (e: SynthJobEvent) => void): { jobId: string; target: ResolvedTarget; settings: SynthSettings } {
-    const prepared = SynthJobs.prepare(model, spec);
-    this.cancelClient(client);
-    const id = `synth-${++this.counter}`;
-    const abort = new AbortController();
-    const run = async () => {
-      try {
-        const result = await runSynthJob(model, spec, prepared, abort.signal, (progress) => emit({ phase: 'progress', jobId: id, progress }));
-        if (result.cancelled) emit({ phase: 'cancelled', jobId: id });
-        else emit({ phase: 'done', jobId: id, result, target: prepared.target, settings: prepared.settings });
-      } catch (e) {
-        emit({ phase: 'error', jobId: id, message: (e as Error).message.split('\n')[0] ?? String(e) });
-      } finally {
-        this.running.delete(id);
-      }
-    };
-    // Start on the next turn: the caller replies "started" before the first progress event.
-    const done = new Promise<void>((r) => setImmediate(() => void run().then(r)));
-    this.running.set(id, { id, client, abort, done });
-    return { jobId: id, target: prepared.target, settings: prepared.settings };
-  }
-
-  cancel(jobId: string): boolean {
-    const j = this.running.get(jobId);
-    if (!j) return false;
-    j.abort.abort();
-    return true;
-  }
-
-  cancelClient(client: string): void {
-    for (const j of this.running.values()) if (j.client === client) j.abort.abort();
-  }
-
-  /** Cancel everything and wait until every job has stopped (e.g. before unloading the model). */
-  async cancelAll(): Promise<void> {
-    const all = [...this.running.values()];
-    all.forEach((j) => j.abort.abort());
-    await Promise.all(all.map((j) => j.done));
-  }
-
-  get active(): number {
-    return this.running.size;
-  }
+/** Resolve and validate a spec into settings and target (throws with a user-facing message). */
+export function prepareSynthJob(model: Model, spec: SynthJobSpec): { target: ResolvedTarget; settings: SynthSettings; seeds: number[]; size: [number, number] } {
+  const target = resolveTarget(model, spec.layer, spec.unit);
+  const undeclared = undeclaredThetas(spec.preset, spec.overrides);
+  if (undeclared) throw new Error(undeclared);
+  const needsFrame = presetDef(spec.preset).kind === 'frame';
+  if (needsFrame && !spec.frame) throw new Error(`preset ${spec.preset} starts from a frame: send the current frame`);
+  const merged = { ...presetSettings(spec.preset), ...(spec.overrides ?? {}) };
+  if (spec.iterations) merged.iterations = spec.iterations;
+  const parsed = SynthSettingsSchema.safeParse(merged);
+  if (!parsed.success) throw new Error(`bad synthesis settings: ${parsed.error.issues.map((i) => `${i.path.join('.')}: ${i.message}`).join('; ')}`);
+  if (!Number.isInteger(spec.seeds) || spec.seeds < 1 || spec.seeds > SYNTH_LIMITS.maxSeeds) throw new Error(`seeds must be 1…${SYNTH_LIMITS.maxSeeds} (got ${spec.seeds})`);
+  const base = spec.seedBase ?? 1;
+  const seeds = Array.from({ length: spec.seeds }, (_, i) => base + i);
+  const size: [number, number] = spec.size ? [spec.size, spec.size] : model.inputSize;
+  return { target, settings: parsed.data, seeds, size };
 }

@@ -4,9 +4,11 @@
 // the folder index. Memory is bounded by a byte budget (a setting): crops are shrunk to fit, and k
 // is lowered only if even the smallest crops do not fit.
 import * as tf from '@tensorflow/tfjs-core';
-import type { Model } from './model.js';
-import { receptiveFields, regionOf, type LayerField, type Region } from './receptive-field.js';
-import { unitCandidates } from './topk-index.js';
+import { cropGeometry, type CropGeometry } from '../images.js';
+import type { Model } from '../model.js';
+import { receptiveFields, regionOf, type LayerField, type Region } from '../receptive-field.js';
+import { cropField } from './patches.js';
+import { unitCandidates } from './scoring.js';
 
 export interface SessionTopKOptions {
   /** Displayed layer (name or display name). */
@@ -68,6 +70,7 @@ export class SessionTopK {
   private readonly thrAct: Float32Array;
   private readonly thrMean: Float32Array;
   private readonly padPixel: [number, number, number];
+  private readonly frameGeometry: CropGeometry;
   private spare: Uint8Array[] = [];
   private allocated = 0;
 
@@ -106,6 +109,7 @@ export class SessionTopK {
     this.thrMean = new Float32Array(this.units).fill(-Infinity);
     // Padding shows what the network sees outside the frame: input 0, in pixels.
     this.padPixel = model.zeroPixel();
+    this.frameGeometry = cropGeometry(W, H, [H, W]);
   }
 
   /** Bytes held by crops now (never more than maxBytes). */
@@ -162,7 +166,10 @@ export class SessionTopK {
       this.allocated++;
     }
     const w = this.field.mapSize[1];
-    this.cutCrop(Math.floor(pos / w), pos % w, px, buf);
+    const [H, W] = this.model.inputSize;
+    const box = regionOf(this.field, Math.floor(pos / w), pos % w).unclipped;
+    // Frames are already at the model's input size: the identity geometry, 2×2 samples per pixel.
+    cropField({ width: W, height: H, data: px }, this.frameGeometry, box, this.cropWidth, this.cropHeight, this.padPixel, { samples: 2, into: buf });
     let i = row.length;
     while (i > 0 && beats(row[i - 1]!)) i--;
     row.splice(i, 0, { activation, mean, frame, time, pos, crop: buf });
@@ -172,43 +179,6 @@ export class SessionTopK {
       this.thrMean[u] = last.mean;
     }
     return true;
-  }
-
-  /** The receptive field at (y, x), resampled (2×2 supersampling) into buf; outside the frame: padPixel. */
-  private cutCrop(y: number, x: number, px: ArrayLike<number>, buf: Uint8Array): void {
-    const [H, W] = this.model.inputSize;
-    const box = regionOf(this.field, y, x).unclipped;
-    const oh = this.cropHeight;
-    const ow = this.cropWidth;
-    const sy = box.h / oh;
-    const sx = box.w / ow;
-    let o = 0;
-    for (let i = 0; i < oh; i++) {
-      for (let j = 0; j < ow; j++) {
-        let r = 0;
-        let g = 0;
-        let b = 0;
-        for (let a = 0; a < 2; a++) {
-          const yy = Math.floor(box.y + (i + (a + 0.5) / 2) * sy);
-          for (let bb = 0; bb < 2; bb++) {
-            const xx = Math.floor(box.x + (j + (bb + 0.5) / 2) * sx);
-            if (yy < 0 || xx < 0 || yy >= H || xx >= W) {
-              r += this.padPixel[0];
-              g += this.padPixel[1];
-              b += this.padPixel[2];
-            } else {
-              const q = (yy * W + xx) * 3;
-              r += px[q]!;
-              g += px[q + 1]!;
-              b += px[q + 2]!;
-            }
-          }
-        }
-        buf[o++] = Math.round(r / 4);
-        buf[o++] = Math.round(g / 4);
-        buf[o++] = Math.round(b / 4);
-      }
-    }
   }
 
   /** The unit's top frames of this session, best first. */
