@@ -397,21 +397,6 @@ async function readJson(mdir: string, name: string): Promise<unknown> {
   }
 }
 
-async function readWeights(mjDir: string, mdir: string, manifest: tf.io.WeightsManifestConfig, files: Map<string, Buffer>): Promise<tf.NamedTensorMap> {
-  const specs: tf.io.WeightsManifestEntry[] = [];
-  const buffers: Buffer[] = [];
-  for (const group of manifest) {
-    for (const p of group.paths) {
-      const file = pathInside(mjDir, p, [mdir]);
-      buffers.push(files.get(file) ?? (await readChecked(await checkRegularFile(file, [mdir], FILE_CAPS.weightShard), FILE_CAPS.weightShard)));
-    }
-    specs.push(...group.weights);
-  }
-  const all = Buffer.concat(buffers);
-  const ab = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer;
-  return tf.io.decodeWeights(ab, specs);
-}
-
 /**
  * A model's identity as loadModel computes it (sha256 of SHA256SUMS, else of model.json) without
  * verifying every file; null when neither can be read.
@@ -452,10 +437,25 @@ export async function readClasses(mdir: string, d: ModelDescriptor): Promise<Cla
 }
 
 /**
- * Load a model into a compiled network. Every file is re-checked (checksums included) whatever the
- * listing said; a failure throws one line starting "model <id>:" that names the file or layer.
+ * A model's files as loadModel reads and checks them, in a form that crosses to worker threads:
+ * plain data and the weight shards concatenated into one buffer (shared memory when the platform
+ * has it, so every worker decodes the same bytes instead of reading the files again).
  */
-export async function loadModel(id: string, dir = modelsDir()): Promise<Model> {
+export interface ModelFiles {
+  id: string;
+  dir: string;
+  checksum: string;
+  descriptor: ModelDescriptor;
+  modelJson: { modelTopology: unknown; weightsManifest: unknown[] };
+  classes: ClassInfo[];
+  weights: ArrayBuffer | SharedArrayBuffer;
+}
+
+/**
+ * Read and check a model's files once (checksums included, whatever the listing said); a failure
+ * throws one line starting "model <id>:" that names the file or layer. modelFromFiles builds it.
+ */
+export async function readModelFiles(id: string, dir = modelsDir()): Promise<ModelFiles> {
   const found = await scan(dir);
   const entry = found.find((m) => m.id === id);
   if (!entry) {
@@ -465,15 +465,49 @@ export async function loadModel(id: string, dir = modelsDir()): Promise<Model> {
   const d = entry.descriptor;
   const checked = await checkOnce(entry.dir, d, true);
   if (checked instanceof ModelProblem) throw new Error(`model ${id}: ${checked.message}`);
-  const { graph, classes, modelJson, files, checksum } = checked;
+  const { classes, modelJson, files, checksum } = checked;
   const mjPath = pathInside(entry.dir, d.weights.modelJson);
-  let weights: tf.NamedTensorMap;
   try {
-    weights = await readWeights(dirname(mjPath), entry.dir, modelJson.weightsManifest as tf.io.WeightsManifestConfig, files);
+    const weights = await readWeightBytes(dirname(mjPath), entry.dir, modelJson.weightsManifest as tf.io.WeightsManifestConfig, files);
+    return { id, dir: entry.dir, checksum, descriptor: d, modelJson: modelJson as ModelFiles['modelJson'], classes, weights };
   } catch (e) {
     throw new Error(`model ${id}: the weight files do not match ${mjPath} (${oneLine(e)}) — ${fixFor(id)}`);
   } finally {
     files.clear();
+  }
+}
+
+/** The shards in manifest order, in one buffer: shared memory when available (workers read it in place). */
+async function readWeightBytes(mjDir: string, mdir: string, manifest: tf.io.WeightsManifestConfig, files: Map<string, Buffer>): Promise<ArrayBuffer | SharedArrayBuffer> {
+  const buffers: Buffer[] = [];
+  for (const group of manifest) {
+    for (const p of group.paths) {
+      const file = pathInside(mjDir, p, [mdir]);
+      buffers.push(files.get(file) ?? (await readChecked(await checkRegularFile(file, [mdir], FILE_CAPS.weightShard), FILE_CAPS.weightShard)));
+    }
+  }
+  const total = buffers.reduce((a, b) => a + b.byteLength, 0);
+  const out = typeof SharedArrayBuffer === 'function' ? new SharedArrayBuffer(total) : new ArrayBuffer(total);
+  const view = new Uint8Array(out);
+  let at = 0;
+  for (const b of buffers) {
+    view.set(b, at);
+    at += b.byteLength;
+  }
+  return out;
+}
+
+/** Build a model from files read by readModelFiles (here or in another thread): no file is read again. */
+export function modelFromFiles(f: ModelFiles): Model {
+  const { id, descriptor: d } = f;
+  const mjPath = pathInside(f.dir, d.weights.modelJson);
+  const graph = parseKerasTopology(f.modelJson.modelTopology);
+  const manifest = f.modelJson.weightsManifest as tf.io.WeightsManifestConfig;
+  let weights: tf.NamedTensorMap;
+  try {
+    weights = tf.io.decodeWeights(f.weights as ArrayBuffer, manifest.flatMap((g) => g.weights));
+  } catch (e) {
+    throw new Error(`model ${id}: the weight files do not match ${mjPath} (${oneLine(e)}) — ${fixFor(id)}`);
   }
   try {
     const bad = firstNonFinite(weights);
@@ -486,8 +520,16 @@ export async function loadModel(id: string, dir = modelsDir()): Promise<Model> {
     } catch (e) {
       throw new Error(`model ${id}: ${mjPath}: ${oneLine(e)}`);
     }
-    return new Model(d, entry.dir, checksum, compiled, classes);
+    return new Model(d, f.dir, f.checksum, compiled, f.classes.map((c) => ({ ...c })));
   } finally {
     tf.dispose(Object.values(weights));
   }
+}
+
+/**
+ * Load a model into a compiled network. Every file is re-checked (checksums included) whatever the
+ * listing said; a failure throws one line starting "model <id>:" that names the file or layer.
+ */
+export async function loadModel(id: string, dir = modelsDir()): Promise<Model> {
+  return modelFromFiles(await readModelFiles(id, dir));
 }

@@ -1,7 +1,10 @@
-// The engine host shared by Electron main and web mode: the loaded model answers frames here,
-// latest-wins per client and the clients' frames taken in turn; synthesis runs on the job pool
-// (scheduler.ts: worker threads, round-robin across clients, owner-only cancel), so a frame never
-// waits behind a synthesis step. Every incoming message is validated against the contract before
+// The engine host shared by Electron main and web mode. It routes: frames (with back-projection
+// and Grad-CAM) go to the live worker thread, latest-wins per client and the clients' frames taken
+// in turn; synthesis runs on the job pool (scheduler.ts: worker threads, round-robin across
+// clients, owner-only cancel), so a frame never waits behind a synthesis step and no engine work
+// blocks this thread's event loop (the WebSocket / IPC). A live worker that traps or exits is
+// replaced: its frame gets an error naming what happened, every client a notice, and the next
+// frame runs on the new thread. Every incoming message is validated against the contract before
 // anything else looks at it; handle() never throws — failures become error replies.
 import { EventEmitter } from 'node:events';
 import * as tf from '@tensorflow/tfjs-core';
@@ -20,14 +23,15 @@ import {
   DEFAULT_MODEL_ID,
   describeBackend,
   listModels,
-  loadModel,
+  modelFromFiles,
   modelsDir as defaultModelsDir,
+  readModelFiles,
   rgbaToModelPixels,
   selectBackend,
   type BackendReport,
   type Model,
+  type ModelFiles,
 } from '../engine/index.js';
-import { allFinite, nonFiniteError } from '../engine/finite.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultAtlasRoot, findAtlas } from '../engine/synthesis/atlas.js';
@@ -35,10 +39,11 @@ import { SynthJobs, specFromRequest, toSynthEvent, type SynthJobEvent } from '..
 import type { ResolvedTarget } from '../engine/synthesis/target.js';
 import type { SynthSettings } from '../engine/synthesis/settings.js';
 import { checkJobFits } from '../engine/memory-budget.js';
-import type { WorkerJobEventT } from '../../contract/worker.js';
-import { JobScheduler } from './scheduler.js';
+import type { WorkerFrameEventT, WorkerJobEventT, WorkerModelFilesT } from '../../contract/worker.js';
+import { jobBackend, JobScheduler } from './scheduler.js';
+import { JobWorker } from './job-worker.js';
 import { oneLine } from '../engine/errors.js';
-import { BackFramePass } from './backprojection-frame.js';
+import { checkFrame } from './live-frame.js';
 import { TopKHost, type TopKHostOptions } from './topk-host.js';
 import type { AppStateStore } from '../persist/app-state.js';
 
@@ -141,6 +146,13 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   private framesProcessed = 0;
   private framesDropped = 0;
   private jobs: JobScheduler | null = null;
+  /** The live worker: frames, back-projection and Grad-CAM run on this thread, never on the host's. */
+  private live: JobWorker | null = null;
+  private liveFrames = 0;
+  /** The live worker's tensors after its last frame (stats add them to this thread's). */
+  private liveTensors = { numTensors: 0, numBytes: 0 };
+  /** The current model's files as read once here; every worker builds its model from them. */
+  private currentFiles: ModelFiles | null = null;
   /** Clients seen, for notices that concern everyone (a worker restarted). */
   private readonly clients = new Map<string, SessionClient>();
   private readonly log: (line: string) => void;
@@ -163,19 +175,23 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     const s = new EngineSession(opts);
     s.backendReport = await selectBackend(opts.backend ?? null);
     s.log(describeBackend(s.backendReport));
-    // The workers run the backend this thread runs, chosen by the same option inside each worker.
+    // The workers run the backend this thread chose (the same choice, selected inside each
+    // worker); a GPU belongs to the live worker and jobs run on the CPU (jobBackend).
     s.jobs = new JobScheduler({
-      backend: s.backendReport.backend,
+      backend: jobBackend(s.backendReport.choice),
       modelsDir: s.modelsDir,
       workers: opts.workers,
       log: s.log,
       onRestart: (why) => s.notify('warning', `engine: ${why}`),
     });
+    s.live = new JobWorker({ backend: s.backendReport.choice, modelsDir: s.modelsDir, name: 'live worker' });
+    s.live.on('restart', (why) => s.notify('warning', `engine: ${why}`));
     if (opts.model) {
       try {
-        await s.setModel(await loadModel(opts.model, s.modelsDir));
+        await s.setModel(await readModelFiles(opts.model, s.modelsDir));
       } catch (e) {
-        await s.jobs.dispose(); // no session: its worker threads must not keep the process alive
+        // No session: its worker threads must not keep the process alive.
+        await Promise.all([s.jobs.dispose(), s.live.terminate()]);
         throw e;
       }
     } else {
@@ -187,7 +203,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       const failures: string[] = [];
       for (const e of order) {
         try {
-          await s.setModel(await loadModel(e.id, s.modelsDir));
+          await s.setModel(await readModelFiles(e.id, s.modelsDir));
           break;
         } catch (err) {
           failures.push(oneLine(err));
@@ -322,6 +338,11 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     return this.jobs!;
   }
 
+  /** The live worker (tests kill it; it restarts itself). */
+  get liveWorker(): JobWorker {
+    return this.live!;
+  }
+
   /** A one-line notice to every client (the window shows it in its status area). */
   private notify(level: 'info' | 'warning' | 'error', message: string): void {
     this.log(message);
@@ -397,11 +418,12 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   }
 
   stats(seq?: number): Extract<Reply, { type: 'stats' }> {
+    // This thread's tensors (session memory, indexing) and the live worker's after its last frame.
     const mem = tf.memory();
     return {
       type: 'stats',
-      numTensors: mem.numTensors,
-      numBytes: mem.numBytes,
+      numTensors: mem.numTensors + this.liveTensors.numTensors,
+      numBytes: mem.numBytes + this.liveTensors.numBytes,
       rssBytes: process.memoryUsage.rss(),
       framesProcessed: this.framesProcessed,
       framesDropped: this.framesDropped,
@@ -425,6 +447,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     await this.jobs?.dispose();
     await this.topk.dispose();
     await this.idle();
+    await this.live?.terminate();
     this.current?.dispose();
     this.current = null;
     this.currentInfo = null;
@@ -485,10 +508,15 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     }
   }
 
-  private async setModel(m: Model): Promise<void> {
+  /** Build the model here from its files, and have every worker build it from the same bytes. */
+  private async setModel(files: ModelFiles): Promise<void> {
+    const m = modelFromFiles(files);
     // Jobs run the model they started with: stop them, and have the workers load the new one.
     await this.jobs?.cancelAll();
-    this.jobs?.preload(m.id);
+    const shared = files as WorkerModelFilesT;
+    this.jobs?.preload(m.id, shared);
+    this.live?.preload(m.id, shared);
+    this.currentFiles = files;
     const old = this.current;
     this.current = m;
     this.currentInfo = modelInfo(m);
@@ -500,9 +528,10 @@ export class EngineSession extends EventEmitter<SessionEvents> {
 
   private async runLoad(req: Extract<Request, { type: 'loadModel' }>): Promise<Reply> {
     if (this.current?.id === req.id) return { type: 'loadModel', model: this.currentInfo!, ...seqOf(req) };
-    let m: Model;
+    let files: ModelFiles;
     try {
-      m = await loadModel(req.id, this.modelsDir);
+      files = await readModelFiles(req.id, this.modelsDir);
+      await this.setModel(files);
     } catch (e) {
       const why = oneLine(e);
       const keep = this.current ? `; still running ${this.current.id}` : '';
@@ -511,89 +540,53 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       this.log(msg);
       return this.error(req, msg);
     }
-    await this.setModel(m);
     return { type: 'loadModel', model: this.currentInfo!, ...seqOf(req) };
   }
 
   private async runFrame(req: FrameRequestT): Promise<Reply> {
     const model = this.current;
     if (!model) return this.error(req, `frame ${req.frameId}: no model is loaded${this.startupError ? ` (${this.startupError})` : ''}`);
-    const t0 = performance.now();
-    const layer = model.layer(req.layer);
-    const [h, w, c] = layer.shape;
-    if (req.unit >= c) throw new Error(`unit ${req.unit} is out of range for layer ${layer.display} (${c} units)`);
-    if (req.rgba.length !== req.width * req.height * 4) {
-      throw new Error(`rgba is ${req.rgba.length} bytes, expected ${req.width}×${req.height}×4 = ${req.width * req.height * 4}`);
-    }
+    const live = this.live!;
+    // What the host can check itself it checks before the frame leaves (the same messages).
+    checkFrame(model, req);
+    if (live.broken) throw new Error(live.broken);
     this.computingFrame = req.frameId;
     this.emit('frameStart', req.frameId);
-    const hw = h * w;
-    const n = c * hw;
-    const K = Math.min(5, model.classes.length || 5);
-    // One forward, one tensor out, one read: [tiles 0..255 (C·H·W) | channelMax (C) | scale | unit map (H·W) | top-K probs | top-K indices]
-    // Back-projection, back diffs and Grad-CAM share this forward: see backprojection-frame.ts.
-    const backPass = new BackFramePass(model, req, layer.name);
-    const packed = tf.tidy(() => {
-      const pixels = rgbaToModelPixels(req.rgba, req.width, req.height, model.inputSize);
-      const out = backPass.forward(model.preprocess(pixels));
-      const act = out.taps[layer.name]!; // [1,H,W,C]
-      this.topk.captureFrame(req, layer.name, act, pixels); // session memory of top-k patches (topk-host.ts)
-      const chw = tf.transpose(tf.reshape(act, [hw, c]), [1, 0]); // [C, H·W]
-      const pos = tf.relu(chw);
-      const channelMax = tf.max(pos, 1); // [C]
-      const scale = tf.max(channelMax).reshape([1]);
-      const k = tf.div(tf.scalar(255), tf.maximum(scale, tf.scalar(1e-30)));
-      const tiles = tf.round(tf.mul(pos, k)).reshape([n]);
-      const unitMap = tf.slice(chw, [req.unit, 0], [1, hw]).reshape([hw]);
-      const top = tf.topk(tf.softmax(out.logits!), K);
-      return tf.concat([tiles, channelMax, scale, unitMap, top.values.reshape([K]), tf.cast(top.indices, 'float32').reshape([K]), ...backPass.parts()]);
-    });
-    let all: Float32Array;
-    try {
-      all = (await packed.data()) as Float32Array;
-    } finally {
-      packed.dispose();
-    }
-    if (!allFinite(all)) throw frameNonFinite(model, req);
-    const data = new Uint8Array(n);
-    data.set(all.subarray(0, n)); // exact integers 0..255: a native typed-array conversion
-    const channelMax = all.slice(n, n + c);
-    const scale = all[n + c]!;
-    const unitData = all.slice(n + c + 1, n + c + 1 + hw);
-    let unitMax = -Infinity;
-    for (let i = 0; i < hw; i++) if (unitData[i]! > unitMax) unitMax = unitData[i]!;
-    const at = n + c + 1 + hw;
-    const top5: { index: number; wnid: string | null; name: string; prob: number }[] = [];
-    for (let j = 0; j < K; j++) {
-      const index = all[at + K + j]!;
-      const cls = model.classes[index];
-      top5.push({ index, wnid: cls?.wnid ?? null, name: cls?.name ?? `class ${index}`, prob: all[at + j]! });
-    }
-    const backExtras = backPass.decode(all.subarray(at + 2 * K));
+    const tap = this.opts.topk?.session?.enabled !== false;
+    const e = await this.liveFrame(live, model, req, tap);
+    if (e.type === 'error') throw new Error(e.message);
+    this.liveTensors = e.tensors;
     this.framesProcessed++;
-    return {
-      type: 'frame',
-      frameId: req.frameId,
-      modelId: model.id,
-      top5,
-      layer: layer.name,
-      tiles: { count: c, h, w, scale, channelMax, data },
-      unit: { index: req.unit, h, w, max: unitMax, data: unitData },
-      ...backExtras,
-      engineMs: performance.now() - t0,
-      ...seqOf(req),
-    };
+    if (e.tap) this.remember(model, req, e.reply.layer, e.tap);
+    return e.reply;
   }
-}
 
+  /**
+   * One frame on the live worker. The pixels go as a copy of their own that is moved, not cloned
+   * (the caller keeps its buffer: session memory reads it after the reply); every reply buffer
+   * comes back moved.
+   */
+  private liveFrame(live: JobWorker, model: Model, req: FrameRequestT, tap: boolean): Promise<Extract<WorkerFrameEventT, { type: 'frame' | 'error' }>> {
+    const rgba = req.rgba.slice();
+    const jobId = `frame-${++this.liveFrames}`;
+    return new Promise((resolve) => {
+      live.run({ type: 'frame', jobId, modelId: model.id, req: { ...req, rgba }, tap }, (e) => {
+        if (e.type === 'frame') resolve(e);
+        // A trap ends the thread after this message: say so (an exit already says it).
+        else if (e.type === 'error') resolve(e.fatal && !/restarted/.test(e.message) ? { ...e, message: `${e.message} — the ${live.name} was restarted` } : e);
+      }, [rgba.buffer]);
+    });
+  }
 
-/** The named error for a frame whose results hold NaN or Infinity (found again, layer by layer). */
-function frameNonFinite(model: Model, req: FrameRequestT): Error {
-  const x = tf.tidy(() => model.preprocess(rgbaToModelPixels(req.rgba, req.width, req.height, model.inputSize)));
-  try {
-    return nonFiniteError(model, x);
-  } finally {
-    x.dispose();
+  /** Offer the frame's activations to the session memory of top-k patches (topk-host.ts). */
+  private remember(model: Model, req: FrameRequestT, layerName: string, tap: Float32Array): void {
+    if (this.current !== model) return;
+    const [h, w, c] = model.layer(layerName).shape;
+    tf.tidy(() => {
+      const act = tf.tensor4d(tap, [1, h, w, c]);
+      const pixels = rgbaToModelPixels(req.rgba, req.width, req.height, model.inputSize);
+      this.topk.captureFrame(req, layerName, act, pixels);
+    });
   }
 }
 

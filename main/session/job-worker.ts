@@ -1,12 +1,13 @@
-// The host's handle on one engine worker thread (engine-worker.ts): starts it, sends it one job at a
-// time, routes the job's events back, and when the thread throws, traps or exits, ends its job
-// with an error naming what happened and starts a fresh thread (which loads the model again).
+// The host's handle on one engine worker thread (engine-worker.ts), a job worker or the live
+// worker: starts it, sends it one request (job or frame) at a time, routes its events back, and
+// when the thread throws, traps or exits, ends that request with an error naming what happened
+// and starts a fresh thread (which builds the model again from the bytes it was handed).
 import { EventEmitter } from 'node:events';
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { parseFromWorker, type ToWorkerT, type WorkerInitT, type WorkerJobEventT } from '../../contract/worker.js';
+import { parseFromWorker, type LiveFrameT, type ToWorkerT, type WorkerEventT, type WorkerInitT, type WorkerModelFilesT } from '../../contract/worker.js';
 import { oneLine } from '../engine/errors.js';
 
 /** Where the worker's code is: the TypeScript entry through tsx in development, the bundle in the app. */
@@ -23,7 +24,7 @@ export type JobMessage = Extract<ToWorkerT, { type: 'synth' | 'batch' }>;
 
 interface Current {
   jobId: string;
-  onEvent: (e: WorkerJobEventT) => void;
+  onEvent: (e: WorkerEventT) => void;
 }
 
 export interface JobWorkerEvents {
@@ -37,6 +38,8 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
   private worker!: Worker;
   private current: Current | null = null;
   private modelId: string | null = null;
+  /** The bytes of the model it runs (a restarted thread gets them again instead of reading files). */
+  private files: WorkerModelFilesT | null = null;
   private stopping = false;
   /** Why this worker cannot run jobs (its backend did not start), or null. */
   broken: string | null = null;
@@ -117,24 +120,31 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
       cur?.onEvent({ type: 'error', jobId: cur.jobId, message: `the ${this.init.name} ${why} — it was restarted`, fatal: true });
       this.restarts++;
       this.spawn();
-      if (this.modelId) this.preload(this.modelId);
+      if (this.modelId) this.preload(this.modelId, this.files?.id === this.modelId ? this.files : undefined);
       this.emit('restart', `${this.init.name} ${why}; restarted`);
       this.emit('free');
     });
   }
 
-  /** Load this model in the background (jobs for it then start at once). */
-  preload(modelId: string): void {
+  /**
+   * Load this model in the background (jobs for it then start at once), from the host's bytes when
+   * given: shared memory is not copied, so every worker decodes the one copy the host read.
+   */
+  preload(modelId: string, files?: WorkerModelFilesT): void {
     this.modelId = modelId;
-    this.worker.postMessage({ type: 'load', modelId } satisfies ToWorkerT);
+    this.files = files ?? null;
+    this.worker.postMessage({ type: 'load', modelId, ...(files ? { files } : {}) } satisfies ToWorkerT);
   }
 
-  /** Run a job; its events (progress…, then one of done/cancelled/error) go to onEvent. */
-  run(job: JobMessage, onEvent: (e: WorkerJobEventT) => void): void {
+  /**
+   * Run a job or a live frame; its events (progress…, then one final: done / cancelled / error /
+   * frame) go to onEvent. `transfer`: buffers that move to the worker instead of being copied.
+   */
+  run(job: JobMessage | LiveFrameT, onEvent: (e: WorkerEventT) => void, transfer: ArrayBuffer[] = []): void {
     if (this.current) throw new Error(`${this.init.name} is busy`);
     this.current = { jobId: job.jobId, onEvent };
     this.modelId = job.modelId;
-    this.worker.postMessage(job satisfies ToWorkerT);
+    this.worker.postMessage(job satisfies ToWorkerT, transfer);
   }
 
   cancel(jobId: string): void {

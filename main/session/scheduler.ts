@@ -5,7 +5,7 @@
 // replaced (job-worker.ts) and its job ends with an error that says what happened.
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import type { WorkerBatchSpecT, WorkerJobEventT } from '../../contract/worker.js';
+import type { WorkerBatchSpecT, WorkerJobEventT, WorkerModelFilesT } from '../../contract/worker.js';
 import type { SynthProgress, SynthResult } from '../engine/synthesis/run.js';
 import { JobWorker, type JobMessage } from './job-worker.js';
 
@@ -17,6 +17,16 @@ export function poolSize(requested?: number | null): number {
   const env = Number(process.env.DEEPVIS_WORKERS);
   const n = requested ?? (Number.isInteger(env) && env > 0 ? env : os.availableParallelism() - 1);
   return Math.max(1, Math.floor(n));
+}
+
+/**
+ * The backend job workers run for a host that chose `choice`. A GPU has one context the live
+ * worker owns, so the live view keeps priority: jobs run ONNX Runtime on the CPU instead (it ships
+ * with every install) and never queue behind frames on the GPU, nor frames behind them.
+ */
+export function jobBackend(choice: string | null): string | null {
+  if (choice === 'onnx-cuda' || choice === 'onnx-coreml' || choice === 'onnx-directml' || choice === 'onnx-webgpu' || choice === 'tensorflow-gpu') return 'onnx';
+  return choice;
 }
 
 export interface SchedulerOptions {
@@ -61,9 +71,12 @@ export class JobScheduler {
     }
   }
 
-  /** Have every worker load this model now (a job then does not wait for the load). */
-  preload(modelId: string): void {
-    for (const w of this.workers) w.preload(modelId);
+  /**
+   * Have every worker load this model now (a job then does not wait for the load), from the
+   * host's bytes when given (shared, not copied per worker), else from the models folder.
+   */
+  preload(modelId: string, files?: WorkerModelFilesT): void {
+    for (const w of this.workers) w.preload(modelId, files);
   }
 
   /**
@@ -173,6 +186,7 @@ export class JobScheduler {
       if (!job) break;
       job.worker = w;
       w.run(job.message, (e) => {
+        if (e.type === 'frame') return; // job workers run no frames
         if (e.type === 'progress') {
           if (this.jobs.has(job.id)) job.onEvent(e);
           return;
