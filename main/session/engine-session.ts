@@ -144,6 +144,9 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   private idleWaiters: (() => void)[] = [];
   private disposed = false;
   private framesProcessed = 0;
+  /** When each client's frame last entered the engine (a counter): the one served longest ago goes next. */
+  private readonly servedAt = new Map<string, number>();
+  private served = 0;
   private framesDropped = 0;
   private jobs: JobScheduler | null = null;
   /** The live worker: frames, back-projection and Grad-CAM run on this thread, never on the host's. */
@@ -409,6 +412,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   disconnect(clientId: string): void {
     this.jobs?.cancelClient(clientId);
     this.clients.delete(clientId);
+    this.servedAt.delete(clientId);
     // Its waiting frame has no one to go to.
     const i = this.queue.findIndex((j) => j.kind === 'frame' && j.client === clientId);
     if (i >= 0) {
@@ -491,7 +495,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
 
   private async pump(): Promise<void> {
     try {
-      for (let job = this.queue.shift(); job; job = this.queue.shift()) {
+      for (let job = this.takeNext(); job; job = this.takeNext()) {
         let reply: Reply;
         try {
           reply = job.kind === 'frame' ? await this.runFrame(job.req) : await this.runLoad(job.req);
@@ -506,6 +510,29 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       this.running = false;
       for (const w of this.idleWaiters.splice(0)) w();
     }
+  }
+
+  /**
+   * The next job: a load in its place; among the frames before it, the one whose client was served
+   * longest ago. Arrival order alone is not enough: a client's replaced frame goes to the back, so
+   * two clients sending at the same pace would otherwise let the one that sends first win each time.
+   */
+  private takeNext(): Job | undefined {
+    let pick = -1;
+    let oldest = Infinity;
+    for (let i = 0; i < this.queue.length; i++) {
+      const j = this.queue[i]!;
+      if (j.kind !== 'frame') {
+        if (pick < 0) pick = i;
+        break;
+      }
+      const at = this.servedAt.get(j.client) ?? -1;
+      if (at < oldest) [oldest, pick] = [at, i];
+    }
+    if (pick < 0) return undefined;
+    const [job] = this.queue.splice(pick, 1);
+    if (job!.kind === 'frame') this.servedAt.set(job!.client, ++this.served);
+    return job;
   }
 
   /** Build the model here from its files, and have every worker build it from the same bytes. */
