@@ -45,6 +45,8 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
   broken: string | null = null;
   /** Resolves with the backend name once the thread's backend started. */
   ready!: Promise<string>;
+  /** What the thread runs, in one line (describeBackend), once it started. */
+  description: string | null = null;
   restarts = 0;
 
   constructor(private readonly init: WorkerInitT) {
@@ -84,6 +86,7 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
       const m = parsed.msg;
       if (m.type === 'ready') {
         started = true;
+        this.description = m.description;
         return settle.ok(m.backend);
       }
       if (m.type === 'fatal') {
