@@ -118,7 +118,8 @@ export const FromWorker = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ready'), backend: z.string(), description: z.string() }),
   /** The backend could not start: the worker exits after this. */
   z.object({ type: z.literal('fatal'), message: z.string() }),
-  z.object({ type: z.literal('loaded'), modelId: z.string() }),
+  /** The model is built; `tensors`: the worker's tensors then (the host's stats show them). */
+  z.object({ type: z.literal('loaded'), modelId: z.string(), tensors: z.object({ numTensors: z.number().int(), numBytes: z.number() }).optional() }),
   z.object({ type: z.literal('loadFailed'), modelId: z.string(), message: z.string() }),
   z.object({ type: z.literal('progress'), jobId: JobId, progress: Progress }),
   z.object({ type: z.literal('done'), jobId: JobId, result: WorkerResult }),

@@ -152,10 +152,6 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   /** The live worker: frames, back-projection and Grad-CAM run on this thread, never on the host's. */
   private live: JobWorker | null = null;
   private liveFrames = 0;
-  /** The live worker's tensors after its last frame (stats add them to this thread's). */
-  private liveTensors = { numTensors: 0, numBytes: 0 };
-  /** The current model's files as read once here; every worker builds its model from them. */
-  private currentFiles: ModelFiles | null = null;
   /** Clients seen, for notices that concern everyone (a worker restarted). */
   private readonly clients = new Map<string, SessionClient>();
   private readonly log: (line: string) => void;
@@ -422,12 +418,13 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   }
 
   stats(seq?: number): Extract<Reply, { type: 'stats' }> {
-    // This thread's tensors (session memory, indexing) and the live worker's after its last frame.
+    // This thread's tensors (session memory, indexing) and the live worker's as it last reported
+    // them (after its model load and after each frame).
     const mem = tf.memory();
     return {
       type: 'stats',
-      numTensors: mem.numTensors + this.liveTensors.numTensors,
-      numBytes: mem.numBytes + this.liveTensors.numBytes,
+      numTensors: mem.numTensors + (this.live?.tensors.numTensors ?? 0),
+      numBytes: mem.numBytes + (this.live?.tensors.numBytes ?? 0),
       rssBytes: process.memoryUsage.rss(),
       framesProcessed: this.framesProcessed,
       framesDropped: this.framesDropped,
@@ -542,8 +539,9 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     await this.jobs?.cancelAll();
     const shared = files as WorkerModelFilesT;
     this.jobs?.preload(m.id, shared);
-    this.live?.preload(m.id, shared);
-    this.currentFiles = files;
+    // The switch is done when the live view can answer on the new model (its first frame does
+    // not wait for the load, and stats count the live worker's tensors from the start).
+    await this.live?.preload(m.id, shared);
     const old = this.current;
     this.current = m;
     this.currentInfo = modelInfo(m);
@@ -582,7 +580,6 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     const tap = this.opts.topk?.session?.enabled !== false;
     const e = await this.liveFrame(live, model, req, tap);
     if (e.type === 'error') throw new Error(e.message);
-    this.liveTensors = e.tensors;
     this.framesProcessed++;
     if (e.tap) this.remember(model, req, e.reply.layer, e.tap);
     return e.reply;

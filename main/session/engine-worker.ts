@@ -133,7 +133,10 @@ async function main(): Promise<void> {
       case 'load':
         if (msg.files) handed = msg.files;
         modelFor(msg.modelId).then(
-          () => post({ type: 'loaded', modelId: msg.modelId }),
+          () => {
+            const mem = tf.memory();
+            post({ type: 'loaded', modelId: msg.modelId, tensors: { numTensors: mem.numTensors, numBytes: mem.numBytes } });
+          },
           (e: unknown) => post({ type: 'loadFailed', modelId: msg.modelId, message: oneLine(e) }),
         );
         return;

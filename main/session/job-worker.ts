@@ -47,6 +47,10 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
   ready!: Promise<string>;
   /** What the thread runs, in one line (describeBackend), once it started. */
   description: string | null = null;
+  /** The thread's tensors as it last reported them (after a model load or a frame). */
+  tensors = { numTensors: 0, numBytes: 0 };
+  /** Who waits for a model load to end, per model id. */
+  private loadWaiters = new Map<string, (() => void)[]>();
   restarts = 0;
 
   constructor(private readonly init: WorkerInitT) {
@@ -93,7 +97,14 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
         lastError = m.message;
         return settle.fail(new Error(m.message));
       }
-      if (m.type === 'loaded' || m.type === 'loadFailed') return;
+      if (m.type === 'loaded' || m.type === 'loadFailed') {
+        if (m.type === 'loaded' && m.tensors) this.tensors = m.tensors;
+        const waiting = this.loadWaiters.get(m.modelId) ?? [];
+        this.loadWaiters.delete(m.modelId);
+        for (const done of waiting) done();
+        return;
+      }
+      if (m.type === 'frame') this.tensors = m.tensors;
       if (m.type === 'error' && m.fatal) lastError = m.message;
       const cur = this.current;
       if (!cur || m.jobId !== cur.jobId) return;
@@ -109,6 +120,11 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
       if (this.worker !== w) return;
       const why = lastError ? `stopped: ${lastError}` : `exited (code ${code})`;
       settle.fail(new Error(`${this.init.name} ${why}`));
+      this.tensors = { numTensors: 0, numBytes: 0 };
+      // A load the thread will never answer: whoever waits for it goes on (a new thread loads again).
+      const waiting = [...this.loadWaiters.values()].flat();
+      this.loadWaiters.clear();
+      for (const done of waiting) done();
       const cur = this.current;
       this.current = null;
       if (this.stopping) return;
@@ -133,10 +149,16 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
    * Load this model in the background (jobs for it then start at once), from the host's bytes when
    * given: shared memory is not copied, so every worker decodes the one copy the host read.
    */
-  preload(modelId: string, files?: WorkerModelFilesT): void {
+  preload(modelId: string, files?: WorkerModelFilesT): Promise<void> {
     this.modelId = modelId;
     this.files = files ?? null;
+    const loaded = new Promise<void>((resolve) => {
+      const list = this.loadWaiters.get(modelId) ?? [];
+      list.push(resolve);
+      this.loadWaiters.set(modelId, list);
+    });
     this.worker.postMessage({ type: 'load', modelId, ...(files ? { files } : {}) } satisfies ToWorkerT);
+    return loaded;
   }
 
   /**

@@ -76,7 +76,7 @@ export class JobScheduler {
    * host's bytes when given (shared, not copied per worker), else from the models folder.
    */
   preload(modelId: string, files?: WorkerModelFilesT): void {
-    for (const w of this.workers) w.preload(modelId, files);
+    for (const w of this.workers) void w.preload(modelId, files);
   }
 
   /**
