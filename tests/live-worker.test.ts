@@ -122,6 +122,24 @@ describe('the live worker', () => {
   });
 });
 
+describe('a stuck live worker', () => {
+  it('a frame not answered in time ends the worker: the frame errors saying so, a notice goes out, a new thread starts', async () => {
+    // A limit no frame can meet stands in for an engine that hangs.
+    const s = await EngineSession.create({ backend: 'wasm', model: MODEL, workers: 1, frameTimeoutMs: 1 });
+    try {
+      const notices: AppEvent[] = [];
+      const client = { id: 'patient', emit: (e: AppEvent) => notices.push(e) };
+      const thread = s.liveWorker.threadId;
+      const r = validReply(await s.handle(frame(1), client));
+      expect(r).toMatchObject({ type: 'error', frameId: 1, message: 'frame 1: the live worker did not answer frame 1 within 1 ms — it was restarted' });
+      expect(notices).toContainEqual({ type: 'notice', level: 'warning', message: 'engine: live worker did not answer frame 1 within 1 ms; restarted' });
+      expect(s.liveWorker.threadId).not.toBe(thread);
+    } finally {
+      await s.dispose();
+    }
+  });
+});
+
 describe('weights read once', () => {
   it('workers build the model from the host’s bytes: with its weight files gone, restarted workers still answer', async () => {
     const dir = linkedModelsDir('deepvis-live-bytes-', [MODEL]);

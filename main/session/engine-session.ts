@@ -93,6 +93,11 @@ export interface EngineSessionOptions {
   workers?: number;
   /** Memory one job may use (bytes); default: the backend's real limit (jobMemoryLimit). */
   jobMemoryBytes?: number;
+  /**
+   * A live frame not answered in this time (ms) ends its worker, which is replaced: a stuck engine
+   * never leaves a stuck pane. Default 60 s (a frame on the slowest backend takes a few seconds).
+   */
+  frameTimeoutMs?: number;
 }
 
 type FrameJob = { kind: 'frame'; req: FrameRequestT; client: string; resolve: (r: Reply) => void };
@@ -593,8 +598,11 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   private liveFrame(live: JobWorker, model: Model, req: FrameRequestT, tap: boolean): Promise<Extract<WorkerFrameEventT, { type: 'frame' | 'error' }>> {
     const rgba = req.rgba.slice();
     const jobId = `frame-${++this.liveFrames}`;
+    const limit = this.opts.frameTimeoutMs ?? 60_000;
     return new Promise((resolve) => {
+      const stuck = setTimeout(() => void live.kill(`did not answer frame ${req.frameId} within ${limit >= 1000 ? `${Math.round(limit / 1000)} s` : `${limit} ms`}`), limit);
       live.run({ type: 'frame', jobId, modelId: model.id, req: { ...req, rgba }, tap }, (e) => {
+        if (e.type === 'frame' || e.type === 'error') clearTimeout(stuck);
         if (e.type === 'frame') resolve(e);
         // A trap ends the thread after this message: say so (an exit already says it).
         else if (e.type === 'error') resolve(e.fatal && !/restarted/.test(e.message) ? { ...e, message: `${e.message} — the ${live.name} was restarted` } : e);

@@ -49,6 +49,8 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
   description: string | null = null;
   /** The thread's tensors as it last reported them (after a model load or a frame). */
   tensors = { numTensors: 0, numBytes: 0 };
+  /** Why the host ended the thread (kill(why)), for the message its request ends with. */
+  private killedFor: string | null = null;
   /** Who waits for a model load to end, per model id. */
   private loadWaiters = new Map<string, (() => void)[]>();
   restarts = 0;
@@ -118,7 +120,8 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
     });
     w.on('exit', (code) => {
       if (this.worker !== w) return;
-      const why = lastError ? `stopped: ${lastError}` : `exited (code ${code})`;
+      const why = this.killedFor ?? (lastError ? `stopped: ${lastError}` : `exited (code ${code})`);
+      this.killedFor = null;
       settle.fail(new Error(`${this.init.name} ${why}`));
       this.tensors = { numTensors: 0, numBytes: 0 };
       // A load the thread will never answer: whoever waits for it goes on (a new thread loads again).
@@ -186,7 +189,8 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
   }
 
   /** Kill the thread as a crash would (tests; a stuck worker): the job errors and a new thread starts. */
-  async kill(): Promise<void> {
+  async kill(why?: string): Promise<void> {
+    if (why) this.killedFor = why;
     await this.worker.terminate();
   }
 }
