@@ -3,13 +3,15 @@
 // naming what happened, every window gets a notice, the next frame answers the same as before);
 // workers build their models from the bytes the host read once, so a restarted worker needs no
 // model files; two windows' frames are taken in turn.
-import { readdirSync, rmSync } from 'node:fs';
+import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppEvent, FrameReplyT, Reply } from '../contract/messages.js';
 import { readModelFiles, loadModel, modelFromFiles } from '../main/engine/index.js';
 import { EngineSession } from '../main/session/engine-session.js';
+import { nativeEngine } from '../main/engine/onnx/native-net.js';
 import { linkedModelsDir, photo } from './support/fixtures.js';
 import { collector } from './support/synth-events.js';
 import { validReply } from './support/replies.js';
@@ -119,6 +121,29 @@ describe('the live worker', () => {
     expect(Math.min(left, right) / order.length).toBeGreaterThanOrEqual(0.4);
     // Never the same window three times running while the other one was waiting.
     expect(order.join(',')).not.toMatch(/(left,left,left|right,right,right)/);
+  });
+});
+
+// SwiftShader's software Vulkan (Debian's chromium ships it) stands in for a GPU, as in engine-onnx-webgpu.test.ts.
+const SWIFTSHADER = '/usr/lib/chromium/vk_swiftshader_icd.json';
+const icd = process.env.VK_ICD_FILENAMES || (existsSync(SWIFTSHADER) ? SWIFTSHADER : null);
+
+describe.skipIf(!icd)(`a GPU backend (onnx-webgpu on ${icd ?? 'no Vulkan driver: skipped'})`, () => {
+  it('the live worker owns the GPU; the job workers and the host thread run ONNX Runtime on the CPU', { timeout: 300_000 }, async () => {
+    process.env.VK_ICD_FILENAMES = icd!;
+    process.env.XDG_RUNTIME_DIR ??= mkdtempSync(join(tmpdir(), 'deepvis-xdg-'));
+    const s = await EngineSession.create({ backend: 'onnx-webgpu', model: MODEL, workers: 1 });
+    try {
+      await Promise.all([s.liveWorker.ready, s.pool.workers[0]!.ready]);
+      expect(s.liveWorker.description).toMatch(/^backend onnx-webgpu \(ONNX Runtime \(webgpu execution provider\)/);
+      expect(s.pool.workers[0]!.description).toMatch(/^backend onnx \(ONNX Runtime \(CPU, 1 thread\)/);
+      // This thread's own model stays off the GPU too (two threads starting WebGPU sessions at once crash the process).
+      expect(nativeEngine()?.provider).toBe('cpu');
+      const r = await frameReply(s.handle(frame(1)));
+      expect(r.top5[0]!.name).toMatch(/malamute|husky|eskimo dog|dogsled/i);
+    } finally {
+      await s.dispose();
+    }
   });
 });
 

@@ -179,6 +179,11 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     const s = new EngineSession(opts);
     s.backendReport = await selectBackend(opts.backend ?? null);
     s.log(describeBackend(s.backendReport));
+    // A GPU belongs to the live worker: this thread's own model (session memory, patches, job
+    // preparation) runs on the CPU like the jobs. ONNX Runtime's WebGPU provider also crashes the
+    // process when two threads start sessions on it at once.
+    const here = jobBackend(s.backendReport.choice);
+    if (here && here !== s.backendReport.choice) await selectBackend(here);
     // The workers run the backend this thread chose (the same choice, selected inside each
     // worker); a GPU belongs to the live worker and jobs run on the CPU (jobBackend).
     s.jobs = new JobScheduler({
