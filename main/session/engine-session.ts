@@ -184,8 +184,8 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     // process when two threads start sessions on it at once.
     const here = jobBackend(s.backendReport.choice);
     if (here && here !== s.backendReport.choice) await selectBackend(here);
-    // The workers run the backend this thread chose (the same choice, selected inside each
-    // worker); a GPU belongs to the live worker and jobs run on the CPU (jobBackend).
+    // Each worker selects its backend itself: the live worker the choice made here, the job
+    // workers its CPU counterpart (jobBackend).
     s.jobs = new JobScheduler({
       backend: jobBackend(s.backendReport.choice),
       modelsDir: s.modelsDir,
@@ -600,7 +600,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
    * (the caller keeps its buffer: session memory reads it after the reply); every reply buffer
    * comes back moved.
    */
-  private liveFrame(live: JobWorker, model: Model, req: FrameRequestT, tap: boolean): Promise<Extract<WorkerFrameEventT, { type: 'frame' | 'error' }>> {
+  private liveFrame(live: JobWorker, model: Model, req: FrameRequestT, tap: boolean): Promise<WorkerFrameEventT> {
     const rgba = req.rgba.slice();
     const jobId = `frame-${++this.liveFrames}`;
     const limit = this.opts.frameTimeoutMs ?? 60_000;
