@@ -113,7 +113,10 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
       const final = m.type !== 'progress';
       if (final) this.current = null;
       cur.onEvent(m);
-      if (final && !(m.type === 'error' && m.fatal)) this.emit('free');
+      // Its engine is unusable and the thread is about to exit: replace it now, so the next
+      // request goes to the new thread, not to one that is ending.
+      if (final && m.type === 'error' && m.fatal) return this.replace(w, `stopped: ${m.message}`);
+      if (final) this.emit('free');
     });
     w.on('error', (e) => {
       lastError = `${(e as Error).name ?? 'Error'}: ${oneLine(e)}`;
@@ -123,29 +126,43 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
       const why = this.killedFor ?? (lastError ? `stopped: ${lastError}` : `exited (code ${code})`);
       this.killedFor = null;
       settle.fail(new Error(`${this.init.name} ${why}`));
-      this.tensors = { numTensors: 0, numBytes: 0 };
-      // A load the thread will never answer: whoever waits for it goes on (a new thread loads again).
-      const waiting = [...this.loadWaiters.values()].flat();
-      this.loadWaiters.clear();
-      for (const done of waiting) done();
-      const cur = this.current;
-      this.current = null;
-      if (this.stopping) return;
+      if (this.stopping) return this.forgetThread();
       if (!started) {
         // Its backend never started: a new thread would fail the same way, so stop here.
+        const cur = this.forgetThread();
         this.broken = `${this.init.name} could not start: ${lastError ?? `exited (code ${code})`}`;
         cur?.onEvent({ type: 'error', jobId: cur.jobId, message: this.broken, fatal: true });
         this.emit('restart', this.broken);
         this.emit('free');
         return;
       }
-      cur?.onEvent({ type: 'error', jobId: cur.jobId, message: `the ${this.init.name} ${why} — it was restarted`, fatal: true });
-      this.restarts++;
-      this.spawn();
-      if (this.modelId) this.preload(this.modelId, this.files?.id === this.modelId ? this.files : undefined);
-      this.emit('restart', `${this.init.name} ${why}; restarted`);
-      this.emit('free');
+      this.replace(w, why);
     });
+  }
+
+  /** Drop what belonged to the thread that ended; returns the request it was running. */
+  private forgetThread(): Current | null {
+    this.tensors = { numTensors: 0, numBytes: 0 };
+    // A load the thread will never answer: whoever waits for it goes on (a new thread loads again).
+    const waiting = [...this.loadWaiters.values()].flat();
+    this.loadWaiters.clear();
+    for (const done of waiting) done();
+    const cur = this.current;
+    this.current = null;
+    return cur;
+  }
+
+  /** Replace thread `w` (it ended, or its engine trapped): its request errors saying why, a new thread loads the model. */
+  private replace(w: Worker, why: string): void {
+    if (this.worker !== w || this.stopping) return;
+    const cur = this.forgetThread();
+    cur?.onEvent({ type: 'error', jobId: cur.jobId, message: `the ${this.init.name} ${why} — it was restarted`, fatal: true });
+    this.restarts++;
+    this.spawn();
+    if (this.modelId) void this.preload(this.modelId, this.files?.id === this.modelId ? this.files : undefined);
+    this.emit('restart', `${this.init.name} ${why}; restarted`);
+    this.emit('free');
+    void w.terminate(); // it was ending anyway; its exit is no longer this worker's
   }
 
   /**
