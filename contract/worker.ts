@@ -1,10 +1,12 @@
 // Messages between the engine host (main thread) and its engine workers (worker_threads): a worker
-// owns one backend and one loaded model and answers job requests. Both sides validate what arrives
-// (a worker that misbehaves must not corrupt the host's state). Structured clone carries the typed
-// arrays; nothing here depends on which backend the worker runs.
+// owns one backend and one loaded model and answers job requests — the job workers synthesis and
+// atlas batches, the live worker frames. Both sides validate what arrives (a worker that
+// misbehaves must not corrupt the host's state). Pixel and tile buffers are transferred, weights
+// shared; nothing here depends on which backend the worker runs.
 import { z } from 'zod';
+import { FrameReply, FrameRequest } from './messages.js';
 import { SYNTH_LIMITS, SYNTH_PRESETS, STOP_REASONS, SynthFrameSchema, SynthImageSchema, SynthOverridesSchema } from './synthesis.js';
-import { PREPROCESS_NAMES } from './user-models.js';
+import { PREPROCESS_NAMES, PreprocessInfoSchema } from './user-models.js';
 
 const Bytes = z.custom<Uint8Array>((v) => v instanceof Uint8Array, 'expected bytes');
 const JobId = z.string().min(1).max(100);
@@ -72,9 +74,42 @@ export const WorkerIndexShard = z.object({
   unreadable: z.array(FileStat.extend({ error: z.string() })),
 });
 
+const WeightBytes = z.custom<ArrayBuffer | SharedArrayBuffer>(
+  (v) => v instanceof ArrayBuffer || (typeof SharedArrayBuffer === 'function' && v instanceof SharedArrayBuffer),
+  'expected the weight bytes as an ArrayBuffer or SharedArrayBuffer',
+);
+
+/**
+ * A model's files as the host read and checked them (engine ModelFiles): the worker builds its
+ * model from these instead of reading the folder again. The weights are one SharedArrayBuffer,
+ * so every worker decodes the same memory.
+ */
+export const WorkerModelFiles = z.object({
+  id: z.string().min(1),
+  dir: z.string().min(1),
+  checksum: z.string().min(1),
+  descriptor: z.custom<object>((v) => !!v && typeof v === 'object', 'expected a model descriptor'),
+  modelJson: z.object({ modelTopology: z.unknown(), weightsManifest: z.array(z.unknown()) }),
+  classes: z.array(z.object({ index: z.number().int(), wnid: z.string().nullable(), name: z.string() })),
+  weights: WeightBytes,
+  preprocessInfo: PreprocessInfoSchema,
+});
+
+/** A live frame: the frame request as the host validated it, and whether to return the raw tap. */
+const LiveFrame = z.object({
+  type: z.literal('frame'),
+  jobId: JobId,
+  modelId: z.string().min(1),
+  preprocess: Preprocess,
+  req: FrameRequest,
+  /** Also return the layer's activations ([H,W,C] floats): the host's session memory reads them. */
+  tap: z.boolean(),
+});
+
 export const ToWorker = z.discriminatedUnion('type', [
-  /** Load (or keep) this model now, so the first job does not wait for it. */
-  z.object({ type: z.literal('load'), modelId: z.string().min(1), preprocess: Preprocess }),
+  /** Load (or keep) this model now, so the first job does not wait for it; from these files when given. */
+  z.object({ type: z.literal('load'), modelId: z.string().min(1), preprocess: Preprocess, files: WorkerModelFiles.optional() }),
+  LiveFrame,
   z.object({ type: z.literal('synth'), jobId: JobId, modelId: z.string().min(1), preprocess: Preprocess, spec: WorkerSynthSpec }),
   z.object({ type: z.literal('batch'), jobId: JobId, modelId: z.string().min(1), preprocess: Preprocess, spec: WorkerBatchSpec }),
   z.object({ type: z.literal('index'), jobId: JobId, modelId: z.string().min(1), preprocess: Preprocess, spec: WorkerIndexSpec }),
@@ -111,7 +146,8 @@ export const FromWorker = z.discriminatedUnion('type', [
   z.object({ type: z.literal('ready'), backend: z.string(), description: z.string() }),
   /** The backend could not start: the worker exits after this. */
   z.object({ type: z.literal('fatal'), message: z.string() }),
-  z.object({ type: z.literal('loaded'), modelId: z.string() }),
+  /** The model is built; `tensors`: the worker's tensors then (the host's stats show them). */
+  z.object({ type: z.literal('loaded'), modelId: z.string(), tensors: z.object({ numTensors: z.number().int(), numBytes: z.number() }).optional() }),
   z.object({ type: z.literal('loadFailed'), modelId: z.string(), message: z.string() }),
   z.object({ type: z.literal('progress'), jobId: JobId, progress: Progress }),
   z.object({ type: z.literal('done'), jobId: JobId, result: WorkerResult }),
@@ -120,10 +156,26 @@ export const FromWorker = z.discriminatedUnion('type', [
   z.object({ type: z.literal('indexDone'), jobId: JobId, shard: WorkerIndexShard }),
   /** The job failed; `fatal`: the worker's engine is unusable (a wasm trap) and the worker exits. */
   z.object({ type: z.literal('error'), jobId: JobId, message: z.string(), fatal: z.boolean() }),
+  /** A live frame's reply (the contract's frame reply, as the renderer gets it). */
+  z.object({
+    type: z.literal('frame'),
+    jobId: JobId,
+    reply: FrameReply,
+    /** The layer's activations [H,W,C] when asked for. */
+    tap: z.instanceof(Float32Array).nullable(),
+    /** The worker's tensors after the frame (the host's stats show them: a leak shows there). */
+    tensors: z.object({ numTensors: z.number().int(), numBytes: z.number() }),
+  }),
 ]);
 export type FromWorkerT = z.infer<typeof FromWorker>;
+/** Everything a worker sends about one request (job or frame). */
+export type WorkerEventT = Extract<FromWorkerT, { jobId: string }>;
 /** The messages that belong to one job. */
-export type WorkerJobEventT = Extract<FromWorkerT, { jobId: string }>;
+export type WorkerJobEventT = Exclude<WorkerEventT, { type: 'frame' }>;
+/** A live frame's outcome: its reply, or an error. */
+export type WorkerFrameEventT = Extract<WorkerEventT, { type: 'frame' | 'error' }>;
+export type WorkerModelFilesT = z.infer<typeof WorkerModelFiles>;
+export type LiveFrameT = z.infer<typeof LiveFrame>;
 
 function issues(e: z.ZodError): string {
   return e.issues.map((i) => `${i.path.join('.') || '(message)'}: ${i.message}`).join('; ');

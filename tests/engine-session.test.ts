@@ -187,7 +187,10 @@ describe('engine session', () => {
   });
 
   it('switches models and back without leaking tensors', async () => {
-    const before = tf.memory().numTensors;
+    // This thread's tensors and the live worker's (stats add them; the worker reports after each frame).
+    expect((await session.handle(frame(399))).type).toBe('frame');
+    await session.idle();
+    const before = session.stats().numTensors;
     const r = expectValid(await session.handle({ type: 'loadModel', id: OTHER, seq: 3 }));
     if (r.type !== 'loadModel') throw new Error(JSON.stringify(r));
     expect(r.seq).toBe(3);
@@ -199,14 +202,16 @@ describe('engine session', () => {
     expect((await session.handle(frame(401, 'conv_pw_5_relu'))).type).toBe('error');
     const back = await session.handle({ type: 'loadModel', id: MODEL });
     expect(back.type).toBe('loadModel');
-    expect(tf.memory().numTensors).toBe(before);
+    expect((await session.handle(frame(402))).type).toBe('frame');
+    await session.idle();
+    expect(session.stats().numTensors).toBe(before);
   });
 
   it('keeps the tensor count flat over 50 frames', async () => {
     const layers = ['conv1_relu', 'conv_dw_3_relu', 'conv_pw_5_relu', 'conv_pw_13_relu', 'conv_preds'];
     for (const l of layers) await session.handle(frame(500, l));
     await session.idle();
-    const before = tf.memory().numTensors;
+    const before = session.stats().numTensors;
     let processed = 0;
     for (let i = 0; i < 50; i++) {
       const r = await session.handle(frame(501 + i, layers[i % layers.length], i % 8, i % 2 ? dog : eagle));
@@ -214,6 +219,6 @@ describe('engine session', () => {
     }
     expect(processed).toBe(50);
     await session.idle(); // the session memory offer of the last frame runs after its reply
-    expect(tf.memory().numTensors).toBe(before);
+    expect(session.stats().numTensors).toBe(before);
   });
 });

@@ -10,6 +10,7 @@ import { parseDescriptor, type ModelDescriptor } from './descriptor.js';
 import { oneLine } from './errors.js';
 import { parseKerasTopology, type KerasGraph } from './keras-topology.js';
 import { Model, type ClassInfo } from './model.js';
+import type { PreprocessInfo } from '../../contract/user-models.js';
 import { graphModelMessage, inferCached, inputMixFor, isGraphModel, PREPROCESS_PRESETS, preprocessPresetOf, readClassFile, type PreprocessPreset } from './model-infer.js';
 import { checkRegularFile, exists, FILE_CAPS, folderSignature, listFolder, ModelFileError, pathInside, readChecked, readRegularFile } from './model-files.js';
 
@@ -397,21 +398,6 @@ async function readJson(mdir: string, name: string): Promise<unknown> {
   }
 }
 
-async function readWeights(mjDir: string, mdir: string, manifest: tf.io.WeightsManifestConfig, files: Map<string, Buffer>): Promise<tf.NamedTensorMap> {
-  const specs: tf.io.WeightsManifestEntry[] = [];
-  const buffers: Buffer[] = [];
-  for (const group of manifest) {
-    for (const p of group.paths) {
-      const file = pathInside(mjDir, p, [mdir]);
-      buffers.push(files.get(file) ?? (await readChecked(await checkRegularFile(file, [mdir], FILE_CAPS.weightShard), FILE_CAPS.weightShard)));
-    }
-    specs.push(...group.weights);
-  }
-  const all = Buffer.concat(buffers);
-  const ab = all.buffer.slice(all.byteOffset, all.byteOffset + all.byteLength) as ArrayBuffer;
-  return tf.io.decodeWeights(ab, specs);
-}
-
 /**
  * A model's identity as loadModel computes it (sha256 of SHA256SUMS, else of model.json) without
  * verifying every file; null when neither can be read.
@@ -451,10 +437,6 @@ export async function readClasses(mdir: string, d: ModelDescriptor): Promise<Cla
   return names.map((name, index) => ({ index, name: String(name), wnid: wnids ? String(wnids[index]) : null }));
 }
 
-/**
- * Load a model into a compiled network. Every file is re-checked (checksums included) whatever the
- * listing said; a failure throws one line starting "model <id>:" that names the file or layer.
- */
 export interface LoadModelOptions {
   /**
    * The input convention the user picked for a model without deepvis.json (a descriptor's own
@@ -470,7 +452,27 @@ function withChosenPreprocess(d: ModelDescriptor, inferred: boolean, choice: Pre
   return { ...d, preprocess: { ...PREPROCESS_PRESETS[choice], ...(mix ? { channelMix: mix } : {}) } as ModelDescriptor['preprocess'] };
 }
 
-export async function loadModel(id: string, dir = modelsDir(), opts: LoadModelOptions = {}): Promise<Model> {
+/**
+ * A model's files as loadModel reads and checks them, in a form that crosses to worker threads:
+ * plain data and the weight shards concatenated into one buffer (shared memory when the platform
+ * has it, so every worker decodes the same bytes instead of reading the files again).
+ */
+export interface ModelFiles {
+  id: string;
+  dir: string;
+  checksum: string;
+  descriptor: ModelDescriptor;
+  modelJson: { modelTopology: unknown; weightsManifest: unknown[] };
+  classes: ClassInfo[];
+  weights: ArrayBuffer | SharedArrayBuffer;
+  preprocessInfo: PreprocessInfo;
+}
+
+/**
+ * Read and check a model's files once (checksums included, whatever the listing said); a failure
+ * throws one line starting "model <id>:" that names the file or layer. modelFromFiles builds it.
+ */
+export async function readModelFiles(id: string, dir = modelsDir(), opts: LoadModelOptions = {}): Promise<ModelFiles> {
   const found = await scan(dir);
   const entry = found.find((m) => m.id === id);
   if (!entry) {
@@ -481,20 +483,54 @@ export async function loadModel(id: string, dir = modelsDir(), opts: LoadModelOp
   const d = withChosenPreprocess(entry.descriptor, inferred, opts.preprocess);
   const checked = await checkOnce(entry.dir, entry.descriptor, true);
   if (checked instanceof ModelProblem) throw new Error(`model ${id}: ${checked.message}`);
-  const { graph, classes, modelJson, files } = checked;
+  const { classes, modelJson, files } = checked;
   // Caches built from the model (atlas, top-k index) hold what it computed from its inputs: another
   // input convention is another model for them.
   const chosen = d !== entry.descriptor && preprocessPresetOf(d.preprocess) !== preprocessPresetOf(entry.descriptor.preprocess);
   const checksum = chosen ? createHash('sha256').update(`${checked.checksum}\npreprocess ${opts.preprocess}`).digest('hex') : checked.checksum;
   const preprocessInfo = { preset: preprocessPresetOf(d.preprocess), selectable: inferred, chosen: inferred && !!opts.preprocess };
   const mjPath = pathInside(entry.dir, d.weights.modelJson);
-  let weights: tf.NamedTensorMap;
   try {
-    weights = await readWeights(dirname(mjPath), entry.dir, modelJson.weightsManifest as tf.io.WeightsManifestConfig, files);
+    const weights = await readWeightBytes(dirname(mjPath), entry.dir, modelJson.weightsManifest as tf.io.WeightsManifestConfig, files);
+    return { id, dir: entry.dir, checksum, descriptor: d, modelJson: modelJson as ModelFiles['modelJson'], classes, weights, preprocessInfo };
   } catch (e) {
     throw new Error(`model ${id}: the weight files do not match ${mjPath} (${oneLine(e)}) — ${fixFor(id)}`);
   } finally {
     files.clear();
+  }
+}
+
+/** The shards in manifest order, in one buffer: shared memory when available (workers read it in place). */
+async function readWeightBytes(mjDir: string, mdir: string, manifest: tf.io.WeightsManifestConfig, files: Map<string, Buffer>): Promise<ArrayBuffer | SharedArrayBuffer> {
+  const buffers: Buffer[] = [];
+  for (const group of manifest) {
+    for (const p of group.paths) {
+      const file = pathInside(mjDir, p, [mdir]);
+      buffers.push(files.get(file) ?? (await readChecked(await checkRegularFile(file, [mdir], FILE_CAPS.weightShard), FILE_CAPS.weightShard)));
+    }
+  }
+  const total = buffers.reduce((a, b) => a + b.byteLength, 0);
+  const out = typeof SharedArrayBuffer === 'function' ? new SharedArrayBuffer(total) : new ArrayBuffer(total);
+  const view = new Uint8Array(out);
+  let at = 0;
+  for (const b of buffers) {
+    view.set(b, at);
+    at += b.byteLength;
+  }
+  return out;
+}
+
+/** Build a model from files read by readModelFiles (here or in another thread): no file is read again. */
+export function modelFromFiles(f: ModelFiles): Model {
+  const { id, descriptor: d } = f;
+  const mjPath = pathInside(f.dir, d.weights.modelJson);
+  const graph = parseKerasTopology(f.modelJson.modelTopology);
+  const manifest = f.modelJson.weightsManifest as tf.io.WeightsManifestConfig;
+  let weights: tf.NamedTensorMap;
+  try {
+    weights = tf.io.decodeWeights(f.weights as ArrayBuffer, manifest.flatMap((g) => g.weights));
+  } catch (e) {
+    throw new Error(`model ${id}: the weight files do not match ${mjPath} (${oneLine(e)}) — ${fixFor(id)}`);
   }
   try {
     const bad = firstNonFinite(weights);
@@ -507,8 +543,16 @@ export async function loadModel(id: string, dir = modelsDir(), opts: LoadModelOp
     } catch (e) {
       throw new Error(`model ${id}: ${mjPath}: ${oneLine(e)}`);
     }
-    return new Model(d, entry.dir, checksum, compiled, classes, preprocessInfo);
+    return new Model(d, f.dir, f.checksum, compiled, f.classes.map((c) => ({ ...c })), f.preprocessInfo);
   } finally {
     tf.dispose(Object.values(weights));
   }
+}
+
+/**
+ * Load a model into a compiled network. Every file is re-checked (checksums included) whatever the
+ * listing said; a failure throws one line starting "model <id>:" that names the file or layer.
+ */
+export async function loadModel(id: string, dir = modelsDir(), opts: LoadModelOptions = {}): Promise<Model> {
+  return modelFromFiles(await readModelFiles(id, dir, opts));
 }

@@ -5,18 +5,31 @@
 //   - the back-propagated diffs arriving at the frame's layer (DVT's `a` grid), as 8-bit tiles;
 //   - Grad-CAM heat for a class (default: the frame's top-1, read by the caller's main pass).
 // Everything is packed into the frame's one tensor and read once; nothing outlives the tidy.
+// On ONNX Runtime (an onnx* backend) the views come from the exported backward graphs instead: each
+// is one ORT run (forward and backward together; the graphs exist per objective kind and rule), the
+// display filters and the cam stay in tfjs.
 import * as tf from '@tensorflow/tfjs-core';
 import type { FrameBackDiffsReplyT, FrameBackReplyT, FrameGradCamReplyT } from '../../contract/backprojection.js';
 import type { FrameRequestT } from '../../contract/messages.js';
-import { backwardRule, describeTarget, targetNode, targetSeed, type BackTarget } from '../engine/backprojection.js';
+import { backproject, backwardRule, describeTarget, targetNode, targetSeed, type BackTarget } from '../engine/backprojection.js';
 import { displayBytes } from '../engine/display-filters.js';
-import { defaultGradCamLayer, gradCamFromValues } from '../engine/gradcam.js';
+import { defaultGradCamLayer, gradCam, gradCamFromValues } from '../engine/gradcam.js';
 import type { Model } from '../engine/index.js';
+import { nativeEngine } from '../engine/onnx/native-net.js';
 
 export interface BackFrameExtras {
   back?: FrameBackReplyT;
   gradcam?: FrameGradCamReplyT;
   backDiffs?: FrameBackDiffsReplyT;
+}
+
+/** Where a frame's views come from: the tfjs forward's node values, or ONNX Runtime. Inside the frame's tidy. */
+interface FrameViews {
+  /** The back-projection at the input, or (toLayer) the diffs arriving at the frame's layer. */
+  back(toLayer: boolean): tf.Tensor;
+  logits: tf.Tensor;
+  /** Grad-CAM heat [1,H,W] in 0..1 at the input size. */
+  heat(target: BackTarget, layer: string): tf.Tensor;
 }
 
 export function wantsBackExtras(req: FrameRequestT): boolean {
@@ -47,6 +60,8 @@ export class BackFramePass {
   private readonly diffsWanted: boolean;
   private readonly diffsLive: boolean;
   private values: tf.Tensor[] | null = null;
+  /** On ONNX Runtime: the network input and logits of this frame (each view is its own ORT run). */
+  private native: { x: tf.Tensor4D; logits: tf.Tensor2D } | null = null;
   private camTarget: BackTarget | null = null;
   private camLayer: string | null = null;
   private sizes = { back: 0, diffs: 0, heat: 0 };
@@ -75,6 +90,11 @@ export class BackFramePass {
   forward(x: tf.Tensor4D): { logits: tf.Tensor2D; taps: Record<string, tf.Tensor4D> } {
     const m = this.model;
     if (!this.wanted) return m.forward(x, { taps: [this.layerName] }) as { logits: tf.Tensor2D; taps: Record<string, tf.Tensor4D> };
+    if (nativeEngine(m)) {
+      const out = m.forward(x, { taps: [this.layerName] }) as { logits: tf.Tensor2D; taps: Record<string, tf.Tensor4D> };
+      this.native = { x, logits: out.logits };
+      return out;
+    }
     const until = Math.max(m.compiled.logitsNode, this.layerNode, this.srcNode);
     const values = this.net.run(x, { until });
     this.values = values;
@@ -88,23 +108,19 @@ export class BackFramePass {
 
   /** The back views as flat float tensors to pack after the frame's own parts. Call inside the same tidy. */
   parts(): tf.Tensor[] {
-    const values = this.values;
-    if (!this.wanted || !values) return [];
+    if (!this.wanted || (!this.values && !this.native)) return [];
     const m = this.model;
-    const net = this.net;
     const [H, W] = m.inputSize;
     const [lh, lw, lc] = this.shape;
     const hw = lh * lw;
     const n = lc * hw;
+    const views = this.native ? this.nativeViews(this.native.x, this.native.logits) : this.tfjsViews(this.values!);
     const parts: tf.Tensor[] = [];
     if (this.source && this.back) {
-      const seed = targetSeed(values[this.srcNode]!, this.source);
-      const rule = backwardRule(this.back.mode);
-      const g = net.backward(values, this.srcNode, seed, { rule, to: 0 });
-      parts.push(tf.reshape(tf.cast(displayBytes(g as tf.Tensor4D, this.back.filter), 'float32'), [-1]));
+      parts.push(tf.reshape(tf.cast(displayBytes(views.back(false) as tf.Tensor4D, this.back.filter), 'float32'), [-1]));
       this.sizes.back = H * W * 3;
       if (this.diffsLive) {
-        const d = net.backward(values, this.srcNode, seed, { rule, to: this.layerNode });
+        const d = views.back(true);
         const chw = tf.transpose(tf.reshape(tf.abs(d), [hw, lc]), [1, 0]); // [C, H·W]
         const channelMax = tf.max(chw, 1);
         const scale = tf.reshape(tf.max(channelMax), [1]);
@@ -114,21 +130,42 @@ export class BackFramePass {
       }
     }
     if (this.req.gradcam) {
-      // Default class: this frame's top-1 (a synchronous read of one number; the values are computed).
-      const logits = values[m.compiled.logitsNode]!;
-      const index = this.req.gradcam.class ?? tf.argMax(tf.reshape(logits, [-1])).dataSync()[0]!;
+      // Default class: this frame's top-1 (a synchronous read of one number; the logits are computed).
+      const index = this.req.gradcam.class ?? tf.argMax(tf.reshape(views.logits, [-1])).dataSync()[0]!;
       this.camTarget = { kind: 'class', index };
       this.camLayer = defaultGradCamLayer(m, this.camTarget);
-      const { heat } = gradCamFromValues(m, values, this.camTarget, this.camLayer, [H, W]);
-      parts.push(tf.reshape(tf.round(tf.mul(heat, 255)), [-1]));
+      parts.push(tf.reshape(tf.round(tf.mul(views.heat(this.camTarget, this.camLayer), 255)), [-1]));
       this.sizes.heat = H * W;
     }
     return parts;
   }
 
+  /** The views from the node values of the frame's one tfjs forward pass (GraphNet.backward). */
+  private tfjsViews(values: tf.Tensor[]): FrameViews {
+    const m = this.model;
+    const seed = this.source ? targetSeed(values[this.srcNode]!, this.source) : null;
+    const rule = this.back ? backwardRule(this.back.mode) : 'gradient';
+    return {
+      back: (toLayer) => this.net.backward(values, this.srcNode, seed!, { rule, to: toLayer ? this.layerNode : 0 }),
+      logits: values[m.compiled.logitsNode]!,
+      heat: (target, layer) => gradCamFromValues(m, values, target, layer, m.inputSize).heat,
+    };
+  }
+
+  /** The views on ONNX Runtime: each one ORT run of an exported backward graph (per objective kind and rule). */
+  private nativeViews(x: tf.Tensor4D, logits: tf.Tensor2D): FrameViews {
+    const m = this.model;
+    return {
+      back: (toLayer) => backproject(m, x, this.source!, this.back!.mode, toLayer ? { to: this.layerName } : {}),
+      logits,
+      heat: (target, layer) => gradCam(m, x, target, { layer }).heat,
+    };
+  }
+
   /** The reply fields from the packed values that parts() contributed (the tail of the frame's read). */
   decode(tail: Float32Array): BackFrameExtras {
     this.values = null;
+    this.native = null;
     if (!this.wanted) return {};
     const m = this.model;
     const [H, W] = m.inputSize;

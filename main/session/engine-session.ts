@@ -1,7 +1,10 @@
-// The engine host shared by Electron main and web mode: the loaded model answers frames here,
-// latest-wins per client and the clients' frames taken in turn; synthesis runs on the job pool
-// (scheduler.ts: worker threads, round-robin across clients, owner-only cancel), so a frame never
-// waits behind a synthesis step. Every incoming message is validated against the contract before
+// The engine host shared by Electron main and web mode. It routes: frames (with back-projection
+// and Grad-CAM) go to the live worker thread, latest-wins per client and the clients' frames taken
+// in turn; synthesis runs on the job pool (scheduler.ts: worker threads, round-robin across
+// clients, owner-only cancel), so a frame never waits behind a synthesis step and no engine work
+// blocks this thread's event loop (the WebSocket / IPC). A live worker that traps or exits is
+// replaced: its frame gets an error naming what happened, every client a notice, and the next
+// frame runs on the new thread. Every incoming message is validated against the contract before
 // anything else looks at it; handle() never throws — failures become error replies.
 import { EventEmitter } from 'node:events';
 import * as tf from '@tensorflow/tfjs-core';
@@ -19,15 +22,16 @@ import {
   DEFAULT_MODEL_ID,
   describeBackend,
   listModels,
-  loadModel,
+  modelFromFiles,
   modelsDir as defaultModelsDir,
+  readModelFiles,
   rgbaToModelPixels,
   selectBackend,
   withModelsDir,
   type BackendReport,
   type Model,
+  type ModelFiles,
 } from '../engine/index.js';
-import { allFinite, nonFiniteError } from '../engine/finite.js';
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { defaultAtlasRoot, findAtlas } from '../engine/synthesis/atlas.js';
@@ -35,10 +39,11 @@ import { prepareSynthJob, specFromRequest, toSynthEvent, type SynthJobEvent } fr
 import type { ResolvedTarget } from '../engine/synthesis/target.js';
 import type { SynthSettings } from '../engine/synthesis/settings.js';
 import { checkJobFits } from '../engine/memory-budget.js';
-import type { WorkerJobEventT } from '../../contract/worker.js';
-import { JobScheduler } from './scheduler.js';
+import type { WorkerFrameEventT, WorkerJobEventT, WorkerModelFilesT } from '../../contract/worker.js';
+import { jobBackend, JobScheduler } from './scheduler.js';
+import { JobWorker } from './job-worker.js';
 import { oneLine } from '../engine/errors.js';
-import { BackFramePass } from './backprojection-frame.js';
+import { checkFrame } from './live-frame.js';
 import { TopKHost, type TopKHostOptions } from './topk-host.js';
 import type { SessionClient } from './client.js';
 import type { AppStateStore } from '../persist/app-state.js';
@@ -100,6 +105,11 @@ export interface EngineSessionOptions {
    * after the others; removed when the session ends). Absent: the window cannot open models.
    */
   userModelsDir?: string;
+  /**
+   * A live frame not answered in this time (ms) ends its worker, which is replaced: a stuck engine
+   * never leaves a stuck pane. Default 60 s (a frame on the slowest backend takes a few seconds).
+   */
+  frameTimeoutMs?: number;
 }
 
 type FrameJob = { kind: 'frame'; req: FrameRequestT; client: string; resolve: (r: Reply) => void };
@@ -152,8 +162,14 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   private idleWaiters: (() => void)[] = [];
   private disposed = false;
   private framesProcessed = 0;
+  /** When each client's frame last entered the engine (a counter): the one served longest ago goes next. */
+  private readonly servedAt = new Map<string, number>();
+  private served = 0;
   private framesDropped = 0;
   private jobs: JobScheduler | null = null;
+  /** The live worker: frames, back-projection and Grad-CAM run on this thread, never on the host's. */
+  private live: JobWorker | null = null;
+  private liveFrames = 0;
   /** Clients seen, for notices that concern everyone (a worker restarted). */
   private readonly clients = new Map<string, SessionClient>();
   private readonly log: (line: string) => void;
@@ -201,20 +217,29 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     const s = new EngineSession(opts);
     s.backendReport = await selectBackend(opts.backend ?? null, { ortThreads: opts.ortThreads, vulkanDriver: opts.vulkanDriver });
     s.log(describeBackend(s.backendReport));
-    // The workers run the backend this thread runs, chosen by the same option inside each worker.
+    // A GPU belongs to the live worker: this thread's own model (session memory, patches, job
+    // preparation) runs on the CPU like the jobs. ONNX Runtime's WebGPU provider also crashes the
+    // process when two threads start sessions on it at once.
+    const here = jobBackend(s.backendReport.choice);
+    if (here && here !== s.backendReport.choice) await selectBackend(here);
+    // Each worker selects its backend itself: the live worker the choice made here, the job
+    // workers its CPU counterpart (jobBackend).
     s.jobs = new JobScheduler({
-      backend: s.backendReport.backend,
+      backend: jobBackend(s.backendReport.choice),
       modelsDir: s.modelsDir,
       workers: opts.workers,
       ortThreads: opts.ortThreads,
       log: s.log,
       onRestart: (why) => s.notify('warning', `engine: ${why}`),
     });
+    s.live = new JobWorker({ backend: s.backendReport.choice, modelsDir: s.modelsDir, name: 'live worker' });
+    s.live.on('restart', (why) => s.notify('warning', `engine: ${why}`));
     if (opts.model) {
       try {
-        await s.setModel(await loadModel(opts.model, s.modelsDir, { preprocess: s.preprocessFor(opts.model) }));
+        await s.setModel(await readModelFiles(opts.model, s.modelsDir, { preprocess: s.preprocessFor(opts.model) }));
       } catch (e) {
-        await s.jobs.dispose(); // no session: its worker threads must not keep the process alive
+        // No session: its worker threads must not keep the process alive.
+        await Promise.all([s.jobs.dispose(), s.live.terminate()]);
         throw e;
       }
     } else {
@@ -226,7 +251,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       const failures: string[] = [];
       for (const e of order) {
         try {
-          await s.setModel(await loadModel(e.id, s.modelsDir, { preprocess: s.preprocessFor(e.id) }));
+          await s.setModel(await readModelFiles(e.id, s.modelsDir, { preprocess: s.preprocessFor(e.id) }));
           break;
         } catch (err) {
           failures.push(oneLine(err));
@@ -388,16 +413,20 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       if (r.type !== 'loadModel') return this.error(req, r.type === 'error' ? r.message : `model ${req.model} did not reload`);
       return { type: 'preprocessSet', model: req.model, preprocess: r.model.preprocess!, ...seqOf(req) };
     }
-    const m = await loadModel(req.model, this.modelsDir, { preprocess: preset }).catch((e: unknown) => e as Error);
-    if (m instanceof Error) return this.error(req, oneLine(m));
-    const info = m.preprocessInfo;
-    m.dispose();
+    const f = await readModelFiles(req.model, this.modelsDir, { preprocess: preset }).catch((e: unknown) => e as Error);
+    if (f instanceof Error) return this.error(req, oneLine(f));
+    const info = f.preprocessInfo;
     return { type: 'preprocessSet', model: req.model, preprocess: info, ...seqOf(req) };
   }
 
   /** The job pool (tests kill its workers; hosts read its size). */
   get pool(): JobScheduler {
     return this.jobs!;
+  }
+
+  /** The live worker (tests kill it; it restarts itself). */
+  get liveWorker(): JobWorker {
+    return this.live!;
   }
 
   /** A one-line notice to every client (the window shows it in its status area). */
@@ -468,6 +497,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     this.atlasBuilds.disconnect(clientId);
     void this.userModels?.disconnect(clientId);
     this.clients.delete(clientId);
+    this.servedAt.delete(clientId);
     // Its waiting frame has no one to go to.
     const i = this.queue.findIndex((j) => j.kind === 'frame' && j.client === clientId);
     if (i >= 0) {
@@ -477,11 +507,13 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   }
 
   stats(seq?: number): Extract<Reply, { type: 'stats' }> {
+    // This thread's tensors (session memory, indexing) and the live worker's as it last reported
+    // them (after its model load and after each frame).
     const mem = tf.memory();
     return {
       type: 'stats',
-      numTensors: mem.numTensors,
-      numBytes: mem.numBytes,
+      numTensors: mem.numTensors + (this.live?.tensors.numTensors ?? 0),
+      numBytes: mem.numBytes + (this.live?.tensors.numBytes ?? 0),
       rssBytes: process.memoryUsage.rss(),
       framesProcessed: this.framesProcessed,
       framesDropped: this.framesDropped,
@@ -505,6 +537,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     await this.jobs?.dispose();
     await this.topk.dispose();
     await this.idle();
+    await this.live?.terminate();
     this.current?.dispose();
     this.current = null;
     this.currentInfo = null;
@@ -549,7 +582,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
 
   private async pump(): Promise<void> {
     try {
-      for (let job = this.queue.shift(); job; job = this.queue.shift()) {
+      for (let job = this.takeNext(); job; job = this.takeNext()) {
         let reply: Reply;
         try {
           reply = job.kind === 'frame' ? await this.runFrame(job.req) : await this.runLoad(job.req, job.reload);
@@ -566,10 +599,39 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     }
   }
 
-  private async setModel(m: Model): Promise<void> {
+  /**
+   * The next job: a load in its place; among the frames before it, the one whose client was served
+   * longest ago. Arrival order alone is not enough: a client's replaced frame goes to the back, so
+   * two clients sending at the same pace would otherwise let the one that sends first win each time.
+   */
+  private takeNext(): Job | undefined {
+    let pick = -1;
+    let oldest = Infinity;
+    for (let i = 0; i < this.queue.length; i++) {
+      const j = this.queue[i]!;
+      if (j.kind !== 'frame') {
+        if (pick < 0) pick = i;
+        break;
+      }
+      const at = this.servedAt.get(j.client) ?? -1;
+      if (at < oldest) [oldest, pick] = [at, i];
+    }
+    if (pick < 0) return undefined;
+    const [job] = this.queue.splice(pick, 1);
+    if (job!.kind === 'frame') this.servedAt.set(job!.client, ++this.served);
+    return job;
+  }
+
+  /** Build the model here from its files, and have every worker build it from the same bytes. */
+  private async setModel(files: ModelFiles): Promise<void> {
+    const m = modelFromFiles(files);
     // Jobs run the model they started with: stop them, and have the workers load the new one.
     await this.jobs?.cancelAll();
-    this.jobs?.preload(m.id, m.chosenPreprocess);
+    const shared = files as WorkerModelFilesT;
+    this.jobs?.preload(m.id, m.chosenPreprocess, shared);
+    // The switch is done when the live view can answer on the new model (its first frame does
+    // not wait for the load, and stats count the live worker's tensors from the start).
+    await this.live?.preload(m.id, m.chosenPreprocess, shared);
     const old = this.current;
     this.current = m;
     this.currentInfo = modelInfo(m);
@@ -581,9 +643,10 @@ export class EngineSession extends EventEmitter<SessionEvents> {
 
   private async runLoad(req: Extract<Request, { type: 'loadModel' }>, reload = false): Promise<Reply> {
     if (this.current?.id === req.id && !reload) return { type: 'loadModel', model: this.currentInfo!, ...seqOf(req) };
-    let m: Model;
+    let files: ModelFiles;
     try {
-      m = await loadModel(req.id, this.modelsDir, { preprocess: this.preprocessFor(req.id) });
+      files = await readModelFiles(req.id, this.modelsDir, { preprocess: this.preprocessFor(req.id) });
+      await this.setModel(files);
     } catch (e) {
       const why = oneLine(e);
       const keep = this.current ? `; still running ${this.current.id}` : '';
@@ -592,89 +655,55 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       this.log(msg);
       return this.error(req, msg);
     }
-    await this.setModel(m);
     return { type: 'loadModel', model: this.currentInfo!, ...seqOf(req) };
   }
 
   private async runFrame(req: FrameRequestT): Promise<Reply> {
     const model = this.current;
     if (!model) return this.error(req, `frame ${req.frameId}: no model is loaded${this.startupError ? ` (${this.startupError})` : ''}`);
-    const t0 = performance.now();
-    const layer = model.layer(req.layer);
-    const [h, w, c] = layer.shape;
-    if (req.unit >= c) throw new Error(`unit ${req.unit} is out of range for layer ${layer.display} (${c} units)`);
-    if (req.rgba.length !== req.width * req.height * 4) {
-      throw new Error(`rgba is ${req.rgba.length} bytes, expected ${req.width}×${req.height}×4 = ${req.width * req.height * 4}`);
-    }
+    const live = this.live!;
+    // What the host can check itself it checks before the frame leaves (the same messages).
+    checkFrame(model, req);
+    if (live.broken) throw new Error(live.broken);
     this.computingFrame = req.frameId;
     this.emit('frameStart', req.frameId);
-    const hw = h * w;
-    const n = c * hw;
-    const K = Math.min(5, model.classes.length || 5);
-    // One forward, one tensor out, one read: [tiles 0..255 (C·H·W) | channelMax (C) | scale | unit map (H·W) | top-K probs | top-K indices]
-    // Back-projection, back diffs and Grad-CAM share this forward: see backprojection-frame.ts.
-    const backPass = new BackFramePass(model, req, layer.name);
-    const packed = tf.tidy(() => {
-      const pixels = rgbaToModelPixels(req.rgba, req.width, req.height, model.inputSize);
-      const out = backPass.forward(model.preprocess(pixels));
-      const act = out.taps[layer.name]!; // [1,H,W,C]
-      this.topk.captureFrame(req, layer.name, act, pixels); // session memory of top-k patches (topk-host.ts)
-      const chw = tf.transpose(tf.reshape(act, [hw, c]), [1, 0]); // [C, H·W]
-      const pos = tf.relu(chw);
-      const channelMax = tf.max(pos, 1); // [C]
-      const scale = tf.max(channelMax).reshape([1]);
-      const k = tf.div(tf.scalar(255), tf.maximum(scale, tf.scalar(1e-30)));
-      const tiles = tf.round(tf.mul(pos, k)).reshape([n]);
-      const unitMap = tf.slice(chw, [req.unit, 0], [1, hw]).reshape([hw]);
-      const top = tf.topk(tf.softmax(out.logits!), K);
-      return tf.concat([tiles, channelMax, scale, unitMap, top.values.reshape([K]), tf.cast(top.indices, 'float32').reshape([K]), ...backPass.parts()]);
-    });
-    let all: Float32Array;
-    try {
-      all = (await packed.data()) as Float32Array;
-    } finally {
-      packed.dispose();
-    }
-    if (!allFinite(all)) throw frameNonFinite(model, req);
-    const data = new Uint8Array(n);
-    data.set(all.subarray(0, n)); // exact integers 0..255: a native typed-array conversion
-    const channelMax = all.slice(n, n + c);
-    const scale = all[n + c]!;
-    const unitData = all.slice(n + c + 1, n + c + 1 + hw);
-    let unitMax = -Infinity;
-    for (let i = 0; i < hw; i++) if (unitData[i]! > unitMax) unitMax = unitData[i]!;
-    const at = n + c + 1 + hw;
-    const top5: { index: number; wnid: string | null; name: string; prob: number }[] = [];
-    for (let j = 0; j < K; j++) {
-      const index = all[at + K + j]!;
-      const cls = model.classes[index];
-      top5.push({ index, wnid: cls?.wnid ?? null, name: cls?.name ?? `class ${index}`, prob: all[at + j]! });
-    }
-    const backExtras = backPass.decode(all.subarray(at + 2 * K));
+    const tap = this.opts.topk?.session?.enabled !== false;
+    const e = await this.liveFrame(live, model, req, tap);
+    if (e.type === 'error') throw new Error(e.message);
     this.framesProcessed++;
-    return {
-      type: 'frame',
-      frameId: req.frameId,
-      modelId: model.id,
-      top5,
-      layer: layer.name,
-      tiles: { count: c, h, w, scale, channelMax, data },
-      unit: { index: req.unit, h, w, max: unitMax, data: unitData },
-      ...backExtras,
-      engineMs: performance.now() - t0,
-      ...seqOf(req),
-    };
+    if (e.tap) this.remember(model, req, e.reply.layer, e.tap);
+    return e.reply;
   }
-}
 
+  /**
+   * One frame on the live worker. The pixels go as a copy of their own that is moved, not cloned
+   * (the caller keeps its buffer: session memory reads it after the reply); every reply buffer
+   * comes back moved.
+   */
+  private liveFrame(live: JobWorker, model: Model, req: FrameRequestT, tap: boolean): Promise<WorkerFrameEventT> {
+    const rgba = req.rgba.slice();
+    const jobId = `frame-${++this.liveFrames}`;
+    const limit = this.opts.frameTimeoutMs ?? 60_000;
+    return new Promise((resolve) => {
+      const stuck = setTimeout(() => void live.kill(`did not answer frame ${req.frameId} within ${limit >= 1000 ? `${Math.round(limit / 1000)} s` : `${limit} ms`}`), limit);
+      live.run({ type: 'frame', jobId, modelId: model.id, preprocess: model.chosenPreprocess, req: { ...req, rgba }, tap }, (e) => {
+        if (e.type === 'frame' || e.type === 'error') clearTimeout(stuck);
+        if (e.type === 'frame') resolve(e);
+        // A trap ends the thread after this message: say so (an exit already says it).
+        else if (e.type === 'error') resolve(e.fatal && !/restarted/.test(e.message) ? { ...e, message: `${e.message} — the ${live.name} was restarted` } : e);
+      }, [rgba.buffer]);
+    });
+  }
 
-/** The named error for a frame whose results hold NaN or Infinity (found again, layer by layer). */
-function frameNonFinite(model: Model, req: FrameRequestT): Error {
-  const x = tf.tidy(() => model.preprocess(rgbaToModelPixels(req.rgba, req.width, req.height, model.inputSize)));
-  try {
-    return nonFiniteError(model, x);
-  } finally {
-    x.dispose();
+  /** Offer the frame's activations to the session memory of top-k patches (topk-host.ts). */
+  private remember(model: Model, req: FrameRequestT, layerName: string, tap: Float32Array): void {
+    if (this.current !== model) return;
+    const [h, w, c] = model.layer(layerName).shape;
+    tf.tidy(() => {
+      const act = tf.tensor4d(tap, [1, h, w, c]);
+      const pixels = rgbaToModelPixels(req.rgba, req.width, req.height, model.inputSize);
+      this.topk.captureFrame(req, layerName, act, pixels);
+    });
   }
 }
 

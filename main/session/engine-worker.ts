@@ -1,12 +1,15 @@
 // An engine worker (a worker_threads thread): it selects its own backend (the host's --backend
-// choice), keeps one loaded model and runs one job at a time — a synthesis or one atlas batch —
-// posting progress, the result, or an error. Every wasm kernel and ONNX Runtime's session.run()
+// choice), keeps one loaded model (built from the bytes the host read, when it sent them) and runs
+// one request at a time — on a job worker a synthesis or one atlas batch, on the live worker a
+// frame (live-frame.ts) — posting progress, the result, or an error. Every wasm kernel and ONNX Runtime's session.run()
 // block their thread; here they block only this worker, never the host's event loop.
 // Cancellation is a message: the job's loop yields to the event loop after every step, so it is
 // seen within one step.
 import { parentPort, workerData } from 'node:worker_threads';
-import { parseToWorker, WorkerInit, type FromWorkerT, type ToWorkerT } from '../../contract/worker.js';
-import { describeBackend, loadModel, selectBackend, type Model } from '../engine/index.js';
+import * as tf from '@tensorflow/tfjs-core';
+import { parseToWorker, WorkerInit, type FromWorkerT, type ToWorkerT, type WorkerModelFilesT } from '../../contract/worker.js';
+import { describeBackend, loadModel, modelFromFiles, selectBackend, type Model, type ModelFiles } from '../engine/index.js';
+import { computeFrame, frameBuffers } from './live-frame.js';
 import { oneLine } from '../engine/errors.js';
 import { SynthSettingsSchema, synthesize, type SynthResult } from '../engine/synthesis/index.js';
 import { prepareSynthJob, runSynthJob } from '../engine/synthesis/jobs.js';
@@ -26,16 +29,18 @@ function movable(arrays: ArrayBufferView[]): ArrayBuffer[] {
   return [...new Set(arrays.filter((a) => a.byteOffset === 0 && a.byteLength === a.buffer.byteLength && a.buffer instanceof ArrayBuffer).map((a) => a.buffer as ArrayBuffer))];
 }
 
-const post = (m: FromWorkerT) => {
+const post = (m: FromWorkerT, transfer?: ArrayBuffer[]) => {
   const bytes: ArrayBufferView[] =
     m.type === 'progress' ? (m.progress.preview?.images ?? []) : m.type === 'done' ? m.result.images.map((im) => im.rgb) : m.type === 'indexDone' ? m.shard.layers.flatMap((l) => [l.act, l.mean, l.image, l.pos]) : [];
-  port.postMessage(m, movable(bytes));
+  port.postMessage(m, transfer ?? movable(bytes));
 };
 
 let model: Model | null = null;
 let loading: Promise<Model> | null = null;
 let loadedPreprocess: PreprocessName | null = null;
 const aborts = new Map<string, AbortController>();
+/** The files the host handed over for the model it runs (one model: the host runs one at a time). */
+let handed: WorkerModelFilesT | null = null;
 
 async function modelFor(id: string, preprocess: PreprocessName | null = null): Promise<Model> {
   // Loads are serialised: a job and a preload of the same model share one load.
@@ -44,7 +49,10 @@ async function modelFor(id: string, preprocess: PreprocessName | null = null): P
   loading = (async () => {
     model?.dispose();
     model = null;
-    model = await loadModel(id, init.modelsDir, { preprocess });
+    // The host's bytes when it sent them for this model and convention (read and checked once
+    // there); otherwise (the CLI's pool, another convention) the worker reads the folder itself.
+    const h = handed?.id === id && (handed.preprocessInfo.chosen ? handed.preprocessInfo.preset : null) === preprocess ? handed : null;
+    model = h ? modelFromFiles(h as unknown as ModelFiles) : await loadModel(id, init.modelsDir, { preprocess });
     loadedPreprocess = preprocess;
     return model;
   })();
@@ -91,14 +99,33 @@ async function runJob(msg: Extract<ToWorkerT, { type: 'synth' | 'batch' | 'index
     if (result.cancelled) post({ type: 'cancelled', jobId: msg.jobId });
     else post({ type: 'done', jobId: msg.jobId, result: plain(result) });
   } catch (e) {
-    const message = oneLine(e);
-    const fatal = ENGINE_TRAP.test(message) || ENGINE_TRAP.test(String((e as Error)?.name));
-    post({ type: 'error', jobId: msg.jobId, message, fatal });
-    // The engine's memory may be corrupt after a trap: end the thread; the host starts a new one.
-    if (fatal) setImmediate(() => process.exit(70));
+    fail(msg.jobId, e);
   } finally {
     aborts.delete(msg.jobId);
   }
+}
+
+/** A live frame: its reply (buffers moved, not copied) or an error naming what failed. */
+async function runFrame(msg: Extract<ToWorkerT, { type: 'frame' }>): Promise<void> {
+  try {
+    const m = await modelFor(msg.modelId, msg.preprocess ?? null);
+    const r = await computeFrame(m, msg.req, { tap: msg.tap });
+    const mem = tf.memory();
+    post({ type: 'frame', jobId: msg.jobId, reply: r.reply, tap: r.tap, tensors: { numTensors: mem.numTensors, numBytes: mem.numBytes } }, frameBuffers(r));
+  } catch (e) {
+    fail(msg.jobId, e);
+  }
+}
+
+/** Report a failed request; after an engine trap the thread ends (the host starts a new one). */
+function fail(jobId: string, e: unknown): void {
+  // A wasm trap's message alone ("unreachable") does not say it was a trap: keep its name.
+  const name = (e as Error)?.name;
+  const message = name === 'RuntimeError' ? `RuntimeError: ${oneLine(e)}` : oneLine(e);
+  const fatal = ENGINE_TRAP.test(message);
+  post({ type: 'error', jobId, message, fatal });
+  // The engine's memory may be corrupt after a trap: end the thread; the host starts a new one.
+  if (fatal) setImmediate(() => process.exit(70));
 }
 
 async function main(): Promise<void> {
@@ -115,8 +142,12 @@ async function main(): Promise<void> {
     const msg = parsed.msg;
     switch (msg.type) {
       case 'load':
+        if (msg.files) handed = msg.files;
         modelFor(msg.modelId, msg.preprocess ?? null).then(
-          () => post({ type: 'loaded', modelId: msg.modelId }),
+          () => {
+            const mem = tf.memory();
+            post({ type: 'loaded', modelId: msg.modelId, tensors: { numTensors: mem.numTensors, numBytes: mem.numBytes } });
+          },
           (e: unknown) => post({ type: 'loadFailed', modelId: msg.modelId, message: oneLine(e) }),
         );
         return;
@@ -127,6 +158,9 @@ async function main(): Promise<void> {
       case 'batch':
       case 'index':
         void runJob(msg);
+        return;
+      case 'frame':
+        void runFrame(msg);
         return;
     }
   });

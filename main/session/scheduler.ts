@@ -5,7 +5,7 @@
 // replaced (job-worker.ts) and its job ends with an error that says what happened.
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import type { WorkerBatchSpecT, WorkerJobEventT } from '../../contract/worker.js';
+import type { WorkerBatchSpecT, WorkerJobEventT, WorkerModelFilesT } from '../../contract/worker.js';
 import type { SynthProgress, SynthResult } from '../engine/synthesis/run.js';
 import type { BatchScorer } from '../engine/topk/batches.js';
 import type { IndexShard } from '../engine/topk/indexer.js';
@@ -19,6 +19,16 @@ import type { PreprocessName } from '../../contract/user-models.js';
 export function poolSize(requested?: number | null): number {
   const n = requested ?? os.availableParallelism() - 1;
   return Math.max(1, Math.floor(n));
+}
+
+/**
+ * The backend job workers run for a host that chose `choice`. A GPU has one context the live
+ * worker owns, so the live view keeps priority: jobs run ONNX Runtime on the CPU instead (it ships
+ * with every install) and never queue behind frames on the GPU, nor frames behind them.
+ */
+export function jobBackend(choice: string | null): string | null {
+  if (choice === 'onnx-cuda' || choice === 'onnx-coreml' || choice === 'onnx-directml' || choice === 'onnx-webgpu' || choice === 'tensorflow-gpu') return 'onnx';
+  return choice;
 }
 
 export interface SchedulerOptions {
@@ -65,9 +75,12 @@ export class JobScheduler {
     }
   }
 
-  /** Have every worker load this model now (a job then does not wait for the load). */
-  preload(modelId: string, preprocess: PreprocessName | null = null): void {
-    for (const w of this.workers) w.preload(modelId, preprocess);
+  /**
+   * Have every worker load this model now (a job then does not wait for the load), from the
+   * host's bytes when given (shared, not copied per worker), else from the models folder.
+   */
+  preload(modelId: string, preprocess: PreprocessName | null = null, files?: WorkerModelFilesT): void {
+    for (const w of this.workers) void w.preload(modelId, preprocess, files);
   }
 
   /**
@@ -177,6 +190,7 @@ export class JobScheduler {
       if (!job) break;
       job.worker = w;
       w.run(job.message, (e) => {
+        if (e.type === 'frame') return; // job workers run no frames
         if (e.type === 'progress') {
           if (this.jobs.has(job.id)) job.onEvent(e);
           return;
