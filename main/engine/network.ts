@@ -33,6 +33,7 @@ export type NetNode =
   | { kind: 'add' }
   /** Element-wise product of its inputs (Keras Multiply: squeeze-and-excitation gates). */
   | { kind: 'mul' }
+  /** `axis` < 0 counts from the last axis, whatever the inputs' rank. */
   | { kind: 'concat'; axis: number }
   | { kind: 'zeroPad'; pads: [[number, number], [number, number]] };
 
@@ -139,7 +140,9 @@ export class GraphNet {
         return mode === 'reference' ? applyActivation(y, op.act) : runActivation(y, op.act, mode, rule);
       }
       case 'add':
-        return ins.length === 1 ? a : tf.addN(ins);
+        if (ins.length === 1) return a;
+        // addN needs equal shapes; a graph model's AddV2 may broadcast ([N,1,1,C] + [N,H,W,C]).
+        return ins.every((t) => t.shape.join() === a.shape.join()) ? tf.addN(ins) : ins.slice(1).reduce((p, t) => tf.add(p, t), a);
       case 'mul':
         return ins.slice(1).reduce((p, t) => tf.mul(p, t), a);
       case 'concat':
@@ -229,7 +232,7 @@ export class GraphNet {
         return [tf.matMul(g, op.kernel, false, true)];
       }
       case 'add':
-        return ins.map(() => dy);
+        return ins.map((t) => unbroadcast(dy, t.shape));
       case 'mul':
         // Each input's gradient is dy times the product of the others, summed back over any
         // axis it was broadcast along (a [N,1,1,C] gate times a [N,H,W,C] map).
@@ -237,8 +240,10 @@ export class GraphNet {
           const others = ins.filter((_, j) => j !== k).reduce((p, u) => tf.mul(p, u));
           return unbroadcast(tf.mul(dy, others), t.shape);
         });
-      case 'concat':
-        return tf.split(dy, ins.map((t) => t.shape[op.axis]!), op.axis);
+      case 'concat': {
+        const axis = op.axis < 0 ? op.axis + dy.rank : op.axis;
+        return tf.split(dy, ins.map((t) => t.shape[axis]!), axis);
+      }
       case 'zeroPad': {
         const [n, h, w, c] = x.shape as [number, number, number, number];
         return [tf.slice(dy, [0, op.pads[0][0], op.pads[1][0], 0], [n, h, w, c])];
