@@ -78,8 +78,8 @@ describe('input-gradient formulations', () => {
     for (let i = 0; i < xs.length; i++) {
       const a = Float32Array.from(xs);
       const b = Float32Array.from(xs);
-      a[i] += e;
-      b[i] -= e;
+      a[i] = a[i]! + e;
+      b[i] = b[i]! - e;
       fd[i] = (f(a) - f(b)) / (2 * e);
     }
     const ours = () => tf.tidy(() => avgPoolInputGrad(tf.tensor4d(xs, shape), tf.tensor4d(dy.dataSync(), dy.shape), spec).dataSync() as Float32Array);
