@@ -42,7 +42,7 @@ export const SUPPORTED_LAYERS = [
   'InputLayer', 'Conv2D', 'DepthwiseConv2D', 'BatchNormalization', 'Activation', 'ReLU', 'LeakyReLU', 'Softmax',
   'MaxPooling2D', 'AveragePooling2D', 'GlobalAveragePooling2D', 'GlobalMaxPooling2D', 'Reshape', 'Flatten',
   'Dropout', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'Dense', 'Add', 'Concatenate', 'ZeroPadding2D',
-  'SeparableConv2D', 'Multiply', 'Rescaling', 'Normalization', 'ActivityRegularization', 'ELU',
+  'SeparableConv2D', 'Multiply', 'Rescaling', 'Normalization', 'ActivityRegularization', 'ELU', 'Identity',
 ] as const;
 
 function unsupported(l: KerasLayer): string {
@@ -64,7 +64,7 @@ export interface ModelHead {
   softmax: boolean;
 }
 
-const PASS_THROUGH = new Set(['Reshape', 'Flatten', 'Dropout', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'ActivityRegularization']);
+const PASS_THROUGH = new Set(['Reshape', 'Flatten', 'Dropout', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'ActivityRegularization', 'Identity']);
 
 /**
  * Where the logits are: walk back from the output through reshapes and dropouts to a softmax
@@ -114,6 +114,13 @@ class WeightBook {
 
   find(layer: string, param: string): tf.Tensor | null {
     const want = `${layer}/${param}`;
+    // An exact name first: layer "conv" must not take the weights of a layer "block/conv".
+    for (const key of [want, `${want}:0`]) {
+      if (this.weights[key]) {
+        this.used.add(key);
+        return this.weights[key];
+      }
+    }
     for (const key of Object.keys(this.weights)) {
       const k = key.replace(/:\d+$/, '');
       if (k === want || k.endsWith(`/${want}`)) {
@@ -408,6 +415,7 @@ function compileGraph(graph: KerasGraph, weights: Weights, keep: Set<string>, op
       case 'GaussianNoise':
       case 'GaussianDropout':
       case 'ActivityRegularization':
+      case 'Identity':
         // Inference: identity. Alias the input's node.
         nodes[nodeOf.get(l.inputs[0]!)!]!.names.push(l.name);
         nodeOf.set(l.name, nodeOf.get(l.inputs[0]!)!);
@@ -432,8 +440,8 @@ function compileGraph(graph: KerasGraph, weights: Weights, keep: Set<string>, op
         push([l.name], l.inputs, { kind: 'add' });
         break;
       case 'Concatenate': {
-        const axis = Number(c.axis ?? -1);
-        push([l.name], l.inputs, { kind: 'concat', axis: axis < 0 ? 4 + axis : axis });
+        // A negative axis counts from the end of whatever rank the inputs have (2 after a Dense).
+        push([l.name], l.inputs, { kind: 'concat', axis: Number(c.axis ?? -1) });
         break;
       }
       case 'ZeroPadding2D': {

@@ -6,6 +6,7 @@ import { findHead, type InputMix } from './compile.js';
 import { parseDescriptor, type ModelDescriptor } from './descriptor.js';
 import { oneLine } from './errors.js';
 import { parseKerasTopology, type KerasGraph, type KerasLayer } from './keras-topology.js';
+import { graphModelStructure, type GraphModelJson } from './graph-model/read.js';
 import { exists, FILE_CAPS, folderSignature, readRegularFile } from './model-files.js';
 
 /** The common input conventions, by the names `deepvis init --preprocess` takes. */
@@ -37,7 +38,7 @@ export interface Inferred {
   notes: string[];
 }
 
-const RECTIFIED_ACTIVATIONS = new Set(['relu', 'relu6', 'elu', 'selu', 'swish', 'silu', 'gelu', 'gelunew', 'mish', 'tanh', 'sigmoid', 'hardsigmoid', 'softplus', 'softsign', 'leakyrelu']);
+const RECTIFIED_ACTIVATIONS = new Set(['relu', 'relu6', 'elu', 'selu', 'swish', 'silu', 'hardswish', 'hardsilu', 'gelu', 'gelunew', 'mish', 'tanh', 'sigmoid', 'hardsigmoid', 'softplus', 'softsign', 'leakyrelu']);
 const isNonlinear = (a: unknown) => typeof a === 'string' && RECTIFIED_ACTIVATIONS.has(a.toLowerCase().replace(/_/g, ''));
 
 /** Is the layer's output a nonlinearity's (what DVT shows: activations, not pre-activations)? */
@@ -157,8 +158,15 @@ export function isGraphModel(json: unknown): boolean {
   return j.format === 'graph-model' || Array.isArray(j.modelTopology?.node);
 }
 
-export function graphModelMessage(mjPath: string): string {
-  return `${mjPath} is a TF.js graph model (converted from a SavedModel or TF Hub); DeepVis reads Keras (layers) models — convert the Keras model instead: tensorflowjs_converter --input_format=keras model.h5 DIR (or keras_saved_model with --output_format=tfjs_layers_model)`;
+/** The layer list of a graph model's model.json, or a one-line refusal naming the file and the node. */
+function graphModelLayers(mjPath: string, json: unknown): KerasGraph {
+  const j = json as Partial<GraphModelJson>;
+  if (!Array.isArray(j.weightsManifest)) throw new Error(`${mjPath} (a TF.js graph model) has no weightsManifest — write it again with tensorflowjs_converter`);
+  try {
+    return graphModelStructure(j as GraphModelJson);
+  } catch (e) {
+    throw new Error(`${mjPath} (a TF.js graph model): ${oneLine(e)}`);
+  }
 }
 
 /**
@@ -199,7 +207,11 @@ export async function inferDescriptor(mdir: string, opts: InferOptions = {}): Pr
   } catch (e) {
     throw new Error(`${mjPath} is not valid JSON (${oneLine(e)}) — the file is damaged; write it again (model.save() or tensorflowjs_converter)`);
   }
-  if (isGraphModel(json)) throw new Error(graphModelMessage(mjPath));
+  if (isGraphModel(json)) {
+    const inferred = await inferFromGraph(mdir, graphModelLayers(mjPath, json), opts);
+    inferred.notes.unshift('a TF.js graph model: compiled from its TensorFlow ops, layers named by their nodes');
+    return inferred;
+  }
   let graph: KerasGraph;
   try {
     graph = parseKerasTopology((json as { modelTopology?: unknown }).modelTopology);
