@@ -128,6 +128,18 @@ describe('deepvis on bare model folders', () => {
     const grey = (await list()).find((m) => m.id === 'grey')!;
     expect(grey).toMatchObject({ installed: true, inferred: null });
     expect(existsSync(join(dir, 'deepvis.json.tmp'))).toBe(false);
+    // What the head ends in is written down, and what a written descriptor states is what the
+    // CLI says: a head declared without softmax gets the note though nothing was inferred.
+    const written = JSON.parse(readFileSync(join(dir, 'deepvis.json'), 'utf8')) as { head?: { softmax: boolean } };
+    expect(written.head).toEqual({ softmax: true });
+    const quiet = await runDeepvis(['--models-dir', root, 'classify', '--model', 'grey', photo('dog')]);
+    expect(quiet.code, quiet.stderr).toBe(0);
+    expect(quiet.stderr).not.toMatch(/no softmax/);
+    writeFileSync(join(dir, 'deepvis.json'), JSON.stringify({ ...written, head: { softmax: false } }));
+    const noted = await runDeepvis(['--models-dir', root, 'classify', '--model', 'grey', '--json', photo('dog')]);
+    expect(noted.code, noted.stderr).toBe(0);
+    expect(noted.stderr).toMatch(/grey's head has no softmax — probabilities shown are a softmax of out:logits's outputs/);
+    expect((JSON.parse(noted.stdout) as { softmaxHead: boolean }).softmaxHead).toBe(false);
   });
 
   it('a 4-channel model works once its descriptor says how each channel is made from RGB (init writes one to edit)', { timeout: 120_000 }, async () => {

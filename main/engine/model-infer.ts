@@ -275,6 +275,7 @@ export async function inferFromGraph(mdir: string, graph: KerasGraph, opts: Infe
     preprocess: { ...PREPROCESS_PRESETS[presetName], ...(channelMix ? { channelMix } : {}) },
     ...(classes ? { classes } : {}),
     logits,
+    head: { softmax: head.softmax },
     defaultLayer: layers[layers.length - 1],
     layers: layers.map((name) => ({ name, display: name })),
     weights: { modelJson: 'model.json' },
