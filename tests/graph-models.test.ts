@@ -223,6 +223,36 @@ describe('compiled graph model against tfjs-converter’s GraphModel', () => {
   }, 120_000);
 });
 
+describe('a graph model padding by reflection (MirrorPad)', () => {
+  it.each(['REFLECT', 'SYMMETRIC'] as const)('%s: tfjs’ outputs, and input gradients equal to the reference autodiff and finite differences', async (mode) => {
+    const id = `mirror-${mode.toLowerCase()}`;
+    writeGraphModel(join(root, id), { mirrorPad: mode });
+    await selectBackend('cpu');
+    const gm = await loadTfjsGraphModel(join(root, id));
+    const ref = tf.tidy(() => (gm.execute(pixels, 'Identity') as tf.Tensor).dataSync() as Float32Array);
+    gm.dispose();
+    const model = await loadModel(id, root);
+    try {
+      const out = tf.tidy(() => model.compiled.net.run(model.preprocess(pixels))[model.compiled.outputNode]!.dataSync() as Float32Array);
+      expect(rel(out, ref)).toBeLessThan(1e-5);
+      const x0 = model.preprocess(tf.slice(pixels, [0, 0, 0, 0], [1, -1, -1, -1]));
+      // A unit whose field covers the padded border.
+      const o: UnitObjective = { kind: 'channel', layer: 'branch_b/leaky', channel: 3, at: { y: 0, x: 0 } };
+      const refGrad = tapedInputGradient(model, x0, o, 'reference');
+      const ours = inputGradient(model, x0, o);
+      expect(rel(ours.grad.dataSync(), refGrad.dataSync())).toBeLessThan(2e-3);
+      const d = tf.tidy(() => tf.div(ours.grad, tf.norm(ours.grad)));
+      const f = (s: number) => tf.tidy(() => inputGradient(model, tf.add(x0, tf.mul(d, s)) as tf.Tensor4D, o).value.dataSync()[0]!);
+      const fd = (f(0.4) - f(-0.4)) / 0.8;
+      const gn = tf.tidy(() => tf.norm(ours.grad).dataSync()[0]!);
+      expect(Math.abs(fd - gn) / gn).toBeLessThan(0.1);
+      tf.dispose([x0, refGrad, ours.value, ours.grad, d]);
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
 describe('the ONNX export of the compiled graph model', () => {
   let model: Model;
   beforeAll(async () => {

@@ -43,6 +43,8 @@ export const SUPPORTED_LAYERS = [
   'MaxPooling2D', 'AveragePooling2D', 'GlobalAveragePooling2D', 'GlobalMaxPooling2D', 'Reshape', 'Flatten',
   'Dropout', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'Dense', 'Add', 'Concatenate', 'ZeroPadding2D',
   'SeparableConv2D', 'Multiply', 'Rescaling', 'Normalization', 'ActivityRegularization', 'ELU', 'Identity',
+  // No Keras layer: what a graph model's MirrorPad op is restated as (graph-model/to-layers.ts).
+  'MirrorPadding2D',
 ] as const;
 
 function unsupported(l: KerasLayer): string {
@@ -451,6 +453,12 @@ function compileGraph(graph: KerasGraph, weights: Weights, keep: Set<string>, op
         else if (Array.isArray(p) && typeof p[0] === 'number') pads = [[p[0], p[0]], [Number(p[1]), Number(p[1])]];
         else pads = [pair((p as unknown[])[0], 'padding'), pair((p as unknown[])[1], 'padding')];
         push([l.name], l.inputs, { kind: 'zeroPad', pads });
+        break;
+      }
+      case 'MirrorPadding2D': {
+        const mode = String(c.mode ?? 'reflect').toLowerCase();
+        if (mode !== 'reflect' && mode !== 'symmetric') throw new Error(`${l.name}: mirror padding mode "${mode}" is not supported yet`);
+        push([l.name], l.inputs, { kind: 'mirrorPad', pads: c.padding as [[number, number], [number, number]], mode });
         break;
       }
       default:

@@ -35,7 +35,70 @@ export type NetNode =
   | { kind: 'mul' }
   /** `axis` < 0 counts from the last axis, whatever the inputs' rank. */
   | { kind: 'concat'; axis: number }
-  | { kind: 'zeroPad'; pads: [[number, number], [number, number]] };
+  | { kind: 'zeroPad'; pads: [[number, number], [number, number]] }
+  /** Padding by reflection: "reflect" leaves the edge out of the mirror image, "symmetric" repeats it. */
+  | { kind: 'mirrorPad'; pads: [[number, number], [number, number]]; mode: 'reflect' | 'symmetric' };
+
+/**
+ * The input gradient of a mirror padding along one axis: the centre, plus each border's signal
+ * folded back (reversed) onto the inputs it copied.
+ */
+function mirrorPadBack(dy: tf.Tensor4D, axis: 1 | 2, before: number, after: number, mode: 'reflect' | 'symmetric'): tf.Tensor4D {
+  if (before === 0 && after === 0) return dy;
+  const n = dy.shape[axis] - before - after;
+  const skip = mode === 'reflect' ? 1 : 0;
+  const part = (start: number, len: number) => {
+    const begin = [0, 0, 0, 0];
+    const size = [-1, -1, -1, -1];
+    begin[axis] = start;
+    size[axis] = len;
+    return tf.slice(dy, begin, size);
+  };
+  const placed = (t: tf.Tensor, at: number) => {
+    const pads: [number, number][] = [[0, 0], [0, 0], [0, 0], [0, 0]];
+    pads[axis] = [at, n - at - t.shape[axis]!];
+    return tf.pad(t, pads);
+  };
+  let g: tf.Tensor = part(before, n);
+  if (before) g = tf.add(g, placed(tf.reverse(part(0, before), axis), skip));
+  if (after) g = tf.add(g, placed(tf.reverse(part(before + n, after), axis), n - skip - after));
+  return g as tf.Tensor4D;
+}
+
+type MirrorPadOp = Extract<NetNode, { kind: 'mirrorPad' }>;
+
+/** Mirror padding along one axis from slices, reversals and a concatenation (each with a right tfjs gradient). */
+function mirrorPadByConcat(x: tf.Tensor4D, axis: 1 | 2, before: number, after: number, mode: 'reflect' | 'symmetric'): tf.Tensor4D {
+  const n = x.shape[axis];
+  const skip = mode === 'reflect' ? 1 : 0;
+  const part = (start: number, len: number) => {
+    const begin = [0, 0, 0, 0];
+    const size = [-1, -1, -1, -1];
+    begin[axis] = start;
+    size[axis] = len;
+    return tf.reverse(tf.slice(x, begin, size), axis);
+  };
+  const parts: tf.Tensor[] = [];
+  if (before) parts.push(part(skip, before));
+  parts.push(x);
+  if (after) parts.push(part(n - skip - after, after));
+  return (parts.length === 1 ? x : tf.concat(parts, axis)) as tf.Tensor4D;
+}
+
+/**
+ * tfjs' MirrorPad gradient only crops the centre (the reflected borders' signal is lost): the
+ * taped form carries our own, the reference form is built from ops whose gradients are right.
+ */
+function runMirrorPad(x: tf.Tensor4D, op: MirrorPadOp, mode: ExecMode): tf.Tensor4D {
+  const [[t, b], [l, r]] = op.pads;
+  if (mode === 'plain') return tf.mirrorPad(x, [[0, 0], [t, b], [l, r], [0, 0]], op.mode);
+  if (mode === 'reference') return mirrorPadByConcat(mirrorPadByConcat(x, 1, t, b, op.mode), 2, l, r, op.mode);
+  const f = tf.customGrad(((xIn: tf.Tensor) => ({
+    value: tf.mirrorPad(xIn as tf.Tensor4D, [[0, 0], [t, b], [l, r], [0, 0]], op.mode),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[]) => [mirrorPadBack(mirrorPadBack(dy as tf.Tensor4D, 1, t, b, op.mode), 2, l, r, op.mode)],
+  })) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return f(x) as tf.Tensor4D;
+}
 
 /** Sum a gradient over the axes along which an input of `shape` was broadcast. */
 function unbroadcast(g: tf.Tensor, shape: number[]): tf.Tensor {
@@ -149,6 +212,8 @@ export class GraphNet {
         return tf.concat(ins, op.axis);
       case 'zeroPad':
         return tf.pad(a, [[0, 0], op.pads[0], op.pads[1], [0, 0]]);
+      case 'mirrorPad':
+        return runMirrorPad(a as tf.Tensor4D, op, mode);
     }
   }
 
@@ -247,6 +312,10 @@ export class GraphNet {
       case 'zeroPad': {
         const [n, h, w, c] = x.shape as [number, number, number, number];
         return [tf.slice(dy, [0, op.pads[0][0], op.pads[1][0], 0], [n, h, w, c])];
+      }
+      case 'mirrorPad': {
+        const rows = mirrorPadBack(dy as tf.Tensor4D, 1, op.pads[0][0], op.pads[0][1], op.mode);
+        return [mirrorPadBack(rows, 2, op.pads[1][0], op.pads[1][1], op.mode)];
       }
     }
   }

@@ -125,7 +125,8 @@ function step(op: NetNode, ins: NodeState[]): NodeState {
     case 'affine':
     case 'nonlinear':
       return a;
-    case 'zeroPad': {
+    case 'zeroPad':
+    case 'mirrorPad': {
       const shift = (s: AxisState, before: number, after: number): AxisState => ({
         len: s.len + before + after,
         parts: s.parts.map((p) => ({ ...p, offset: p.offset - before * p.stride })),

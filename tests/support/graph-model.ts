@@ -96,9 +96,9 @@ export const GRAPH_SHOWN = ['stem/Relu', 'block1/dw', 'block1/Relu', 'block1/add
 /**
  * Write the fixture graph model (a 5-class CNN on 40×48 RGB, 0…255 in) to `dir`. `avgPadding`
  * "VALID" gives a variant tfjs' own autodiff is right on: its AvgPool gradient divides the edge
- * windows of a "SAME" pool by their full size.
+ * windows of a "SAME" pool by their full size. `mirrorPad` pads by reflection instead of zeros.
  */
-export function writeGraphModel(dir: string, opts: { seed?: number; avgPadding?: 'SAME' | 'VALID' } = {}): void {
+export function writeGraphModel(dir: string, opts: { seed?: number; avgPadding?: 'SAME' | 'VALID'; mirrorPad?: 'REFLECT' | 'SYMMETRIC' } = {}): void {
   const seed = opts.seed ?? 1;
   const g = new GraphDefWriter(seed);
   const [h, w] = GRAPH_INPUT;
@@ -139,7 +139,10 @@ export function writeGraphModel(dir: string, opts: { seed?: number; avgPadding?:
   const mul = g.op('Mul', 'branch_a/mul', [ca, r6]);
   const hswish = g.op('Mul', 'branch_a/hswish', [mul, g.constant('branch_a/sixth', [], [1 / 6])]);
   // Explicit zero padding, an unfused Conv2D + BiasAdd and a LeakyRelu.
-  const pad = g.op('Pad', 'branch_b/pad', [swish, g.constant('branch_b/paddings', [4, 2], [0, 0, 1, 1, 1, 1, 0, 0], 'int32')], { Tpaddings: A.type('DT_INT32') });
+  const paddings = g.constant('branch_b/paddings', [4, 2], [0, 0, 1, 1, 1, 1, 0, 0], 'int32');
+  const pad = opts.mirrorPad
+    ? g.op('MirrorPad', 'branch_b/pad', [swish, paddings], { Tpaddings: A.type('DT_INT32'), mode: A.s(opts.mirrorPad) })
+    : g.op('Pad', 'branch_b/pad', [swish, paddings], { Tpaddings: A.type('DT_INT32') });
   const cb = g.op('Conv2D', 'branch_b/conv', [pad, g.random('branch_b/filter', [3, 3, 12, 8], 108)], { strides: A.ints([1, 1, 1, 1]), padding: A.s('VALID'), data_format: A.s('NHWC'), dilations: A.ints([1, 1, 1, 1]) });
   const ba = g.op('BiasAdd', 'branch_b/BiasAdd', [cb, g.random('branch_b/bias', [8], 1, 0, 0.1)], { data_format: A.s('NHWC') });
   const leaky = g.op('LeakyRelu', 'branch_b/leaky', [ba], { alpha: A.f(0.1) });

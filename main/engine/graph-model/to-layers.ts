@@ -15,7 +15,7 @@ export const SUPPORTED_OPS = [
   'Placeholder', 'Const', 'Identity', 'Conv2D', 'DepthwiseConv2dNative', '_FusedConv2D', 'FusedDepthwiseConv2dNative',
   'MatMul', '_FusedMatMul', 'BiasAdd', 'FusedBatchNorm', 'FusedBatchNormV2', 'FusedBatchNormV3', 'Relu', 'Relu6', 'LeakyRelu',
   'Elu', 'Sigmoid', 'Tanh', 'Softmax', 'Add', 'AddV2', 'AddN', 'Sub', 'Mul', 'RealDiv', 'MaxPool', 'AvgPool', 'Mean', 'Max',
-  'ConcatV2', 'Pad', 'PadV2', 'Reshape', 'Squeeze', 'ExpandDims',
+  'ConcatV2', 'Pad', 'PadV2', 'MirrorPad', 'Reshape', 'Squeeze', 'ExpandDims',
 ] as const;
 
 /** The fused activations of _FusedConv2D / _FusedMatMul that are a Keras activation name as they are. */
@@ -256,6 +256,7 @@ class Translator {
         return this.concat(n);
       case 'Pad':
       case 'PadV2':
+      case 'MirrorPad':
         return this.pad(n);
       case 'Reshape':
       case 'Squeeze':
@@ -573,7 +574,11 @@ class Translator {
       pads = [[p[2]!, p[3]!], [p[4]!, p[5]!]];
       shape = [s[0] == null ? null : s[0] + p[2]! + p[3]!, s[1] == null ? null : s[1] + p[4]! + p[5]!, s[2] ?? null];
     }
-    this.emit('ZeroPadding2D', n.name, { padding: pads }, [x], shape);
+    if (n.op === 'MirrorPad') {
+      const mode = attrs.str(n, 'mode', 'REFLECT').toLowerCase();
+      if (mode !== 'reflect' && mode !== 'symmetric') refuse(n, `mode ${mode}`);
+      this.emit('MirrorPadding2D', n.name, { padding: pads, mode }, [x], shape);
+    } else this.emit('ZeroPadding2D', n.name, { padding: pads }, [x], shape);
     this.ref.set(n.name, n.name);
   }
 

@@ -525,6 +525,7 @@ export function onnxUnsupported(net: GraphNet): string | null {
   for (let i = 0; i < net.nodes.length; i++) {
     const op = net.nodes[i]!.op;
     if (op.kind === 'mul') return `node ${i}: element-wise multiply`;
+    if (op.kind === 'mirrorPad') return `node ${i}: mirror padding`;
     if (op.kind === 'nonlinear' && !EXPORTED_FNS.has(op.fn)) return `node ${i}: ${op.fn}`;
   }
   return null;
