@@ -76,6 +76,19 @@ describe('a graph-model folder is listed with an inferred descriptor', () => {
     expect(d.defaultLayer).toBe('head_conv');
   });
 
+  it('a graph that scales a 0…1 input itself (x·2 − 1, as TF Hub models do) gets pixel/255, read from its constants', async () => {
+    const other = join(root, '..', `${root.split('/').pop()}-unit`);
+    writeGraphModel(join(other, 'hub-like'), { unitInput: true });
+    try {
+      const [e] = await listModels(other);
+      expect(e!.problem).toBeNull();
+      expect(e!.descriptor!.preprocess).toMatchObject({ scale: 1 / 255, offset: 0 });
+      expect(e!.inferred!.join(' ')).toMatch(/scales its own input \(preprocess\/mul\) from 0…1/);
+    } finally {
+      rmSync(other, { recursive: true, force: true });
+    }
+  });
+
   it('an op DeepVis lacks is refused naming the op, the node and "not supported yet"', async () => {
     const other = join(root, '..', `${root.split('/').pop()}-bad`);
     writeGraphModel(join(other, 'erf-model'));

@@ -6,6 +6,7 @@ import { findHead, type InputMix } from './compile.js';
 import { parseDescriptor, type ModelDescriptor } from './descriptor.js';
 import { oneLine } from './errors.js';
 import { parseKerasTopology, type KerasGraph, type KerasLayer } from './keras-topology.js';
+import { graphInputRange } from './graph-model/input-scaling.js';
 import { graphModelStructure, type GraphModelJson } from './graph-model/read.js';
 import { exists, FILE_CAPS, folderSignature, readRegularFile } from './model-files.js';
 
@@ -196,6 +197,8 @@ export interface InferOptions {
    * its descriptor says how to fill its channels.
    */
   fillChannels?: boolean;
+  /** What a model that scales its own input expects (read from a graph model's constants). */
+  selfScaling?: { preset: 'raw' | '0-1'; node: string } | null;
 }
 
 export async function inferDescriptor(mdir: string, opts: InferOptions = {}): Promise<Inferred> {
@@ -208,7 +211,14 @@ export async function inferDescriptor(mdir: string, opts: InferOptions = {}): Pr
     throw new Error(`${mjPath} is not valid JSON (${oneLine(e)}) — the file is damaged; write it again (model.save() or tensorflowjs_converter)`);
   }
   if (isGraphModel(json)) {
-    const inferred = await inferFromGraph(mdir, graphModelLayers(mjPath, json), opts);
+    const layers = graphModelLayers(mjPath, json);
+    let selfScaling: InferOptions['selfScaling'] = null;
+    try {
+      selfScaling = await graphInputRange(mjPath, mdir, json as GraphModelJson);
+    } catch {
+      // Unreadable shards are the loader's to report; here the default guess stands.
+    }
+    const inferred = await inferFromGraph(mdir, layers, { ...opts, selfScaling });
     inferred.notes.unshift('a TF.js graph model: compiled from its TensorFlow ops, layers named by their nodes');
     return inferred;
   }
@@ -240,13 +250,16 @@ export async function inferFromGraph(mdir: string, graph: KerasGraph, opts: Infe
   }
 
   const firstReal = graph.layers.find((l) => l.className !== 'InputLayer');
-  const selfScaling = !!firstReal && ['Rescaling', 'Normalization'].includes(firstReal.className);
-  const presetName: PreprocessPreset = preprocess ?? (selfScaling ? 'raw' : '0-1');
+  const known = opts.selfScaling;
+  const selfScaling = !!known || (opts.selfScaling === undefined && !!firstReal && ['Rescaling', 'Normalization'].includes(firstReal.className));
+  const presetName: PreprocessPreset = preprocess ?? (known ? known.preset : selfScaling ? 'raw' : '0-1');
   if (!preprocess) {
     notes.push(
-      selfScaling
-        ? `the model rescales its own input (${firstReal!.name}): pixels go in as 0…255`
-        : 'preprocessing assumed to be pixel/255 (0…1); for −1…1 or Caffe BGR-mean models run `deepvis init DIR --preprocess -1-1|caffe`',
+      known?.preset === '0-1'
+        ? `the model scales its own input (${known.node}) from 0…1: pixels go in as pixel/255`
+        : selfScaling
+          ? `the model rescales its own input (${known?.node ?? firstReal!.name}): pixels go in as 0…255`
+          : 'preprocessing assumed to be pixel/255 (0…1); for −1…1 or Caffe BGR-mean models run `deepvis init DIR --preprocess -1-1|caffe`',
     );
   }
 

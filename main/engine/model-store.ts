@@ -72,6 +72,7 @@ const ModelJsonSchema = z.object({
   modelTopology: z.unknown(),
   /** A graph model's inputs and outputs by tensor name (layers models have none). */
   signature: z.unknown().optional(),
+  userDefinedMetadata: z.unknown().optional(),
   weightsManifest: z.array(
     z.object({
       paths: z.array(WeightPath).min(1),

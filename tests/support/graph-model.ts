@@ -96,9 +96,10 @@ export const GRAPH_SHOWN = ['stem/Relu', 'block1/dw', 'block1/Relu', 'block1/add
 /**
  * Write the fixture graph model (a 5-class CNN on 40×48 RGB, 0…255 in) to `dir`. `avgPadding`
  * "VALID" gives a variant tfjs' own autodiff is right on: its AvgPool gradient divides the edge
- * windows of a "SAME" pool by their full size. `mirrorPad` pads by reflection instead of zeros.
+ * windows of a "SAME" pool by their full size. `mirrorPad` pads by reflection instead of zeros;
+ * `unitInput` makes the model expect 0…1 input, as TF Hub image models do.
  */
-export function writeGraphModel(dir: string, opts: { seed?: number; avgPadding?: 'SAME' | 'VALID'; mirrorPad?: 'REFLECT' | 'SYMMETRIC' } = {}): void {
+export function writeGraphModel(dir: string, opts: { seed?: number; avgPadding?: 'SAME' | 'VALID'; mirrorPad?: 'REFLECT' | 'SYMMETRIC'; unitInput?: boolean } = {}): void {
   const seed = opts.seed ?? 1;
   const g = new GraphDefWriter(seed);
   const [h, w] = GRAPH_INPUT;
@@ -113,8 +114,9 @@ export function writeGraphModel(dir: string, opts: { seed?: number; avgPadding?:
     if (fused.length) Object.assign(attr, { fused_ops: A.strs(fused), num_args: A.i(1), epsilon: A.f(0) });
     return g.op(op, name, ins, attr);
   };
-  // Input scaling by constants, as a model with preprocessing inside it has: x/127.5 − 1.
-  const m = g.op('Mul', 'preprocess/mul', [x, g.constant('preprocess/scale', [], [1 / 127.5])]);
+  // Input scaling by constants, as a model with preprocessing inside it has: x/127.5 − 1 (or,
+  // as TF Hub image models do, x·2 − 1 of a 0…1 input).
+  const m = g.op('Mul', 'preprocess/mul', [x, g.constant('preprocess/scale', [], [opts.unitInput ? 2 : 1 / 127.5])]);
   const s = g.op('Sub', 'preprocess/sub', [m, g.constant('preprocess/one', [], [1])]);
   const stem = conv('stem/Relu', s, [3, 3, 3, 8], 2, 'SAME', ['BiasAdd', 'Relu']);
   const dw = conv('block1/dw', stem, [3, 3, 8, 1], 1, 'SAME', ['BiasAdd', 'Relu6'], {}, 'FusedDepthwiseConv2dNative');
