@@ -22,6 +22,7 @@ import {
   type Model,
   type UnitObjective,
 } from '../main/engine/index.js';
+import { displayNames } from '../main/engine/model-infer.js';
 import { onnxUnsupported } from '../main/engine/onnx/export.js';
 import { presetSettings, synthesize } from '../main/engine/synthesis/index.js';
 import { photo, PHOTOS } from './support/fixtures.js';
@@ -74,6 +75,9 @@ describe('a graph-model folder is listed with an inferred descriptor', () => {
     expect(d.classes).toEqual({ names: 'labels.txt' });
     expect(d.layers.map((l) => l.name)).toEqual(GRAPH_SHOWN);
     expect(d.defaultLayer).toBe('head_conv');
+    // Shown by their node names; a path every node shares (a SavedModel's call scopes) is left out.
+    expect(d.layers.map((l) => l.display)).toEqual(GRAPH_SHOWN);
+    expect(displayNames(['Stateful/model/predict/conv1/Relu', 'Stateful/model/predict/block/add'])).toEqual(['conv1/Relu', 'block/add']);
   });
 
   it('a graph that scales a 0…1 input itself (x·2 − 1, as TF Hub models do) gets pixel/255, read from its constants', async () => {

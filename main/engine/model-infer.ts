@@ -118,6 +118,17 @@ export function layersToShow(graph: KerasGraph): string[] {
   return pick;
 }
 
+/**
+ * Display names: the layers' own names less the path every one of them starts with (a converted
+ * SavedModel's nodes all sit under "StatefulPartitionedCall/…/predict/MobilenetV2/").
+ */
+export function displayNames(names: readonly string[]): string[] {
+  const parts = names.map((n) => n.split('/'));
+  let common = 0;
+  while (parts.every((p) => p.length > common + 1 && p[common] === parts[0]![common])) common++;
+  return parts.map((p) => p.slice(common).join('/'));
+}
+
 /** Class names from a labels.txt (one per line) or classes.json (array, or {"0": name…}) file. */
 export async function readClassFile(path: string, roots: readonly string[]): Promise<string[]> {
   const text = (await readRegularFile(path, roots, FILE_CAPS.classes)).toString('utf8');
@@ -290,7 +301,7 @@ export async function inferFromGraph(mdir: string, graph: KerasGraph, opts: Infe
     logits,
     head: { softmax: head.softmax },
     defaultLayer: layers[layers.length - 1],
-    layers: layers.map((name) => ({ name, display: name })),
+    layers: ((shown) => layers.map((name, i) => ({ name, display: shown[i]! })))(displayNames(layers)),
     weights: { modelJson: 'model.json' },
     source: { details: 'inferred by DeepVis from model.json (no deepvis.json)' },
   };
