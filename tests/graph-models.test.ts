@@ -240,6 +240,30 @@ describe('compiled graph model against tfjs-converter’s GraphModel', () => {
   }, 120_000);
 });
 
+describe('a graph model reaching its head through Squeeze and ExpandDims', () => {
+  it('tfjs’ outputs, and the class gradient equal to the reference autodiff', async () => {
+    const id = 'squeezed';
+    writeGraphModel(join(root, id), { squeeze: true });
+    await selectBackend('cpu');
+    const gm = await loadTfjsGraphModel(join(root, id));
+    const ref = tf.tidy(() => (gm.execute(pixels, 'Identity') as tf.Tensor).dataSync() as Float32Array);
+    gm.dispose();
+    const model = await loadModel(id, root);
+    try {
+      const out = tf.tidy(() => model.compiled.net.run(model.preprocess(pixels))[model.compiled.outputNode]!.dataSync() as Float32Array);
+      expect(rel(out, ref)).toBeLessThan(1e-5);
+      const x0 = model.preprocess(tf.slice(pixels, [0, 0, 0, 0], [1, -1, -1, -1]));
+      const o = { kind: 'class', index: K } as const;
+      const refGrad = tapedInputGradient(model, x0, o, 'reference');
+      const ours = inputGradient(model, x0, o);
+      expect(rel(ours.grad.dataSync(), refGrad.dataSync())).toBeLessThan(2e-3);
+      tf.dispose([x0, refGrad, ours.value, ours.grad]);
+    } finally {
+      model.dispose();
+    }
+  });
+});
+
 describe('a graph model padding by reflection (MirrorPad)', () => {
   it.each(['REFLECT', 'SYMMETRIC'] as const)('%s: tfjs’ outputs, and input gradients equal to the reference autodiff and finite differences', async (mode) => {
     const id = `mirror-${mode.toLowerCase()}`;

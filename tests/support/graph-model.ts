@@ -97,9 +97,10 @@ export const GRAPH_SHOWN = ['stem/Relu', 'block1/dw', 'block1/Relu', 'block1/add
  * Write the fixture graph model (a 5-class CNN on 40×48 RGB, 0…255 in) to `dir`. `avgPadding`
  * "VALID" gives a variant tfjs' own autodiff is right on: its AvgPool gradient divides the edge
  * windows of a "SAME" pool by their full size. `mirrorPad` pads by reflection instead of zeros;
- * `unitInput` makes the model expect 0…1 input, as TF Hub image models do.
+ * `unitInput` makes the model expect 0…1 input, as TF Hub image models do; `squeeze` reaches the
+ * head through Squeeze and two ExpandDims before the Reshape.
  */
-export function writeGraphModel(dir: string, opts: { seed?: number; avgPadding?: 'SAME' | 'VALID'; mirrorPad?: 'REFLECT' | 'SYMMETRIC'; unitInput?: boolean } = {}): void {
+export function writeGraphModel(dir: string, opts: { seed?: number; avgPadding?: 'SAME' | 'VALID'; mirrorPad?: 'REFLECT' | 'SYMMETRIC'; unitInput?: boolean; squeeze?: boolean } = {}): void {
   const seed = opts.seed ?? 1;
   const g = new GraphDefWriter(seed);
   const [h, w] = GRAPH_INPUT;
@@ -153,7 +154,13 @@ export function writeGraphModel(dir: string, opts: { seed?: number; avgPadding?:
   const avg = g.op('AvgPool', 'avgpool', [pool], { ksize: A.ints([1, 3, 3, 1]), strides: A.ints([1, 1, 1, 1]), padding: A.s(opts.avgPadding ?? 'SAME'), data_format: A.s('NHWC') });
   const head = conv('head_conv', avg, [3, 3, 16, 16], 1, 'SAME', ['BiasAdd', 'Elu']);
   const gap = g.op('Mean', 'gap', [head, g.constant('gap/axes', [2], [1, 2], 'int32')], { keep_dims: A.b(true), Tidx: A.type('DT_INT32') });
-  const flat = g.op('Reshape', 'flatten', [gap, g.constant('flatten/shape', [2], [-1, 16], 'int32')], { Tshape: A.type('DT_INT32') });
+  let beforeFlat = gap;
+  if (opts.squeeze) {
+    const sq = g.op('Squeeze', 'squeeze', [gap], { squeeze_dims: A.ints([1, 2]) });
+    const e1 = g.op('ExpandDims', 'expand1', [sq, g.constant('expand1/axis', [], [1], 'int32')], { Tdim: A.type('DT_INT32') });
+    beforeFlat = g.op('ExpandDims', 'expand2', [e1, g.constant('expand2/axis', [], [-2], 'int32')], { Tdim: A.type('DT_INT32') });
+  }
+  const flat = g.op('Reshape', 'flatten', [beforeFlat, g.constant('flatten/shape', [2], [-1, 16], 'int32')], { Tshape: A.type('DT_INT32') });
   // The head's weights stored [classes, features] and read transposed.
   const logits = g.op('_FusedMatMul', 'logits', [flat, g.random('logits/kernel', [5, 16], 16, 0, 2), g.random('logits/bias', [5], 1, 0, 0.1)], {
     transpose_a: A.b(false),
