@@ -89,7 +89,8 @@ export const WorkerModelFiles = z.object({
   dir: z.string().min(1),
   checksum: z.string().min(1),
   descriptor: z.custom<object>((v) => !!v && typeof v === 'object', 'expected a model descriptor'),
-  modelJson: z.object({ modelTopology: z.unknown(), weightsManifest: z.array(z.unknown()) }),
+  // Loose: a graph model's signature and metadata travel with it.
+  modelJson: z.looseObject({ modelTopology: z.unknown(), weightsManifest: z.array(z.unknown()) }),
   classes: z.array(z.object({ index: z.number().int(), wnid: z.string().nullable(), name: z.string() })),
   weights: WeightBytes,
   preprocessInfo: PreprocessInfoSchema,

@@ -1,9 +1,10 @@
 // The command line on a user's own model folders, as a user meets them: a bare folder
 // (model.json + weights) is listed beside the bundled models with what was inferred, classifies
 // and synthesises at its own size (1 channel, non-square, below 32 px); `deepvis init` writes the
-// inferred descriptor; a graph model and a 4-channel model are refused with the next step, and
-// the 4-channel one works once its descriptor says how to fill the channels.
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+// inferred descriptor; a TF.js graph model is listed, classifies and synthesises too, one with an
+// op DeepVis lacks is refused naming it; a 4-channel model is refused with the next step, and
+// works once its descriptor says how to fill the channels.
+import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import * as tf from '@tensorflow/tfjs';
@@ -12,6 +13,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { selectBackend } from '../main/engine/index.js';
 import { runDeepvis } from './support/cli.js';
 import { photo } from './support/fixtures.js';
+import { GRAPH_INPUT, writeGraphModel } from './support/graph-model.js';
 import { saveBareFolder } from './support/user-models.js';
 
 const root = mkdtempSync(join(tmpdir(), 'deepvis-cli-user-'));
@@ -45,9 +47,13 @@ beforeAll(async () => {
   await selectBackend('cpu');
   await saveBareFolder(small(1), join(root, 'grey'), ['circle', 'square', 'line']);
   await saveBareFolder(small(4), join(root, 'rgba'));
-  // A graph model's model.json, as tensorflowjs_converter writes for a SavedModel.
-  mkdirSync(join(root, 'graph'));
-  writeFileSync(join(root, 'graph', 'model.json'), JSON.stringify({ format: 'graph-model', modelTopology: { node: [{ name: 'x', op: 'Placeholder' }] }, weightsManifest: [] }));
+  // A graph model, as tensorflowjs_converter writes one for a SavedModel; and one using an op
+  // DeepVis lacks.
+  writeGraphModel(join(root, 'graph'));
+  writeGraphModel(join(root, 'graph-erf'));
+  const mj = JSON.parse(readFileSync(join(root, 'graph-erf', 'model.json'), 'utf8')) as { modelTopology: { node: { name: string; op: string }[] } };
+  mj.modelTopology.node.find((n) => n.name === 'block2/sigmoid')!.op = 'Erf';
+  writeFileSync(join(root, 'graph-erf', 'model.json'), JSON.stringify(mj));
 }, 60_000);
 
 describe('deepvis on bare model folders', () => {
@@ -62,8 +68,11 @@ describe('deepvis on bare model folders', () => {
     expect(rgba).toMatchObject({ installed: false, fault: 'unsupported' });
     expect(rgba.problem).toMatch(/rgba[\\/]model\.json: the model's input has 4 channels .*"preprocess\.channelMix"/);
     const graph = models.find((m) => m.id === 'graph')!;
-    expect(graph).toMatchObject({ installed: false, fault: 'unsupported' });
-    expect(graph.problem).toMatch(/graph[\\/]model\.json is a TF\.js graph model .*tensorflowjs_converter/);
+    expect(graph).toMatchObject({ installed: true, problem: null, inputSize: GRAPH_INPUT, softmaxHead: true });
+    expect(graph.inferred!.join('\n')).toMatch(/graph model/);
+    const erf = models.find((m) => m.id === 'graph-erf')!;
+    expect(erf).toMatchObject({ installed: false, fault: 'unsupported' });
+    expect(erf.problem).toMatch(/graph-erf[\\/]model\.json \(a TF\.js graph model\): node "block2\/sigmoid" uses the op Erf.*not supported yet/);
     const text = await runDeepvis(['--models-dir', root, 'models'], 120_000);
     expect(text.stdout).toMatch(/rgba — rgba\n {2}NOT SUPPORTED: /);
     expect(text.stdout).toMatch(/no deepvis\.json — inferred/);
@@ -77,6 +86,20 @@ describe('deepvis on bare model folders', () => {
     expect(top).toHaveLength(3);
     for (const t of top) expect(Number.isFinite(t.prob) && t.prob > 0).toBe(true);
     expect(top.reduce((a, t) => a + t.prob, 0)).toBeCloseTo(1, 4);
+  });
+
+  it('classifies with the graph model and synthesises a class image at its own 40×48 size', { timeout: 120_000 }, async () => {
+    const r = await runDeepvis(['--models-dir', root, 'classify', '--model', 'graph', '--json', photo('dog')]);
+    expect(r.code, r.stderr).toBe(0);
+    const top = (JSON.parse(r.stdout) as { results: { top5: { prob: number }[] }[] }).results[0]!.top5;
+    expect(top).toHaveLength(5);
+    expect(top.reduce((a, t) => a + t.prob, 0)).toBeCloseTo(1, 4);
+    const out = join(root, 'synth-graph');
+    const s = await runDeepvis(['--models-dir', root, 'synth', '--model', 'graph', '--layer', 'logits', '--unit', '2', '--preset', 'fast', '-i', '20', '-o', out, '--json']);
+    expect(s.code, s.stderr).toBe(0);
+    const o = JSON.parse(s.stdout) as { images: { path: string; objective_start: number; objective_best: number }[] };
+    expect(await sharp(o.images[0]!.path).metadata()).toMatchObject({ width: GRAPH_INPUT[1], height: GRAPH_INPUT[0] });
+    expect(o.images[0]!.objective_best).toBeGreaterThan(o.images[0]!.objective_start);
   });
 
   it('synthesises a class image at the model’s own 20×24 size', { timeout: 120_000 }, async () => {
@@ -105,6 +128,18 @@ describe('deepvis on bare model folders', () => {
     const grey = (await list()).find((m) => m.id === 'grey')!;
     expect(grey).toMatchObject({ installed: true, inferred: null });
     expect(existsSync(join(dir, 'deepvis.json.tmp'))).toBe(false);
+    // What the head ends in is written down, and what a written descriptor states is what the
+    // CLI says: a head declared without softmax gets the note though nothing was inferred.
+    const written = JSON.parse(readFileSync(join(dir, 'deepvis.json'), 'utf8')) as { head?: { softmax: boolean } };
+    expect(written.head).toEqual({ softmax: true });
+    const quiet = await runDeepvis(['--models-dir', root, 'classify', '--model', 'grey', photo('dog')]);
+    expect(quiet.code, quiet.stderr).toBe(0);
+    expect(quiet.stderr).not.toMatch(/no softmax/);
+    writeFileSync(join(dir, 'deepvis.json'), JSON.stringify({ ...written, head: { softmax: false } }));
+    const noted = await runDeepvis(['--models-dir', root, 'classify', '--model', 'grey', '--json', photo('dog')]);
+    expect(noted.code, noted.stderr).toBe(0);
+    expect(noted.stderr).toMatch(/grey's head has no softmax — probabilities shown are a softmax of out:logits's outputs/);
+    expect((JSON.parse(noted.stdout) as { softmaxHead: boolean }).softmaxHead).toBe(false);
   });
 
   it('a 4-channel model works once its descriptor says how each channel is made from RGB (init writes one to edit)', { timeout: 120_000 }, async () => {

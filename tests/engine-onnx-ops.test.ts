@@ -80,9 +80,16 @@ describe('ONNX export of single operations', () => {
     check(new GraphNet(nodes), 'network', [2, 11, 13, 3]);
   });
 
-  // tfjs' AvgPoolGrad divides by the full window where "same" padding cut it short, though its
-  // forward pass averages over the real inputs only; the exported adjoint is checked by the
-  // adjoint identity ⟨P x, s⟩ = ⟨x, Pᵀ s⟩ instead.
+  // The engine's own average-pool backward divides edge windows by their real inputs, as the
+  // forward pass does (tfjs' AvgPoolGrad kernel alone would not): the two engines agree.
+  it.each([
+    { name: 'avg 3×3/2 same', x: [2, 9, 8, 3] as [number, number, number, number], size: [3, 3] as [number, number], strides: [2, 2] as [number, number] },
+    { name: 'avg 3×3/1 same', x: [1, 7, 6, 2] as [number, number, number, number], size: [3, 3] as [number, number], strides: [1, 1] as [number, number] },
+  ])('pool $name: ORT backward equals the engine’s', ({ name, x, size, strides }) => {
+    check(new GraphNet([{ names: ['in'], inputs: [], op: { kind: 'input' } }, { names: ['pool'], inputs: [0], op: { kind: 'pool', spec: { kind: 'avg', size, strides, padding: 'same' } } }]), `pool ${name}`, x);
+  });
+
+  // The exported adjoint is also checked by the adjoint identity ⟨P x, s⟩ = ⟨x, Pᵀ s⟩.
   it('average pool with "same" padding: an exact adjoint (⟨P x, s⟩ = ⟨x, Pᵀ s⟩)', () => {
     const net = new GraphNet([
       { names: ['in'], inputs: [], op: { kind: 'input' } },

@@ -160,6 +160,9 @@ describe.each(['my-digits', 'resnetish', 'normalized', 'plain-logits'])('%s', (i
     const top = await model.classify(pixels, 3);
     for (const row of top) for (const t of row) expect(Number.isFinite(t.prob)).toBe(true);
     expect(model.compiled.softmaxHead).toBe(id !== 'plain-logits');
+    // The inferred descriptor writes it down; the window and CLI read it from there.
+    expect(model.descriptor.head).toEqual({ softmax: id !== 'plain-logits' });
+    expect(model.softmaxHead).toBe(id !== 'plain-logits');
   });
 
   it('the input gradient of the output equals tfjs-layers’ own gradient of the model (cpu)', () => {

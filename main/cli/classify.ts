@@ -159,8 +159,8 @@ export async function runClassify(images: string[], opts: ClassifyOptions, cmd: 
     const results: ClassifyResult[] = decoded.map((d, i) =>
       'pixels' in d ? { image: images[i]!, top5: rows[r++]! } : { image: images[i]!, error: d.error },
     );
-    const output: ClassifyOutput = { backend: backend.backend, model: model.id, softmaxHead: model.compiled.softmaxHead, results };
-    if (!model.compiled.softmaxHead && entry.inferred) warn(noSoftmaxNote(model));
+    const output: ClassifyOutput = { backend: backend.backend, model: model.id, softmaxHead: model.softmaxHead, results };
+    if (!model.softmaxHead) warn(noSoftmaxNote(model));
     await (opts.json ? outJson(output) : out(table(output)));
     return results.some((x) => x.error) ? EXIT_BAD_INPUT : 0;
   } finally {

@@ -144,8 +144,7 @@ export async function startBackend(g: GlobalOptions): Promise<BackendReport> {
   return report;
 }
 
-/** What the CLI says about a model whose head has no softmax (probabilities are then ours). */
-/** Said for a model whose descriptor was inferred: a written descriptor's author named the logits knowingly. */
+/** What the CLI says about a model whose head has no softmax (Model.softmaxHead: probabilities are then ours). */
 export function noSoftmaxNote(model: Model): string {
   return `note: ${model.id}'s head has no softmax — probabilities shown are a softmax of ${model.logitsLayer}'s outputs`;
 }

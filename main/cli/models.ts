@@ -100,7 +100,7 @@ export async function collectModels(cmd: Command): Promise<ModelsOutput> {
           fault: null,
           inferred: e.inferred ?? null,
           overrides: e.overrides ?? null,
-          softmaxHead: m.compiled.softmaxHead,
+          softmaxHead: m.softmaxHead,
           inputSize: [m.inputSize[0], m.inputSize[1]],
           classOrder: m.descriptor.classes?.order ?? null,
           logits: m.logitsLayer,

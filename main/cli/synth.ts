@@ -60,7 +60,7 @@ export function synthCommand(): Command {
       const entry = await findModel(opts.model, dir, true);
       const backend = await startBackend(g);
       const model = await openModel(entry, dir);
-      if (!model.compiled.softmaxHead && entry.inferred) warn(noSoftmaxNote(model));
+      if (!model.softmaxHead) warn(noSoftmaxNote(model));
       let target;
       try {
         const ref = unitOption(model, opts.layer, opts.unit);

@@ -42,7 +42,9 @@ export const SUPPORTED_LAYERS = [
   'InputLayer', 'Conv2D', 'DepthwiseConv2D', 'BatchNormalization', 'Activation', 'ReLU', 'LeakyReLU', 'Softmax',
   'MaxPooling2D', 'AveragePooling2D', 'GlobalAveragePooling2D', 'GlobalMaxPooling2D', 'Reshape', 'Flatten',
   'Dropout', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'Dense', 'Add', 'Concatenate', 'ZeroPadding2D',
-  'SeparableConv2D', 'Multiply', 'Rescaling', 'Normalization', 'ActivityRegularization', 'ELU',
+  'SeparableConv2D', 'Multiply', 'Rescaling', 'Normalization', 'ActivityRegularization', 'ELU', 'Identity',
+  // No Keras layer: what a graph model's MirrorPad op is restated as (graph-model/to-layers.ts).
+  'MirrorPadding2D',
 ] as const;
 
 function unsupported(l: KerasLayer): string {
@@ -64,7 +66,7 @@ export interface ModelHead {
   softmax: boolean;
 }
 
-const PASS_THROUGH = new Set(['Reshape', 'Flatten', 'Dropout', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'ActivityRegularization']);
+const PASS_THROUGH = new Set(['Reshape', 'Flatten', 'Dropout', 'SpatialDropout2D', 'GaussianNoise', 'GaussianDropout', 'ActivityRegularization', 'Identity']);
 
 /**
  * Where the logits are: walk back from the output through reshapes and dropouts to a softmax
@@ -114,6 +116,13 @@ class WeightBook {
 
   find(layer: string, param: string): tf.Tensor | null {
     const want = `${layer}/${param}`;
+    // An exact name first: layer "conv" must not take the weights of a layer "block/conv".
+    for (const key of [want, `${want}:0`]) {
+      if (this.weights[key]) {
+        this.used.add(key);
+        return this.weights[key];
+      }
+    }
     for (const key of Object.keys(this.weights)) {
       const k = key.replace(/:\d+$/, '');
       if (k === want || k.endsWith(`/${want}`)) {
@@ -408,6 +417,7 @@ function compileGraph(graph: KerasGraph, weights: Weights, keep: Set<string>, op
       case 'GaussianNoise':
       case 'GaussianDropout':
       case 'ActivityRegularization':
+      case 'Identity':
         // Inference: identity. Alias the input's node.
         nodes[nodeOf.get(l.inputs[0]!)!]!.names.push(l.name);
         nodeOf.set(l.name, nodeOf.get(l.inputs[0]!)!);
@@ -432,8 +442,8 @@ function compileGraph(graph: KerasGraph, weights: Weights, keep: Set<string>, op
         push([l.name], l.inputs, { kind: 'add' });
         break;
       case 'Concatenate': {
-        const axis = Number(c.axis ?? -1);
-        push([l.name], l.inputs, { kind: 'concat', axis: axis < 0 ? 4 + axis : axis });
+        // A negative axis counts from the end of whatever rank the inputs have (2 after a Dense).
+        push([l.name], l.inputs, { kind: 'concat', axis: Number(c.axis ?? -1) });
         break;
       }
       case 'ZeroPadding2D': {
@@ -443,6 +453,12 @@ function compileGraph(graph: KerasGraph, weights: Weights, keep: Set<string>, op
         else if (Array.isArray(p) && typeof p[0] === 'number') pads = [[p[0], p[0]], [Number(p[1]), Number(p[1])]];
         else pads = [pair((p as unknown[])[0], 'padding'), pair((p as unknown[])[1], 'padding')];
         push([l.name], l.inputs, { kind: 'zeroPad', pads });
+        break;
+      }
+      case 'MirrorPadding2D': {
+        const mode = String(c.mode ?? 'reflect').toLowerCase();
+        if (mode !== 'reflect' && mode !== 'symmetric') throw new Error(`${l.name}: mirror padding mode "${mode}" is not supported yet`);
+        push([l.name], l.inputs, { kind: 'mirrorPad', pads: c.padding as [[number, number], [number, number]], mode });
         break;
       }
       default:

@@ -38,6 +38,12 @@ export const DescriptorSchema = z.object({
     })
     .optional(),
   logits: z.string().optional(),
+  /**
+   * What the head ends in. `softmax: false`: the logits are the model's outputs and the
+   * probabilities shown are a softmax DeepVis applies (the window and CLI say so). Absent: read
+   * from the model (a softmax layer or activation at its end). Inference writes it down.
+   */
+  head: z.object({ softmax: z.boolean() }).optional(),
   defaultLayer: z.string().optional(),
   layers: z.array(z.object({ name: z.string(), display: z.string() })).min(1),
   weights: z

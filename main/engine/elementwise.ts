@@ -9,6 +9,8 @@ export type ElementwiseFn =
   | 'tanh'
   | 'swish'
   | 'hard_sigmoid'
+  /** x·relu6(x + 3)/6 (MobileNetV3; Keras 3 "hard_swish" / "hard_silu"). */
+  | 'hard_swish'
   | 'gelu'
   | 'gelu_tanh'
   | 'elu'
@@ -33,6 +35,8 @@ export function elementwiseByName(name: string): ElementwiseFn | null {
     swish: 'swish',
     silu: 'swish',
     hardsigmoid: 'hard_sigmoid',
+    hardswish: 'hard_swish',
+    hardsilu: 'hard_swish',
     gelu: 'gelu',
     gelunew: 'gelu_tanh',
     elu: 'elu',
@@ -45,7 +49,7 @@ export function elementwiseByName(name: string): ElementwiseFn | null {
 }
 
 /** Names accepted for activations outside the fused set (for error messages). */
-export const ELEMENTWISE_NAMES = ['softmax', 'sigmoid', 'tanh', 'swish', 'hard_sigmoid', 'gelu', 'gelu_new', 'elu', 'selu', 'softplus', 'softsign', 'mish'];
+export const ELEMENTWISE_NAMES = ['softmax', 'sigmoid', 'tanh', 'swish', 'hard_sigmoid', 'hard_swish', 'gelu', 'gelu_new', 'elu', 'selu', 'softplus', 'softsign', 'mish'];
 
 const SELU_ALPHA = 1.6732632423543772;
 const SELU_SCALE = 1.0507009873554805;
@@ -63,6 +67,9 @@ export function applyElementwise(fn: ElementwiseFn, x: tf.Tensor, max = 0): tf.T
       return tf.mul(tf.sigmoid(x), x);
     case 'hard_sigmoid':
       return tf.clipByValue(tf.add(0.5, tf.mul(0.2, x)), 0, 1);
+    case 'hard_swish':
+      // The order TensorFlow computes it in (x · relu6(x + 3) · 1/6), so graph models agree to the bit.
+      return tf.mul(tf.mul(x, tf.relu6(tf.add(x, 3))), 1 / 6);
     case 'gelu':
       return tf.mul(x, tf.mul(0.5, tf.add(1, tf.erf(tf.div(x, Math.SQRT2)))));
     case 'gelu_tanh':
@@ -101,6 +108,9 @@ export function elementwiseBackward(fn: ElementwiseFn, x: tf.Tensor, y: tf.Tenso
     }
     case 'hard_sigmoid':
       return tf.mul(dy, tf.mul(0.2, tf.step(tf.mul(y, tf.sub(1, y)))));
+    case 'hard_swish':
+      // 0 below −3, 1 above 3, (2x + 3)/6 between.
+      return tf.mul(dy, tf.where(tf.less(x, -3), tf.zerosLike(x), tf.where(tf.greater(x, 3), tf.onesLike(x), tf.div(tf.add(tf.mul(x, 2), 3), 6))));
     case 'gelu': {
       // Φ(x) + x·φ(x)
       const cdf = tf.mul(0.5, tf.add(1, tf.erf(tf.div(x, Math.SQRT2))));

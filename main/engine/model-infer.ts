@@ -6,6 +6,8 @@ import { findHead, type InputMix } from './compile.js';
 import { parseDescriptor, type ModelDescriptor } from './descriptor.js';
 import { oneLine } from './errors.js';
 import { parseKerasTopology, type KerasGraph, type KerasLayer } from './keras-topology.js';
+import { graphInputRange } from './graph-model/input-scaling.js';
+import { graphModelStructure, type GraphModelJson } from './graph-model/read.js';
 import { exists, FILE_CAPS, folderSignature, readRegularFile } from './model-files.js';
 import type { PreprocessName } from '../../contract/user-models.js';
 
@@ -51,7 +53,7 @@ export interface Inferred {
   notes: string[];
 }
 
-const RECTIFIED_ACTIVATIONS = new Set(['relu', 'relu6', 'elu', 'selu', 'swish', 'silu', 'gelu', 'gelunew', 'mish', 'tanh', 'sigmoid', 'hardsigmoid', 'softplus', 'softsign', 'leakyrelu']);
+const RECTIFIED_ACTIVATIONS = new Set(['relu', 'relu6', 'elu', 'selu', 'swish', 'silu', 'hardswish', 'hardsilu', 'gelu', 'gelunew', 'mish', 'tanh', 'sigmoid', 'hardsigmoid', 'softplus', 'softsign', 'leakyrelu']);
 const isNonlinear = (a: unknown) => typeof a === 'string' && RECTIFIED_ACTIVATIONS.has(a.toLowerCase().replace(/_/g, ''));
 
 /** Is the layer's output a nonlinearity's (what DVT shows: activations, not pre-activations)? */
@@ -130,6 +132,17 @@ export function layersToShow(graph: KerasGraph): string[] {
   return pick;
 }
 
+/**
+ * Display names: the layers' own names less the path every one of them starts with (a converted
+ * SavedModel's nodes all sit under "StatefulPartitionedCall/…/predict/MobilenetV2/").
+ */
+export function displayNames(names: readonly string[]): string[] {
+  const parts = names.map((n) => n.split('/'));
+  let common = 0;
+  while (parts.every((p) => p.length > common + 1 && p[common] === parts[0]![common])) common++;
+  return parts.map((p) => p.slice(common).join('/'));
+}
+
 /** Class names from a labels.txt (one per line) or classes.json (array, or {"0": name…}) file. */
 export async function readClassFile(path: string, roots: readonly string[]): Promise<string[]> {
   const text = (await readRegularFile(path, roots, FILE_CAPS.classes)).toString('utf8');
@@ -171,8 +184,15 @@ export function isGraphModel(json: unknown): boolean {
   return j.format === 'graph-model' || Array.isArray(j.modelTopology?.node);
 }
 
-export function graphModelMessage(mjPath: string): string {
-  return `${mjPath} is a TF.js graph model (converted from a SavedModel or TF Hub); DeepVis reads Keras (layers) models — convert the Keras model instead: tensorflowjs_converter --input_format=keras model.h5 DIR (or keras_saved_model with --output_format=tfjs_layers_model)`;
+/** The layer list of a graph model's model.json, or a one-line refusal naming the file and the node. */
+function graphModelLayers(mjPath: string, json: unknown): KerasGraph {
+  const j = json as Partial<GraphModelJson>;
+  if (!Array.isArray(j.weightsManifest)) throw new Error(`${mjPath} (a TF.js graph model) has no weightsManifest — write it again with tensorflowjs_converter`);
+  try {
+    return graphModelStructure(j as GraphModelJson);
+  } catch (e) {
+    throw new Error(`${mjPath} (a TF.js graph model): ${oneLine(e)}`);
+  }
 }
 
 /**
@@ -202,6 +222,8 @@ export interface InferOptions {
    * its descriptor says how to fill its channels.
    */
   fillChannels?: boolean;
+  /** What a model that scales its own input expects (read from a graph model's constants). */
+  selfScaling?: { preset: 'raw' | '0-1'; node: string } | null;
 }
 
 export async function inferDescriptor(mdir: string, opts: InferOptions = {}): Promise<Inferred> {
@@ -213,7 +235,18 @@ export async function inferDescriptor(mdir: string, opts: InferOptions = {}): Pr
   } catch (e) {
     throw new Error(`${mjPath} is not valid JSON (${oneLine(e)}) — the file is damaged; write it again (model.save() or tensorflowjs_converter)`);
   }
-  if (isGraphModel(json)) throw new Error(graphModelMessage(mjPath));
+  if (isGraphModel(json)) {
+    const layers = graphModelLayers(mjPath, json);
+    let selfScaling: InferOptions['selfScaling'] = null;
+    try {
+      selfScaling = await graphInputRange(mjPath, mdir, json as GraphModelJson);
+    } catch {
+      // Unreadable shards are the loader's to report; here the default guess stands.
+    }
+    const inferred = await inferFromGraph(mdir, layers, { ...opts, selfScaling });
+    inferred.notes.unshift('a TF.js graph model: compiled from its TensorFlow ops, layers named by their nodes');
+    return inferred;
+  }
   let graph: KerasGraph;
   try {
     graph = parseKerasTopology((json as { modelTopology?: unknown }).modelTopology);
@@ -242,13 +275,16 @@ export async function inferFromGraph(mdir: string, graph: KerasGraph, opts: Infe
   }
 
   const firstReal = graph.layers.find((l) => l.className !== 'InputLayer');
-  const selfScaling = !!firstReal && ['Rescaling', 'Normalization'].includes(firstReal.className);
-  const presetName: PreprocessPreset = preprocess ?? (selfScaling ? 'raw' : '0-1');
+  const known = opts.selfScaling;
+  const selfScaling = !!known || (opts.selfScaling === undefined && !!firstReal && ['Rescaling', 'Normalization'].includes(firstReal.className));
+  const presetName: PreprocessPreset = preprocess ?? (known ? known.preset : selfScaling ? 'raw' : '0-1');
   if (!preprocess) {
     notes.push(
-      selfScaling
-        ? `the model rescales its own input (${firstReal!.name}): pixels go in as 0…255`
-        : 'preprocessing assumed to be pixel/255 (0…1); for −1…1 or Caffe BGR-mean models run `deepvis init DIR --preprocess -1-1|caffe`',
+      known?.preset === '0-1'
+        ? `the model scales its own input (${known.node}) from 0…1: pixels go in as pixel/255`
+        : selfScaling
+          ? `the model rescales its own input (${known?.node ?? firstReal!.name}): pixels go in as 0…255`
+          : 'preprocessing assumed to be pixel/255 (0…1); for −1…1 or Caffe BGR-mean models run `deepvis init DIR --preprocess -1-1|caffe`',
     );
   }
 
@@ -277,8 +313,9 @@ export async function inferFromGraph(mdir: string, graph: KerasGraph, opts: Infe
     preprocess: { ...PREPROCESS_PRESETS[presetName], ...(channelMix ? { channelMix } : {}) },
     ...(classes ? { classes } : {}),
     logits,
+    head: { softmax: head.softmax },
     defaultLayer: layers[layers.length - 1],
-    layers: layers.map((name) => ({ name, display: name })),
+    layers: ((shown) => layers.map((name, i) => ({ name, display: shown[i]! })))(displayNames(layers)),
     weights: { modelJson: 'model.json' },
     source: { details: 'inferred by DeepVis from model.json (no deepvis.json)' },
   };

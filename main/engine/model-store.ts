@@ -8,10 +8,11 @@ import { z } from 'zod';
 import { checkSupportedLayers, compileKeras } from './compile.js';
 import { parseDescriptor, type ModelDescriptor } from './descriptor.js';
 import { oneLine } from './errors.js';
+import { graphModelStructure, graphModelWithWeights, type GraphModelJson } from './graph-model/read.js';
 import { parseKerasTopology, type KerasGraph } from './keras-topology.js';
 import { Model, type ClassInfo } from './model.js';
 import type { PreprocessInfo } from '../../contract/user-models.js';
-import { graphModelMessage, inferCached, inputMixFor, isGraphModel, PREPROCESS_PRESETS, preprocessPresetOf, readClassFile, type PreprocessPreset } from './model-infer.js';
+import { inferCached, inputMixFor, isGraphModel, PREPROCESS_PRESETS, preprocessPresetOf, readClassFile, type PreprocessPreset } from './model-infer.js';
 import { checkRegularFile, exists, FILE_CAPS, folderSignature, listFolder, ModelFileError, pathInside, readChecked, readRegularFile } from './model-files.js';
 
 export const DEFAULT_MODELS_DIR = resolve(dirname(fileURLToPath(import.meta.url)), '../../models');
@@ -67,9 +68,12 @@ class ModelProblem extends Error {
 /** Weight shard paths in model.json are relative to it; anything that escapes the folder is refused. */
 const WeightPath = z.string().min(1).refine((p) => !isAbsolute(p) && !p.split(/[\\/]/).includes('..'), 'must be a path inside the model folder');
 
-/** The parts of a TF.js LayersModel's model.json that the loader reads (the topology is checked by keras-topology.ts). */
+/** The parts of a TF.js model.json that the loader reads (the topology is checked by keras-topology.ts or graph-model/). */
 const ModelJsonSchema = z.object({
   modelTopology: z.unknown(),
+  /** A graph model's inputs and outputs by tensor name (layers models have none). */
+  signature: z.unknown().optional(),
+  userDefinedMetadata: z.unknown().optional(),
   weightsManifest: z.array(
     z.object({
       paths: z.array(WeightPath).min(1),
@@ -105,6 +109,8 @@ interface Checked {
   checksum: string;
   modelJson: ModelJson;
   graph: KerasGraph;
+  /** A TF.js graph model (its layer list is restated from the GraphDef; weights by node name). */
+  graphModel: boolean;
   classes: ClassInfo[];
   /** File contents read while checking (only when asked to keep them). */
   files: Map<string, Buffer>;
@@ -174,18 +180,27 @@ async function checkModel(mdir: string, d: ModelDescriptor, keepFiles: boolean):
     if (e instanceof ModelFileError) throw e;
     throw new ModelProblem('invalid', `${mjPath} is not valid JSON (${oneLine(e)}) — the file is damaged; ${fixFor(id)}`);
   }
-  if (isGraphModel(json)) throw new ModelProblem('unsupported', graphModelMessage(mjPath));
+  const graphModel = isGraphModel(json);
   const parsed = ModelJsonSchema.safeParse(json);
   if (!parsed.success) {
     const what = parsed.error.issues[0]!.path.length ? firstIssue(parsed.error) : 'expected an object with modelTopology and weightsManifest';
-    throw new ModelProblem('invalid', `${mjPath} is not a TF.js LayersModel: ${what}`);
+    throw new ModelProblem('invalid', `${mjPath} is not a TF.js ${graphModel ? 'graph model' : 'LayersModel'}: ${what}`);
   }
   const modelJson = parsed.data;
   let graph: KerasGraph;
-  try {
-    graph = parseKerasTopology(modelJson.modelTopology);
-  } catch (e) {
-    throw new ModelProblem('invalid', `${mjPath} is not a usable Keras model: ${oneLine(e)}`);
+  if (graphModel) {
+    try {
+      graph = graphModelStructure(modelJson);
+    } catch (e) {
+      const msg = oneLine(e);
+      throw new ModelProblem(/not supported yet/.test(msg) ? 'unsupported' : 'invalid', `${mjPath} (a TF.js graph model): ${msg}`);
+    }
+  } else {
+    try {
+      graph = parseKerasTopology(modelJson.modelTopology);
+    } catch (e) {
+      throw new ModelProblem('invalid', `${mjPath} is not a usable Keras model: ${oneLine(e)}`);
+    }
   }
   try {
     checkSupportedLayers(graph);
@@ -231,7 +246,7 @@ async function checkModel(mdir: string, d: ModelDescriptor, keepFiles: boolean):
   } catch (e) {
     throw new ModelProblem('invalid', oneLine(e));
   }
-  return { checksum, modelJson, graph, classes, files };
+  return { checksum, modelJson, graph, graphModel, classes, files };
 }
 
 /**
@@ -524,7 +539,9 @@ async function readWeightBytes(mjDir: string, mdir: string, manifest: tf.io.Weig
 export function modelFromFiles(f: ModelFiles): Model {
   const { id, descriptor: d } = f;
   const mjPath = pathInside(f.dir, d.weights.modelJson);
-  const graph = parseKerasTopology(f.modelJson.modelTopology);
+  const graphModel = isGraphModel(f.modelJson);
+  // A graph model's layer list needs its constants' values: it is restated below, with the weights.
+  let graph = graphModel ? null : parseKerasTopology(f.modelJson.modelTopology);
   const manifest = f.modelJson.weightsManifest as tf.io.WeightsManifestConfig;
   let weights: tf.NamedTensorMap;
   try {
@@ -537,11 +554,23 @@ export function modelFromFiles(f: ModelFiles): Model {
     if (bad) throw new Error(`model ${id}: weight ${bad.name} in the files of ${mjPath} holds ${bad.value} — the weights are damaged; ${fixFor(id)}`);
     const keep = new Set(d.layers.map((l) => l.name));
     let compiled;
+    let restated: tf.NamedTensorMap | null = null;
     try {
-      compiled = compileKeras(graph, weights, keep, { logitsHint: d.logits, inputMix: inputMixFor(d, graph, mjPath) });
+      let layerWeights = weights;
+      if (graphModel) {
+        // Now with the constants' values: axes, paddings and shapes are read, kernels laid out.
+        const t = graphModelWithWeights(f.modelJson as unknown as GraphModelJson, weights);
+        graph = t.graph;
+        layerWeights = restated = t.weights;
+      }
+      if (!graph) throw new Error('no layer graph');
+      compiled = compileKeras(graph, layerWeights, keep, { logitsHint: d.logits, inputMix: inputMixFor(d, graph, mjPath) });
       for (const l of d.layers) compiled.net.nodeIndex(l.name);
     } catch (e) {
       throw new Error(`model ${id}: ${mjPath}: ${oneLine(e)}`);
+    } finally {
+      // Restated weights are the loaded tensors or new ones; disposing either twice is harmless.
+      if (restated) tf.dispose(Object.values(restated));
     }
     return new Model(d, f.dir, f.checksum, compiled, f.classes.map((c) => ({ ...c })), f.preprocessInfo);
   } finally {

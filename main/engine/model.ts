@@ -76,6 +76,14 @@ export class Model {
     return this.preprocessInfo.chosen ? this.preprocessInfo.preset : null;
   }
 
+  /**
+   * Whether the model's own head ends in softmax, as its descriptor states or else as its graph
+   * shows; when false, the probabilities shown are a softmax of the logits that DeepVis applies.
+   */
+  get softmaxHead(): boolean {
+    return this.descriptor.head?.softmax ?? this.compiled.softmaxHead;
+  }
+
   get logitsLayer(): string {
     return this.compiled.net.nodes[this.compiled.logitsNode]!.names[0]!;
   }

@@ -33,8 +33,72 @@ export type NetNode =
   | { kind: 'add' }
   /** Element-wise product of its inputs (Keras Multiply: squeeze-and-excitation gates). */
   | { kind: 'mul' }
+  /** `axis` < 0 counts from the last axis, whatever the inputs' rank. */
   | { kind: 'concat'; axis: number }
-  | { kind: 'zeroPad'; pads: [[number, number], [number, number]] };
+  | { kind: 'zeroPad'; pads: [[number, number], [number, number]] }
+  /** Padding by reflection: "reflect" leaves the edge out of the mirror image, "symmetric" repeats it. */
+  | { kind: 'mirrorPad'; pads: [[number, number], [number, number]]; mode: 'reflect' | 'symmetric' };
+
+/**
+ * The input gradient of a mirror padding along one axis: the centre, plus each border's signal
+ * folded back (reversed) onto the inputs it copied.
+ */
+function mirrorPadBack(dy: tf.Tensor4D, axis: 1 | 2, before: number, after: number, mode: 'reflect' | 'symmetric'): tf.Tensor4D {
+  if (before === 0 && after === 0) return dy;
+  const n = dy.shape[axis] - before - after;
+  const skip = mode === 'reflect' ? 1 : 0;
+  const part = (start: number, len: number) => {
+    const begin = [0, 0, 0, 0];
+    const size = [-1, -1, -1, -1];
+    begin[axis] = start;
+    size[axis] = len;
+    return tf.slice(dy, begin, size);
+  };
+  const placed = (t: tf.Tensor, at: number) => {
+    const pads: [number, number][] = [[0, 0], [0, 0], [0, 0], [0, 0]];
+    pads[axis] = [at, n - at - t.shape[axis]!];
+    return tf.pad(t, pads);
+  };
+  let g: tf.Tensor = part(before, n);
+  if (before) g = tf.add(g, placed(tf.reverse(part(0, before), axis), skip));
+  if (after) g = tf.add(g, placed(tf.reverse(part(before + n, after), axis), n - skip - after));
+  return g as tf.Tensor4D;
+}
+
+type MirrorPadOp = Extract<NetNode, { kind: 'mirrorPad' }>;
+
+/** Mirror padding along one axis from slices, reversals and a concatenation (each with a right tfjs gradient). */
+function mirrorPadByConcat(x: tf.Tensor4D, axis: 1 | 2, before: number, after: number, mode: 'reflect' | 'symmetric'): tf.Tensor4D {
+  const n = x.shape[axis];
+  const skip = mode === 'reflect' ? 1 : 0;
+  const part = (start: number, len: number) => {
+    const begin = [0, 0, 0, 0];
+    const size = [-1, -1, -1, -1];
+    begin[axis] = start;
+    size[axis] = len;
+    return tf.reverse(tf.slice(x, begin, size), axis);
+  };
+  const parts: tf.Tensor[] = [];
+  if (before) parts.push(part(skip, before));
+  parts.push(x);
+  if (after) parts.push(part(n - skip - after, after));
+  return (parts.length === 1 ? x : tf.concat(parts, axis)) as tf.Tensor4D;
+}
+
+/**
+ * tfjs' MirrorPad gradient only crops the centre (the reflected borders' signal is lost): the
+ * taped form carries our own, the reference form is built from ops whose gradients are right.
+ */
+function runMirrorPad(x: tf.Tensor4D, op: MirrorPadOp, mode: ExecMode): tf.Tensor4D {
+  const [[t, b], [l, r]] = op.pads;
+  if (mode === 'plain') return tf.mirrorPad(x, [[0, 0], [t, b], [l, r], [0, 0]], op.mode);
+  if (mode === 'reference') return mirrorPadByConcat(mirrorPadByConcat(x, 1, t, b, op.mode), 2, l, r, op.mode);
+  const f = tf.customGrad(((xIn: tf.Tensor) => ({
+    value: tf.mirrorPad(xIn as tf.Tensor4D, [[0, 0], [t, b], [l, r], [0, 0]], op.mode),
+    gradFunc: (dy: tf.Tensor | tf.Tensor[]) => [mirrorPadBack(mirrorPadBack(dy as tf.Tensor4D, 1, t, b, op.mode), 2, l, r, op.mode)],
+  })) as unknown as Parameters<typeof tf.customGrad>[0]);
+  return f(x) as tf.Tensor4D;
+}
 
 /** Sum a gradient over the axes along which an input of `shape` was broadcast. */
 function unbroadcast(g: tf.Tensor, shape: number[]): tf.Tensor {
@@ -139,13 +203,17 @@ export class GraphNet {
         return mode === 'reference' ? applyActivation(y, op.act) : runActivation(y, op.act, mode, rule);
       }
       case 'add':
-        return ins.length === 1 ? a : tf.addN(ins);
+        if (ins.length === 1) return a;
+        // addN needs equal shapes; a graph model's AddV2 may broadcast ([N,1,1,C] + [N,H,W,C]).
+        return ins.every((t) => t.shape.join() === a.shape.join()) ? tf.addN(ins) : ins.slice(1).reduce((p, t) => tf.add(p, t), a);
       case 'mul':
         return ins.slice(1).reduce((p, t) => tf.mul(p, t), a);
       case 'concat':
         return tf.concat(ins, op.axis);
       case 'zeroPad':
         return tf.pad(a, [[0, 0], op.pads[0], op.pads[1], [0, 0]]);
+      case 'mirrorPad':
+        return runMirrorPad(a as tf.Tensor4D, op, mode);
     }
   }
 
@@ -229,7 +297,7 @@ export class GraphNet {
         return [tf.matMul(g, op.kernel, false, true)];
       }
       case 'add':
-        return ins.map(() => dy);
+        return ins.map((t) => unbroadcast(dy, t.shape));
       case 'mul':
         // Each input's gradient is dy times the product of the others, summed back over any
         // axis it was broadcast along (a [N,1,1,C] gate times a [N,H,W,C] map).
@@ -237,11 +305,17 @@ export class GraphNet {
           const others = ins.filter((_, j) => j !== k).reduce((p, u) => tf.mul(p, u));
           return unbroadcast(tf.mul(dy, others), t.shape);
         });
-      case 'concat':
-        return tf.split(dy, ins.map((t) => t.shape[op.axis]!), op.axis);
+      case 'concat': {
+        const axis = op.axis < 0 ? op.axis + dy.rank : op.axis;
+        return tf.split(dy, ins.map((t) => t.shape[axis]!), axis);
+      }
       case 'zeroPad': {
         const [n, h, w, c] = x.shape as [number, number, number, number];
         return [tf.slice(dy, [0, op.pads[0][0], op.pads[1][0], 0], [n, h, w, c])];
+      }
+      case 'mirrorPad': {
+        const rows = mirrorPadBack(dy as tf.Tensor4D, 1, op.pads[0][0], op.pads[0][1], op.mode);
+        return [mirrorPadBack(rows, 2, op.pads[1][0], op.pads[1][1], op.mode)];
       }
     }
   }

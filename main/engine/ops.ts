@@ -288,7 +288,29 @@ export function maxPoolInputGrad(x: tf.Tensor4D, y: tf.Tensor4D, dy: tf.Tensor4D
   return tf.slice(sum, [0, ph.before, pw.before, 0], [n, h, w, c]);
 }
 
+/**
+ * How many real (not padding) inputs each output of a "same" pool averages, [1, ho, wo, 1]: the
+ * forward pass divides by it, while the AvgPoolGrad kernel divides every window by its full size.
+ */
+function avgPoolCounts(h: number, w: number, spec: PoolSpec): tf.Tensor4D {
+  const axis = (size: number, k: number, s: number) => {
+    const p = pad1d(size, k, s, spec.padding);
+    return Array.from({ length: p.out }, (_, o) => Math.min(o * s - p.before + k, size) - Math.max(o * s - p.before, 0));
+  };
+  const rows = axis(h, spec.size[0], spec.strides[0]);
+  const cols = axis(w, spec.size[1], spec.strides[1]);
+  const counts = new Float32Array(rows.length * cols.length);
+  rows.forEach((r, i) => cols.forEach((c, j) => (counts[i * cols.length + j] = r * c)));
+  return tf.tensor4d(counts, [1, rows.length, cols.length, 1]);
+}
+
 export function avgPoolInputGrad(x: tf.Tensor4D, dy: tf.Tensor4D, spec: PoolSpec): tf.Tensor4D {
+  if (spec.padding === 'same') {
+    const full = spec.size[0] * spec.size[1];
+    const [, h, w] = x.shape;
+    // Rescale each window's signal from 1/full to 1/count, then spread it as the kernel does.
+    dy = tf.div(tf.mul(dy, full), avgPoolCounts(h, w, spec));
+  }
   return tf.engine().runKernel('AvgPoolGrad', { dy, input: x }, {
     filterSize: spec.size,
     strides: spec.strides,
@@ -296,8 +318,33 @@ export function avgPoolInputGrad(x: tf.Tensor4D, dy: tf.Tensor4D, spec: PoolSpec
   } as unknown as tf.NamedAttrMap) as tf.Tensor4D;
 }
 
+/**
+ * A "same" average pool built from ops whose tfjs gradients are right (zero padding, a "valid"
+ * pool, a constant rescale): the reference the custom gradient is checked against, since tfjs'
+ * own AvgPool gradient divides edge windows by their full size.
+ */
+function avgPoolSameReference(x: tf.Tensor4D, spec: PoolSpec): tf.Tensor4D {
+  const [, h, w] = x.shape;
+  const ph = pad1d(h, spec.size[0], spec.strides[0], 'same');
+  const pw = pad1d(w, spec.size[1], spec.strides[1], 'same');
+  const padded = tf.pad(x, [[0, 0], [ph.before, ph.after], [pw.before, pw.after], [0, 0]]);
+  const sums = tf.mul(tf.avgPool(padded, spec.size, spec.strides, 'valid'), spec.size[0] * spec.size[1]);
+  return tf.div(sums, avgPoolCounts(h, w, spec)) as tf.Tensor4D;
+}
+
 export function runPool(x: tf.Tensor4D, spec: PoolSpec, mode: ExecMode): tf.Tensor4D {
-  if (spec.kind === 'avg') return tf.avgPool(x, spec.size, spec.strides, spec.padding);
+  if (spec.kind === 'avg') {
+    if (spec.padding !== 'same' || mode === 'plain') return tf.avgPool(x, spec.size, spec.strides, spec.padding);
+    if (mode === 'reference') return avgPoolSameReference(x, spec);
+    const avg = tf.customGrad(((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
+      save([xIn]);
+      return {
+        value: tf.avgPool(xIn as tf.Tensor4D, spec.size, spec.strides, spec.padding),
+        gradFunc: (dy: tf.Tensor | tf.Tensor[], saved: tf.Tensor[]) => [avgPoolInputGrad(saved[0] as tf.Tensor4D, dy as tf.Tensor4D, spec)],
+      };
+    }) as unknown as CustomGrad);
+    return avg(x) as tf.Tensor4D;
+  }
   if (mode !== 'taped') return tf.maxPool(x, spec.size, spec.strides, spec.padding);
   const f = tf.customGrad(((xIn: tf.Tensor, save: tf.GradSaveFunc) => {
     const y = tf.maxPool(xIn as tf.Tensor4D, spec.size, spec.strides, spec.padding);

@@ -125,7 +125,8 @@ function step(op: NetNode, ins: NodeState[]): NodeState {
     case 'affine':
     case 'nonlinear':
       return a;
-    case 'zeroPad': {
+    case 'zeroPad':
+    case 'mirrorPad': {
       const shift = (s: AxisState, before: number, after: number): AxisState => ({
         len: s.len + before + after,
         parts: s.parts.map((p) => ({ ...p, offset: p.offset - before * p.stride })),
@@ -148,14 +149,16 @@ function step(op: NetNode, ins: NodeState[]): NodeState {
         axes: [0, 1].map((d) => ({ len: a.axes[d]!.len, parts: unionParts(ins.map((s) => s.axes[d]!.parts)) })) as [AxisState, AxisState],
       };
     case 'concat': {
-      if (op.axis === 3) {
+      // Negative axes count from the end; a map's channels are its last axis.
+      const axis = op.axis < 0 ? op.axis + 4 : op.axis;
+      if (axis === 3) {
         return {
           global: ins.some((s) => s.global),
           axes: [0, 1].map((d) => ({ len: a.axes[d]!.len, parts: unionParts(ins.map((s) => s.axes[d]!.parts)) })) as [AxisState, AxisState],
         };
       }
       // Concatenating along space: positions no longer line up with one window; be conservative.
-      const len = [0, 1].map((d) => (op.axis === d + 1 ? ins.reduce((n, s) => n + s.axes[d]!.len, 0) : a.axes[d]!.len));
+      const len = [0, 1].map((d) => (axis === d + 1 ? ins.reduce((n, s) => n + s.axes[d]!.len, 0) : a.axes[d]!.len));
       return global(len as [number, number]);
     }
   }

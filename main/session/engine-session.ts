@@ -143,7 +143,7 @@ export function modelInfo(m: Model): ModelInfo {
     defaultLayer: m.layer(m.descriptor.defaultLayer ?? m.layers[0]!.name).name,
     logitsLayer: m.logitsLayer,
     classCount: m.classes.length,
-    softmaxHead: m.compiled.softmaxHead,
+    softmaxHead: m.softmaxHead,
     inputChannels: m.compiled.inputChannels,
     classes: m.classes.map((c) => ({ name: c.name, wnid: c.wnid ?? null })),
     preprocess: m.preprocessInfo,

@@ -9,6 +9,7 @@
 // output padding and the seeds depend on it), so sessions are cached per input size.
 import * as tf from '@tensorflow/tfjs-core';
 import type { GraphNet, NetNode } from '../network.js';
+import type { ElementwiseFn } from '../elementwise.js';
 import type { Activation, BackwardRule, ConvSpec, PoolSpec } from '../ops.js';
 import { pad1d } from '../padding.js';
 import { attr, GraphBuilder } from './graph-builder.js';
@@ -176,6 +177,46 @@ class Exporter {
     return this.b.floats(t.dataSync() as Float32Array, this.rank(i) === 4 ? [c, 1, 1] : [c]);
   }
 
+  /** The forward value of an element-wise function other than softmax (one of EXPORTED_FNS). */
+  private elementwise(fn: ElementwiseFn, a: string): string {
+    const b = this.b;
+    switch (fn) {
+      case 'sigmoid':
+        return b.op('Sigmoid', [a]);
+      case 'tanh':
+        return b.op('Tanh', [a]);
+      case 'swish':
+        return b.op('Mul', [a, b.op('Sigmoid', [a])]);
+      case 'hard_swish':
+        // x · min(relu(x + 3), 6) · 1/6, in the order the tfjs form computes it.
+        return b.op('Mul', [b.op('Mul', [a, b.op('Min', [b.op('Relu', [b.op('Add', [a, b.scalar(3)])]), b.scalar(6)])]), b.scalar(1 / 6)]);
+      case 'elu':
+        return b.op('Elu', [a], [attr.float('alpha', 1)]);
+      default:
+        throw new Error(`the ONNX exporter does not write ${fn} yet`);
+    }
+  }
+
+  /** f'(x) of swish, hard_swish and elu, from the forward input x and output y. */
+  private elementwiseSlope(fn: ElementwiseFn, x: string, y: string): string {
+    const b = this.b;
+    switch (fn) {
+      case 'swish': {
+        // σ(x) + y·(1 − σ(x))
+        const s = b.op('Sigmoid', [x]);
+        return b.op('Add', [s, b.op('Mul', [y, b.op('Sub', [b.scalar(1), s])])]);
+      }
+      case 'hard_swish': {
+        const mid = b.op('Div', [b.op('Add', [b.op('Mul', [x, b.scalar(2)]), b.scalar(3)]), b.scalar(6)]);
+        return b.op('Where', [b.op('Less', [x, b.scalar(-3)]), b.scalar(0), b.op('Where', [b.op('Greater', [x, b.scalar(3)]), b.scalar(1), mid])]);
+      }
+      case 'elu':
+        return b.op('Where', [b.op('Greater', [x, b.scalar(0)]), b.scalar(1), b.op('Add', [y, b.scalar(1)])]);
+      default:
+        throw new Error(`the ONNX exporter does not write the backward pass of ${fn} yet`);
+    }
+  }
+
   forward(input: string, until: number, needSwitches: (i: number) => boolean): void {
     const b = this.b;
     for (let i = 0; i <= until; i++) {
@@ -212,7 +253,7 @@ class Exporter {
           y = this.activation(a, op.act);
           break;
         case 'nonlinear':
-          y = op.fn === 'softmax' ? b.op('Softmax', [a], [attr.int('axis', this.rank(i) === 4 ? 1 : -1)]) : b.op(op.fn === 'sigmoid' ? 'Sigmoid' : 'Tanh', [a]);
+          y = op.fn === 'softmax' ? b.op('Softmax', [a], [attr.int('axis', this.rank(i) === 4 ? 1 : -1)]) : this.elementwise(op.fn, a);
           break;
         case 'pool':
           y = this.pool(i, a, op.spec, inShape, needSwitches(i));
@@ -358,7 +399,8 @@ class Exporter {
           return [b.op('Mul', [y, b.op('Sub', [dy, s])])];
         }
         if (op.fn === 'sigmoid') return [b.op('Mul', [dy, b.op('Mul', [y, b.op('Sub', [b.scalar(1), y])])])];
-        return [b.op('Mul', [dy, b.op('Sub', [b.scalar(1), b.op('Mul', [y, y])])])];
+        if (op.fn === 'tanh') return [b.op('Mul', [dy, b.op('Sub', [b.scalar(1), b.op('Mul', [y, y])])])];
+        return [b.op('Mul', [dy, this.elementwiseSlope(op.fn, x, y)])];
       }
       case 'pool':
         if (op.spec.kind === 'avg') return [this.avgPoolBack(x, dy, op.spec, inShape)];
@@ -490,7 +532,7 @@ class Exporter {
 
 /** Export a forward (and optionally backward) ONNX graph of the compiled network. */
 /** The element-wise functions the exporter writes, forward and backward. */
-const EXPORTED_FNS = new Set(['softmax', 'sigmoid', 'tanh']);
+const EXPORTED_FNS = new Set(['softmax', 'sigmoid', 'tanh', 'swish', 'hard_swish', 'elu']);
 
 /**
  * Why this network cannot be exported yet (the first node the exporter does not write), or null.
@@ -500,6 +542,7 @@ export function onnxUnsupported(net: GraphNet): string | null {
   for (let i = 0; i < net.nodes.length; i++) {
     const op = net.nodes[i]!.op;
     if (op.kind === 'mul') return `node ${i}: element-wise multiply`;
+    if (op.kind === 'mirrorPad') return `node ${i}: mirror padding`;
     if (op.kind === 'nonlinear' && !EXPORTED_FNS.has(op.fn)) return `node ${i}: ${op.fn}`;
   }
   return null;
