@@ -101,7 +101,7 @@ export class BackFramePass {
       const seed = targetSeed(values[this.srcNode]!, this.source);
       const rule = backwardRule(this.back.mode);
       const g = net.backward(values, this.srcNode, seed, { rule, to: 0 });
-      parts.push(tf.reshape(tf.cast(displayBytes(g as tf.Tensor4D, this.back.filter), 'float32'), [-1]));
+      parts.push(tf.reshape(tf.cast(displayBytes(g as tf.Tensor4D, this.back.filter, { percentile: this.back.percentile }), 'float32'), [-1]));
       this.sizes.back = H * W * 3;
       if (this.diffsLive) {
         const d = net.backward(values, this.srcNode, seed, { rule, to: this.layerNode });
@@ -140,7 +140,7 @@ export class BackFramePass {
       const rgb = new Uint8Array(this.sizes.back);
       rgb.set(tail.subarray(0, this.sizes.back)); // exact integers 0..255
       at += this.sizes.back;
-      out.back = { width: W, height: H, rgb, mode: this.back.mode, filter: this.back.filter, source: describeTarget(m, this.source) };
+      out.back = { width: W, height: H, rgb, mode: this.back.mode, filter: this.back.filter, percentile: this.back.percentile ?? 100, source: describeTarget(m, this.source) };
     }
     if (this.diffsWanted) {
       if (this.diffsLive && this.sizes.diffs) {
