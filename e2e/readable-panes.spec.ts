@@ -120,7 +120,7 @@ test('a logits unit shows its class, logit and probability over time, not a blac
   await page.keyboard.press('Enter');
   await expect(page.getByTestId('unit-class')).toHaveText('flamingo');
   const inTop5 = (await page.getByTestId('top5-item').allTextContents()).some((t) => t.includes('flamingo'));
-  if (!inTop5) await expect(page.getByTestId('unit-scalar-prob')).toContainText('not in the top-5');
+  if (!inTop5) await expect(page.getByTestId('unit-scalar-prob')).toContainText('not in top-5');
   // Back on a spatial layer the map is back.
   await page.keyboard.press('/');
   await page.keyboard.type('pw5:3');
@@ -201,4 +201,36 @@ test('“save unit” writes activation, back-projection, seeds and top-9 with s
   const side = JSON.parse(readFileSync((await json.path())!, 'utf8')) as Record<string, unknown>;
   expect(side).toMatchObject({ model: 'mobilenet-v1-0.75', layer: 'conv_pw_5_relu', unit: 0 });
   expect(side.settings).toBeTruthy();
+});
+
+test('the synthesized image is at least 256 px on a 1280×720 projector, and a model switch clears the synthesis pane', async ({ page }, testInfo) => {
+  test.setTimeout(240_000);
+  await page.setViewportSize({ width: 1280, height: 720 });
+  await openApp(page, { url: server.url, model: 'mobilenet-v1-0.75' });
+  await page.keyboard.press('/');
+  await page.keyboard.type('flamingo');
+  await page.keyboard.press('Enter');
+  await setRange(page, 'synth-iterations', 20);
+  await setRange(page, 'synth-seeds', 2);
+  await page.getByTestId('synth-start').click();
+  await expect(page.getByTestId('synth-status')).toHaveText(/^done/, { timeout: 180_000 });
+  await expect(page.getByTestId('synth-image')).toHaveCount(2);
+  const large = (await page.getByTestId('synth-image-large').boundingBox())!;
+  const pane = (await page.getByTestId('synth-pane').boundingBox())!;
+  expect(Math.min(large.width, large.height), 'synthesized image size').toBeGreaterThanOrEqual(256);
+  // On screen without scrolling the pane: inside it and inside the window.
+  expect(large.y + large.height, 'image bottom within the synthesis pane').toBeLessThanOrEqual(pane.y + pane.height + 0.5);
+  expect(large.x + large.width).toBeLessThanOrEqual(1280);
+  await saveScreenshot(page, testInfo, 'synthesis-1280x720', 'synthesis done at 1280×720');
+  // A click on the other seed shows it large.
+  const before = await canvasHash(page, 'synth-image-large');
+  await page.getByTestId('synth-image').nth(1).click();
+  await expect.poll(() => canvasHash(page, 'synth-image-large')).not.toBe(before);
+
+  await page.getByTestId('model-select').selectOption('mobilenet-v1-0.25');
+  await expect(page.getByTestId('status-model')).toHaveText('mobilenet-v1-0.25', { timeout: 90_000 });
+  await expect(page.getByTestId('synth-image')).toHaveCount(0);
+  await expect(page.getByTestId('synth-image-large')).toHaveCount(0);
+  await expect(page.getByTestId('synth-status')).toHaveCount(0);
+  await expect(page.getByTestId('synth-start')).toBeVisible();
 });
