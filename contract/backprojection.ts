@@ -7,6 +7,14 @@ export const BACK_FILTERS = ['raw', 'gray', 'norm', 'normblur'] as const;
 export const GRID_SHOWS = ['activations', 'backDiffs'] as const;
 
 /**
+ * The window's display scale for back-projections: the 99.5th percentile of |value| (raw, gray) or
+ * of the pixel norm (norm, normblur) is full contrast and the brightest 0.5 % clip. Scaling by the
+ * single largest value (100, DVT's choice) lets a few extreme pixels leave everything else grey.
+ */
+export const BACK_PERCENTILE_DEFAULT = 99.5;
+export const BACK_PERCENTILE_MIN = 50;
+
+/**
  * Back-project a source unit onto the input in the same frame job. The source may differ from the
  * frame's layer/unit (frozen with `d`). On the logits layer the unit is a class (one-hot seed);
  * elsewhere a channel seeded with its own activation map (DVT).
@@ -16,6 +24,8 @@ export const FrameBackRequest = z.object({
   filter: z.enum(BACK_FILTERS),
   layer: z.string().min(1).max(200),
   unit: z.number().int().nonnegative(),
+  /** Full contrast at this percentile (see BACK_PERCENTILE_DEFAULT); absent or 100: the largest value. */
+  percentile: z.number().min(BACK_PERCENTILE_MIN).max(100).optional(),
 });
 
 /** Grad-CAM of a class (default: the frame's top-1) at the model's default Grad-CAM layer. */
@@ -32,6 +42,8 @@ export const FrameBackReply = z.object({
   rgb: z.instanceof(Uint8Array),
   mode: z.enum(BACK_MODES),
   filter: z.enum(BACK_FILTERS),
+  /** The percentile drawn at full contrast (100: the largest value). */
+  percentile: z.number().optional(),
   /** The source, as "layer display:unit" (or "class N name"). */
   source: z.string(),
 });

@@ -5,6 +5,9 @@
 //   gray     — the channel mean, zero = grey, symmetric scaling;
 //   norm     — per-pixel L2 norm over channels, min–max to black…white;
 //   normblur — the norm, Gaussian-blurred (σ = 4 px, reflected borders like OpenCV), then min–max.
+// With a percentile below 100 the scale (max |value|, or the top of min–max) is that percentile
+// instead of the largest value, and what lies beyond clips: one extreme pixel no longer leaves the
+// rest of the map a flat grey.
 // filterMap gives [N,H,W,3] in [0,1]; displayBytes gives 0..255 int32, and rgbBytes the packed
 // bytes per image for PNG encoding or the wire.
 import * as tf from '@tensorflow/tfjs-core';
@@ -17,21 +20,47 @@ export interface FilterOptions {
   rawScale?: 'channel' | 'shared';
   /** normblur: Gaussian σ in pixels (DVT: 4). */
   sigma?: number;
+  /** Full contrast at this percentile of |value| (raw, gray) or of the norm (norm, normblur); 100 or absent: the largest. */
+  percentile?: number;
 }
 
 const EPS = 1e-10;
 
-/** Map signed values to [0,1] with zero at 0.5: v / (2·max|v|) + 0.5, max over `axes` (kept). */
-function symmetric(t: tf.Tensor, axes: number[]): tf.Tensor {
-  const s = tf.max(tf.abs(t), axes, true);
-  return tf.add(tf.div(t, tf.add(tf.mul(s, 2), EPS)), 0.5);
+/**
+ * The p-th percentile of [N,H,W,C] per image (`perChannel`: per image and channel), shaped like
+ * max(t, axes, keepDims). The k largest values by topk, k the count above the percentile.
+ */
+function upperPercentile(t: tf.Tensor4D, p: number, perChannel: boolean): tf.Tensor {
+  const [n, h, w, c] = t.shape;
+  const rows = perChannel ? tf.reshape(tf.transpose(t, [0, 3, 1, 2]), [n * c, h * w]) : tf.reshape(t, [n, h * w * c]);
+  const len = rows.shape[1]!;
+  const k = Math.min(len, Math.max(1, Math.ceil(len * (1 - p / 100))));
+  const q = tf.slice(tf.topk(rows as tf.Tensor2D, k, true).values, [0, k - 1], [-1, 1]);
+  return tf.reshape(q, perChannel ? [n, 1, 1, c] : [n, 1, 1, 1]);
 }
 
-/** Min–max over each image ([N,H,W,C] → [0,1]); a flat image becomes 0. */
-function minMax(t: tf.Tensor): tf.Tensor {
+/** The scale of `t` over `axes` (kept): its largest value, or its p-th percentile when p < 100. */
+function top(t: tf.Tensor4D, axes: number[], p: number | undefined): tf.Tensor {
+  return p !== undefined && p < 100 ? upperPercentile(t, p, axes.length === 2) : tf.max(t, axes, true);
+}
+
+/** Map signed values to [0,1] with zero at 0.5: v / (2·s) + 0.5, s = max|v| (or its percentile) over `axes`. */
+function symmetric(t: tf.Tensor4D, axes: number[], p?: number): tf.Tensor {
+  const s = top(tf.abs(t), axes, p);
+  const out = tf.add(tf.div(t, tf.add(tf.mul(s, 2), EPS)), 0.5);
+  return clipped(out, p);
+}
+
+/** Values beyond a percentile scale clip to [0,1]; at the largest value nothing lies beyond. */
+function clipped(t: tf.Tensor, p: number | undefined): tf.Tensor {
+  return p !== undefined && p < 100 ? tf.clipByValue(t, 0, 1) : t;
+}
+
+/** Min–max over each image ([N,H,W,C] → [0,1], the top at the percentile when p < 100); a flat image becomes 0. */
+function minMax(t: tf.Tensor4D, p?: number): tf.Tensor {
   const lo = tf.min(t, [1, 2, 3], true);
-  const range = tf.sub(tf.max(t, [1, 2, 3], true), lo);
-  return tf.div(tf.sub(t, lo), tf.add(range, EPS));
+  const range = tf.sub(top(t, [1, 2, 3], p), lo);
+  return clipped(tf.div(tf.sub(t, lo), tf.add(range, EPS)), p);
 }
 
 /** Per-pixel L2 norm over channels: [N,H,W,C] → [N,H,W,1], non-negative. */
@@ -77,15 +106,15 @@ export function filterMap(map: tf.Tensor4D, filter: DisplayFilter, opts: FilterO
     const grey = (t: tf.Tensor) => tf.tile(t, [1, 1, 1, 3]) as tf.Tensor4D;
     switch (filter) {
       case 'raw': {
-        const scaled = symmetric(map, opts.rawScale === 'shared' ? [1, 2, 3] : [1, 2]);
+        const scaled = symmetric(map, opts.rawScale === 'shared' ? [1, 2, 3] : [1, 2], opts.percentile);
         return (c === 3 ? scaled : c === 1 ? grey(scaled) : grey(tf.mean(scaled, 3, true))) as tf.Tensor4D;
       }
       case 'gray':
-        return grey(symmetric(tf.mean(map, 3, true), [1, 2, 3]));
+        return grey(symmetric(tf.mean(map, 3, true) as tf.Tensor4D, [1, 2, 3], opts.percentile));
       case 'norm':
-        return grey(minMax(pixelNorm(map)));
+        return grey(minMax(pixelNorm(map), opts.percentile));
       case 'normblur':
-        return grey(minMax(gaussianBlur(pixelNorm(map), opts.sigma ?? 4)));
+        return grey(minMax(gaussianBlur(pixelNorm(map), opts.sigma ?? 4), opts.percentile));
       default:
         throw new Error(`unknown display filter "${String(filter)}" (raw, gray, norm or normblur)`);
     }

@@ -117,7 +117,7 @@ export class BackFramePass {
     const views = this.native ? this.nativeViews(this.native.x, this.native.logits) : this.tfjsViews(this.values!);
     const parts: tf.Tensor[] = [];
     if (this.source && this.back) {
-      parts.push(tf.reshape(tf.cast(displayBytes(views.back(false) as tf.Tensor4D, this.back.filter), 'float32'), [-1]));
+      parts.push(tf.reshape(tf.cast(displayBytes(views.back(false) as tf.Tensor4D, this.back.filter, { percentile: this.back.percentile }), 'float32'), [-1]));
       this.sizes.back = H * W * 3;
       if (this.diffsLive) {
         const d = views.back(true);
@@ -177,7 +177,7 @@ export class BackFramePass {
       const rgb = new Uint8Array(this.sizes.back);
       rgb.set(tail.subarray(0, this.sizes.back)); // exact integers 0..255
       at += this.sizes.back;
-      out.back = { width: W, height: H, rgb, mode: this.back.mode, filter: this.back.filter, source: describeTarget(m, this.source) };
+      out.back = { width: W, height: H, rgb, mode: this.back.mode, filter: this.back.filter, percentile: this.back.percentile ?? 100, source: describeTarget(m, this.source) };
     }
     if (this.diffsWanted) {
       if (this.diffsLive && this.sizes.diffs) {

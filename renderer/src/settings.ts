@@ -3,6 +3,8 @@
 // `deepvis.settings` (deep-merged onto these defaults; unknown keys and wrong types are ignored), e.g.
 //   localStorage.setItem('deepvis.settings', JSON.stringify({ keys: { freeze: ['f', ' '] } }))
 
+import { BACK_PERCENTILE_DEFAULT } from '../../contract/backprojection';
+
 export type Action =
   | 'cursorLeft'
   | 'cursorRight'
@@ -94,6 +96,8 @@ export interface Settings {
     gradcam: boolean;
     /** Opacity of the Grad-CAM heat over the input, 0…1. */
     gradcamOpacity: number;
+    /** Full contrast at this percentile of |value| (or of the norm) in every mode; 100 = the largest value, as DVT. */
+    percentile: number;
   };
   keys: Record<Action, string[]>;
 }
@@ -141,7 +145,7 @@ export const DEFAULT_SETTINGS: Settings = {
   pipelineDepth: 2,
   pipelineTargetWaitMs: 3,
   showLabels: true,
-  back: { gradcam: false, gradcamOpacity: 0.5 },
+  back: { gradcam: false, gradcamOpacity: 0.5, percentile: BACK_PERCENTILE_DEFAULT },
   stats: { fpsWindowMs: 1000, keep: 20000 },
   keys: {
     cursorLeft: ['ArrowLeft', 'j'],

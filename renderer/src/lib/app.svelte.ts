@@ -215,6 +215,7 @@ export class DeepVisApp {
     this.live.modelChanged();
     this.panes.clear();
     this.back.modelChanged();
+    this.synth.modelChanged();
     const [h, w] = info.inputSize;
     this.input.resize(w, h);
   }

@@ -2,7 +2,7 @@
 // the grid showing activations or back diffs (`a`), zoom (`z`: unit → back-projection → off) and
 // the Grad-CAM overlay (`x`). Owns its canvases (back pane, zoom view, input overlay); the app
 // adds requestFields() to each frame request and hands each frame reply to onReply().
-import type { FrameBackReplyT, FrameGradCamReplyT, GridShowT } from '../../../contract/backprojection';
+import { BACK_PERCENTILE_MIN, type FrameBackReplyT, type FrameGradCamReplyT, type GridShowT } from '../../../contract/backprojection';
 import type { FrameReplyT, LayerInfoT, ModelInfo } from '../../../contract/messages';
 import type { Settings } from '../settings';
 import { backLabel, nextBack, type BackSetting } from './back';
@@ -36,6 +36,8 @@ export class BackController {
   gradcam = $state(false);
   camClass = $state<CamClass>('top1');
   opacity = $state(0.5);
+  /** Full contrast at this percentile in every mode (100: the largest value). */
+  percentile = $state(100);
   /** The source and class of the last drawn results (for titles and the status line). */
   lastSource = $state<string | null>(null);
   lastCam = $state<{ classIndex: number; className: string } | null>(null);
@@ -56,6 +58,7 @@ export class BackController {
     private readonly redraw: () => void,
   ) {
     this.opacity = settings.back.gradcamOpacity;
+    this.percentile = Math.max(BACK_PERCENTILE_MIN, Math.min(100, settings.back.percentile));
     this.gradcam = settings.back.gradcam;
   }
 
@@ -83,12 +86,12 @@ export class BackController {
   // ---------------------------------------------------------------- requests and replies
 
   /** The back-projection fields of a frame request for the frame's layer and unit. */
-  requestFields(layer: string, unit: number): { back?: { mode: BackSetting['mode']; filter: BackSetting['filter']; layer: string; unit: number }; gradcam?: { class?: number; opacity: number }; grid?: GridShowT } {
+  requestFields(layer: string, unit: number): { back?: { mode: BackSetting['mode']; filter: BackSetting['filter']; layer: string; unit: number; percentile: number }; gradcam?: { class?: number; opacity: number }; grid?: GridShowT } {
     const out: ReturnType<BackController['requestFields']> = {};
     const st = this.setting;
     if (st) {
       const src = this.frozen ?? { layer, unit };
-      out.back = { mode: st.mode, filter: st.filter, layer: src.layer, unit: src.unit };
+      out.back = { mode: st.mode, filter: st.filter, layer: src.layer, unit: src.unit, percentile: this.percentile };
     }
     if (this.gradcam) {
       const cls = this.camClassIndex(layer, unit);
@@ -181,6 +184,11 @@ export class BackController {
     this.gradcam = on;
     if (!on) this.lastHeat = null;
     this.drawOverlay();
+    this.kick();
+  }
+
+  setPercentile(p: number): void {
+    this.percentile = p;
     this.kick();
   }
 

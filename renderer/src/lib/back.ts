@@ -36,3 +36,18 @@ export const BACK_MODE_NAMES: Record<BackModeT, { short: string; long: string }>
 export function backLabel(s: BackSetting | null): string {
   return s ? `${BACK_MODE_NAMES[s.mode].short} ${s.filter}` : 'off';
 }
+
+/** The scale a back-projection is drawn at, in words (so a user knows what white means): short for the pane, long for its tooltip. */
+export function scaleText(s: BackSetting, percentile: number): { short: string; long: string } {
+  const signed = s.filter === 'raw' || s.filter === 'gray';
+  const of = signed ? '|value|' : 'the norm';
+  const max = percentile >= 100;
+  const short = `${signed ? 'grey = 0 · full contrast' : 'black = min · white'} at ${max ? `max ${of}` : `p${percentile} of ${of}`}`;
+  const top = max ? `the largest ${of} (DVT)` : `the ${percentile}th percentile of ${of} (the top ${+(100 - percentile).toFixed(2)} % clip)`;
+  const long = signed ? `grey = 0, full contrast at ${top}` : `black = smallest norm, white at ${top}`;
+  return { short, long };
+}
+
+/** Why deconv shows a grid pattern through strided layers (said beside the pane). */
+export const DECONV_STRIDE_NOTE =
+  'deconv runs each stride-2 convolution backwards as a transposed convolution, as DVT did; its 3×3 kernels overlap unevenly at stride 2, which prints a fine checkerboard on the MobileNets. It is the method, not the image: guided backprop or the norm filters show the same unit without it.';

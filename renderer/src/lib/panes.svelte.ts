@@ -16,6 +16,9 @@ export interface PanesHost {
   gridTiles(reply: FrameReplyT): FrameReplyT['tiles'];
 }
 
+/** How many frames of a 1×1 unit's value the pane plots. */
+const SERIES_LENGTH = 120;
+
 function fmt(n: number): string {
   return String(Math.round(n * 100) / 100);
 }
@@ -28,9 +31,15 @@ export class PaneViews {
   gridShown = $state(false);
   /** The selected unit's largest activation in the last frame (null before one). */
   unitMax = $state<number | null>(null);
+  /** The selected unit is 1×1 (a class logit, a pooled feature): the pane shows its value over time. */
+  unitScalar = $state(false);
 
   grid: GridView | null = null;
   private unitView: UnitView | null = null;
+  /** A 1×1 unit's values, newest last, and which unit of which reply stream they belong to. */
+  private series: number[] = [];
+  private seriesOf = '';
+  private seriesFrame = -1;
 
   constructor(private readonly host: PanesHost) {
     this.showLabels = host.settings.showLabels;
@@ -103,6 +112,9 @@ export class PaneViews {
     this.grid?.clear();
     this.unitView?.clear();
     this.unitMax = null;
+    this.unitScalar = false;
+    this.series = [];
+    this.seriesOf = '';
     this.gridShown = false;
   }
 
@@ -111,11 +123,29 @@ export class PaneViews {
     if (!r || !this.unitView) return;
     const c = this.host.cursor;
     if (c >= r.tiles.count) return;
-    const factor = unitFactor(r.tiles, c, this.channelBoost);
     const exact = r.unit.index === c;
-    const map = exact ? r.unit : tileAsMap(r.tiles, c);
-    this.unitView.draw(map, factor, this.gamma);
     const max = exact ? r.unit.max : (r.tiles.channelMax[c] ?? 0);
     if (max !== this.unitMax) this.unitMax = max;
+    const scalar = r.tiles.h === 1 && r.tiles.w === 1;
+    if (scalar !== this.unitScalar) this.unitScalar = scalar;
+    if (scalar) return this.drawSeries(`${r.layer}\u0000${c}`, r.frameId, max);
+    const factor = unitFactor(r.tiles, c, this.channelBoost);
+    const map = exact ? r.unit : tileAsMap(r.tiles, c);
+    this.unitView.draw(map, factor, this.gamma);
+  }
+
+  private drawSeries(of: string, frameId: number, value: number): void {
+    if (of !== this.seriesOf) {
+      this.seriesOf = of;
+      this.series = [];
+      this.seriesFrame = -1;
+    }
+    // A redraw of the same reply (a boost, a mounted canvas) adds no point.
+    if (frameId !== this.seriesFrame) {
+      this.series.push(value);
+      if (this.series.length > SERIES_LENGTH) this.series.shift();
+      this.seriesFrame = frameId;
+    }
+    this.unitView!.drawSeries(this.series, SERIES_LENGTH);
   }
 }

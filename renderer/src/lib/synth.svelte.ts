@@ -245,6 +245,23 @@ export class SynthController {
     }
   }
 
+  /** A new model: the last job's images are of the previous model, so the pane starts empty (a running job is cancelled). */
+  modelChanged(): void {
+    if (this.running) void this.cancel();
+    this.startToken++;
+    this.phase = 'idle';
+    this.jobId = null;
+    this.pending = [];
+    this.message = null;
+    this.result = null;
+    this.images = [];
+    this.curve = [];
+    this.curveVersion++;
+    this.iteration = 0;
+    this.objectiveNow = null;
+    this.targetProb = null;
+  }
+
   /** Top-1 of the selected result image (class units). */
   get top1(): string | null {
     const im = this.result?.images[this.selected];

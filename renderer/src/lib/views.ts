@@ -197,6 +197,33 @@ export class UnitView {
     this.ctx.putImageData(this.img, 0, 0);
   }
 
+  /**
+   * A 1×1 unit (a class logit, a pooled feature) has no map to enlarge: its value over the last
+   * frames as bars from the zero line (green above, red below), newest right, in the pane's lower
+   * part (the value is written above it).
+   */
+  drawSeries(values: readonly number[], slots: number): void {
+    const { ctx, size } = this;
+    this.clear();
+    if (!values.length) return;
+    const lo = Math.min(0, ...values);
+    const hi = Math.max(0, ...values);
+    const span = hi - lo || 1;
+    const top = size * 0.4;
+    const bottom = size * 0.95;
+    const y = (v: number) => bottom - ((v - lo) / span) * (bottom - top);
+    const w = size / Math.max(slots, 1);
+    const x0 = size - values.length * w;
+    values.forEach((v, i) => {
+      ctx.fillStyle = v >= 0 ? '#4ade80' : '#f87171';
+      const a = y(Math.max(0, v));
+      const b = y(Math.min(0, v));
+      ctx.fillRect(x0 + i * w, a, Math.max(1, w - (w > 3 ? 1 : 0)), Math.max(1, b - a));
+    });
+    ctx.fillStyle = '#77777f';
+    ctx.fillRect(0, y(0), size, Math.max(1, size / 224));
+  }
+
   clear(): void {
     this.ctx.fillStyle = '#000';
     this.ctx.fillRect(0, 0, this.size, this.size);
