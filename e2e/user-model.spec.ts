@@ -2,7 +2,7 @@
 // models (tfjs-layers, model.save()'s files and a labels.txt), picked with the folder input, is
 // uploaded, listed, loaded and classifies the camera with its own class names; its input
 // convention, picked in the toolbar, changes the top-5 and is remembered when the window reopens.
-// A folder with a file of another kind, and a graph model, are refused with the host's words; a
+// A folder with a file of another kind, and a graph model with an op DeepVis lacks, are refused with the host's words; a
 // drop of image files still opens images.
 import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -11,6 +11,7 @@ import { expect, test, type Page } from '@playwright/test';
 import { startModelServer } from './global-setup.js';
 import { FAST_MODEL, openApp, saveScreenshot as shot, statusText, waitForFrames } from './helpers.js';
 import { photo } from '../tests/support/fixtures.js';
+import { GRAPH_CLASSES, writeGraphModel } from '../tests/support/graph-model.js';
 import { plainLogitsModel, saveBareFolder } from '../tests/support/user-models.js';
 
 const LABELS = ['cat', 'dog', 'bird', 'fish'];
@@ -90,14 +91,18 @@ test('a bare model folder opened in the window is listed, loaded and classifies;
   await expect(page.getByTestId('preprocess-select')).toHaveCount(0);
 });
 
-test('a folder holding another kind of file, and a graph model, are refused with what to do', async ({ page }, testInfo) => {
+test('a folder holding another kind of file, and a graph model with an unsupported op, are refused with what to do', async ({ page }, testInfo) => {
   test.setTimeout(120_000);
   const notes = join(work, 'with-notes');
   await saveBareFolder(plainLogitsModel(), notes, LABELS);
   writeFileSync(join(notes, 'README.md'), '# my model\n');
   const graph = join(work, 'my-graph');
   mkdirSync(graph);
-  writeFileSync(join(graph, 'model.json'), JSON.stringify({ format: 'graph-model', modelTopology: { node: [] }, weightsManifest: [] }));
+  // A graph model (written as the converter writes one) with an op DeepVis does not compile.
+  writeGraphModel(graph);
+  const mj = JSON.parse(readFileSync(join(graph, 'model.json'), 'utf8')) as { modelTopology: { node: { name: string; op: string }[] } };
+  mj.modelTopology.node.find((n) => n.name === 'block1/Relu')!.op = 'Erf';
+  writeFileSync(join(graph, 'model.json'), JSON.stringify(mj));
   await openApp(page, { url: server!.url });
 
   await openFolder(page, notes);
@@ -105,9 +110,18 @@ test('a folder holding another kind of file, and a graph model, are refused with
   await expect(page.getByTestId('status-model')).toHaveText(FAST_MODEL);
 
   await openFolder(page, graph);
-  await expect(page.getByTestId('model-folder-problem')).toContainText(/is a TF\.js graph model .* convert the Keras model instead: tensorflowjs_converter --input_format=keras/);
+  await expect(page.getByTestId('model-folder-problem')).toContainText(/graph model.*node "block1\/Relu" uses the op Erf.*not supported yet/);
   await expect(page.getByTestId('status-model')).toHaveText(FAST_MODEL);
   await shot(page, testInfo, 'user-model-refused');
+
+  // The same graph model without the foreign op opens, runs live and names its classes.
+  const good = join(work, 'my-graph-ok');
+  writeGraphModel(good);
+  await openFolder(page, good);
+  await expect(page.getByTestId('status-model')).toHaveText('my-graph-ok', { timeout: 90_000 });
+  await waitForFrames(page, 2);
+  await expect.poll(async () => Object.keys(await probs(page)).length).toBe(5);
+  expect(Object.keys(await probs(page)).sort()).toEqual([...GRAPH_CLASSES].sort());
 });
 
 test('dropping image files still opens them as images; only a folder holding model.json is a model', async ({ page }) => {
