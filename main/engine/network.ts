@@ -39,6 +39,15 @@ export type NetNode =
   /** Padding by reflection: "reflect" leaves the edge out of the mirror image, "symmetric" repeats it. */
   | { kind: 'mirrorPad'; pads: [[number, number], [number, number]]; mode: 'reflect' | 'symmetric' };
 
+/** `len` entries of a 4-D tensor from `start` along one axis, the whole of every other. */
+function sliceAlong(t: tf.Tensor4D, axis: 1 | 2, start: number, len: number): tf.Tensor {
+  const begin = [0, 0, 0, 0];
+  const size = [-1, -1, -1, -1];
+  begin[axis] = start;
+  size[axis] = len;
+  return tf.slice(t, begin, size);
+}
+
 /**
  * The input gradient of a mirror padding along one axis: the centre, plus each border's signal
  * folded back (reversed) onto the inputs it copied.
@@ -47,13 +56,7 @@ function mirrorPadBack(dy: tf.Tensor4D, axis: 1 | 2, before: number, after: numb
   if (before === 0 && after === 0) return dy;
   const n = dy.shape[axis] - before - after;
   const skip = mode === 'reflect' ? 1 : 0;
-  const part = (start: number, len: number) => {
-    const begin = [0, 0, 0, 0];
-    const size = [-1, -1, -1, -1];
-    begin[axis] = start;
-    size[axis] = len;
-    return tf.slice(dy, begin, size);
-  };
+  const part = (start: number, len: number) => sliceAlong(dy, axis, start, len);
   const placed = (t: tf.Tensor, at: number) => {
     const pads: [number, number][] = [[0, 0], [0, 0], [0, 0], [0, 0]];
     pads[axis] = [at, n - at - t.shape[axis]!];
@@ -71,13 +74,7 @@ type MirrorPadOp = Extract<NetNode, { kind: 'mirrorPad' }>;
 function mirrorPadByConcat(x: tf.Tensor4D, axis: 1 | 2, before: number, after: number, mode: 'reflect' | 'symmetric'): tf.Tensor4D {
   const n = x.shape[axis];
   const skip = mode === 'reflect' ? 1 : 0;
-  const part = (start: number, len: number) => {
-    const begin = [0, 0, 0, 0];
-    const size = [-1, -1, -1, -1];
-    begin[axis] = start;
-    size[axis] = len;
-    return tf.reverse(tf.slice(x, begin, size), axis);
-  };
+  const part = (start: number, len: number) => tf.reverse(sliceAlong(x, axis, start, len), axis);
   const parts: tf.Tensor[] = [];
   if (before) parts.push(part(skip, before));
   parts.push(x);
