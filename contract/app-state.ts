@@ -4,7 +4,7 @@
 // (main/persist/app-state.ts) together with the desktop window's bounds, which never cross this
 // boundary. Every field is bounded: a renderer could send anything.
 import { z } from 'zod';
-import { BACK_FILTERS, BACK_MODES, GRID_SHOWS } from './backprojection.js';
+import { BACK_FILTERS, BACK_MODES, BACK_PERCENTILE_MIN, GRID_SHOWS } from './backprojection.js';
 import { SYNTH_PRESETS as PRESETS } from './synthesis.js';
 
 const Seq = z.number().int().nonnegative().optional();
@@ -24,6 +24,8 @@ export const ViewStateSchema = z.object({
   channelBoost: z.number().min(0).max(10),
   /** Back-projection mode and filter; null: off. */
   back: z.object({ mode: z.enum(BACK_MODES), filter: z.enum(BACK_FILTERS) }).nullable(),
+  /** The back-projection's full-contrast percentile (100: the largest value); absent in older files. */
+  backPercentile: z.number().min(BACK_PERCENTILE_MIN).max(100).optional(),
   grid: z.enum(GRID_SHOWS),
   gradcam: z.boolean(),
   gradcamOpacity: z.number().min(0).max(1),

@@ -222,10 +222,16 @@ test('the synthesized image is at least 256 px on a 1280×720 projector, and a m
   expect(large.y + large.height, 'image bottom within the synthesis pane').toBeLessThanOrEqual(pane.y + pane.height + 0.5);
   expect(large.x + large.width).toBeLessThanOrEqual(1280);
   await saveScreenshot(page, testInfo, 'synthesis-1280x720', 'synthesis done at 1280×720');
-  // A click on the other seed (the best one is selected when the run ends) shows it large.
+  // The other seed (the best one is selected when the run ends), chosen with the keyboard, shows
+  // large; a click back on the first one shows that again.
   const before = await canvasHash(page, 'synth-image-large');
-  await page.locator('[data-testid="synth-image"]:not(.selected)').first().click();
+  const other = page.locator('[data-testid="synth-seed"][aria-pressed="false"]').first();
+  await other.focus();
+  await page.keyboard.press('Enter');
+  await expect(other).toHaveAttribute('aria-pressed', 'true');
   await expect.poll(() => canvasHash(page, 'synth-image-large')).not.toBe(before);
+  await page.locator('[data-testid="synth-seed"][aria-pressed="false"]').first().click();
+  await expect.poll(() => canvasHash(page, 'synth-image-large')).toBe(before);
 
   await page.getByTestId('model-select').selectOption('mobilenet-v1-0.25');
   await expect(page.getByTestId('status-model')).toHaveText('mobilenet-v1-0.25', { timeout: 90_000 });

@@ -1,5 +1,5 @@
 // State that survives, as a user sees it: change the model, layer, unit, boosts,
-// back mode, labels and synthesis preset; reload the page, then restart the server — everything
+// back mode and scale, labels and synthesis preset; reload the page, then restart the server — everything
 // comes back. A state file that was damaged meanwhile gives a clean start, and is kept aside.
 // Its own web server with a temp DEEPVIS_STATE_DIR (the shared server keeps no state).
 import { existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
@@ -50,6 +50,7 @@ interface Seen {
   back: string;
   labels: number;
   preset: string;
+  scale: string;
 }
 
 async function seen(page: Page): Promise<Seen> {
@@ -60,6 +61,7 @@ async function seen(page: Page): Promise<Seen> {
     back: (await page.getByTestId('status-back').textContent()) ?? '',
     labels: await page.getByTestId('top5-item').count(),
     preset: await page.getByTestId('synth-preset').inputValue(),
+    scale: await page.getByTestId('back-scale-select').inputValue(),
   };
 }
 
@@ -69,6 +71,7 @@ async function expectRestored(page: Page, want: Seen): Promise<void> {
   await expect(page.getByTestId('status-boost')).toHaveText(want.boost);
   await expect(page.getByTestId('status-back')).toHaveText(want.back);
   await expect(page.getByTestId('synth-preset')).toHaveValue(want.preset);
+  await expect(page.getByTestId('back-scale-select')).toHaveValue(want.scale);
   await waitForFrames(page, 2, 60_000);
   await expect(page.getByTestId('top5-item')).toHaveCount(want.labels);
 }
@@ -86,15 +89,17 @@ test('model, layer, unit, boosts, back mode, labels and preset come back after a
   // o o: two layers on; l l l: unit 3; t t: γ .5; T: b .3; b b: grad norm; 8: labels off.
   await press(page, 'oolllttTbb8');
   await page.getByTestId('synth-preset').selectOption('paper-3');
+  await page.getByTestId('back-scale-select').selectOption('100');
   await page.evaluate(() => (document.activeElement as HTMLElement | null)?.blur());
   const want = await seen(page);
-  expect(want).toMatchObject({ model: OTHER, boost: 'γ 0.5 · b 0.3', labels: 0, preset: 'paper-3' });
+  expect(want).toMatchObject({ model: OTHER, boost: 'γ 0.5 · b 0.3', labels: 0, preset: 'paper-3', scale: '100' });
+  expect(fresh.scale).not.toBe('100');
   expect(want.layerUnit).toMatch(/:3$/);
   expect(want.back).toMatch(/^grad norm · src /);
   expect(want.layerUnit).not.toBe(fresh.layerUnit);
 
   // The host wrote it (debounced): wait for the file, as a user would wait a moment before closing.
-  await expect.poll(() => savedView(), { timeout: 30_000 }).toMatchObject({ model: OTHER, unit: 3, gamma: 0.5, channelBoost: 0.3, back: { mode: 'backprop', filter: 'norm' }, showLabels: false, synthPreset: 'paper-3' });
+  await expect.poll(() => savedView(), { timeout: 30_000 }).toMatchObject({ model: OTHER, unit: 3, gamma: 0.5, channelBoost: 0.3, back: { mode: 'backprop', filter: 'norm' }, showLabels: false, synthPreset: 'paper-3', backPercentile: 100 });
 
   await page.reload();
   await expectRestored(page, want);

@@ -20,6 +20,7 @@ import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { IPC_REQUEST } from '../contract/messages.js';
+import { writeGraphModel } from './support/graph-model.js';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const bundle = join(root, 'dist', 'main', 'electron-main.cjs');
@@ -383,12 +384,15 @@ describe('Electron main bundle: window, permissions, CSP, navigation, IPC', () =
     expect(await handler(frame, { type: 'openModelFolder', seq: 3 })).toMatchObject({ type: 'modelAdded', id: null, cancelled: true, seq: 3 });
     const dropped = mkdtempSync(join(tmpdir(), 'deepvis-dropped-'));
     try {
+      // A graph model with an op DeepVis does not compile: copied, listed, refused with its reason.
       const graph = join(dropped, 'my-graph');
-      mkdirSync(graph);
-      writeFileSync(join(graph, 'model.json'), JSON.stringify({ format: 'graph-model', modelTopology: { node: [] }, weightsManifest: [] }));
+      writeGraphModel(graph);
+      const mj = JSON.parse(readFileSync(join(graph, 'model.json'), 'utf8')) as { modelTopology: { node: { name: string; op: string }[] } };
+      mj.modelTopology.node.find((n) => n.name === 'block1/Relu')!.op = 'Erf';
+      writeFileSync(join(graph, 'model.json'), JSON.stringify(mj));
       const added = (await handler(frame, { type: 'openModelFolder', path: graph, seq: 4 })) as { type: string; id?: string; problem?: string };
       expect(added).toMatchObject({ type: 'modelAdded', id: 'my-graph', seq: 4 });
-      expect(added.problem).toMatch(/user-models\/run-[^/]+\/models\/my-graph\/model\.json is a TF\.js graph model .* tensorflowjs_converter --input_format=keras/);
+      expect(added.problem).toMatch(/user-models\/run-[^/]+\/models\/my-graph\/model\.json.*graph model.*node "block1\/Relu" uses the op Erf.*not supported yet/);
       const listed = (await handler(frame, { type: 'listModels' })) as unknown as { models: { id: string; installed: boolean }[] };
       expect(listed.models).toEqual([expect.objectContaining({ id: 'my-graph', installed: false })]);
       expect(await handler(frame, { type: 'openModelFolder', path: join(dropped, 'gone') })).toMatchObject({ type: 'error', message: expect.stringMatching(/gone cannot be read \(ENOENT\)/) });

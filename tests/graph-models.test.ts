@@ -27,7 +27,7 @@ import { onnxUnsupported } from '../main/engine/onnx/export.js';
 import { presetSettings, synthesize } from '../main/engine/synthesis/index.js';
 import { photo, PHOTOS } from './support/fixtures.js';
 import { GRAPH_CLASSES, GRAPH_INPUT, GRAPH_SHOWN, loadTfjsGraphModel, writeGraphModel } from './support/graph-model.js';
-import { rel } from './support/numeric.js';
+import { directionalCheck, rel } from './support/numeric.js';
 
 const root = mkdtempSync(join(tmpdir(), 'deepvis-graph-models-'));
 afterAll(() => rmSync(root, { recursive: true, force: true }));
@@ -167,17 +167,7 @@ describe('compiled graph model against tfjs-converter’s GraphModel', () => {
         try {
           expect(rel(ours.grad.dataSync(), refData), l.name).toBeLessThan(2e-3);
           const eps = 0.4;
-          const fd = tf.tidy(() => {
-            const d = tf.div(ours.grad, tf.norm(ours.grad));
-            const f = (s: number) => {
-              const r = inputGradient(model, tf.add(x0, tf.mul(d, s)) as tf.Tensor4D, o);
-              const v = r.value.dataSync()[0]!;
-              tf.dispose([r.value, r.grad]);
-              return v;
-            };
-            return (f(eps) - f(-eps)) / (2 * eps);
-          });
-          const gn = tf.tidy(() => tf.norm(ours.grad).dataSync()[0]!);
+          const { fd, gn } = directionalCheck((x) => inputGradient(model, x, o), x0, ours.grad, eps);
           expect(Math.abs(fd - gn) / gn, `${l.name}: directional derivative ${fd} vs |g| ${gn}`).toBeLessThan(0.1);
         } finally {
           tf.dispose([ours.value, ours.grad]);
@@ -282,12 +272,9 @@ describe('a graph model padding by reflection (MirrorPad)', () => {
       const refGrad = tapedInputGradient(model, x0, o, 'reference');
       const ours = inputGradient(model, x0, o);
       expect(rel(ours.grad.dataSync(), refGrad.dataSync())).toBeLessThan(2e-3);
-      const d = tf.tidy(() => tf.div(ours.grad, tf.norm(ours.grad)));
-      const f = (s: number) => tf.tidy(() => inputGradient(model, tf.add(x0, tf.mul(d, s)) as tf.Tensor4D, o).value.dataSync()[0]!);
-      const fd = (f(0.4) - f(-0.4)) / 0.8;
-      const gn = tf.tidy(() => tf.norm(ours.grad).dataSync()[0]!);
+      const { fd, gn } = directionalCheck((x) => inputGradient(model, x, o), x0, ours.grad, 0.4);
       expect(Math.abs(fd - gn) / gn).toBeLessThan(0.1);
-      tf.dispose([x0, refGrad, ours.value, ours.grad, d]);
+      tf.dispose([x0, refGrad, ours.value, ours.grad]);
     } finally {
       model.dispose();
     }

@@ -26,7 +26,7 @@ import {
 } from '../main/engine/index.js';
 import { presetSettings, synthesize } from '../main/engine/synthesis/index.js';
 import { photo, PHOTOS } from './support/fixtures.js';
-import { rel } from './support/numeric.js';
+import { directionalCheck, rel } from './support/numeric.js';
 import { DIGITS, mnistDigits, plainLogitsModel, residualSeparableModel, saveBareFolder, trainMnist } from './support/user-models.js';
 
 const root = mkdtempSync(join(tmpdir(), 'deepvis-user-models-'));
@@ -200,17 +200,7 @@ describe.each(['my-digits', 'resnetish', 'normalized', 'plain-logits'])('%s', (i
           // Central differences along the gradient direction (float32 on wasm: a modest step
           // that may cross a few ReLU or max-pool kinks, hence 10 %).
           const eps = (3e-3 * 127.5) / model.pixelScale; // 0.4 grey levels
-          const fd = tf.tidy(() => {
-            const d = tf.div(ours.grad, tf.norm(ours.grad));
-            const f = (s: number) => {
-              const r = inputGradient(model, tf.add(x0, tf.mul(d, s)) as tf.Tensor4D, o);
-              const v = r.value.dataSync()[0]!;
-              tf.dispose([r.value, r.grad]);
-              return v;
-            };
-            return (f(eps) - f(-eps)) / (2 * eps);
-          });
-          const gn = tf.tidy(() => tf.norm(ours.grad).dataSync()[0]!);
+          const { fd, gn } = directionalCheck((x) => inputGradient(model, x, o), x0, ours.grad, eps);
           expect(Math.abs(fd - gn) / gn, `${l.name}: directional derivative ${fd} vs |g| ${gn}`).toBeLessThan(0.1);
         } finally {
           tf.dispose([ours.value, ours.grad]);

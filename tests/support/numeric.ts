@@ -1,4 +1,5 @@
 // Numeric comparisons shared by the gradient tests.
+import * as tf from '@tensorflow/tfjs-core';
 
 /** Relative L2 error ‖a − b‖ / ‖b‖ (b the reference). */
 export function rel(a: ArrayLike<number>, b: ArrayLike<number>): number {
@@ -9,4 +10,28 @@ export function rel(a: ArrayLike<number>, b: ArrayLike<number>): number {
     den += b[i]! ** 2;
   }
   return Math.sqrt(num / Math.max(den, 1e-30));
+}
+
+/**
+ * The objective's central difference along its own gradient's direction at x0, beside the
+ * gradient's norm: the two agree when the gradient is right (up to kinks within ±eps).
+ */
+export function directionalCheck(
+  gradientAt: (x: tf.Tensor4D) => { value: tf.Tensor; grad: tf.Tensor },
+  x0: tf.Tensor4D,
+  grad: tf.Tensor,
+  eps: number,
+): { fd: number; gn: number } {
+  const fd = tf.tidy(() => {
+    const d = tf.div(grad, tf.norm(grad));
+    const f = (s: number) => {
+      const r = gradientAt(tf.add(x0, tf.mul(d, s)) as tf.Tensor4D);
+      const v = r.value.dataSync()[0]!;
+      tf.dispose([r.value, r.grad]);
+      return v;
+    };
+    return (f(eps) - f(-eps)) / (2 * eps);
+  });
+  const gn = tf.tidy(() => tf.norm(grad).dataSync()[0]!);
+  return { fd, gn };
 }

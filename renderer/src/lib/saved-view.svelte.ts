@@ -38,6 +38,7 @@ export function captureView(h: SavedViewHost): ViewState {
     gamma: h.panes.gamma,
     channelBoost: h.panes.channelBoost,
     back: b.setting ? { mode: b.setting.mode, filter: b.setting.filter } : null,
+    backPercentile: b.percentile,
     grid: b.grid,
     gradcam: b.gradcam,
     gradcamOpacity: b.opacity,
@@ -85,6 +86,7 @@ export class SavedView {
       h.panes.boostIndex = indexIn(h.settings.boosts.channelBoosts, v.channelBoost);
       h.panes.showLabels = v.showLabels;
       if (v.back) h.back.setBack({ mode: v.back.mode, filter: v.back.filter });
+      if (v.backPercentile !== undefined && v.backPercentile !== h.back.percentile) h.back.setPercentile(v.backPercentile);
       h.back.grid = v.grid;
       h.back.setOpacity(v.gradcamOpacity);
       if (v.gradcam !== h.back.gradcam) h.back.setGradCam(v.gradcam);
