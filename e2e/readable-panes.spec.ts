@@ -225,12 +225,16 @@ test('the synthesized image is at least 256 px on a 1280×720 projector, and a m
   // The other seed (the best one is selected when the run ends), chosen with the keyboard, shows
   // large; a click back on the first one shows that again.
   const before = await canvasHash(page, 'synth-image-large');
-  const other = page.locator('[data-testid="synth-seed"][aria-pressed="false"]').first();
+  const seeds = page.getByTestId('synth-seed');
+  const pressed = await seeds.evaluateAll((els) => els.map((e) => e.getAttribute('aria-pressed')));
+  const was = pressed.indexOf('true');
+  const other = seeds.nth(1 - was);
   await other.focus();
   await page.keyboard.press('Enter');
   await expect(other).toHaveAttribute('aria-pressed', 'true');
+  await expect(seeds.nth(was)).toHaveAttribute('aria-pressed', 'false');
   await expect.poll(() => canvasHash(page, 'synth-image-large')).not.toBe(before);
-  await page.locator('[data-testid="synth-seed"][aria-pressed="false"]').first().click();
+  await seeds.nth(was).click();
   await expect.poll(() => canvasHash(page, 'synth-image-large')).toBe(before);
 
   await page.getByTestId('model-select').selectOption('mobilenet-v1-0.25');
