@@ -44,6 +44,7 @@ import { jobBackend, JobScheduler } from './scheduler.js';
 import { JobWorker } from './job-worker.js';
 import { oneLine } from '../engine/errors.js';
 import { checkFrame } from './live-frame.js';
+import { FrameQueue, type QueuedWork } from './frame-queue.js';
 import { TopKHost, type TopKHostOptions } from './topk-host.js';
 import type { SessionClient } from './client.js';
 import type { AppStateStore } from '../persist/app-state.js';
@@ -112,9 +113,6 @@ export interface EngineSessionOptions {
   frameTimeoutMs?: number;
 }
 
-type FrameJob = { kind: 'frame'; req: FrameRequestT; client: string; resolve: (r: Reply) => void };
-type LoadJob = { kind: 'load'; req: Extract<Request, { type: 'loadModel' }>; resolve: (r: Reply) => void; reload?: boolean };
-type Job = FrameJob | LoadJob;
 
 export interface SessionState {
   /** frameId of the frame in the engine, or null. */
@@ -156,16 +154,11 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   private current: Model | null = null;
   private currentInfo: ModelInfo | null = null;
   private startupError: string | null = null;
-  private queue: Job[] = [];
-  private running = false;
+  /** Frames latest-wins per client, clients in turn, loads in their place (frame-queue.ts). */
+  private readonly queue = new FrameQueue((work) => this.runQueued(work));
   private computingFrame: number | null = null;
-  private idleWaiters: (() => void)[] = [];
   private disposed = false;
   private framesProcessed = 0;
-  /** When each client's frame last entered the engine (a counter): the one served longest ago goes next. */
-  private readonly servedAt = new Map<string, number>();
-  private served = 0;
-  private framesDropped = 0;
   private jobs: JobScheduler | null = null;
   /** The live worker: frames, back-projection and Grad-CAM run on this thread, never on the host's. */
   private live: JobWorker | null = null;
@@ -277,8 +270,8 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   }
 
   state(): SessionState {
-    const waiting = this.queue.find((j): j is FrameJob => j.kind === 'frame');
-    return { computing: this.computingFrame, waiting: waiting?.req.frameId ?? null, loadsQueued: this.queue.filter((j) => j.kind === 'load').length };
+    const waiting = this.queue.waiting();
+    return { computing: this.computingFrame, waiting: waiting.frame, loadsQueued: waiting.loads };
   }
 
   async models(): Promise<ModelSummary[]> {
@@ -327,9 +320,9 @@ export class EngineSession extends EventEmitter<SessionEvents> {
         case 'stats':
           return Promise.resolve(this.stats(req.seq));
         case 'loadModel':
-          return this.enqueue({ kind: 'load', req });
+          return this.queue.push({ kind: 'load', req });
         case 'frame':
-          return this.enqueueFrame(req, client.id);
+          return this.queue.pushFrame(req, client.id);
         case 'synthStart':
           return this.startSynth(req, client);
         case 'atlas':
@@ -409,7 +402,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     else if (preset) this.preprocessChoices.set(req.model, preset);
     else this.preprocessChoices.delete(req.model);
     if (this.current?.id === req.model) {
-      const r = await this.enqueue({ kind: 'load', req: { type: 'loadModel', id: req.model }, reload: true });
+      const r = await this.queue.push({ kind: 'load', req: { type: 'loadModel', id: req.model }, reload: true });
       if (r.type !== 'loadModel') return this.error(req, r.type === 'error' ? r.message : `model ${req.model} did not reload`);
       return { type: 'preprocessSet', model: req.model, preprocess: r.model.preprocess!, ...seqOf(req) };
     }
@@ -497,13 +490,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     this.atlasBuilds.disconnect(clientId);
     void this.userModels?.disconnect(clientId);
     this.clients.delete(clientId);
-    this.servedAt.delete(clientId);
-    // Its waiting frame has no one to go to.
-    const i = this.queue.findIndex((j) => j.kind === 'frame' && j.client === clientId);
-    if (i >= 0) {
-      const [old] = this.queue.splice(i, 1) as FrameJob[];
-      old!.resolve({ type: 'dropped', frameId: old!.req.frameId, supersededBy: old!.req.frameId, ...seqOf(old!.req) });
-    }
+    this.queue.forget(clientId);
   }
 
   stats(seq?: number): Extract<Reply, { type: 'stats' }> {
@@ -516,7 +503,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       numBytes: mem.numBytes + (this.live?.tensors.numBytes ?? 0),
       rssBytes: process.memoryUsage.rss(),
       framesProcessed: this.framesProcessed,
-      framesDropped: this.framesDropped,
+      framesDropped: this.queue.dropped,
       modelId: this.current?.id ?? null,
       backend: this.backendReport?.backend ?? 'none',
       ...(seq === undefined ? {} : { seq }),
@@ -525,7 +512,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
 
   /** Resolves when nothing is computing or waiting. */
   async idle(): Promise<void> {
-    if (this.running || this.queue.length > 0) await new Promise<void>((r) => this.idleWaiters.push(r));
+    await this.queue.idle();
     await this.topk.settled();
   }
 
@@ -533,7 +520,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
-    for (const job of this.queue.splice(0)) job.resolve(this.error(job.req, 'the engine is shutting down'));
+    this.queue.drain((work) => this.error(work.req, 'the engine is shutting down'));
     await this.jobs?.dispose();
     await this.topk.dispose();
     await this.idle();
@@ -556,70 +543,15 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     };
   }
 
-  private enqueueFrame(req: FrameRequestT, client: string): Promise<Reply> {
-    // Latest wins per client: its frame still waiting is answered "dropped" and replaced; never a
-    // queue. Each client has its own waiting slot and a new frame goes to the back, so two
-    // clients' frames are taken in turn (one tab cannot starve another).
-    const i = this.queue.findIndex((j) => j.kind === 'frame' && j.client === client);
-    if (i >= 0) {
-      const old = this.queue.splice(i, 1)[0] as FrameJob;
-      this.framesDropped++;
-      old.resolve({ type: 'dropped', frameId: old.req.frameId, supersededBy: req.frameId, ...seqOf(old.req) });
-    }
-    return this.enqueue({ kind: 'frame', req, client });
-  }
-
-  private enqueue(job: Omit<FrameJob, 'resolve'> | Omit<LoadJob, 'resolve'>): Promise<Reply> {
-    return new Promise<Reply>((resolve) => {
-      this.queue.push({ ...job, resolve } as Job);
-      if (!this.running) {
-        this.running = true;
-        // Start on the next turn so a burst of messages read together is collapsed first.
-        setImmediate(() => void this.pump());
-      }
-    });
-  }
-
-  private async pump(): Promise<void> {
+  /** One item of the frame queue: a frame or a load, its failure as an error reply. */
+  private async runQueued(work: QueuedWork): Promise<Reply> {
     try {
-      for (let job = this.takeNext(); job; job = this.takeNext()) {
-        let reply: Reply;
-        try {
-          reply = job.kind === 'frame' ? await this.runFrame(job.req) : await this.runLoad(job.req, job.reload);
-        } catch (e) {
-          reply = this.error(job.req, job.kind === 'frame' ? `frame ${job.req.frameId}: ${oneLine(e)}` : oneLine(e));
-        } finally {
-          this.computingFrame = null;
-        }
-        job.resolve(reply);
-      }
+      return work.kind === 'frame' ? await this.runFrame(work.req) : await this.runLoad(work.req, work.reload);
+    } catch (e) {
+      return this.error(work.req, work.kind === 'frame' ? `frame ${work.req.frameId}: ${oneLine(e)}` : oneLine(e));
     } finally {
-      this.running = false;
-      for (const w of this.idleWaiters.splice(0)) w();
+      this.computingFrame = null;
     }
-  }
-
-  /**
-   * The next job: a load in its place; among the frames before it, the one whose client was served
-   * longest ago. Arrival order alone is not enough: a client's replaced frame goes to the back, so
-   * two clients sending at the same pace would otherwise let the one that sends first win each time.
-   */
-  private takeNext(): Job | undefined {
-    let pick = -1;
-    let oldest = Infinity;
-    for (let i = 0; i < this.queue.length; i++) {
-      const j = this.queue[i]!;
-      if (j.kind !== 'frame') {
-        if (pick < 0) pick = i;
-        break;
-      }
-      const at = this.servedAt.get(j.client) ?? -1;
-      if (at < oldest) [oldest, pick] = [at, i];
-    }
-    if (pick < 0) return undefined;
-    const [job] = this.queue.splice(pick, 1);
-    if (job!.kind === 'frame') this.servedAt.set(job!.client, ++this.served);
-    return job;
   }
 
   /** Build the model here from its files, and have every worker build it from the same bytes. */

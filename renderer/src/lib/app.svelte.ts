@@ -177,7 +177,8 @@ export class DeepVisApp {
       return;
     }
     this.connection = 'ready';
-    this.backend = hello.backend.backend;
+    // The engine the user chose (onnx, wasm, …): with ONNX Runtime, tfjs' own backend (wasm) only runs around the network.
+    this.backend = hello.backend.choice;
     this.backendDescription = hello.backend.description;
     this.models = hello.models;
     if (hello.model) this.setModel(hello.model);
