@@ -35,6 +35,8 @@ async function cell(page: Page, i: number): Promise<{ grey: boolean; colourful: 
     (c: HTMLCanvasElement, [i, grey]) => {
       const cols = Number(c.dataset.cols);
       const rows = Number(c.dataset.rows);
+      // A grid not drawn yet (just after a reload or a mode switch) shows no unit at all.
+      if (!(cols > 0 && rows > 0 && c.width > 0 && c.height > 0)) return { grey: true, colourful: false };
       const cw = c.width / cols;
       const ch = c.height / rows;
       const d = c.getContext('2d')!.getImageData(Math.round((i % cols) * cw + cw / 4), Math.round(Math.floor(i / cols) * ch + ch / 4), Math.max(1, Math.round(cw / 2)), Math.max(1, Math.round(ch / 2))).data;

@@ -4,14 +4,13 @@
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppEvent, Reply } from '../contract/messages.js';
 import type { WorkerJobEventT } from '../contract/worker.js';
 import { EngineSession } from '../main/session/engine-session.js';
 import { JobScheduler } from '../main/session/scheduler.js';
 import { modelsDir } from '../main/engine/index.js';
-import { photo } from './support/fixtures.js';
+import { photoRgba } from './support/fixtures.js';
 import { collector } from './support/synth-events.js';
 import { runDeepvis } from './support/cli.js';
 
@@ -25,8 +24,7 @@ const frame = (frameId: number) => ({ type: 'frame', frameId, width: 224, height
 
 beforeAll(async () => {
   session = await EngineSession.create({ backend: 'wasm', model: MODEL, workers: 1 });
-  const { data } = await sharp(photo('dog')).resize(224, 224).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
-  rgba = new Uint8Array(data);
+  rgba = await photoRgba('dog');
 });
 
 afterAll(async () => {

@@ -230,18 +230,29 @@ describe('compiled graph model against tfjs-converter’s GraphModel', () => {
   }, 120_000);
 });
 
+/** Write graph fixture `id`, load it into the engine, and check its outputs against tfjs' GraphModel's (cpu). */
+async function loadBesideTfjs(id: string, opts: Parameters<typeof writeGraphModel>[1]): Promise<Model> {
+  writeGraphModel(join(root, id), opts);
+  await selectBackend('cpu');
+  const gm = await loadTfjsGraphModel(join(root, id));
+  const ref = tf.tidy(() => (gm.execute(pixels, 'Identity') as tf.Tensor).dataSync() as Float32Array);
+  gm.dispose();
+  const model = await loadModel(id, root);
+  try {
+    const out = tf.tidy(() => model.compiled.net.run(model.preprocess(pixels))[model.compiled.outputNode]!.dataSync() as Float32Array);
+    expect(rel(out, ref)).toBeLessThan(1e-5);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  }
+  return model;
+}
+
 describe('a graph model reaching its head through Squeeze and ExpandDims', () => {
   it('tfjs’ outputs, and the class gradient equal to the reference autodiff', async () => {
     const id = 'squeezed';
-    writeGraphModel(join(root, id), { squeeze: true });
-    await selectBackend('cpu');
-    const gm = await loadTfjsGraphModel(join(root, id));
-    const ref = tf.tidy(() => (gm.execute(pixels, 'Identity') as tf.Tensor).dataSync() as Float32Array);
-    gm.dispose();
-    const model = await loadModel(id, root);
+    const model = await loadBesideTfjs(id, { squeeze: true });
     try {
-      const out = tf.tidy(() => model.compiled.net.run(model.preprocess(pixels))[model.compiled.outputNode]!.dataSync() as Float32Array);
-      expect(rel(out, ref)).toBeLessThan(1e-5);
       const x0 = model.preprocess(tf.slice(pixels, [0, 0, 0, 0], [1, -1, -1, -1]));
       const o = { kind: 'class', index: K } as const;
       const refGrad = tapedInputGradient(model, x0, o, 'reference');
@@ -257,15 +268,8 @@ describe('a graph model reaching its head through Squeeze and ExpandDims', () =>
 describe('a graph model padding by reflection (MirrorPad)', () => {
   it.each(['REFLECT', 'SYMMETRIC'] as const)('%s: tfjs’ outputs, and input gradients equal to the reference autodiff and finite differences', async (mode) => {
     const id = `mirror-${mode.toLowerCase()}`;
-    writeGraphModel(join(root, id), { mirrorPad: mode });
-    await selectBackend('cpu');
-    const gm = await loadTfjsGraphModel(join(root, id));
-    const ref = tf.tidy(() => (gm.execute(pixels, 'Identity') as tf.Tensor).dataSync() as Float32Array);
-    gm.dispose();
-    const model = await loadModel(id, root);
+    const model = await loadBesideTfjs(id, { mirrorPad: mode });
     try {
-      const out = tf.tidy(() => model.compiled.net.run(model.preprocess(pixels))[model.compiled.outputNode]!.dataSync() as Float32Array);
-      expect(rel(out, ref)).toBeLessThan(1e-5);
       const x0 = model.preprocess(tf.slice(pixels, [0, 0, 0, 0], [1, -1, -1, -1]));
       // A unit whose field covers the padded border.
       const o: UnitObjective = { kind: 'channel', layer: 'branch_b/leaky', channel: 3, at: { y: 0, x: 0 } };

@@ -6,13 +6,12 @@
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import sharp from 'sharp';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppEvent, FrameReplyT, Reply } from '../contract/messages.js';
 import { readModelFiles, loadModel, modelFromFiles } from '../main/engine/index.js';
 import { EngineSession } from '../main/session/engine-session.js';
 import { nativeEngine } from '../main/engine/onnx/native-net.js';
-import { linkedModelsDir, photo } from './support/fixtures.js';
+import { linkedModelsDir, photoRgba } from './support/fixtures.js';
 import { collector } from './support/synth-events.js';
 import { validReply } from './support/replies.js';
 import * as tf from '@tensorflow/tfjs-core';
@@ -33,8 +32,7 @@ async function frameReply(r: Promise<Reply>): Promise<FrameReplyT> {
 
 beforeAll(async () => {
   session = await EngineSession.create({ backend: 'wasm', model: MODEL, workers: 1 });
-  const { data } = await sharp(photo('dog')).resize(224, 224).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
-  rgba = new Uint8Array(data);
+  rgba = await photoRgba('dog');
 });
 
 afterAll(async () => {

@@ -51,3 +51,10 @@ export function linkedModelsDir(prefix: string, ids: readonly (typeof MODEL_IDS)
   }
   return dir;
 }
+
+/** A fixture photo as RGBA bytes, cropped to cover `side`×`side` (what a frame request carries). */
+export async function photoRgba(name: (typeof PHOTOS)[number], side = 224): Promise<Uint8Array> {
+  const { default: sharp } = await import('sharp');
+  const { data } = await sharp(photo(name)).resize(side, side, { fit: 'cover' }).ensureAlpha().raw().toBuffer({ resolveWithObject: true });
+  return new Uint8Array(data);
+}

@@ -13,7 +13,7 @@ import { BackController } from './back.svelte';
 import { InputController } from './input.svelte';
 import { KeyCommands } from './keys';
 import { LayoutState } from './layout.svelte';
-import { LiveLoop } from './live-loop.svelte';
+import { LiveLoop, type LiveLoopHost } from './live-loop.svelte';
 import { PaneViews } from './panes.svelte';
 import { SavedView } from './saved-view.svelte';
 import { SynthController } from './synth.svelte';
@@ -77,19 +77,10 @@ export class DeepVisApp {
       forgetResult: () => this.forgetResult(),
     });
     this.back = new BackController(this, settings, () => this.live.kick(), () => this.panes.redraw());
-    this.live = new LiveLoop({
+    this.live = new LiveLoop(withSelection<Omit<LiveLoopHost, keyof Selection>>(app, {
       transport,
       settings,
       input: this.input,
-      get model() {
-        return app.model;
-      },
-      get layer() {
-        return app.layer;
-      },
-      get cursor() {
-        return app.cursor;
-      },
       get canSend() {
         return !app.loadingModel && app.connection === 'ready';
       },
@@ -98,7 +89,7 @@ export class DeepVisApp {
         this.panes.draw(reply);
         this.back.onReply(reply);
       },
-    });
+    }));
     this.panes = new PaneViews({
       settings,
       get cursor() {
@@ -109,31 +100,15 @@ export class DeepVisApp {
       },
       gridTiles: (reply) => this.back.gridTiles(reply),
     });
-    this.synth = new SynthController({
-      transport,
-      get model() {
-        return app.model;
-      },
-      get layer() {
-        return app.layer;
-      },
-      get cursor() {
-        return app.cursor;
-      },
-      currentFrame: () => this.input.currentFrame(),
-    });
-    this.atlas = new AtlasController({
-      transport,
-      get model() {
-        return app.model;
-      },
-      get layer() {
-        return app.layer;
-      },
-      get grid() {
-        return app.panes.grid;
-      },
-    });
+    this.synth = new SynthController(withSelection(app, { transport, currentFrame: () => this.input.currentFrame() }));
+    this.atlas = new AtlasController(
+      withSelection(app, {
+        transport,
+        get grid() {
+          return app.panes.grid;
+        },
+      }),
+    );
     this.atlasBuild = new AtlasBuildController(this);
     this.commands = new KeyCommands(this);
     this.savedView = new SavedView(this);
@@ -290,4 +265,16 @@ export class DeepVisApp {
   exportUnit(): Promise<void> {
     return saveUnit(this);
   }
+}
+
+/** The app's model, layer and cursor as a controller reads them. */
+type Selection = { readonly model: DeepVisApp['model']; readonly layer: DeepVisApp['layer']; readonly cursor: number };
+
+/** `host` with read-through getters for the app's model, layer and cursor (a controller reads them live). */
+function withSelection<T extends object>(app: DeepVisApp, host: T): T & Selection {
+  return Object.defineProperties(host, {
+    model: { get: () => app.model, enumerable: true },
+    layer: { get: () => app.layer, enumerable: true },
+    cursor: { get: () => app.cursor, enumerable: true },
+  }) as T & Selection;
 }
