@@ -468,6 +468,14 @@ function withChosenPreprocess(d: ModelDescriptor, inferred: boolean, choice: Pre
 }
 
 /**
+ * What the window shows of a model's input convention with `choice` applied: from the listing alone
+ * (no weight file is read), the same as a load with that choice reports.
+ */
+export function preprocessInfoOf(d: ModelDescriptor, inferred: boolean, choice: PreprocessPreset | null | undefined): PreprocessInfo {
+  return { preset: preprocessPresetOf(withChosenPreprocess(d, inferred, choice).preprocess), selectable: inferred, chosen: inferred && !!choice };
+}
+
+/**
  * A model's files as loadModel reads and checks them, in a form that crosses to worker threads:
  * plain data and the weight shards concatenated into one buffer (shared memory when the platform
  * has it, so every worker decodes the same bytes instead of reading the files again).
@@ -503,7 +511,7 @@ export async function readModelFiles(id: string, dir = modelsDir(), opts: LoadMo
   // input convention is another model for them.
   const chosen = d !== entry.descriptor && preprocessPresetOf(d.preprocess) !== preprocessPresetOf(entry.descriptor.preprocess);
   const checksum = chosen ? createHash('sha256').update(`${checked.checksum}\npreprocess ${opts.preprocess}`).digest('hex') : checked.checksum;
-  const preprocessInfo = { preset: preprocessPresetOf(d.preprocess), selectable: inferred, chosen: inferred && !!opts.preprocess };
+  const preprocessInfo = preprocessInfoOf(entry.descriptor, inferred, opts.preprocess);
   const mjPath = pathInside(entry.dir, d.weights.modelJson);
   try {
     const weights = await readWeightBytes(dirname(mjPath), entry.dir, modelJson.weightsManifest as tf.io.WeightsManifestConfig, files);

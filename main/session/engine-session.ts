@@ -24,6 +24,7 @@ import {
   listModels,
   modelFromFiles,
   modelsDir as defaultModelsDir,
+  preprocessInfoOf,
   readModelFiles,
   rgbaToModelPixels,
   selectBackend,
@@ -406,10 +407,9 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       if (r.type !== 'loadModel') return this.error(req, r.type === 'error' ? r.message : `model ${req.model} did not reload`);
       return { type: 'preprocessSet', model: req.model, preprocess: r.model.preprocess!, ...seqOf(req) };
     }
-    const f = await readModelFiles(req.model, this.modelsDir, { preprocess: preset }).catch((e: unknown) => e as Error);
-    if (f instanceof Error) return this.error(req, oneLine(f));
-    const info = f.preprocessInfo;
-    return { type: 'preprocessSet', model: req.model, preprocess: info, ...seqOf(req) };
+    // Not the running model: the listing says what its convention is now; its weights are read when it loads.
+    if (!entry.descriptor) return this.error(req, `model ${req.model} cannot be loaded: ${entry.problem ?? 'no descriptor'}`);
+    return { type: 'preprocessSet', model: req.model, preprocess: preprocessInfoOf(entry.descriptor, true, preset), ...seqOf(req) };
   }
 
   /** The job pool (tests kill its workers; hosts read its size). */
