@@ -529,15 +529,20 @@ describe('commands that write', () => {
     rmSync(out, { recursive: true, force: true });
   });
 
-  // Root writes anywhere: the read-only case runs the CLI as an unprivileged user where that is possible.
-  const canDrop = process.getuid?.() === 0 && spawnSync('setpriv', ['--version']).status === 0;
+  // Root writes anywhere: the read-only case runs the CLI as an unprivileged user where that is
+  // possible — and where that user can read the checkout (a clone inside a 0700 mktemp folder cannot).
+  const asNobody = ['--reuid=65534', '--regid=65534', '--clear-groups'];
+  const canDrop =
+    process.getuid?.() === 0 &&
+    spawnSync('setpriv', ['--version']).status === 0 &&
+    spawnSync('setpriv', [...asNobody, 'test', '-r', join(REPO, 'bin/deepvis.mjs')]).status === 0;
   it.skipIf(!canDrop)('a read-only output folder is reported as such (EACCES, exit 2) before any work, not as ENOENT', { timeout: 120_000 }, async () => {
     const ro = mkdtempSync(join(tmpdir(), 'deepvis-ro-'));
     try {
       chmodSync(ro, 0o555);
       const r = spawnSync(
         'setpriv',
-        ['--reuid=65534', '--regid=65534', '--clear-groups', process.execPath, join(REPO, 'bin/deepvis.mjs'), '--models-dir', join(REPO, 'models'), 'synth', '--model', GOOD, '--layer', 'logits', '--unit', '1', '--out', ro],
+        [...asNobody, process.execPath, join(REPO, 'bin/deepvis.mjs'), '--models-dir', join(REPO, 'models'), 'synth', '--model', GOOD, '--layer', 'logits', '--unit', '1', '--out', ro],
         { encoding: 'utf8', env: { ...process.env, HOME: tmpdir() }, timeout: 100_000 },
       );
       expect(r.status, r.stderr).toBe(2);
