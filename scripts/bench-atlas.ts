@@ -8,7 +8,7 @@ import { join } from 'node:path';
 import { loadModel, modelsDir, selectBackend } from '../main/engine/index.js';
 import { buildAtlas } from '../main/engine/synthesis/atlas.js';
 import { presetSettings } from '../main/engine/synthesis/index.js';
-import { JobScheduler, poolBatchRunner, poolSize } from '../main/session/scheduler.js';
+import { JobScheduler, jobBackend, poolBatchRunner, poolSize } from '../main/session/scheduler.js';
 import { readHostConfig } from '../main/host-config.js';
 
 export interface AtlasBenchOptions {
@@ -27,7 +27,8 @@ export async function benchAtlas(modelId: string, backend: string, o: AtlasBench
   const iterations = o.iterations ?? 40;
   const poolWorkers = o.workers ?? Math.max(2, poolSize(readHostConfig().workers));
   const run = async (workers: number) => {
-    const pool = new JobScheduler({ backend: report.backend, modelsDir: dir, workers });
+    // The choice (onnx…), not report.backend: that names the tfjs backend around ONNX Runtime (wasm).
+    const pool = new JobScheduler({ backend: jobBackend(report.choice), modelsDir: dir, workers });
     const root = mkdtempSync(join(tmpdir(), 'deepvis-bench-atlas-'));
     try {
       pool.preload(model.id);

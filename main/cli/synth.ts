@@ -8,7 +8,7 @@ import * as tf from '@tensorflow/tfjs-core';
 import { DEFAULT_MODEL_ID, encodePng, loadImageForModel } from '../engine/index.js';
 import { PRESETS, PRESET_NAMES, presetSettings, resolveTarget, SYNTH_LIMITS, type PresetName, type SynthSettings } from '../engine/synthesis/index.js';
 import type { SynthFrame } from '../../contract/synthesis.js';
-import { JobScheduler, poolSize } from '../session/scheduler.js';
+import { JobScheduler, jobBackend, poolSize } from '../session/scheduler.js';
 import { CliError, EXIT_BAD_INPUT, findModel, globals, hostConfig, modelsDirOf, noSoftmaxNote, oneLine, openModel, out, outJson, positiveInt, startBackend, warn } from './common.js';
 import { runSeedJobs, type SeedResult } from './synth-seeds.js';
 import { ensureOutputFolder, OutputFiles } from './output-file.js';
@@ -129,7 +129,7 @@ export function synthCommand(): Command {
       await files.checkAll([...seeds.map((s) => join(outDir, `${base}_seed${s}.png`)), join(outDir, `${base}.json`)]);
 
       const c = hostConfig();
-      const pool = new JobScheduler({ backend: backend.backend, modelsDir: dir, workers: Math.min(seeds.length, poolSize(opts.workers ?? c.workers)), ortThreads: c.ortThreads });
+      const pool = new JobScheduler({ backend: jobBackend(backend.choice), modelsDir: dir, workers: Math.min(seeds.length, poolSize(opts.workers ?? c.workers)), ortThreads: c.ortThreads });
       const abort = new AbortController();
       const onSigint = () => {
         process.stderr.write('\ndeepvis: cancelling the synthesis (nothing is written)…\n');
