@@ -1,9 +1,8 @@
 // `deepvis synth` on the job pool: one job per seed, handed to whichever worker is free. A batch's
 // jitter and parameterisation are seeded from its first seed, so batches of one seed each make a
 // seed's image depend on that seed alone, whatever the number of workers.
-import type { SynthFrame } from '../../contract/synthesis.js';
+import type { SynthFrame, SynthOverrides } from '../../contract/synthesis.js';
 import type { WorkerResultT } from '../../contract/worker.js';
-import type { SynthOverrides } from '../../contract/synthesis.js';
 import type { PresetName } from '../engine/synthesis/index.js';
 import { JobScheduler } from '../session/scheduler.js';
 import { CliError, EXIT_FAILURE } from './common.js';
