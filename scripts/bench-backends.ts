@@ -1,18 +1,20 @@
 // Per-backend figures for `npm run bench`, with each backend's ratio to wasm from the same run:
 // the backends take turns inside every round (one timing of each figure per backend per round),
 // so a machine shared with other work loads them alike; every figure is the median over rounds.
+// `npm run bench` reports these medians as each backend's own figures too: one measurement.
 //   forward_ms        logits, batch 1
 //   forward_taps_ms   logits + every displayed layer, downloaded
 //   grad_ms_logit     input gradient of a class logit
-//   grad_ms_mid       input gradient of a middle layer's unit (centre position)
+//   grad_ms_mid       input gradient of one unit of a middle layer (channel 0, its whole map: the
+//                     unit the back-projections below are of, so their ratios compare like with like)
 //   grad_ms_batch4    input gradient of a class logit, batch 4
-//   backprop_ms / deconv_ms / guided_ms / gradcam_ms   one unit of the middle layer
+//   backprop_ms / deconv_ms / guided_ms / gradcam_ms   the same unit of the middle layer
 // Also run by scripts/gpu-check.sh; `npx tsx scripts/bench-backends.ts [--backends a,b] [--models …] [--runs N]`
 // runs it alone.
 import * as tf from '@tensorflow/tfjs-core';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
-import { BACK_MODES, backproject, gradCam, inputGradient, listModels, loadModel, modelsDir, selectBackend, type Model, type UnitObjective } from '../main/engine/index.js';
+import { BACK_MODES, backproject, defaultGradCamLayer, gradCam, inputGradient, listModels, loadModel, modelsDir, selectBackend, type Model, type UnitObjective } from '../main/engine/index.js';
 import { hardwareGpuHint } from '../main/engine/onnx/runtime.js';
 import { readHostConfig } from '../main/host-config.js';
 
@@ -52,7 +54,8 @@ export function defaultRatioBackends(): string[] {
   return out;
 }
 
-function middleLayer(m: Model): string {
+/** A middle conv layer: the displayed layer halfway down the list (a real conv unit). */
+export function middleLayer(m: Model): string {
   const convs = m.layers.filter((l) => l.shape[0] > 1 && l.name !== m.logitsLayer);
   return convs[Math.floor(convs.length / 2)]!.name;
 }
@@ -63,7 +66,7 @@ function figures(m: Model, x1: tf.Tensor4D, x4: tf.Tensor4D): Record<string, Fig
   const taps = m.layers.map((l) => l.name);
   const mid = middleLayer(m);
   const logit: UnitObjective = { kind: 'class', index: 22 };
-  const unit = { kind: 'channel' as const, layer: mid, channel: 0 };
+  const unit: UnitObjective = { kind: 'channel', layer: mid, channel: 0 };
   const grad = async (x: tf.Tensor4D, o: UnitObjective) => {
     const r = inputGradient(m, x, o);
     await r.grad.data();
@@ -84,7 +87,7 @@ function figures(m: Model, x1: tf.Tensor4D, x4: tf.Tensor4D): Record<string, Fig
       tf.dispose(outs);
     },
     grad_ms_logit: () => grad(x1, logit),
-    grad_ms_mid: () => grad(x1, { ...unit, at: 'center' }),
+    grad_ms_mid: () => grad(x1, unit),
     grad_ms_batch4: () => grad(x4, logit),
   };
   for (const [name, run] of Object.entries(backprojectionRuns(m, x1, unit))) f[`${name}_ms`] = run;
@@ -101,10 +104,8 @@ export interface RatioReport {
   ratio_to_wasm: Record<string, Record<string, Record<string, number>>>;
 }
 
-export async function benchBackendRatios(opts: { backends?: string[]; models?: string[]; runs?: number; warmup?: number } = {}): Promise<RatioReport> {
-  const want = opts.backends ?? defaultRatioBackends();
-  const runs = opts.runs ?? 10;
-  const warmup = opts.warmup ?? 2;
+/** Start each backend once: those that start, in order, and why the others did not. */
+export async function startBackends(want: string[]): Promise<{ backends: string[]; skipped: Record<string, string> }> {
   const skipped: Record<string, string> = {};
   const backends: string[] = [];
   for (const b of want) {
@@ -115,14 +116,24 @@ export async function benchBackendRatios(opts: { backends?: string[]; models?: s
       skipped[b] = (e as Error).message;
     }
   }
-  const ids = opts.models ?? (await listModels(modelsDir(readHostConfig().modelsDir))).filter((e) => !e.problem).map((e) => e.id);
-  const report: RatioReport = { backends, backends_skipped: skipped, rounds: runs, ms: {}, ratio_to_wasm: {} };
-  for (const id of ids) {
-    await selectBackend(backends.includes('wasm') ? 'wasm' : backends[0]);
-    const m = await loadModel(id, modelsDir(readHostConfig().modelsDir));
-    const [h, w] = m.inputSize;
-    const x1 = m.preprocess(tf.randomUniform([1, h, w, 3], 0, 255, 'float32', 1) as tf.Tensor4D);
-    const x4 = m.preprocess(tf.randomUniform([4, h, w, 3], 0, 255, 'float32', 2) as tf.Tensor4D);
+  return { backends, skipped };
+}
+
+export interface InterleavedFigures {
+  mid_layer: string;
+  gradcam_layer: string;
+  /** backend → figure → median ms over the rounds. */
+  ms: Record<string, Record<string, number>>;
+}
+
+/** One model's figures on every backend, the backends taking turns inside every round. */
+export async function measureInterleaved(id: string, backends: string[], runs: number, warmup: number): Promise<InterleavedFigures> {
+  await selectBackend(backends.includes('wasm') ? 'wasm' : backends[0]);
+  const m = await loadModel(id, modelsDir(readHostConfig().modelsDir));
+  const [h, w] = m.inputSize;
+  const x1 = m.preprocess(tf.randomUniform([1, h, w, 3], 0, 255, 'float32', 1) as tf.Tensor4D);
+  const x4 = m.preprocess(tf.randomUniform([4, h, w, 3], 0, 255, 'float32', 2) as tf.Tensor4D);
+  try {
     const figs = figures(m, x1, x4);
     const times: Record<string, Record<string, number[]>> = Object.fromEntries(backends.map((b) => [b, Object.fromEntries(Object.keys(figs).map((k) => [k, []]))]));
     process.stderr.write(`bench: ${id}, ${backends.join(' / ')} interleaved, ${runs} rounds…\n`);
@@ -136,15 +147,36 @@ export async function benchBackendRatios(opts: { backends?: string[]; models?: s
         }
       }
     }
+    const mid = middleLayer(m);
+    return {
+      mid_layer: mid,
+      gradcam_layer: defaultGradCamLayer(m, { kind: 'channel', layer: mid, channel: 0 }),
+      ms: Object.fromEntries(backends.map((b) => [b, Object.fromEntries(Object.keys(figs).map((k) => [k, round(median(times[b]![k]!))]))])),
+    };
+  } finally {
     tf.dispose([x1, x4]);
     m.dispose();
-    report.ms[id] = Object.fromEntries(backends.map((b) => [b, Object.fromEntries(Object.keys(figs).map((k) => [k, round(median(times[b]![k]!))]))]));
-    if (backends.includes('wasm')) {
-      const base = report.ms[id]!.wasm!;
-      report.ratio_to_wasm[id] = Object.fromEntries(backends.map((b) => [b, Object.fromEntries(Object.keys(figs).map((k) => [k, round(report.ms[id]![b]![k]! / base[k]!, 3)]))]));
-    }
+  }
+}
+
+/** The ratios report of measured figures: each backend's median over wasm's (same rounds). */
+export function ratioReport(backends: string[], skipped: Record<string, string>, runs: number, perModel: Record<string, InterleavedFigures>): RatioReport {
+  const report: RatioReport = { backends, backends_skipped: skipped, rounds: runs, ms: {}, ratio_to_wasm: {} };
+  for (const [id, f] of Object.entries(perModel)) {
+    report.ms[id] = f.ms;
+    const base = f.ms.wasm;
+    if (base) report.ratio_to_wasm[id] = Object.fromEntries(backends.map((b) => [b, Object.fromEntries(Object.keys(base).map((k) => [k, round(f.ms[b]![k]! / base[k]!, 3)]))]));
   }
   return report;
+}
+
+export async function benchBackendRatios(opts: { backends?: string[]; models?: string[]; runs?: number; warmup?: number } = {}): Promise<RatioReport> {
+  const { backends, skipped } = await startBackends(opts.backends ?? defaultRatioBackends());
+  const runs = opts.runs ?? 10;
+  const ids = opts.models ?? (await listModels(modelsDir(readHostConfig().modelsDir))).filter((e) => !e.problem).map((e) => e.id);
+  const perModel: Record<string, InterleavedFigures> = {};
+  for (const id of ids) perModel[id] = await measureInterleaved(id, backends, runs, opts.warmup ?? 2);
+  return ratioReport(backends, skipped, runs, perModel);
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {

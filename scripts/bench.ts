@@ -1,10 +1,11 @@
 // `npm run bench`: engine speed figures as one JSON document (also written to bench/latest.json).
 // Per model and per backend that starts here: forward_ms, forward_taps_ms, grad_ms_logit,
-// grad_ms_mid, grad_ms_batch4 — each the median of ≥ 10 runs after warm-up.
-// backproj_ms {backprop, deconv, guided, gradcam}: one unit of the middle layer, batch 1.
+// grad_ms_mid, grad_ms_batch4 and backproj_ms {backprop, deconv, guided, gradcam} (one unit of
+// the middle layer, batch 1) — each the median of ≥ 10 rounds after warm-up, measured once with
+// the backends taking turns inside every round (scripts/bench-backends.ts), so backend_ratios
+// (each figure's ratio to wasm) comes from the same timings as the per-backend figures.
 // index_images_per_s: top-k indexing of preloaded images, every displayed layer.
-// backend_ratios: every figure per backend with its ratio to wasm, the backends interleaved in the
-// same rounds (scripts/bench-backends.ts; --skip-ratios leaves it out).
+// Synthesis: scripts/bench-synthesis.ts. section_seconds: where the run's time went.
 // --atlas: atlas_units_per_min with 1 job worker and with the pool (worker threads, no live view).
 //   npm run bench -- --help
 import { existsSync, mkdirSync, writeFileSync } from 'node:fs';
@@ -16,20 +17,26 @@ import { readFileSync } from 'node:fs';
 import * as tf from '@tensorflow/tfjs-core';
 import * as tfl from '@tensorflow/tfjs-layers';
 import { benchSynthesis } from './bench-synthesis.js';
-import { backprojectionRuns, benchBackendRatios, defaultRatioBackends } from './bench-backends.js';
-import { BACKEND_ORDER, inputGradient, listModels, loadModel, modelsDir, selectBackend, type Model, type UnitObjective } from '../main/engine/index.js';
+import { defaultRatioBackends, measureInterleaved, ratioReport, startBackends, type InterleavedFigures } from './bench-backends.js';
+import { BACKEND_ORDER, listModels, loadModel, modelsDir, selectBackend, type Model } from '../main/engine/index.js';
 import { readHostConfig } from '../main/host-config.js';
-import { defaultGradCamLayer, BACK_MODES } from '../main/engine/index.js';
+import { BACK_MODES } from '../main/engine/index.js';
 
 const HELP = `npm run bench -- [options]     engine speed figures as JSON (stdout and bench/latest.json)
 
-  --backends LIST        comma list of backends to measure (default: wasm, and tensorflow /
-                         tensorflow-gpu when installed); cpu only when named — it takes hours
+  --backends LIST        comma list of backends to measure (default: wasm and onnx, a GPU
+                         provider where a hardware adapter answers, tensorflow / tensorflow-gpu
+                         when installed); cpu only when named — it takes hours
   --models LIST          comma list of model ids (default: every installed model)
-  --runs N               timed runs per figure, at least 10 (default 10)
+  --runs N               timed runs per figure, at least 10 (default 10); synthesis steps timed
+                         per preset: N rounded up to a multiple of 4, at least 12
   --skip-synth           leave out the synthesis figures
-  --skip-ratios          leave out backend_ratios (every figure per backend, ratio to wasm)
+  --skip-ratios          leave out backend_ratios (every figure per backend, ratio to wasm; it
+                         costs nothing: the per-backend figures are the same timings)
   --paper3-iterations N  iterations of the paper-3 synthesis figure (default: the preset's)
+  --full                 run paper-3 to its iteration count on wasm and cpu too (minutes per
+                         model); without it those time 110 steps and report
+                         synth_paper3_ms_per_step and synth_paper3_224_s_projected
   --atlas                only the atlas throughput: units per minute with 1 job worker and
                          with the pool (--workers, default $DEEPVIS_WORKERS or cores − 1)
   --atlas-units N        units per atlas run (default 8)
@@ -52,6 +59,7 @@ const { values: args } = parseArgs({
     runs: { type: 'string', default: '10' },
     'skip-synth': { type: 'boolean', default: false },
     'skip-ratios': { type: 'boolean', default: false },
+    full: { type: 'boolean', default: false },
     'paper3-iterations': { type: 'string' },
     atlas: { type: 'boolean', default: false },
     'atlas-units': { type: 'string', default: '8' },
@@ -84,7 +92,7 @@ function median(xs: number[]): number {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
-async function timeIt(fn: () => Promise<void> | void, runs = RUNS, warmup = 3): Promise<number> {
+async function timeIt(fn: () => Promise<void> | void, runs = RUNS, warmup = 2): Promise<number> {
   for (let i = 0; i < warmup; i++) await fn();
   const times: number[] = [];
   for (let i = 0; i < runs; i++) {
@@ -93,12 +101,6 @@ async function timeIt(fn: () => Promise<void> | void, runs = RUNS, warmup = 3): 
     times.push(performance.now() - t0);
   }
   return Math.round(median(times) * 100) / 100;
-}
-
-/** A middle conv layer: the displayed layer halfway down the list (a real conv unit, centre position). */
-function middleLayer(m: Model): string {
-  const convs = m.layers.filter((l) => l.shape[0] > 1 && l.name !== m.logitsLayer);
-  return convs[Math.floor(convs.length / 2)]!.name;
 }
 
 /** The same model through tfjs-layers' own predict(): the "before" figure for forward_ms. */
@@ -119,76 +121,6 @@ async function layersPredictMs(m: Model): Promise<number> {
   x.dispose();
   lm.dispose();
   return ms;
-}
-
-async function benchModel(m: Model): Promise<Record<string, number | string>> {
-  const [h, w] = m.inputSize;
-  const x1 = m.preprocess(tf.randomUniform([1, h, w, 3], 0, 255, 'float32', 1) as tf.Tensor4D);
-  const x4 = m.preprocess(tf.randomUniform([4, h, w, 3], 0, 255, 'float32', 2) as tf.Tensor4D);
-  const taps = m.layers.map((l) => l.name);
-  const mid = middleLayer(m);
-  const logit: UnitObjective = { kind: 'class', index: 22 };
-  const midUnit: UnitObjective = { kind: 'channel', layer: mid, channel: 0 };
-  const grad = async (x: tf.Tensor4D, o: UnitObjective) => {
-    const r = inputGradient(m, x, o);
-    await r.grad.data();
-    tf.dispose([r.grad, r.value]);
-  };
-  const out = {
-    forward_ms: await timeIt(async () => {
-      const l = tf.tidy(() => m.forward(x1).logits!);
-      await l.data();
-      l.dispose();
-    }),
-    forward_taps_ms: await timeIt(async () => {
-      const r = tf.tidy(() => m.forward(x1, { taps }) as unknown as tf.TensorContainer) as unknown as ReturnType<Model['forward']>;
-      await Promise.all([r.logits!.data(), ...Object.values(r.taps).map((t) => t.data())]);
-      tf.dispose([r.logits!, ...Object.values(r.taps)]);
-    }),
-    grad_ms_logit: await timeIt(() => grad(x1, logit)),
-    grad_ms_mid: await timeIt(() => grad(x1, midUnit)),
-    grad_ms_batch4: await timeIt(() => grad(x4, logit)),
-    mid_layer: mid,
-    layers_predict_ms: await layersPredictMs(m),
-  };
-  tf.dispose([x1, x4]);
-  return out;
-}
-
-// ── Back-projection: backproj_ms per mode for one unit (channel 0) of the middle layer,
-// batch 1 — the whole map (forward to the layer + backward to the input, or to the Grad-CAM layer).
-// The input gradient of the same layer is timed in the same rounds (grad_ms_mid_paired) so the
-// ratios compare like with like on a shared CPU; target: each ratio ≤ 1.2.
-async function benchBackprojection(m: Model): Promise<Record<string, unknown>> {
-  const [h, w] = m.inputSize;
-  const x = m.preprocess(tf.randomUniform([1, h, w, 3], 0, 255, 'float32', 1) as tf.Tensor4D);
-  const mid = middleLayer(m);
-  const unit = { kind: 'channel' as const, layer: mid, channel: 0 };
-  const runs: Record<string, () => Promise<void>> = {
-    grad: async () => {
-      const r = inputGradient(m, x, unit);
-      await r.grad.data();
-      tf.dispose([r.grad, r.value]);
-    },
-  };
-  Object.assign(runs, backprojectionRuns(m, x, unit));
-  const times: Record<string, number[]> = Object.fromEntries(Object.keys(runs).map((k) => [k, []]));
-  for (let i = 0; i < RUNS + 3; i++) {
-    for (const [k, fn] of Object.entries(runs)) {
-      const t0 = performance.now();
-      await fn();
-      if (i >= 3) times[k]!.push(performance.now() - t0);
-    }
-  }
-  x.dispose();
-  const med = (k: string) => Math.round(median(times[k]!) * 100) / 100;
-  const modes = [...BACK_MODES, 'gradcam'];
-  return {
-    backproj_ms: Object.fromEntries(modes.map((k) => [k, med(k)])),
-    backproj_vs_grad_mid: Object.fromEntries(modes.map((k) => [k, Math.round((med(k) / med('grad')) * 100) / 100])),
-    grad_ms_mid_paired: med('grad'),
-    backproj_gradcam_layer: defaultGradCamLayer(m, unit),
-  };
 }
 
 // ── Top-k index: index_images_per_s — images added per second to a fresh TopKIndexer
@@ -217,11 +149,11 @@ async function benchIndexing(m: Model): Promise<Record<string, unknown>> {
   }
   const taps = m.layers.map((l) => l.name);
   const half = pixels.length >> 1;
-  const indexRound = async () => {
+  const indexRound = async (images = pixels) => {
     const ix = TopKIndexer.create(m, 9);
     const t0 = performance.now();
     let tHalf = t0;
-    for (const [i, px] of pixels.entries()) {
+    for (const [i, px] of images.entries()) {
       if (i === half) tHalf = performance.now();
       await ix.addPixels(px, { path: `/bench/${i}.jpg`, size: i, mtimeMs: 0, width: w, height: h });
     }
@@ -232,17 +164,18 @@ async function benchIndexing(m: Model): Promise<Record<string, unknown>> {
   // The comparator is forward_taps_ms's own operation on each image, preprocessing excluded (as
   // there); indexing includes its preprocessing.
   const inputs = pixels.map((px) => m.preprocess(px));
-  const tapsRound = async () => {
+  const tapsRound = async (xs = inputs) => {
     const t0 = performance.now();
-    for (const x of inputs) {
+    for (const x of xs) {
       const r = tf.tidy(() => m.forward(x, { taps }) as unknown as tf.TensorContainer) as unknown as ReturnType<Model['forward']>;
       await Promise.all([r.logits!.data(), ...Object.values(r.taps).map((t) => t.data())]);
       tf.dispose([r.logits!, ...Object.values(r.taps)]);
     }
     return (performance.now() - t0) / pixels.length;
   };
-  await indexRound();
-  await tapsRound();
+  // Warm-up: a few images through both (compiling and allocating is done after the first ones).
+  await indexRound(pixels.slice(0, 12));
+  await tapsRound(inputs.slice(0, 12));
   const all: number[] = [];
   const second: number[] = [];
   const fwd: number[] = [];
@@ -288,38 +221,81 @@ const defaultBackends = BACKEND_ORDER.filter(
 const wantBackends = args.backends ? args.backends.split(',') : defaultBackends;
 const MODELS_DIR = modelsDir(readHostConfig().modelsDir);
 const modelIds = args.models ? args.models.split(',') : (await listModels(MODELS_DIR)).filter((e) => !e.problem).map((e) => e.id);
-const results: Record<string, Record<string, unknown>> = {};
+const results: Record<string, Record<string, Record<string, unknown>>> = {};
 const skipped: Record<string, string> = {};
+let backendRatios: ReturnType<typeof ratioReport> | null = null;
+const t0 = performance.now();
+/** model → part → seconds it took (per backend as "backend.part"), to see where the run's time goes. */
+const sectionSeconds: Record<string, Record<string, number>> = {};
+async function timed<T>(id: string, part: string, fn: () => Promise<T>): Promise<T> {
+  const t = performance.now();
+  try {
+    return await fn();
+  } finally {
+    (sectionSeconds[id] ??= {})[part] = Math.round(performance.now() - t) / 1000;
+  }
+}
+
+/** A backend's figures out of the interleaved rounds, under the names the per-backend figures have. */
+function perBackendFigures(f: InterleavedFigures, b: string): Record<string, unknown> {
+  const ms = f.ms[b]!;
+  const modes = [...BACK_MODES, 'gradcam'];
+  return {
+    forward_ms: ms.forward_ms,
+    forward_taps_ms: ms.forward_taps_ms,
+    grad_ms_logit: ms.grad_ms_logit,
+    grad_ms_mid: ms.grad_ms_mid,
+    grad_ms_batch4: ms.grad_ms_batch4,
+    mid_layer: f.mid_layer,
+    backproj_ms: Object.fromEntries(modes.map((k) => [k, ms[`${k}_ms`]])),
+    // The gradient of the same unit in the same rounds: the target is each ratio ≤ 1.2.
+    backproj_vs_grad_mid: Object.fromEntries(modes.map((k) => [k, Math.round((ms[`${k}_ms`]! / ms.grad_ms_mid!) * 100) / 100])),
+    backproj_gradcam_layer: f.gradcam_layer,
+  };
+}
 if (args.atlas) {
   const { benchAtlas } = await import('./bench-atlas.js');
   for (const b of wantBackends) {
     for (const id of modelIds) {
       process.stderr.write(`bench: atlas ${id} on ${b}…\n`);
-      (results[id] ??= {})[b] = await benchAtlas(id, b, { units: Number(args['atlas-units']), workers: args.workers ? Number(args.workers) : undefined });
+      (results[id] ??= {})[b] = await timed(id, `${b}.atlas`, () => benchAtlas(id, b, { units: Number(args['atlas-units']), workers: args.workers ? Number(args.workers) : undefined }));
     }
   }
-} else for (const b of wantBackends) {
-  try {
+} else {
+  const started = await startBackends(wantBackends);
+  Object.assign(skipped, started.skipped);
+  const backends = started.backends;
+  const interleaved: Record<string, InterleavedFigures> = {};
+  for (const id of backends.length ? modelIds : []) {
+    interleaved[id] = await timed(id, 'forward_grad_backproj_interleaved', () => measureInterleaved(id, backends, RUNS, 2));
+    for (const b of backends) (results[id] ??= {})[b] = perBackendFigures(interleaved[id]!, b);
+  }
+  if (!args['skip-ratios']) backendRatios = ratioReport(backends, started.skipped, RUNS, interleaved);
+  for (const b of backends) {
     await selectBackend(b);
-  } catch (e) {
-    skipped[b] = (e as Error).message;
-    continue;
-  }
-  for (const id of modelIds) {
-    const m = await loadModel(id, MODELS_DIR);
-    process.stderr.write(`bench: ${id} on ${b}…\n`);
-    const figures: Record<string, unknown> = await benchModel(m);
-    Object.assign(figures, await benchBackprojection(m));
-    Object.assign(figures, await benchIndexing(m));
-    if (!args['skip-synth']) {
-      process.stderr.write(`bench: ${id} synthesis on ${b}…\n`);
-      Object.assign(figures, await benchSynthesis(m, { paper3Iterations: args['paper3-iterations'] ? Number(args['paper3-iterations']) : undefined }));
+    for (const id of modelIds) {
+      const m = await loadModel(id, MODELS_DIR);
+      const figures = results[id]![b]!;
+      // On the onnx backends tfjs-layers would run on wasm again: the wasm figure is that one.
+      if (!b.startsWith('onnx')) figures.layers_predict_ms = await timed(id, `${b}.layers_predict`, () => layersPredictMs(m));
+      process.stderr.write(`bench: ${id} indexing on ${b}…\n`);
+      Object.assign(figures, await timed(id, `${b}.indexing`, () => benchIndexing(m)));
+      if (!args['skip-synth']) {
+        process.stderr.write(`bench: ${id} synthesis on ${b}…\n`);
+        Object.assign(
+          figures,
+          await benchSynthesis(m, {
+            paper3Iterations: args['paper3-iterations'] ? Number(args['paper3-iterations']) : undefined,
+            paper3Full: args.full || !(b === 'wasm' || b === 'cpu'),
+            runs: RUNS,
+            section: (name, fn) => timed(id, `${b}.${name}`, fn),
+          }),
+        );
+      }
+      m.dispose();
     }
-    (results[id] ??= {})[b] = figures;
-    m.dispose();
   }
 }
-const backendRatios = args['skip-ratios'] ? null : await benchBackendRatios({ models: modelIds, runs: RUNS });
 const doc = {
   date: new Date().toISOString(),
   machine: { cores: os.cpus().length, cpu: os.cpus()[0]?.model ?? 'unknown', node: process.version, platform: `${os.platform()} ${os.arch()}` },
@@ -328,6 +304,7 @@ const doc = {
   backends_skipped: skipped,
   models: results,
   backend_ratios: backendRatios,
+  section_seconds: { ...sectionSeconds, total: Math.round(performance.now() - t0) / 1000 },
 };
 const json = JSON.stringify(doc, null, 2);
 const outPath = args.out ?? join(dirname(fileURLToPath(import.meta.url)), '..', 'bench', 'latest.json');

@@ -198,4 +198,35 @@ describe('deepvis atlas on the job pool', () => {
   });
 });
 
+describe('deepvis synth on the job pool', () => {
+  it('writes byte-identical images and the same sidecar with 1 and with 2 workers; each seed its own image', async () => {
+    const roots = [mkdtempSync(join(tmpdir(), 'deepvis-synth-1-')), mkdtempSync(join(tmpdir(), 'deepvis-synth-2-'))];
+    try {
+      const runs: { pngs: Map<string, Buffer>; sidecar: Record<string, unknown> }[] = [];
+      for (const [i, workers] of [1, 2].entries()) {
+        const r = await runDeepvis(['synth', '--model', MODEL, '--layer', 'logits', '--unit', '130', '--preset', 'fast', '--iterations', '4', '--seeds', '3', '--seed-base', '5', '--workers', String(workers), '--out', roots[i]!, '--json'], 180_000);
+        expect(r.code, r.stderr).toBe(0);
+        const summary = JSON.parse(r.stdout) as { images: { path: string }[] };
+        const names = readdirSync(roots[i]!).sort();
+        const base = `${MODEL}_logits-130-flamingo_fast_224px`;
+        expect(names).toEqual([`${base}.json`, ...[5, 6, 7].map((s) => `${base}_seed${s}.png`)]);
+        expect(summary.images.map((im) => im.path)).toEqual([5, 6, 7].map((s) => join(roots[i]!, `${base}_seed${s}.png`)));
+        const sidecar = JSON.parse(readFileSync(join(roots[i]!, `${base}.json`), 'utf8')) as Record<string, unknown> & { images: Record<string, unknown>[] };
+        // Wall times differ between runs; everything else must not.
+        delete sidecar.seconds;
+        for (const im of sidecar.images) im.path = String(im.path).slice(roots[i]!.length);
+        expect(sidecar).toMatchObject({ seeds: [5, 6, 7], iterations_run: 4, stop_reason: 'iterations' });
+        runs.push({ pngs: new Map(names.filter((n) => n.endsWith('.png')).map((n) => [n, readFileSync(join(roots[i]!, n))])), sidecar });
+      }
+      for (const [f, bytes] of runs[0]!.pngs) expect(bytes.equals(runs[1]!.pngs.get(f)!), f).toBe(true);
+      expect(runs[1]!.sidecar).toEqual(runs[0]!.sidecar);
+      // Different seeds give different images (the comparison above can fail).
+      const [a, b] = [...runs[0]!.pngs.values()];
+      expect(a!.equals(b!)).toBe(false);
+    } finally {
+      for (const r of roots) rmSync(r, { recursive: true, force: true });
+    }
+  });
+});
+
 const FAST = (await import('../main/engine/synthesis/settings.js')).presetSettings('fast');

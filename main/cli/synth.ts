@@ -1,11 +1,16 @@
 // deepvis synth: synthesise a unit's preferred image(s) by regularised gradient ascent, one PNG per
-// seed plus one JSON sidecar with every setting, the objective curves and the timing.
+// seed plus one JSON sidecar with every setting, the objective curves and the timing. The seeds run
+// on the job-worker pool, one job per seed (synth-seeds.ts).
 import { join } from 'node:path';
 import { UNIT_HELP, unitOption } from './unit-option.js';
 import { Command, InvalidArgumentError, Option } from 'commander';
+import * as tf from '@tensorflow/tfjs-core';
 import { DEFAULT_MODEL_ID, encodePng, loadImageForModel } from '../engine/index.js';
-import { PRESETS, PRESET_NAMES, presetSettings, resolveTarget, synthesize, SYNTH_LIMITS, type PresetName, type SynthSettings } from '../engine/synthesis/index.js';
-import { CliError, EXIT_BAD_INPUT, findModel, globals, modelsDirOf, noSoftmaxNote, oneLine, openModel, out, outJson, positiveInt, startBackend, warn } from './common.js';
+import { PRESETS, PRESET_NAMES, presetSettings, resolveTarget, SYNTH_LIMITS, type PresetName, type SynthSettings } from '../engine/synthesis/index.js';
+import type { SynthFrame } from '../../contract/synthesis.js';
+import { JobScheduler, jobBackend, poolSize } from '../session/scheduler.js';
+import { CliError, EXIT_BAD_INPUT, findModel, globals, hostConfig, modelsDirOf, noSoftmaxNote, oneLine, openModel, out, outJson, positiveInt, startBackend, warn } from './common.js';
+import { runSeedJobs, type SeedResult } from './synth-seeds.js';
 import { ensureOutputFolder, OutputFiles } from './output-file.js';
 import { ProgressLine } from './progress.js';
 import { checkJobFits } from '../engine/memory-budget.js';
@@ -35,6 +40,30 @@ function secondsArg(v: string): number {
   return n;
 }
 
+/** The start image as the bytes a job carries: the crop-and-resize is done here, once, at the synthesis size. */
+async function frameAt(file: string, size: [number, number]): Promise<SynthFrame> {
+  const px = await loadImageForModel(file, size);
+  try {
+    const rgb = await px.data();
+    const rgba = new Uint8Array(size[0] * size[1] * 4);
+    for (let i = 0, j = 0; i < rgb.length; i += 3, j += 4) {
+      rgba[j] = rgb[i]!;
+      rgba[j + 1] = rgb[i + 1]!;
+      rgba[j + 2] = rgb[i + 2]!;
+      rgba[j + 3] = 255;
+    }
+    return { width: size[1], height: size[0], rgba };
+  } finally {
+    tf.dispose(px);
+  }
+}
+
+/** One value when every seed agrees, else each distinct one (e.g. "stop-rule, time-budget"). */
+function shared<T>(xs: T[]): T | string {
+  const distinct = [...new Set(xs)];
+  return distinct.length === 1 ? distinct[0]! : distinct.join(', ');
+}
+
 function slug(s: string): string {
   return s.replace(/[^a-z0-9._-]+/gi, '-').replace(/^-+|-+$/g, '').slice(0, 60);
 }
@@ -46,12 +75,13 @@ export function synthCommand(): Command {
     .option('-l, --layer <layer>', 'layer name or display name, or "logits" for a class (or give --unit layer:unit)')
     .requiredOption('-u, --unit <unit>', UNIT_HELP)
     .addOption(new Option('-p, --preset <name>', 'settings preset').choices(PRESET_NAMES).default('paper-3'))
-    .option('-s, --seeds <n>', `number of seeds (images, at most ${SYNTH_LIMITS.maxSeeds}), optimised together as one batch`, seedsArg, 1)
+    .option('-s, --seeds <n>', `number of seeds (images, at most ${SYNTH_LIMITS.maxSeeds}), each optimised on its own, spread over the job workers`, seedsArg, 1)
     .option('--frame <image>', 'preset "frame": the image to start from and stay close to')
-    .option('--time-budget <s>', 'fast presets: stop after this many seconds at the latest', secondsArg)
+    .option('--time-budget <s>', 'fast presets: stop each seed after this many seconds at the latest', secondsArg)
     .option('--seed-base <n>', 'first seed value (seeds are base, base+1, …)', seedArg, 1)
     .option('--size <px>', 'image size (square)', sizeArg)
     .option('-i, --iterations <n>', "number of steps (default: the preset's)", positiveInt)
+    .option('-w, --workers <n>', 'job workers, each a thread with its own engine (default: $DEEPVIS_WORKERS, else cores − 1)', positiveInt)
     .requiredOption('-o, --out <dir>', 'output folder')
     .option('--json', 'print a JSON summary on stdout')
     .action(async (opts, cmd: Command) => {
@@ -84,10 +114,10 @@ export function synthCommand(): Command {
       // backend would trap wasm or exhaust memory part-way, so it is refused before any work.
       const fit = await checkJobFits({ model, backend: backend.backend, images: seeds.length, size });
       if (!fit.ok) throw new CliError(`${fit.message} (--seeds ${opts.seeds}${opts.size ? `, --size ${opts.size}` : ''})`, EXIT_BAD_INPUT);
-      let start;
+      let frame: SynthFrame | undefined;
       if (opts.frame) {
         try {
-          start = await loadImageForModel(opts.frame, size);
+          frame = await frameAt(opts.frame, size);
         } catch (e) {
           throw new CliError(oneLine(e), EXIT_BAD_INPUT);
         }
@@ -98,23 +128,62 @@ export function synthCommand(): Command {
       // Refuse links or folders in the way before the optimisation, not after it.
       await files.checkAll([...seeds.map((s) => join(outDir, `${base}_seed${s}.png`)), join(outDir, `${base}.json`)]);
 
-      const bar = new ProgressLine(`synth ${model.id} ${target.label} ${opts.preset}`, settings.iterations);
-      const result = await synthesize({
-        model,
-        objective: target.objective,
-        settings,
-        seeds,
-        size,
-        start,
-        onProgress: (p) => {
-          if (!p.objective.length) return;
-          const best = Math.max(...p.objective);
-          const prob = p.targetProb ? `  p=${Math.max(...p.targetProb).toFixed(3)}${p.recognised ? ' recognised' : ''}` : '';
-          bar.update(p.iteration + 1, `objective ${best.toFixed(2)}${prob}`);
-        },
-      });
-      start?.dispose();
+      const c = hostConfig();
+      const pool = new JobScheduler({ backend: jobBackend(backend.choice), modelsDir: dir, workers: Math.min(seeds.length, poolSize(opts.workers ?? c.workers)), ortThreads: c.ortThreads });
+      const abort = new AbortController();
+      const onSigint = () => {
+        process.stderr.write('\ndeepvis: cancelling the synthesis (nothing is written)…\n');
+        abort.abort();
+      };
+      process.once('SIGINT', onSigint);
+      // One bar over every seed's steps; a seed its stop rule ends early counts as all its steps.
+      const bar = new ProgressLine(`synth ${model.id} ${target.label} ${opts.preset}`, seeds.length * settings.iterations);
+      const steps = new Map<number, number>();
+      const probs = new Map<number, number>();
+      let finished = 0;
+      const t0 = performance.now();
+      let results: SeedResult[] | null;
+      try {
+        results = await runSeedJobs({
+          pool,
+          modelId: model.id,
+          layer: target.layer,
+          unit: target.unit,
+          preset: opts.preset,
+          overrides: opts.timeBudget !== undefined ? { timeBudgetS: opts.timeBudget } : undefined,
+          seeds,
+          size: opts.size,
+          iterations: opts.iterations,
+          frame,
+          signal: abort.signal,
+          onProgress: (seed, iteration, done, prob) => {
+            // A seed's last step is counted when its result has arrived.
+            steps.set(seed, done ? settings.iterations : Math.min(iteration, settings.iterations - 1));
+            if (done) finished++;
+            if (prob !== null) probs.set(seed, prob);
+            const total = [...steps.values()].reduce((a, b) => a + b, 0);
+            const p = probs.size ? `  p=${Math.max(...probs.values()).toFixed(3)}` : '';
+            bar.update(total, `seeds done ${finished}/${seeds.length}${p}`);
+          },
+        });
+      } finally {
+        process.off('SIGINT', onSigint);
+        await pool.dispose();
+      }
+      if (!results) {
+        process.exitCode = 130;
+        return;
+      }
       bar.done();
+      const seconds = (performance.now() - t0) / 1000;
+      const reached = results.map((r) => r.secondsToTarget).filter((v): v is number => v !== null);
+      const result = {
+        images: results.map((r) => ({ ...r.images[0]!, iterations: r.iterations, stopReason: r.stopReason })),
+        iterations: Math.max(...results.map((r) => r.iterations)),
+        seconds,
+        stopReason: shared(results.map((r) => r.stopReason)),
+        secondsToTarget: reached.length ? Math.min(...reached) : null,
+      };
 
       // A failure part-way (a full disk) removes the images already written: no partial result.
       const { summary, images } = await files.run(async () => {
@@ -130,6 +199,8 @@ export function synthCommand(): Command {
             best_iteration: im.bestIteration,
             target_prob: im.targetProb,
             top5: im.top5,
+            iterations_run: im.iterations,
+            stop_reason: im.stopReason,
           });
         }
         const summary = {
