@@ -120,10 +120,22 @@ function active(): NativeConfig {
 
 /** The outputs of nodes `taps` (NHWC, batch first), as tfjs tensors the caller owns. */
 export function nativeForward(model: NativeModel, x: tf.Tensor4D, taps: number[]): tf.Tensor[] {
+  const out = nativeForwardData(model, inputShapeOf(x), feed(x).data, taps);
+  return taps.map((_, k) => tf.tensor(out[k]!.data, [x.shape[0], ...out[k]!.shape]));
+}
+
+/**
+ * The same from and to plain arrays: `x` is the NHWC input (batch = its length over one image's),
+ * each tap ORT's own output buffer (NHWC, batch first) with its shape without the batch axis. For
+ * callers whose work around the network is typed-array passes (the live frame): no tensor is made.
+ */
+export function nativeForwardData(model: NativeModel, inputShape: [number, number, number], x: Float32Array, taps: number[]): { data: Float32Array; shape: number[] }[] {
   const c = active();
-  const e = entryFor(model, inputShapeOf(x), taps, undefined, c);
-  const out = e.session.run({ x: feed(x) }, taps.map((_, k) => `tap${k}`));
-  return taps.map((t, k) => tf.tensor(out[`tap${k}`]!.data as Float32Array, [x.shape[0], ...e.shapes[t]!]));
+  const e = entryFor(model, inputShape, taps, undefined, c);
+  const n = x.length / (inputShape[0] * inputShape[1] * inputShape[2]);
+  if (!Number.isInteger(n) || n < 1) throw new Error(`network input has ${x.length} values, not a whole number of ${inputShape.join('×')} images`);
+  const out = e.session.run({ x: { data: x, dims: [n, ...inputShape] } }, taps.map((_, k) => `tap${k}`));
+  return taps.map((t, k) => ({ data: out[`tap${k}`]!.data as Float32Array, shape: e.shapes[t]! }));
 }
 
 export interface NativeBackwardResult {
