@@ -20,7 +20,7 @@ beforeAll(async () => {
 describe('a live frame on ONNX Runtime', () => {
   it('gives the tiles, unit map, top-5 and tap of the tensor path, exactly, at early, middle and logits layers', async () => {
     expect(nativeEngine(m)).not.toBeNull();
-    const rgba = await photoRgba('dog');
+    const rgba = new Uint8Array(await photoRgba('dog'));
     for (const layer of ['conv_pw_1_relu', 'conv_pw_7_relu', m.logitsLayer]) {
       const req: FrameRequestT = { type: 'frame', frameId: 1, width: 224, height: 224, rgba, layer, unit: 5 };
       const before = tf.memory().numTensors;
