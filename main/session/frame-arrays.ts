@@ -58,12 +58,6 @@ function opaque(rgba: Uint8Array): boolean {
   return all === 255;
 }
 
-/** tf.round: halves go to the even neighbour. */
-function roundHalfEven(v: number): number {
-  const r = Math.round(v);
-  return r - v === 0.5 && r % 2 !== 0 ? r - 1 : r;
-}
-
 export interface ChannelTiles {
   /** Channel-major 8-bit tiles, C·H·W: round(max(0, a)·255 / scale). */
   data: Uint8Array<ArrayBuffer>;
@@ -86,16 +80,15 @@ export function channelTiles(act: Float32Array, hw: number, c: number): ChannelT
   let scale = 0;
   for (let ch = 0; ch < c; ch++) if (channelMax[ch]! > scale) scale = channelMax[ch]!;
   const k = f32(255 / f32(Math.max(scale, f32(1e-30))));
-  const data = new Uint8Array(c * hw);
+  // A clamped byte array rounds halves to even as tf.round does, and clamps what relu would zero.
+  const bytes = new Uint8ClampedArray(c * hw);
   // Read in the activations' order (a large early layer is MBs; striding over it misses the cache
   // on every read), write each position's C bytes into C rows.
   for (let i = 0; i < hw; i++) {
     const row = i * c;
-    for (let ch = 0, out = i; ch < c; ch++, out += hw) {
-      const v = act[row + ch]!;
-      if (v > 0) data[out] = roundHalfEven(f32(v * k));
-    }
+    for (let ch = 0, out = i; ch < c; ch++, out += hw) bytes[out] = f32(act[row + ch]! * k);
   }
+  const data = new Uint8Array(bytes.buffer);
   return { data, channelMax, scale };
 }
 

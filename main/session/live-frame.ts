@@ -56,7 +56,9 @@ export async function computeFrame(model: Model, req: FrameRequestT, opts: { tap
     engineMs: performance.now() - t0,
     ...(req.seq === undefined ? {} : { seq: req.seq }),
   };
-  return { reply, tap: opts.tap ? act.slice() : null };
+  // ORT's output buffer is this frame's alone: it can be the tap itself (frameBuffers moves it).
+  const own = act.byteOffset === 0 && act.byteLength === act.buffer.byteLength && act.buffer instanceof ArrayBuffer;
+  return { reply, tap: opts.tap ? (own ? (act as Float32Array<ArrayBuffer>) : act.slice()) : null };
 }
 
 interface FrameForward {
