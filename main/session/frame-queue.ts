@@ -8,8 +8,8 @@
 // three times the worker's own share, and on a machine of two cores that is what a job loses: at the
 // camera's 30 fps a four-seed synthesis took twice as long beside the live view. Held at the
 // ceiling, the waiting frame is replaced by a newer one of the same client (latest wins), and a
-// client at pipeline depth 1 sends its next frame only after this one's reply, so the whole chain,
-// browser included, runs at the ceiling; the view stays fluid and a frame waits at most one gap.
+// window keeps at most two frames in flight, so the whole chain, browser included, runs at the
+// ceiling; the view stays fluid and a frame waits at most one gap.
 import { seqOf, type FrameRequestT, type Reply, type Request } from '../../contract/messages.js';
 
 export type QueuedFrame = { kind: 'frame'; req: FrameRequestT; client: string };
