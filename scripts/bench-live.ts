@@ -10,7 +10,9 @@
 //     streams (display_fps_during_synth, latency_ms_p95_during_synth over the synthesis's run, and
 //     its seconds_to_target_during_live, synth_seconds_during_live, synth_slowdown = during/alone)
 //   cpu_ms_per_frame (and *_during_synth): CPU ms per drawn frame of the engine host's main thread, its live
-//     worker, its other threads and each kind of Chromium process (/proc, Linux), and the job worker's total
+//     worker, its other threads and each kind of Chromium process (/proc, Linux), and the job worker's total.
+//     The other threads are V8's helpers (GC, compiler), shared by every thread: during a synthesis most
+//     of theirs is the job's garbage, not the frames'
 //   two_clients: two tabs streaming at once — frames each got over the window, and the smaller share
 // Env: BENCH_LIVE_SECONDS, BENCH_LIVE_MODELS (comma list), BENCH_LIVE_CAMERA_FPS (30), BENCH_LIVE_BACK (0: skip),
 // BENCH_LIVE_CAMERA_SIZE (640x480), BENCH_LIVE_SETTINGS (renderer settings JSON), BENCH_LIVE_SYNTH (0: skip the
