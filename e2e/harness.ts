@@ -2,6 +2,7 @@
 // process, Debian's Chromium with a fake camera, and helpers to read window.__deepvisStats and the
 // engine's `stats` reply.
 import { chromium, type Browser, type Page } from '@playwright/test';
+import { readdirSync, readFileSync } from 'node:fs';
 import WebSocket from 'ws';
 import { decodeMessage, encodeMessage } from '../contract/wire.js';
 import { parseReply, type StatsReplyT } from '../contract/messages.js';
@@ -142,4 +143,90 @@ export async function measureWhile(page: Page, until: Promise<unknown>) {
     errors: b.errors - a.errors,
     seconds: round(elapsed, 1),
   };
+}
+
+/** CPU time (user + system, ms) of one process of the benchmark's tree, and of each of its threads when asked. */
+export interface ProcessCpu {
+  pid: number;
+  /** `node`, `chromium`…, with Chromium's `--type=` (renderer, gpu-process, utility…) appended. */
+  name: string;
+  ms: number;
+  threads?: Map<number, number>;
+}
+
+const CLK_TCK_MS = 10; // USER_HZ is 100 on every Linux the benchmark runs on
+
+/** utime + stime of a /proc stat line, in ms (fields 14 and 15, counted after the command's closing parenthesis). */
+function statCpuMs(stat: string): { ppid: number; ms: number } {
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return { ppid: Number(f[1]), ms: (Number(f[11]) + Number(f[12])) * CLK_TCK_MS };
+}
+
+/**
+ * CPU time so far of every process under `root` (this benchmark: web mode's server and Chromium's
+ * browser, renderers, GPU and utility processes), and of each thread of `threadsOf` (the engine host:
+ * its main thread has the process's id; the live and job workers are threads of their own).
+ * Linux only (/proc); elsewhere an empty list.
+ */
+export function cpuSnapshot(root: number, threadsOf: number[] = []): ProcessCpu[] {
+  const all = new Map<number, { ppid: number; ms: number; comm: string }>();
+  let entries: string[];
+  try {
+    entries = readdirSync('/proc').filter((d) => /^\d+$/.test(d));
+  } catch {
+    return [];
+  }
+  for (const d of entries) {
+    try {
+      const stat = readFileSync(`/proc/${d}/stat`, 'utf8');
+      all.set(Number(d), { ...statCpuMs(stat), comm: stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')')) });
+    } catch {
+      // gone between the listing and the read
+    }
+  }
+  const under = new Set<number>([root]);
+  for (let grew = true; grew; ) {
+    grew = false;
+    for (const [pid, p] of all) if (!under.has(pid) && under.has(p.ppid)) (under.add(pid), (grew = true));
+  }
+  const out: ProcessCpu[] = [];
+  for (const pid of under) {
+    const p = all.get(pid);
+    if (!p) continue;
+    let name = p.comm;
+    try {
+      const type = /--type=([\w-]+)/.exec(readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' '));
+      if (type) name += ` ${type[1]}`;
+    } catch {
+      // gone
+    }
+    const entry: ProcessCpu = { pid, name, ms: p.ms };
+    if (threadsOf.includes(pid)) {
+      entry.threads = new Map();
+      try {
+        for (const t of readdirSync(`/proc/${pid}/task`)) entry.threads.set(Number(t), statCpuMs(readFileSync(`/proc/${pid}/task/${t}/stat`, 'utf8')).ms);
+      } catch {
+        // the process ended
+      }
+    }
+    out.push(entry);
+  }
+  return out;
+}
+
+/** CPU ms between two snapshots, per process (summed by name) and per thread of the processes with threads. */
+export function cpuDelta(a: ProcessCpu[], b: ProcessCpu[]): { byName: Record<string, number>; threads: Map<number, Map<number, number>> } {
+  const before = new Map(a.map((p) => [p.pid, p]));
+  const byName: Record<string, number> = {};
+  const threads = new Map<number, Map<number, number>>();
+  for (const p of b) {
+    const q = before.get(p.pid);
+    byName[p.name] = (byName[p.name] ?? 0) + p.ms - (q?.ms ?? 0);
+    if (p.threads) {
+      const t = new Map<number, number>();
+      for (const [tid, ms] of p.threads) t.set(tid, ms - (q?.threads?.get(tid) ?? 0));
+      threads.set(p.pid, t);
+    }
+  }
+  return { byName, threads };
 }

@@ -9,6 +9,10 @@
 //     same model — first alone (synth_seconds_alone, seconds_to_target_alone), then while the page
 //     streams (display_fps_during_synth, latency_ms_p95_during_synth over the synthesis's run, and
 //     its seconds_to_target_during_live, synth_seconds_during_live, synth_slowdown = during/alone)
+//   cpu_ms_per_frame (and *_during_synth): CPU ms per drawn frame of the engine host's main thread, its live
+//     worker, its other threads and each kind of Chromium process (/proc, Linux), and the job worker's total.
+//     The other threads are V8's helpers (GC, compiler), shared by every thread: during a synthesis most
+//     of theirs is the job's garbage, not the frames'
 //   two_clients: two tabs streaming at once — frames each got over the window, and the smaller share
 // Env: BENCH_LIVE_SECONDS, BENCH_LIVE_MODELS (comma list), BENCH_LIVE_CAMERA_FPS (30), BENCH_LIVE_BACK (0: skip),
 // BENCH_LIVE_CAMERA_SIZE (640x480), BENCH_LIVE_SETTINGS (renderer settings JSON), BENCH_LIVE_SYNTH (0: skip the
@@ -17,7 +21,7 @@
 import WebSocket from 'ws';
 import { parseEvent, parseReply } from '../contract/messages.js';
 import { decodeMessage, encodeMessage } from '../contract/wire.js';
-import { measure, measureWhile, openLivePage, pageStats, round, startLive, type LiveSession } from '../e2e/harness.js';
+import { cpuDelta, cpuSnapshot, measure, measureWhile, openLivePage, pageStats, round, startLive, type LiveSession, type ProcessCpu } from '../e2e/harness.js';
 
 const seconds = Number(process.env.BENCH_LIVE_SECONDS ?? 30);
 const models = (process.env.BENCH_LIVE_MODELS ?? 'darknet-tiny,mobilenet-v1-0.25,mobilenet-v1-0.75').split(',').filter(Boolean);
@@ -32,6 +36,45 @@ const synthRun = process.env.BENCH_LIVE_SYNTH !== '0';
 const twoRun = process.env.BENCH_LIVE_TWO !== '0';
 const synthSeeds = Number(process.env.BENCH_LIVE_SYNTH_SEEDS ?? 4);
 const synthIterations = process.env.BENCH_LIVE_SYNTH_ITERATIONS ? Number(process.env.BENCH_LIVE_SYNTH_ITERATIONS) : undefined;
+
+/** The engine host's threads that did the most work over a window, busiest first (its main thread aside). */
+function busiestThreads(d: ReturnType<typeof cpuDelta>, host: number): number[] {
+  return [...(d.threads.get(host) ?? new Map<number, number>())].filter(([tid]) => tid !== host).sort((x, y) => y[1] - x[1]).map(([tid]) => tid);
+}
+
+/**
+ * CPU ms per drawn frame over a window, per thread of the engine host (main: WebSocket and routing;
+ * the live worker; the rest) and per Chromium process type; the job worker's total apart (it is the
+ * synthesis's, not the frames'). Threads are told apart by what they did alone: the live worker is
+ * the busiest worker thread while only the live view ran, the job worker while only a synthesis ran.
+ */
+function cpuPerFrame(a: ProcessCpu[], b: ProcessCpu[], host: number, frames: number, liveTid: number | undefined, jobTid: number | undefined) {
+  const d = cpuDelta(a, b);
+  const t = d.threads.get(host) ?? new Map<number, number>();
+  const per = (ms: number) => round(ms / Math.max(1, frames), 2);
+  const hostMs = [...t.values()].reduce((x, y) => x + y, 0);
+  const mainMs = t.get(host) ?? 0;
+  const liveMs = liveTid === undefined ? 0 : (t.get(liveTid) ?? 0);
+  const jobMs = jobTid === undefined ? 0 : (t.get(jobTid) ?? 0);
+  const chromium: Record<string, number | null> = {};
+  let browserMs = 0;
+  for (const [name, ms] of Object.entries(d.byName)) {
+    if (!/chrom/i.test(name)) continue;
+    chromium[name.replace(/^\S+ ?/, '') || 'browser'] = per(ms);
+    browserMs += ms;
+  }
+  return {
+    frames,
+    host_main: per(mainMs),
+    live_worker: per(liveMs),
+    host_other_threads: per(Math.max(0, hostMs - mainMs - liveMs - jobMs)),
+    chromium,
+    live_total: per(mainMs + liveMs + Math.max(0, hostMs - mainMs - liveMs - jobMs) + browserMs),
+    job_worker_ms: round(jobMs, 0),
+    /** Every host thread that worked, by id (main = the process id), busiest first. */
+    host_threads: Object.fromEntries([...t].filter(([, ms]) => ms > 0).sort((x, y) => y[1] - x[1]).map(([tid, ms]) => [tid === host ? `${tid} main` : tid === liveTid ? `${tid} live` : tid === jobTid ? `${tid} job` : String(tid), per(ms)])),
+  };
+}
 
 /** One fast-preset synthesis over a WebSocket of its own (another client of the same engine). */
 async function synthOverSocket(live: LiveSession): Promise<{ seconds: number; secondsToTarget: number | null; wallSeconds: number }> {
@@ -72,7 +115,12 @@ async function main(): Promise<void> {
       const page = await openLivePage(live, model, settings);
       backend = (await page.getByTestId('status-backend').textContent()) ?? '';
       await page.waitForTimeout(WARMUP_S * 1000);
+      const host = live.server.child.pid!;
+      const c0 = cpuSnapshot(process.pid, [host]);
       out[model] = await measure(page, seconds);
+      const c1 = cpuSnapshot(process.pid, [host]);
+      const liveTid = busiestThreads(cpuDelta(c0, c1), host)[0];
+      Object.assign(out[model] as object, { cpu_ms_per_frame: cpuPerFrame(c0, c1, host, (out[model] as { frames: number }).frames, liveTid, undefined) });
       process.stderr.write(`${model}: ${JSON.stringify(out[model])}\n`);
       if (backRun) {
         // The same view with back-projection on (b b: grad norm of the selected unit, every frame).
@@ -87,13 +135,18 @@ async function main(): Promise<void> {
       await page.close();
       if (synthRun) {
         process.stderr.write(`${model}: fast synthesis alone…\n`);
+        const s0 = cpuSnapshot(process.pid, [host]);
         const alone = await synthOverSocket(live);
+        const s1 = cpuSnapshot(process.pid, [host]);
+        const jobTid = busiestThreads(cpuDelta(s0, s1), host).find((tid) => tid !== liveTid);
         const again = await openLivePage(live, model, settings);
         await again.waitForTimeout(WARMUP_S * 1000);
         process.stderr.write(`${model}: fast synthesis while the live view streams…\n`);
+        const d0 = cpuSnapshot(process.pid, [host]);
         const during = synthOverSocket(live);
         const m = await measureWhile(again, during);
         const d = await during;
+        const d1 = cpuSnapshot(process.pid, [host]);
         Object.assign(out[model] as object, {
           display_fps_during_synth: m.display_fps,
           latency_ms_p50_during_synth: m.latency_ms_p50,
@@ -104,6 +157,8 @@ async function main(): Promise<void> {
           synth_seconds_during_live: round(d.seconds, 2),
           seconds_to_target_during_live: round(d.secondsToTarget, 2),
           synth_slowdown: round(d.seconds / alone.seconds, 2),
+          cpu_ms_per_frame_during_synth: cpuPerFrame(d0, d1, host, m.frames, liveTid, jobTid),
+          job_worker_cpu_ms_alone: round(cpuDelta(s0, s1).threads.get(host)?.get(jobTid ?? -1) ?? 0, 0),
         });
         process.stderr.write(`${model} during synthesis: ${JSON.stringify(m)}; synthesis ${JSON.stringify({ alone, during: d })}\n`);
         await again.close();

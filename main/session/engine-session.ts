@@ -156,7 +156,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   private currentInfo: ModelInfo | null = null;
   private startupError: string | null = null;
   /** Frames latest-wins per client, clients in turn, loads in their place (frame-queue.ts). */
-  private readonly queue = new FrameQueue((work) => this.runQueued(work));
+  private readonly queue = new FrameQueue((work) => this.runQueued(work), () => (this.jobs?.active ?? 0) > 0);
   private computingFrame: number | null = null;
   private disposed = false;
   private framesProcessed = 0;

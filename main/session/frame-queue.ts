@@ -1,12 +1,24 @@
 // The live view's line of work in the host: frames latest-wins per client, the clients' frames
 // taken in turn, model loads in their place. One item runs at a time (the live worker answers one
 // frame at a time, and a load must not race the frames around it).
+//
+// While a job (a synthesis, an atlas, an indexing batch) runs, frames enter the engine at most
+// JOB_LIVE_FPS times a second. Each live frame costs CPU well beyond the live worker — the host's
+// WebSocket and session memory, and in the browser grabbing, scaling, sending and drawing —, about
+// three times the worker's own share, and on a machine of two cores that is what a job loses: at the
+// camera's 30 fps a four-seed synthesis took twice as long beside the live view. Held at the
+// ceiling, the waiting frame is replaced by a newer one of the same client (latest wins), and a
+// window keeps at most two frames in flight, so the whole chain, browser included, runs at the
+// ceiling; the view stays fluid and a frame waits at most one gap.
 import { seqOf, type FrameRequestT, type Reply, type Request } from '../../contract/messages.js';
 
 export type QueuedFrame = { kind: 'frame'; req: FrameRequestT; client: string };
 export type QueuedLoad = { kind: 'load'; req: Extract<Request, { type: 'loadModel' }>; reload?: boolean };
 export type QueuedWork = QueuedFrame | QueuedLoad;
 type Entry = QueuedWork & { resolve: (r: Reply) => void };
+
+/** The live view's frame-rate ceiling while a job runs (see the module comment). */
+export const JOB_LIVE_FPS = 20;
 
 export class FrameQueue {
   private queue: Entry[] = [];
@@ -17,9 +29,18 @@ export class FrameQueue {
   private served = 0;
   /** Frames answered "dropped" because a newer one of the same client replaced them. */
   dropped = 0;
+  /** performance.now() when the last frame entered the engine. */
+  private lastFrameAt = -Infinity;
 
-  /** `run` answers one item; it never throws (the session turns failures into error replies). */
-  constructor(private readonly run: (work: QueuedWork) => Promise<Reply>) {}
+  /**
+   * `run` answers one item; it never throws (the session turns failures into error replies).
+   * `jobRunning`: whether a job runs now, which puts frames under the JOB_LIVE_FPS ceiling.
+   */
+  constructor(
+    private readonly run: (work: QueuedWork) => Promise<Reply>,
+    private readonly jobRunning: () => boolean = () => false,
+    private readonly jobFps = JOB_LIVE_FPS,
+  ) {}
 
   /**
    * Latest wins per client: its frame still waiting is answered "dropped" and replaced; never a
@@ -74,11 +95,24 @@ export class FrameQueue {
 
   private async pump(): Promise<void> {
     try {
-      for (let e = this.takeNext(); e; e = this.takeNext()) e.resolve(await this.run(e));
+      for (;;) {
+        const wait = this.paceMs();
+        if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        const e = this.takeNext();
+        if (!e) break;
+        if (e.kind === 'frame') this.lastFrameAt = performance.now();
+        e.resolve(await this.run(e));
+      }
     } finally {
       this.running = false;
       for (const w of this.idleWaiters.splice(0)) w();
     }
+  }
+
+  /** How long the next frame must still wait for the ceiling; 0 for a load or when no job runs. */
+  private paceMs(): number {
+    if (this.queue[0]?.kind !== 'frame' || !this.jobRunning()) return 0;
+    return Math.max(0, this.lastFrameAt + 1000 / this.jobFps - performance.now());
   }
 
   /**

@@ -1,12 +1,16 @@
-// One live frame on the engine, as the live worker runs it: one forward pass with the layer's tap,
-// the channels packed as 8-bit tiles, the unit's map, top-5 and the back-projection / Grad-CAM
-// parts (backprojection-frame.ts) in one tensor, read once, checked for NaN, turned into the
-// contract's frame reply. Every buffer in the reply belongs to it alone, so it can be transferred.
+// One live frame on the engine, as the live worker runs it: one forward pass with the layer's tap
+// (with the back-projection / Grad-CAM parts of backprojection-frame.ts in the same read), checked
+// for NaN, then the channels packed as 8-bit tiles, the unit's map and top-5 by typed-array passes
+// (frame-arrays.ts), turned into the contract's frame reply. On ONNX Runtime without those views
+// no tfjs tensor is made at all. Every buffer in the reply belongs to it alone, so it can be
+// transferred.
 import * as tf from '@tensorflow/tfjs-core';
 import type { FrameReplyT, FrameRequestT } from '../../contract/messages.js';
 import { rgbaToModelPixels, type Model } from '../engine/index.js';
 import { allFinite, nonFiniteError } from '../engine/finite.js';
-import { BackFramePass } from './backprojection-frame.js';
+import { nativeEngine, nativeForwardData } from '../engine/onnx/native-net.js';
+import { BackFramePass, wantsBackExtras } from './backprojection-frame.js';
+import { channelTiles, frameInput, topClasses, unitMap } from './frame-arrays.js';
 
 /** Checks the host makes before a frame leaves for the worker (the same messages as the engine's). */
 export function checkFrame(model: Model, req: FrameRequestT): void {
@@ -32,24 +36,68 @@ export async function computeFrame(model: Model, req: FrameRequestT, opts: { tap
   const hw = h * w;
   const n = c * hw;
   const K = Math.min(5, model.classes.length || 5);
-  const withTap = !!opts.tap;
-  // One forward, one tensor out, one read: [tiles 0..255 (C·H·W) | channelMax (C) | scale | unit map (H·W) | top-K probs | top-K indices | tap (H·W·C)?]
-  // Back-projection, back diffs and Grad-CAM share this forward: see backprojection-frame.ts.
+  const { act, logits, tail } = wantsBackExtras(req) || !nativeEngine(model) ? await tensorForward(model, req, n) : nativeFrameForward(model, req);
+  if (!allFinite(act) || !allFinite(logits) || !allFinite(tail.values)) throw frameNonFinite(model, req);
+  const tiles = channelTiles(act, hw, c);
+  const unit = unitMap(act, hw, c, req.unit);
+  const top5: FrameReplyT['top5'] = topClasses(logits, K).map(({ index, prob }) => {
+    const cls = model.classes[index];
+    return { index, wnid: cls?.wnid ?? null, name: cls?.name ?? `class ${index}`, prob };
+  });
+  const reply: FrameReplyT = {
+    type: 'frame',
+    frameId: req.frameId,
+    modelId: model.id,
+    top5,
+    layer: layer.name,
+    tiles: { count: c, h, w, ...tiles },
+    unit: { index: req.unit, h, w, max: unit.max, data: unit.data },
+    ...(tail.back?.decode(tail.values) ?? {}),
+    engineMs: performance.now() - t0,
+    ...(req.seq === undefined ? {} : { seq: req.seq }),
+  };
+  // ORT's output buffer is this frame's alone: it can be the tap itself (frameBuffers moves it).
+  const own = act.byteOffset === 0 && act.byteLength === act.buffer.byteLength && act.buffer instanceof ArrayBuffer;
+  return { reply, tap: opts.tap ? (own ? (act as Float32Array<ArrayBuffer>) : act.slice()) : null };
+}
+
+interface FrameForward {
+  /** The layer's activations, H·W·C channels last. */
+  act: Float32Array;
+  /** The logits of the frame's one image. */
+  logits: Float32Array;
+  /** The back-projection / Grad-CAM parts and who decodes them. */
+  tail: { values: Float32Array; back?: BackFramePass };
+}
+
+/** The last frame's network input, refilled by the next (ORT reads it only during its run). */
+let inputBuffer: Float32Array | undefined;
+
+/**
+ * On ONNX Runtime without back-projection views: the input made from the frame's bytes and the
+ * outputs read from ORT's buffers, no tensor in between (see frame-arrays.ts).
+ */
+function nativeFrameForward(model: Model, req: FrameRequestT): FrameForward {
+  const [ih, iw] = model.inputSize;
+  const net = model.compiled.net;
+  const x = (inputBuffer = frameInput(model, req.rgba, req.width, req.height, inputBuffer));
+  const [act, logits] = nativeForwardData(model, [ih, iw, 3], x, [net.nodeIndex(req.layer), model.compiled.logitsNode]);
+  return { act: act!.data, logits: logits!.data, tail: { values: new Float32Array(0) } };
+}
+
+/**
+ * On tfjs, or with back-projection views (backprojection-frame.ts, which shares this forward): the
+ * activations, logits and the views' parts in one tensor, read once.
+ */
+async function tensorForward(model: Model, req: FrameRequestT, n: number): Promise<FrameForward> {
+  const layer = model.layer(req.layer);
   const backPass = new BackFramePass(model, req, layer.name);
+  let classes = 0;
   const packed = tf.tidy(() => {
     const pixels = rgbaToModelPixels(req.rgba, req.width, req.height, model.inputSize);
     const out = backPass.forward(model.preprocess(pixels));
-    const act = out.taps[layer.name]!; // [1,H,W,C]
-    const chw = tf.transpose(tf.reshape(act, [hw, c]), [1, 0]); // [C, H·W]
-    const pos = tf.relu(chw);
-    const channelMax = tf.max(pos, 1); // [C]
-    const scale = tf.max(channelMax).reshape([1]);
-    const k = tf.div(tf.scalar(255), tf.maximum(scale, tf.scalar(1e-30)));
-    const tiles = tf.round(tf.mul(pos, k)).reshape([n]);
-    const unitMap = tf.slice(chw, [req.unit, 0], [1, hw]).reshape([hw]);
-    const top = tf.topk(tf.softmax(out.logits!), K);
-    const tap = withTap ? [tf.reshape(act, [n])] : [];
-    return tf.concat([tiles, channelMax, scale, unitMap, top.values.reshape([K]), tf.cast(top.indices, 'float32').reshape([K]), ...tap, ...backPass.parts()]);
+    classes = out.logits.size;
+    return tf.concat([tf.reshape(out.taps[layer.name]!, [n]), tf.reshape(out.logits, [classes]), ...backPass.parts()]);
   });
   let all: Float32Array;
   try {
@@ -57,37 +105,7 @@ export async function computeFrame(model: Model, req: FrameRequestT, opts: { tap
   } finally {
     packed.dispose();
   }
-  if (!allFinite(all)) throw frameNonFinite(model, req);
-  const data = new Uint8Array(n);
-  data.set(all.subarray(0, n)); // exact integers 0..255: a native typed-array conversion
-  const channelMax = all.slice(n, n + c);
-  const scale = all[n + c]!;
-  const unitData = all.slice(n + c + 1, n + c + 1 + hw);
-  let unitMax = -Infinity;
-  for (let i = 0; i < hw; i++) if (unitData[i]! > unitMax) unitMax = unitData[i]!;
-  const at = n + c + 1 + hw;
-  const top5: FrameReplyT['top5'] = [];
-  for (let j = 0; j < K; j++) {
-    const index = all[at + K + j]!;
-    const cls = model.classes[index];
-    top5.push({ index, wnid: cls?.wnid ?? null, name: cls?.name ?? `class ${index}`, prob: all[at + j]! });
-  }
-  const tapAt = at + 2 * K;
-  const tap = withTap ? (all.slice(tapAt, tapAt + n) as Float32Array<ArrayBuffer>) : null;
-  const backExtras = backPass.decode(all.subarray(tapAt + (withTap ? n : 0)));
-  const reply: FrameReplyT = {
-    type: 'frame',
-    frameId: req.frameId,
-    modelId: model.id,
-    top5,
-    layer: layer.name,
-    tiles: { count: c, h, w, scale, channelMax, data },
-    unit: { index: req.unit, h, w, max: unitMax, data: unitData },
-    ...backExtras,
-    engineMs: performance.now() - t0,
-    ...(req.seq === undefined ? {} : { seq: req.seq }),
-  };
-  return { reply, tap };
+  return { act: all.subarray(0, n), logits: all.subarray(n, n + classes), tail: { values: all.subarray(n + classes), back: backPass } };
 }
 
 /** Every buffer of a frame reply (and its tap): they belong to the reply alone and can move. */

@@ -109,8 +109,32 @@ export function inputShapeOf(x: tf.Tensor4D): [number, number, number] {
 }
 
 function feed(t: tf.Tensor): { data: Float32Array; dims: number[] } {
+  const inPlace = wasmHeapView(t);
+  if (inPlace) return { data: inPlace, dims: t.shape };
   const data = t.dataSync();
   return { data: data instanceof Float32Array ? data : Float32Array.from(data), dims: t.shape };
+}
+
+interface WasmBackendInternals {
+  dataIdMap?: { get(id: object): { memoryOffset?: number } | undefined };
+  wasm?: { HEAPU8?: Uint8Array };
+}
+
+/**
+ * A float32 tensor of tfjs' wasm backend as a view of the wasm heap where it lives, valid until tfjs
+ * next allocates (a growing heap detaches it): take it just before the run. ORT reads its input
+ * only during the synchronous run, when nothing can move or free the heap, so the copy that
+ * dataSync() makes (a fresh buffer per pass, each page first touched: a third of a small model's
+ * forward around ORT) is not needed. Any other backend, or a wasm build whose internals differ:
+ * null, and the input is copied out.
+ */
+function wasmHeapView(t: tf.Tensor): Float32Array | null {
+  if (t.dtype !== 'float32') return null;
+  const b = tf.engine().backend as unknown as WasmBackendInternals;
+  const heap = b.wasm?.HEAPU8;
+  const at = b.dataIdMap?.get(t.dataId)?.memoryOffset;
+  if (!heap || typeof at !== 'number' || at % 4 !== 0 || at + t.size * 4 > heap.byteLength) return null;
+  return new Float32Array(heap.buffer, heap.byteOffset + at, t.size);
 }
 
 function active(): NativeConfig {
@@ -120,10 +144,24 @@ function active(): NativeConfig {
 
 /** The outputs of nodes `taps` (NHWC, batch first), as tfjs tensors the caller owns. */
 export function nativeForward(model: NativeModel, x: tf.Tensor4D, taps: number[]): tf.Tensor[] {
+  // The session first: building one runs tfjs, which may grow the wasm heap under feed()'s view.
+  entryFor(model, inputShapeOf(x), taps, undefined, active());
+  const out = nativeForwardData(model, inputShapeOf(x), feed(x).data, taps);
+  return taps.map((_, k) => tf.tensor(out[k]!.data, [x.shape[0], ...out[k]!.shape]));
+}
+
+/**
+ * The same from and to plain arrays: `x` is the NHWC input (batch = its length over one image's),
+ * each tap ORT's own output buffer (NHWC, batch first) with its shape without the batch axis. For
+ * callers whose work around the network is typed-array passes (the live frame): no tensor is made.
+ */
+export function nativeForwardData(model: NativeModel, inputShape: [number, number, number], x: Float32Array, taps: number[]): { data: Float32Array; shape: number[] }[] {
   const c = active();
-  const e = entryFor(model, inputShapeOf(x), taps, undefined, c);
-  const out = e.session.run({ x: feed(x) }, taps.map((_, k) => `tap${k}`));
-  return taps.map((t, k) => tf.tensor(out[`tap${k}`]!.data as Float32Array, [x.shape[0], ...e.shapes[t]!]));
+  const e = entryFor(model, inputShape, taps, undefined, c);
+  const n = x.length / (inputShape[0] * inputShape[1] * inputShape[2]);
+  if (!Number.isInteger(n)) throw new Error(`network input has ${x.length} values, not a whole number of ${inputShape.join('×')} images`);
+  const out = e.session.run({ x: { data: x, dims: [n, ...inputShape] } }, taps.map((_, k) => `tap${k}`));
+  return taps.map((t, k) => ({ data: out[`tap${k}`]!.data as Float32Array, shape: e.shapes[t]! }));
 }
 
 export interface NativeBackwardResult {
