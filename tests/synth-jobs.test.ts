@@ -7,6 +7,8 @@ import { WebSocket } from 'ws';
 import { parseEvent, parseReply, type AppEvent, type Reply, type SynthEventT } from '../contract/messages.js';
 import { decodeMessage, encodeMessage } from '../contract/wire.js';
 import { EngineSession } from '../main/session/engine-session.js';
+import { loadModel } from '../main/engine/index.js';
+import { measureFootprint } from '../main/engine/memory-budget.js';
 import { startWebServer, type WebServer } from '../main/web/server.js';
 import { photo } from './support/fixtures.js';
 import { collector } from './support/synth-events.js';
@@ -130,4 +132,33 @@ describe('synthesis events over the WebSocket', () => {
     expect(last.result!.images[0]!.width).toBe(160);
     ws.close();
   });
+});
+
+describe('a chosen model warms the job workers up', () => {
+  it('in the background: a job started meanwhile runs at once, only its own events reach a client, no job is counted, the memory estimate is measured once', async () => {
+    const session = await EngineSession.create({ backend: 'wasm', model: MODEL, workers: 1 });
+    try {
+      const c = collector();
+      // Right after the load: the worker's warm-up (one step on the opening layer and on a class) may still run.
+      const started = await session.handle({ type: 'synthStart', layer: 'conv_pw_5_relu', unit: 3, preset: 'fast', seeds: 1, iterations: 4 }, c.client('a'));
+      expect(started.type, JSON.stringify(started)).toBe('synthStarted');
+      if (started.type !== 'synthStarted') return;
+      const done = await c.until((e) => e.phase !== 'progress');
+      expect(done.phase).toBe('done');
+      expect(done.result!.iterations).toBe(4);
+      expect(c.events.every((e) => e.jobId === started.jobId)).toBe(true);
+      await expect.poll(() => session.pool.warmingUp, { timeout: 60_000 }).toBe(false);
+      expect(session.pool.active).toBe(0);
+      expect(c.events.filter((e) => e.phase !== 'progress')).toHaveLength(1);
+      // The estimate belongs to the model's weights: a second load of the same files shares it.
+      const again = await loadModel(MODEL);
+      try {
+        expect(measureFootprint(again)).toBe(measureFootprint(session.model!));
+      } finally {
+        again.dispose();
+      }
+    } finally {
+      await session.dispose();
+    }
+  }, 180_000);
 });
