@@ -44,6 +44,7 @@ import type { WorkerFrameEventT, WorkerJobEventT, WorkerModelFilesT } from '../.
 import { DEFAULT_PRESET } from '../../contract/synthesis.js';
 import { jobBackend, JobScheduler } from './scheduler.js';
 import { JobWorker, type JobMessage } from './job-worker.js';
+import { startPreview } from './synth-start-preview.js';
 import { oneLine } from '../engine/errors.js';
 import { checkFrame } from './live-frame.js';
 import { FrameQueue, type QueuedWork } from './frame-queue.js';
@@ -391,8 +392,20 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       if (!fit.ok) return this.error(req, fit.message);
       if (this.current !== model) return this.error(req, 'the model changed meanwhile');
       this.jobs!.cancelClient(client.id);
-      const jobId = this.jobs!.submit(client.id, { type: 'synth', modelId: model.id, preprocess: model.chosenPreprocess, spec }, (e) => client.emit(toSynthEvent(jobEvent(e, target, settings))),
-      );
+      const waits = !this.jobs!.canStartNow;
+      let heard = false;
+      const jobId = this.jobs!.submit(client.id, { type: 'synth', modelId: model.id, preprocess: model.chosenPreprocess, spec }, (e) => {
+        heard = true;
+        client.emit(toSynthEvent(jobEvent(e, target, settings)));
+      });
+      // The worker finishes its current step first: the start image comes from here meanwhile.
+      if (waits) {
+        setImmediate(() => {
+          if (heard || this.jobs!.owner(jobId) !== client.id) return;
+          const preview = startPreview(settings, seeds, size);
+          if (preview && !heard) client.emit(toSynthEvent({ phase: 'progress', jobId, progress: { iteration: 0, iterations: settings.iterations, objective: [], targetProb: null, recognised: false, elapsedMs: 0, preview } }));
+        });
+      }
       return { type: 'synthStarted', jobId, label: target.label, layer: target.layer, unit: target.unit, settings, ...seqOf(req) };
     } catch (e) {
       return this.error(req, oneLine(e));

@@ -125,6 +125,11 @@ export class JobScheduler {
     return id;
   }
 
+  /** Whether a job submitted now would start at once: a worker is free and nothing waits. */
+  get canStartNow(): boolean {
+    return this.queues.size === 0 && this.workers.some((w) => !w.busy);
+  }
+
   /** Who owns a job (null: no such job). */
   owner(jobId: string): string | null {
     return this.jobs.get(jobId)?.client ?? null;
