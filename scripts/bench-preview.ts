@@ -13,7 +13,8 @@
 //   and where the time goes, on the page's clock: synth_start_sent_ms (keydown → synthStart on the
 //   socket), synth_started_ms (→ the host's synthStarted reply: validation, memory check, queue),
 //   first_event_ms (→ the first synth event: scheduler, worker, the start image's preview) and
-//   worker_elapsed_ms (the synthesis's own time at that event, from its start in the worker).
+//   worker_elapsed_ms (the synthesis's own time at that event, from its start in the worker; 0 when
+//   the host sent the start image because the worker was inside a step).
 // Env: BENCH_PREVIEW_MODELS (comma list), BENCH_PREVIEW_PRESSES (5), BENCH_PREVIEW_KINDS (class,channel),
 // BENCH_PREVIEW_SETTLE_S (2: wait after the model is shown, as a user would before pressing y; the first
 // press of a model comes right after its first frame), BENCH_PREVIEW_RECOGNISE_S (30), DEEPVIS_BACKEND,
