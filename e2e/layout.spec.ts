@@ -1,7 +1,8 @@
 // The window on a laptop (1366×768), a desktop (1920×1080) and a projector (1280×720): every pane on
 // screen without scrolling, each picture at least its minimum size, no pane overlapping another, the
-// full top-5 shown; then the presenter layout (p). Screenshots are copied to
-// e2e/.artifacts/screenshots/layout-<w>x<h>.png for a person to look at.
+// full top-5 shown, a synthesis' picture with every seed's thumbnail in its pane; then the presenter
+// layout (p). Screenshots are copied to e2e/.artifacts/screenshots/layout-<w>x<h>.png for a person
+// to look at.
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -68,6 +69,9 @@ test('layout at a laptop, a desktop and a projector size: every pane on screen, 
   await expect(page.getByTestId('top5-item').first()).toContainText('parachute');
   await page.keyboard.press('b'); // back-projection on
   await expect(page.getByTestId('patch-folder').first()).toBeVisible({ timeout: 30_000 });
+  // A synthesis under way: its picture and its seeds' thumbnails (two by default) are on screen too.
+  await page.keyboard.press('y');
+  await expect(page.getByTestId('synth-seed')).toHaveCount(2, { timeout: 60_000 });
 
   for (const size of SIZES) {
     await page.setViewportSize(size);
@@ -89,8 +93,18 @@ test('layout at a laptop, a desktop and a projector size: every pane on screen, 
       expect(Math.min(b.width, b.height), `${id} at ${size.width}×${size.height}`).toBeGreaterThanOrEqual(min);
       expect(inside(b, size.width, size.height), `${id} inside`).toBe(true);
     }
-    // The synthesis pane leaves room for a 256 px image across.
-    expect((await box(page, 'synth-pane')).width).toBeGreaterThanOrEqual(272);
+    // The synthesis pane leaves room for a 256 px image across, and shows it with every seed's thumbnail.
+    const synthPane = await box(page, 'synth-pane');
+    expect(synthPane.width).toBeGreaterThanOrEqual(272);
+    const large = await box(page, 'synth-image-large');
+    expect(Math.min(large.width, large.height), `synthesis image at ${size.width}×${size.height}`).toBeGreaterThanOrEqual(256);
+    expect(large.y + large.height, 'synthesis image visible in its pane').toBeLessThanOrEqual(synthPane.y + synthPane.height + 0.5);
+    const seeds = page.getByTestId('synth-seed');
+    for (let i = 0; i < (await seeds.count()); i++) {
+      const b = (await seeds.nth(i).boundingBox())!;
+      expect(Math.min(b.width, b.height), `seed ${i} thumbnail at ${size.width}×${size.height}`).toBeGreaterThanOrEqual(48);
+      expect(inside({ x: b.x - synthPane.x, y: b.y - synthPane.y, width: b.width, height: b.height }, synthPane.width, synthPane.height), `seed ${i} thumbnail ${JSON.stringify(b)} inside the synthesis pane ${JSON.stringify(synthPane)}`).toBe(true);
+    }
     // Each top patch and its deconvolution at least 64 px, all on screen.
     const patches = page.getByTestId('patch-folder');
     const n = await patches.count();
@@ -116,6 +130,7 @@ test('layout at a laptop, a desktop and a projector size: every pane on screen, 
     }
   }
 
+  if (await page.getByTestId('synth-cancel').isVisible()) await page.getByTestId('synth-cancel').click();
   // Presenter: the grid, the unit and the back-projection large, the controls gone; p returns.
   await page.setViewportSize(SIZES[2]!);
   await page.keyboard.press('p');

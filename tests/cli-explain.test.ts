@@ -31,6 +31,7 @@ interface ExplainJson {
   overlay?: string;
   layer?: string;
   filter?: string;
+  percentile?: number;
 }
 
 function parse(r: CliRun): ExplainJson {
@@ -80,6 +81,33 @@ describe('deepvis explain', () => {
     expect((await sharp(out).metadata()).height).toBe(224);
   });
 
+  it("a back-projection is drawn at the window's scale (p99.5): the brightest 0.5 % clip, the rest spread wider than by the max", { timeout: 90_000 }, async () => {
+    /** Share of channel values at 0 or 255, and the mean distance from grey, of a raw PNG. */
+    const stats = async (file: string) => {
+      const d = await sharp(file).raw().toBuffer();
+      let clipped = 0;
+      let dev = 0;
+      for (const v of d) {
+        if (v === 0 || v === 255) clipped++;
+        dev += Math.abs(v - 128);
+      }
+      return { clipped: clipped / d.length, dev: dev / d.length };
+    };
+    const byDefault = join(tmp, 'p995.png');
+    const byMax = join(tmp, 'max.png');
+    const args = ['explain', '--model', 'mobilenet-v1-0.25', '--mode', 'deconv', '--unit', 'pw5:7', '--json', photo('kite')];
+    const j = parse(await deepvis([...args, '--out', byDefault]));
+    expect(j).toMatchObject({ filter: 'raw', percentile: 99.5 });
+    expect(parse(await deepvis([...args, '--percentile', '100', '--out', byMax])).percentile).toBe(100);
+    const [p, m] = [await stats(byDefault), await stats(byMax)];
+    // Per channel the values past the 99.5th percentile of |value| clip (and those rounding up to it).
+    expect(p.clipped).toBeGreaterThan(0.004);
+    expect(p.clipped).toBeLessThan(0.03);
+    // By the largest value only that value reaches the end of the range.
+    expect(m.clipped).toBeLessThan(0.001);
+    expect(p.dev).toBeGreaterThan(1.5 * m.dev);
+  });
+
   it('--unit takes the search box forms: layer:unit, and a class name or WordNet id without --layer', { timeout: 90_000 }, async () => {
     const out = join(tmp, 'forms.png');
     const channel = await deepvis(['explain', '--model', 'mobilenet-v1-0.25', '--mode', 'backprop', '--unit', 'pw5:7', '--out', out, '--json', photo('kite')]);
@@ -105,6 +133,8 @@ describe('deepvis explain', () => {
       [['explain', '--model', 'mobilenet-v1-0.25', '--mode', 'backprop', '--layer', 'pw5', '--unit', '9999', '--out', out, photo('dog')], /--unit 9999 is out of range for layer pw5/],
       [['explain', '--model', 'mobilenet-v1-0.25', '--mode', 'gradcam', '--class', 'no such class', '--out', out, photo('dog')], /no class named "no such class"/],
       [['explain', '--mode', 'gradcam', '--filter', 'raw', '--out', out, photo('dog')], /--filter applies to backprop/],
+      [['explain', '--mode', 'gradcam', '--percentile', '99', '--out', out, photo('dog')], /--percentile applies to backprop/],
+      [['explain', '--mode', 'deconv', '--percentile', '20', '--out', out, photo('dog')], /percentile from 50 to 100/],
       [['explain', '--mode', 'sideways', '--out', out, photo('dog')], /sideways/],
     ];
     for (const [args, msg] of cases) {

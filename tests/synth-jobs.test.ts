@@ -7,6 +7,8 @@ import { WebSocket } from 'ws';
 import { parseEvent, parseReply, type AppEvent, type Reply, type SynthEventT } from '../contract/messages.js';
 import { decodeMessage, encodeMessage } from '../contract/wire.js';
 import { EngineSession } from '../main/session/engine-session.js';
+import { loadModel } from '../main/engine/index.js';
+import { measureFootprint } from '../main/engine/memory-budget.js';
 import { startWebServer, type WebServer } from '../main/web/server.js';
 import { photo } from './support/fixtures.js';
 import { collector } from './support/synth-events.js';
@@ -130,4 +132,56 @@ describe('synthesis events over the WebSocket', () => {
     expect(last.result!.images[0]!.width).toBe(160);
     ws.close();
   });
+});
+
+describe('one job worker: warm-ups, and a job that has to wait', () => {
+  let session: EngineSession;
+  beforeAll(async () => {
+    session = await EngineSession.create({ backend: 'wasm', model: MODEL, workers: 1 });
+  });
+  afterAll(async () => {
+    await session.dispose();
+  });
+
+  it('a chosen model warms the worker up in the background: a job started meanwhile runs at once, only its own events reach a client, no job is counted, the memory estimate is measured once', async () => {
+    const c = collector();
+    // Right after the load: the worker's warm-up (one step on the opening layer and on a class) may still run.
+    const started = await session.handle({ type: 'synthStart', layer: 'conv_pw_5_relu', unit: 3, preset: 'fast', seeds: 1, iterations: 4 }, c.client('a'));
+    expect(started.type, JSON.stringify(started)).toBe('synthStarted');
+    if (started.type !== 'synthStarted') return;
+    const done = await c.until((e) => e.phase !== 'progress');
+    expect(done.phase).toBe('done');
+    expect(done.result!.iterations).toBe(4);
+    expect(c.events.every((e) => e.jobId === started.jobId)).toBe(true);
+    await expect.poll(() => session.pool.warmingUp, { timeout: 60_000 }).toBe(false);
+    expect(session.pool.active).toBe(0);
+    expect(c.events.filter((e) => e.phase !== 'progress')).toHaveLength(1);
+    // The estimate belongs to the model's weights: a second load of the same files shares it.
+    const again = await loadModel(MODEL);
+    try {
+      expect(measureFootprint(again)).toBe(measureFootprint(session.model!));
+    } finally {
+      again.dispose();
+    }
+  }, 180_000);
+
+  it('a job behind a busy worker gets its start image from the host at once: the one the worker then starts from', async () => {
+    const busy = collector();
+    const long = await session.handle({ type: 'synthStart', layer: 'logits', unit: 'flamingo', preset: 'paper-3', seeds: 1, iterations: 1000 }, busy.client('busy'));
+    if (long.type !== 'synthStarted') throw new Error(JSON.stringify(long));
+    await busy.until((e) => e.phase === 'progress' && (e.iteration ?? 0) >= 1);
+    const c = collector();
+    const started = await session.handle({ type: 'synthStart', layer: 'conv_pw_5_relu', unit: 5, preset: 'fast', seeds: 2, iterations: 3 }, c.client('waiting'));
+    if (started.type !== 'synthStarted') throw new Error(JSON.stringify(started));
+    const first = await c.until((e) => e.phase === 'progress');
+    expect(first.objective).toEqual([]);
+    expect(first.preview!.images).toHaveLength(2);
+    // Still queued behind the long job: the picture came from the host, not from a worker.
+    expect(session.pool.workerOf(started.jobId)).toBeNull();
+    await session.handle({ type: 'synthCancel', jobId: long.jobId }, busy.client('busy'));
+    expect((await c.until((e) => e.phase !== 'progress')).phase).toBe('done');
+    const starts = c.events.filter((e) => e.phase === 'progress' && e.objective!.length === 0);
+    expect(starts).toHaveLength(2);
+    for (let i = 0; i < 2; i++) expect(Buffer.from(starts[0]!.preview!.images[i]!).equals(Buffer.from(starts[1]!.preview!.images[i]!)), `seed ${i}`).toBe(true);
+  }, 180_000);
 });

@@ -1,9 +1,10 @@
 // deepvis explain --mode backprop|deconv|guided|gradcam (--class C | --layer L --unit U)
-//                 [--model ID] [--filter raw|gray|norm|normblur] [--gradcam-layer L] [--opacity A]
-//                 --out FILE.png [--json] IMAGE
+//                 [--model ID] [--filter raw|gray|norm|normblur] [--percentile P] [--gradcam-layer L]
+//                 [--opacity A] --out FILE.png [--json] IMAGE
 // What in the image makes a unit fire: the unit's back-projection onto the image (seeded as in
 // the Deep Visualization Toolbox: a channel with its own activation map, a class with a one-hot),
-// written as a PNG through a display filter, or Grad-CAM — its heat map to FILE.png and the heat
+// written as a PNG through a display filter at the window's scale (full contrast at the 99.5th
+// percentile, not at the single largest value), or Grad-CAM — its heat map to FILE.png and the heat
 // map over the image to FILE.overlay.png. With --json, one JSON object on stdout:
 //   {model, backend, mode, target, grid, out, …} where grid is 14 rows of 14 numbers: the
 //   non-negative map (the per-pixel RGB norm for the pixel-space modes, the normalised cam for
@@ -46,6 +47,7 @@ import {
   verbose,
 } from './common.js';
 import { OutputFiles } from './output-file.js';
+import { BACK_PERCENTILE_DEFAULT, BACK_PERCENTILE_MIN } from '../../contract/backprojection.js';
 
 export const EXPLAIN_MODES = [...BACK_MODES, 'gradcam'] as const;
 export type ExplainMode = (typeof EXPLAIN_MODES)[number];
@@ -58,6 +60,7 @@ interface ExplainOptions {
   layer?: string;
   unit?: string;
   filter?: DisplayFilter;
+  percentile?: number;
   gradcamLayer?: string;
   opacity?: number;
   out: string;
@@ -73,8 +76,9 @@ export interface ExplainOutput {
   backend: string;
   mode: ExplainMode;
   target: ExplainTarget;
-  /** Pixel-space modes: the display filter of the PNG. */
+  /** Pixel-space modes: the display filter of the PNG, and the percentile drawn at full contrast (100: the largest value). */
   filter?: DisplayFilter;
+  percentile?: number;
   /** Grad-CAM: the layer whose maps were weighted, the overlay file and its opacity. */
   layer?: string;
   overlay?: string;
@@ -94,6 +98,12 @@ function unitInterval(value: string): number {
   return v;
 }
 
+function percentileArg(value: string): number {
+  const v = Number(value);
+  if (value.trim() === '' || !Number.isFinite(v) || v < BACK_PERCENTILE_MIN || v > 100) throw new InvalidArgumentError(`expected a percentile from ${BACK_PERCENTILE_MIN} to 100 (100: the largest value).`);
+  return v;
+}
+
 /** FILE.png → FILE.overlay.png (FILE → FILE.overlay.png). */
 export function overlayPath(file: string): string {
   return /\.png$/i.test(file) ? file.replace(/\.png$/i, '.overlay.png') : `${file}.overlay.png`;
@@ -108,6 +118,7 @@ function checkOptions(o: ExplainOptions): void {
   if (o.class !== undefined && (o.layer !== undefined || o.unit !== undefined)) throw bad('give either --class or --unit (with --layer for a channel number), not both');
   if (o.layer !== undefined && o.unit === undefined) throw bad('--layer needs --unit');
   if (o.mode === 'gradcam' && o.filter !== undefined) throw bad('--filter applies to backprop, deconv and guided; gradcam writes a heat map and an overlay');
+  if (o.mode === 'gradcam' && o.percentile !== undefined) throw bad('--percentile applies to backprop, deconv and guided; gradcam writes a heat map and an overlay');
   if (o.mode !== 'gradcam' && o.gradcamLayer !== undefined) throw bad('--gradcam-layer needs --mode gradcam');
   if (o.mode !== 'gradcam' && o.opacity !== undefined) throw bad('--opacity needs --mode gradcam');
 }
@@ -233,12 +244,13 @@ async function explainInto(files: OutputFiles, image: string, o: ExplainOptions,
       const filter = o.filter ?? 'raw';
       const map = backproject(model, x, target, o.mode as BackMode);
       keep.push(map);
-      const img = displayBytes(map, filter);
+      const percentile = o.percentile ?? BACK_PERCENTILE_DEFAULT;
+      const img = displayBytes(map, filter, { percentile });
       const norm = pixelNorm(map);
       keep.push(img, norm);
       await writePng(files, o.out, img);
       const grid = poolGrid(await norm.data(), h, w);
-      result = { model: model.id, backend: backend.backend, mode: o.mode, target: targetJson, filter, grid, out: o.out };
+      result = { model: model.id, backend: backend.backend, mode: o.mode, target: targetJson, filter, percentile, grid, out: o.out };
     }
     verbose(g, `${o.mode} in ${(performance.now() - t1).toFixed(0)} ms`);
     if (o.json) await outJson(result);
@@ -263,6 +275,7 @@ export function explainCommand(): Command {
     .option('-l, --layer <layer>', 'target layer (name or display name, see `deepvis models`), with --unit')
     .option('-u, --unit <unit>', UNIT_HELP)
     .addOption(new Option('--filter <filter>', 'display filter for the pixel-space modes (default raw)').choices([...DISPLAY_FILTERS]))
+    .addOption(new Option('--percentile <p>', `full contrast at this percentile of |value| (raw, gray) or of the norm, the brightest beyond it clip; 100: the largest value, as DVT (default ${BACK_PERCENTILE_DEFAULT}, the window's)`).argParser(percentileArg))
     .option('--gradcam-layer <layer>', 'Grad-CAM: the layer whose feature maps are weighted (default: the last rectified spatial layer before the target)')
     .addOption(new Option('--opacity <a>', 'Grad-CAM: opacity of the heat map over the image, 0…1 (default 0.5)').argParser(unitInterval))
     .addOption(new Option('-o, --out <file.png>', 'output PNG (Grad-CAM also writes <file>.overlay.png)').makeOptionMandatory())

@@ -20,16 +20,31 @@ interface Footprint {
   /** Tensor bytes resident before the step (the model's weights and what else is loaded). */
   resident: number;
 }
-const footprints = new WeakMap<Model, Footprint>();
+/**
+ * Measured once per model's weights and backend: a job's own size and seeds only scale it, and a
+ * reload of the same model (another input convention) has the same activations.
+ */
+const footprints = new Map<string, Promise<Footprint>>();
 
 /**
  * Peak tensor bytes of one input-gradient pass of one image at the model's input size, measured
  * with tf.profile on the running backend (the engine tracks every tensor's bytes whatever the
- * backend), to the logits — the deepest objective, so the worst case.
+ * backend), to the logits — the deepest objective, so the worst case. The measurement is a full
+ * pass in this thread: hosts take it when a model is chosen, so a job's check only looks it up.
  */
-export async function measureFootprint(model: Model): Promise<Footprint> {
-  const known = footprints.get(model);
-  if (known) return known;
+export function measureFootprint(model: Model): Promise<Footprint> {
+  const key = `${model.checksum}|${model.id}|${tf.getBackend()}`;
+  let known = footprints.get(key);
+  if (!known) {
+    known = profileFootprint(model);
+    // A failed measurement is not kept: the next job measures again.
+    known.catch(() => footprints.delete(key));
+    footprints.set(key, known);
+  }
+  return known;
+}
+
+async function profileFootprint(model: Model): Promise<Footprint> {
   const [h, w] = model.inputSize;
   const resident = tf.memory().numBytes;
   const info = await tf.profile(() =>
@@ -40,9 +55,7 @@ export async function measureFootprint(model: Model): Promise<Footprint> {
       model.compiled.net.backward(values, node, tf.onesLike(pre), { linearStart: true });
     }),
   );
-  const f = { perImage: Math.max(info.peakBytes - resident, 1), resident };
-  footprints.set(model, f);
-  return f;
+  return { perImage: Math.max(info.peakBytes - resident, 1), resident };
 }
 
 /** What one job may use on this backend, and a name for it. */

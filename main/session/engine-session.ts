@@ -39,10 +39,12 @@ import { defaultAtlasRoot, findAtlas } from '../engine/synthesis/atlas.js';
 import { prepareSynthJob, specFromRequest, toSynthEvent, type SynthJobEvent } from '../engine/synthesis/jobs.js';
 import type { ResolvedTarget } from '../engine/synthesis/target.js';
 import type { SynthSettings } from '../engine/synthesis/settings.js';
-import { checkJobFits } from '../engine/memory-budget.js';
+import { checkJobFits, measureFootprint } from '../engine/memory-budget.js';
 import type { WorkerFrameEventT, WorkerJobEventT, WorkerModelFilesT } from '../../contract/worker.js';
+import { DEFAULT_PRESET } from '../../contract/synthesis.js';
 import { jobBackend, JobScheduler } from './scheduler.js';
-import { JobWorker } from './job-worker.js';
+import { JobWorker, type JobMessage } from './job-worker.js';
+import { startPreview } from './synth-start-preview.js';
 import { oneLine } from '../engine/errors.js';
 import { checkFrame } from './live-frame.js';
 import { FrameQueue, type QueuedWork } from './frame-queue.js';
@@ -57,6 +59,16 @@ import { mkdirSync } from 'node:fs';
 export type { SessionClient } from './client.js';
 
 const NO_CLIENT: SessionClient = { id: 'default', emit: () => {} };
+
+/**
+ * What a job worker runs once when a model is chosen, so the window's first synthesis on it starts
+ * stepping at once: one step of the default preset on the layer the window opens on and on a
+ * class, at the model's input size (each builds that gradient graph's session in the worker).
+ */
+function synthWarmups(m: Model): Omit<JobMessage, 'jobId'>[] {
+  const layers = [...new Set([m.layer(m.descriptor.defaultLayer ?? m.layers[0]!.name).name, m.logitsLayer])];
+  return layers.map((layer) => ({ type: 'synth', modelId: m.id, preprocess: m.chosenPreprocess, spec: { layer, unit: 0, preset: DEFAULT_PRESET, seeds: 1, iterations: 1, previewEveryMs: 0 } }));
+}
 
 /** A worker's job event as the engine's own (toSynthEvent is the one conversion to the contract). */
 function jobEvent(e: WorkerJobEventT, target: ResolvedTarget, settings: SynthSettings): SynthJobEvent {
@@ -380,8 +392,20 @@ export class EngineSession extends EventEmitter<SessionEvents> {
       if (!fit.ok) return this.error(req, fit.message);
       if (this.current !== model) return this.error(req, 'the model changed meanwhile');
       this.jobs!.cancelClient(client.id);
-      const jobId = this.jobs!.submit(client.id, { type: 'synth', modelId: model.id, preprocess: model.chosenPreprocess, spec }, (e) => client.emit(toSynthEvent(jobEvent(e, target, settings))),
-      );
+      const waits = !this.jobs!.canStartNow;
+      let heard = false;
+      const jobId = this.jobs!.submit(client.id, { type: 'synth', modelId: model.id, preprocess: model.chosenPreprocess, spec }, (e) => {
+        heard = true;
+        client.emit(toSynthEvent(jobEvent(e, target, settings)));
+      });
+      // The worker finishes its current step first: the start image comes from here meanwhile.
+      if (waits) {
+        setImmediate(() => {
+          if (heard || this.jobs!.owner(jobId) !== client.id) return;
+          const preview = startPreview(settings, seeds, size);
+          if (preview && !heard) client.emit(toSynthEvent({ phase: 'progress', jobId, progress: { iteration: 0, iterations: settings.iterations, objective: [], targetProb: null, recognised: false, elapsedMs: 0, preview } }));
+        });
+      }
       return { type: 'synthStarted', jobId, label: target.label, layer: target.layer, unit: target.unit, settings, ...seqOf(req) };
     } catch (e) {
       return this.error(req, oneLine(e));
@@ -560,10 +584,15 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     // Jobs run the model they started with: stop them, and have the workers load the new one.
     await this.jobs?.cancelAll();
     const shared = files as WorkerModelFilesT;
-    this.jobs?.preload(m.id, m.chosenPreprocess, shared);
+    this.jobs?.preload(m.id, m.chosenPreprocess, shared, synthWarmups(m));
     // The switch is done when the live view can answer on the new model (its first frame does
     // not wait for the load, and stats count the live worker's tensors from the start).
     await this.live?.preload(m.id, m.chosenPreprocess, shared);
+    // A synthesis is checked against the model's memory footprint before it queues: measured now,
+    // once, after the load's reply, not on the user's first `y`.
+    setImmediate(() => {
+      if (this.current === m && !this.disposed) void measureFootprint(m).catch((e: unknown) => this.log(`memory estimate of ${m.id}: ${oneLine(e)}`));
+    });
     const old = this.current;
     this.current = m;
     this.currentInfo = modelInfo(m);

@@ -61,6 +61,9 @@ export class JobScheduler {
   /** Clients in the order they are served; the one served last moves to the back. */
   private readonly rotation: string[] = [];
   private readonly jobs = new Map<string, QueuedJob>();
+  /** Warm-up runs still to do per worker (preload's `warm`), and the one each is running. */
+  private readonly warmups = new Map<JobWorker, JobMessage[]>();
+  private readonly warming = new Map<JobWorker, string>();
   private disposed = false;
 
   constructor(private readonly opts: SchedulerOptions) {
@@ -78,9 +81,29 @@ export class JobScheduler {
   /**
    * Have every worker load this model now (a job then does not wait for the load), from the
    * host's bytes when given (shared, not copied per worker), else from the models folder.
+   * `warm`: jobs each worker then runs while it has nothing else to do, their results dropped —
+   * a model's first synthesis on a layer otherwise pays for what a thread builds once (ONNX
+   * Runtime's session for that gradient graph, the backend's kernels), seconds after the user
+   * asked for it. A real job cancels a warm-up at its next step; what that step built stays.
    */
-  preload(modelId: string, preprocess: PreprocessName | null = null, files?: WorkerModelFilesT): void {
-    for (const w of this.workers) void w.preload(modelId, preprocess, files);
+  preload(modelId: string, preprocess: PreprocessName | null = null, files?: WorkerModelFilesT, warm: readonly Omit<JobMessage, 'jobId'>[] = []): void {
+    this.cancelWarmups();
+    for (const w of this.workers) {
+      void w.preload(modelId, preprocess, files);
+      if (warm.length) this.warmups.set(w, warm.map((m) => ({ ...m, jobId: `warm-${randomUUID()}` }) as JobMessage));
+    }
+    if (warm.length) setImmediate(() => this.pump());
+  }
+
+  /** Warm-ups not run yet are dropped, running ones stop at their next step. */
+  private cancelWarmups(): void {
+    this.warmups.clear();
+    for (const [w, id] of this.warming) w.cancel(id);
+  }
+
+  /** Whether a worker is still warming up (tests; a warm-up's end shows as the worker's `free`). */
+  get warmingUp(): boolean {
+    return this.warming.size > 0 || [...this.warmups.values()].some((q) => q.length > 0);
   }
 
   /**
@@ -100,6 +123,11 @@ export class JobScheduler {
     if (!this.rotation.includes(client)) this.rotation.push(client);
     setImmediate(() => this.pump());
     return id;
+  }
+
+  /** Whether a job submitted now would start at once: a worker is free and nothing waits. */
+  get canStartNow(): boolean {
+    return this.queues.size === 0 && this.workers.some((w) => !w.busy);
   }
 
   /** Who owns a job (null: no such job). */
@@ -136,6 +164,7 @@ export class JobScheduler {
 
   /** Cancel everything and wait until every job has ended. */
   async cancelAll(): Promise<void> {
+    this.cancelWarmups();
     const all = [...this.jobs.values()];
     for (const job of all) this.stop(job);
     await Promise.all(all.map((j) => j.done));
@@ -187,7 +216,10 @@ export class JobScheduler {
     for (const w of this.workers) {
       if (w.busy) continue;
       const job = this.next();
-      if (!job) break;
+      if (!job) {
+        this.warmUp(w);
+        continue;
+      }
       job.worker = w;
       w.run(job.message, (e) => {
         if (e.type === 'frame') return; // job workers run no frames
@@ -200,6 +232,21 @@ export class JobScheduler {
     }
     // Clients with nothing queued leave the rotation (it stays as long as the set of clients).
     for (let i = this.rotation.length - 1; i >= 0; i--) if (!this.queues.has(this.rotation[i]!)) this.rotation.splice(i, 1);
+    // A job waits while a worker warms up: the warm-up gives way at its next step.
+    if (this.queues.size) for (const [w, id] of this.warming) w.cancel(id);
+  }
+
+  /** Run the worker's next warm-up, if it has one; its events go nowhere, its end frees the worker. */
+  private warmUp(w: JobWorker): void {
+    const m = this.warmups.get(w)?.shift();
+    if (!m) return;
+    if (!this.warmups.get(w)!.length) this.warmups.delete(w);
+    this.warming.set(w, m.jobId);
+    w.run(m, (e) => {
+      if (e.type === 'progress' || e.type === 'frame') return;
+      if (this.warming.get(w) === m.jobId) this.warming.delete(w);
+      if (e.type === 'error' && !this.disposed) this.opts.log?.(`${w.name}: warming up for ${m.modelId} failed: ${e.message}`);
+    });
   }
 }
 

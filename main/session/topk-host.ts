@@ -16,6 +16,7 @@ import { basename, isAbsolute, join, resolve } from 'node:path';
 import * as tf from '@tensorflow/tfjs-core';
 import { seqOf, type FrameRequestT, type Reply, type Request } from '../../contract/messages.js';
 import type { FolderPatchT, IndexEventT, IndexInfoT, SessionPatchT } from '../../contract/topk.js';
+import { BACK_PERCENTILE_DEFAULT } from '../../contract/backprojection.js';
 import { oneLine } from '../engine/errors.js';
 import type { Model } from '../engine/model.js';
 import { DEFAULT_TOPK, defaultIndexDir, indexPath, lockIndex, TopKIndex, type TopKHit } from '../engine/topk/index-file.js';
@@ -375,7 +376,8 @@ export class TopKHost {
         // Frames first: every patch costs a decode and a backward pass.
         await this.yieldToLive(0, 150);
         if (stale()) return fail(req, 'superseded by a newer topk request');
-        patch = await folderPatch(model, layerName, req.unit, hit, { size: this.patchSize, back, stillCurrent: () => this.engine.model === model });
+        // Drawn at the back-projection pane's default scale, not by the single largest value.
+        patch = await folderPatch(model, layerName, req.unit, hit, { size: this.patchSize, back, percentile: BACK_PERCENTILE_DEFAULT, stillCurrent: () => this.engine.model === model });
         if (this.patches.size >= PATCH_CACHE) this.patches.delete(this.patches.keys().next().value!);
         this.patches.set(key, patch);
       }

@@ -4,6 +4,7 @@
 // with the same function.
 import * as tf from '@tensorflow/tfjs-core';
 import { backproject, type BackMode } from '../backprojection.js';
+import { displayBytes } from '../display-filters.js';
 import { oneLine } from '../errors.js';
 import { cropGeometry, cropResize, decodeImage, type CropGeometry, type RgbImage } from '../images.js';
 import type { Model } from '../model.js';
@@ -24,6 +25,8 @@ export interface FolderPatchOptions {
   size: number;
   /** Back-projection mode (default deconv). */
   back?: BackMode;
+  /** Its display scale: full contrast at this percentile of the region's |value| (the window's back-projection scale); absent or 100: the largest. */
+  percentile?: number;
   stillCurrent?: () => boolean;
 }
 
@@ -94,15 +97,15 @@ export function cropField(
 
 /**
  * The same region of an input-space map ([H,W,3] floats, e.g. a deconv), resampled (zero outside)
- * and shown DVT's raw way: zero = mid grey, scaled by the region's largest |value|.
+ * and shown DVT's raw way through the display filters: zero = mid grey, one scale for the three
+ * channels, full contrast at `percentile` of the region's |value| (absent or 100: its largest).
  */
-export function cropSignal(map: Float32Array, H: number, W: number, box: Box, width: number, height: number): Uint8Array {
+export function cropSignal(map: Float32Array, H: number, W: number, box: Box, width: number, height: number, percentile?: number): Uint8Array {
   const vals = new Float32Array(width * height * 3);
   const sx = box.w / width;
   const sy = box.h / height;
   const n = Math.max(1, Math.min(4, Math.ceil(Math.max(sx, sy))));
   let o = 0;
-  let peak = 0;
   for (let i = 0; i < height; i++) {
     for (let j = 0; j < width; j++) {
       let r = 0;
@@ -120,16 +123,17 @@ export function cropSignal(map: Float32Array, H: number, W: number, box: Box, wi
         }
       }
       const nn = n * n;
-      for (const v of [r / nn, g / nn, b / nn]) {
-        vals[o++] = v;
-        if (Math.abs(v) > peak) peak = Math.abs(v);
-      }
+      vals[o++] = r / nn;
+      vals[o++] = g / nn;
+      vals[o++] = b / nn;
     }
   }
-  const out = new Uint8Array(vals.length);
-  const k = peak > 0 ? 1 / (2 * peak) : 0;
-  for (let i = 0; i < vals.length; i++) out[i] = Math.max(0, Math.min(255, Math.round((vals[i]! * k + 0.5) * 255)));
-  return out;
+  const bytes = tf.tidy(() => displayBytes(tf.tensor4d(vals, [1, height, width, 3]), 'raw', { rawScale: 'shared', percentile }));
+  try {
+    return Uint8Array.from(bytes.dataSync());
+  } finally {
+    bytes.dispose();
+  }
 }
 
 /**
@@ -163,7 +167,7 @@ const [width, height] = patchDims(hit.inputBox, opts.size);
   const map = tf.tidy(() => backproject(model, model.preprocess(cropResize(img, model.inputSize)), { kind: 'channel', layer: layerName, channel: unit }, back));
   try {
     const data = (await map.data()) as Float32Array;
-    return { width, height, crop, deconv: cropSignal(data, H, W, hit.inputBox, width, height) };
+    return { width, height, crop, deconv: cropSignal(data, H, W, hit.inputBox, width, height, opts.percentile) };
   } finally {
     map.dispose();
   }
