@@ -6,7 +6,7 @@ import { DEFAULT_MODEL_ID } from '../engine/index.js';
 import { buildAtlas } from '../engine/synthesis/atlas.js';
 import { PRESETS, PRESET_NAMES } from '../engine/synthesis/index.js';
 import { checkJobFits } from '../engine/memory-budget.js';
-import { JobScheduler, poolBatchRunner, poolSize } from '../session/scheduler.js';
+import { JobScheduler, jobBackend, poolBatchRunner, poolSize } from '../session/scheduler.js';
 import { CliError, EXIT_BAD_INPUT, findModel, globals, hostConfig, modelsDirOf, oneLine, openModel, out, outJson, positiveInt, startBackend } from './common.js';
 import { ProgressLine } from './progress.js';
 
@@ -50,7 +50,7 @@ export function atlasCommand(): Command {
       const fit = await checkJobFits({ model, backend: backend.backend, images: items, size: [size, size] }, 'batch items');
       if (!fit.ok) throw new CliError(`${fit.message} (--batch ${opts.batch}, --seeds ${opts.seeds})`, EXIT_BAD_INPUT);
       const c = hostConfig();
-      const pool = new JobScheduler({ backend: backend.backend, modelsDir: dir, workers: poolSize(opts.workers ?? c.workers), ortThreads: c.ortThreads });
+      const pool = new JobScheduler({ backend: jobBackend(backend.choice), modelsDir: dir, workers: poolSize(opts.workers ?? c.workers), ortThreads: c.ortThreads });
       const abort = new AbortController();
       const onSigint = () => {
         process.stderr.write('\ndeepvis: stopping after the current batch (run the same command again to continue)…\n');

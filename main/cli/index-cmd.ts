@@ -11,7 +11,7 @@ import { DEFAULT_TOPK, indexPath, lockIndex } from '../engine/topk/index-file.js
 import { TopKIndexer } from '../engine/topk/indexer.js';
 import { indexFilesInBatches } from '../engine/topk/batches.js';
 import { indexFiles, type IndexProgress, type IndexRunResult } from '../engine/topk/indexing.js';
-import { JobScheduler, poolIndexScorer, poolSize } from '../session/scheduler.js';
+import { JobScheduler, jobBackend, poolIndexScorer, poolSize } from '../session/scheduler.js';
 import { describeWalk, listImageFiles } from '../engine/topk/walk.js';
 import {
   CliError,
@@ -95,7 +95,7 @@ export async function runIndex(dirs: string[], opts: IndexOptions, cmd: Command)
     const model = await openModel(entry, mdir);
     let opened: TopKIndexer | undefined;
     const c = hostConfig();
-    const pool = opts.workers ? new JobScheduler({ backend: backend.backend, modelsDir: mdir, workers: poolSize(opts.workers), ortThreads: c.ortThreads }) : null;
+    const pool = opts.workers ? new JobScheduler({ backend: jobBackend(backend.choice), modelsDir: mdir, workers: poolSize(opts.workers), ortThreads: c.ortThreads }) : null;
     pool?.preload(model.id);
     try {
       if (opts.rebuild) opened = TopKIndexer.create(model, opts.k);
