@@ -55,3 +55,53 @@ export function makeStepper(policy: StepPolicy): Stepper {
     }
   }
 }
+
+/** A policy on one variable held as a plain array: the update is added in place, in one pass. */
+export interface ArrayStepper {
+  /** v += update(g); `n` batch items split v and g evenly (the progress policy is per image). */
+  step(v: Float32Array, g: Float32Array, n: number): void;
+}
+
+export function makeArrayStepper(policy: StepPolicy): ArrayStepper {
+  switch (policy.kind) {
+    case 'constant':
+      return {
+        step: (v, g) => {
+          for (let i = 0; i < v.length; i++) v[i]! += policy.eta * g[i]!;
+        },
+      };
+    case 'progress':
+      return {
+        step: (v, g, n) => {
+          const per = v.length / n;
+          for (let b = 0; b < n; b++) {
+            let sq = 0;
+            for (let i = b * per; i < (b + 1) * per; i++) sq += g[i]! * g[i]!;
+            const eta = Math.min(policy.etaMax, policy.progress / Math.max(sq, 1e-30));
+            for (let i = b * per; i < (b + 1) * per; i++) v[i]! += eta * g[i]!;
+          }
+        },
+      };
+    case 'adam': {
+      let m: Float32Array | null = null;
+      let s: Float32Array | null = null;
+      let t = 0;
+      const { lr, beta1, beta2 } = policy;
+      return {
+        step: (v, g) => {
+          m ??= new Float32Array(v.length);
+          s ??= new Float32Array(v.length);
+          t += 1;
+          const c1 = 1 / (1 - beta1 ** t);
+          const c2 = 1 / (1 - beta2 ** t);
+          for (let i = 0; i < v.length; i++) {
+            const gi = g[i]!;
+            const mi = (m[i] = beta1 * m[i]! + (1 - beta1) * gi);
+            const si = (s[i] = beta2 * s[i]! + (1 - beta2) * gi * gi);
+            v[i]! += (lr * mi * c1) / (Math.sqrt(si * c2) + 1e-8);
+          }
+        },
+      };
+    }
+  }
+}
