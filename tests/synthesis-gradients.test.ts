@@ -47,14 +47,20 @@ const SHIFTS: [number, number][] = [
 ];
 
 describe('pyramid (plain arrays)', () => {
-  it('renders the image of the tfjs form it replaced (bilinear resizes, weighted, decorrelated colour)', () => {
-    const p = pyramid([4, 7]);
+  // 96×80: each level half the next (upsampled ×2 level by level); 90×70: not (each level resized to full size).
+  const SIZES: [number, number][] = [
+    [96, 80],
+    [90, 70],
+  ];
+
+  it.each(SIZES)('%i×%i: renders the image of the tfjs form it replaced (bilinear resizes, weighted, decorrelated colour)', (h, w) => {
+    const p = new Pyramid(2, h, w, [4, 7], 5, 0.15);
     const ours = p.render();
     const ref = tf.tidy(() => {
       const parts = p.levels.map((v, i) => {
         const [ph, pw] = p.shapes[i]!;
         const t = tf.mul(tf.tensor4d(v, [2, ph, pw, 3]), 0.5 ** i) as tf.Tensor4D;
-        return ph === SIZE ? t : tf.image.resizeBilinear(t, [SIZE, SIZE], false, false);
+        return ph === h && pw === w ? t : tf.image.resizeBilinear(t, [h, w], false, false);
       });
       const d = tf.reshape(tf.addN(parts), [-1, 3]);
       return tf.mul(tf.matMul(d, tf.transpose(tf.tensor2d(COLOR))), 127.5).dataSync();
@@ -62,9 +68,9 @@ describe('pyramid (plain arrays)', () => {
     expect(rel(ours, ref)).toBeLessThan(1e-5);
   });
 
-  it('its adjoint is the exact transpose of render (⟨J·δ, g⟩ = ⟨δ, Jᵀ·g⟩)', () => {
-    const p = new Pyramid(2, 96, 80, [7, 8], 5);
-    const g = tf.tidy(() => tf.randomNormal([2 * 96 * 80 * 3], 0, 1, 'float32', 3).dataSync() as Float32Array);
+  it.each(SIZES)('%i×%i: its adjoint is the exact transpose of render (⟨J·δ, g⟩ = ⟨δ, Jᵀ·g⟩)', (h, w) => {
+    const p = new Pyramid(2, h, w, [7, 8], 5);
+    const g = tf.tidy(() => tf.randomNormal([2 * h * w * 3], 0, 1, 'float32', 3).dataSync() as Float32Array);
     const deltas = p.levels.map((v, i) => tf.tidy(() => tf.randomNormal([v.length], 0, 1, 'float32', 10 + i).dataSync() as Float32Array));
     const before = p.render();
     p.levels.forEach((v, i) => v.forEach((_, k) => (v[k]! += deltas[i]![k]!)));

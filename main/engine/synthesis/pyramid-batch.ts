@@ -20,7 +20,7 @@ export interface PyramidGradient {
   /** [n, classes] when asked for. */
   logits: Float32Array | null;
   /** The gradient at the image (the jitter undone), in network-input units. */
-  image: Float32Array;
+  image: () => Float32Array;
   /** The same gradient on each level: what the step moves. */
   levels: Float32Array[];
   finite: boolean;
@@ -37,15 +37,21 @@ export function pyramidGradient(
   objectives: readonly UnitObjective[],
   node: number,
   shifts: readonly (readonly [number, number])[],
-  opts: { logits: boolean; affine?: InputAffine; img?: Float32Array },
+  opts: { logits: boolean; affine?: InputAffine; img?: Float32Array; levels?: Float32Array[] },
 ): PyramidGradient & { x: Float32Array; img: Float32Array } {
   const { n, h, w } = pyr;
   const img = pyr.render(opts.img);
   const x = viewInput(img, n, h, w, shifts, opts.affine ?? inputAffine(model));
   const r = objectiveGradientData(model, x, [n, h, w, 3], objectives, node, { logits: opts.logits });
-  const image = new Float32Array(img.length);
-  const finite = unrollGradient(r.grad, n, h, w, shifts, image);
-  return { value: r.value, logits: r.logits, image, levels: finite ? pyr.adjoint(image) : [], finite, x, img };
+  const levels = opts.levels ?? pyr.levels.map((v) => new Float32Array(v.length));
+  const finite = pyr.adjointOfViews(r.grad, shifts, levels);
+  // The gradient at the image itself only for the regulariser that reads it.
+  const image = () => {
+    const g = new Float32Array(img.length);
+    unrollGradient(r.grad, n, h, w, shifts, g);
+    return g;
+  };
+  return { value: r.value, logits: r.logits, image, levels, finite, x, img };
 }
 
 export function pyramidBatch(
@@ -73,11 +79,12 @@ export function pyramidBatch(
   let img: Float32Array | null = null;
   // Reused every step (a 4×224 px batch is 2.4 MB per image-sized array).
   let spare: Float32Array | undefined;
+  const grads = pyr.levels.map((v) => new Float32Array(v.length));
 
   return {
     async evaluate(it) {
       const shifts = jitters.map((j) => drawShift(j, s.jitter));
-      const g = pyramidGradient(model, pyr, objectives, node, shifts, { logits: classes, affine, img: spare });
+      const g = pyramidGradient(model, pyr, objectives, node, shifts, { logits: classes, affine, img: spare, levels: grads });
       img = g.img;
       const values = Array.from(g.value);
       if (!values.every(Number.isFinite) || !g.finite) {
@@ -109,7 +116,7 @@ export function pyramidBatch(
       pyr.levels.forEach((v, i) => steppers[i]!.step(v, g.levels[i]!, n));
       // Then the pixel-space regularisers a user switched on (and the clip), as on every image.
       if (regularizes(s, k)) {
-        const next = tf.tidy(() => tf.clipByValue(regularize(tensor(pyr.render()), tensor(g.image), s, k, anchor), -GREY, GREY).dataSync() as Float32Array);
+        const next = tf.tidy(() => tf.clipByValue(regularize(tensor(pyr.render()), tensor(g.image()), s, k, anchor), -GREY, GREY).dataSync() as Float32Array);
         pyr.setImage(next);
       }
     },

@@ -70,7 +70,7 @@ export class Pyramid {
     if (seeds.length !== n) throw new Error(`${seeds.length} seeds for a batch of ${n}`);
     this.shapes = [];
     for (let l = levels - 1; l >= 0; l--) this.shapes.push([Math.max(1, Math.ceil(h / 2 ** l)), Math.max(1, Math.ceil(w / 2 ** l))]);
-    // Level i (0 = coarsest) weighs falloff^(levels-1-i): like a 1/f spectrum, so that Adam's
+    // Level i (0 = coarsest) weighs falloff^i: like a 1/f spectrum, so that Adam’s
     // equal-sized steps on every variable still move coarse structure more than fine detail.
     const falloff = 0.5;
     this.geo = this.shapes.map(([ph, pw], i) => {
@@ -88,6 +88,128 @@ export class Pyramid {
     });
     this.wide = this.geo.map((g) => new Float32Array(g.rows ? g.h * w * 3 : 0));
     this.row = new Float32Array(w * 3);
+    // When each level is exactly half the next, upsampling level by level (×2 each time) gives the
+    // same image as resizing each level straight to full size (linear interpolation of a linear
+    // interpolant on a grid it refines is itself; both hold the last sample past the end), for
+    // about half the arithmetic.
+    this.halving = this.shapes.every(([ph, pw], i) => i === 0 || (ph === 2 * this.shapes[i - 1]![0] && pw === 2 * this.shapes[i - 1]![1]));
+    this.sums = this.halving ? this.shapes.map(([ph, pw]) => new Float32Array(ph * pw * 3)) : [];
+    this.half = this.halving ? this.shapes.map(([ph, pw]) => new Float32Array(ph * 2 * pw * 3)) : [];
+  }
+
+  private readonly halving: boolean;
+  private unrolled: Float32Array | undefined;
+  /** One image's running sum at each level's size (halving pyramids). */
+  private readonly sums: Float32Array[];
+  /** One image's level sum doubled along x only. */
+  private readonly half: Float32Array[];
+
+  /**
+   * Image b's decorrelated image by ×2 steps: sum_0 = w_0·L_0, sum_i = up2(sum_(i−1)) + w_i·L_i.
+   * The last sum is the full-size image.
+   */
+  private cascade(b: number): Float32Array {
+    const { geo, sums, half } = this;
+    for (let i = 0; i < geo.length; i++) {
+      const g = geo[i]!;
+      const sum = sums[i]!;
+      const lv = this.levels[i]!;
+      const size = g.h * g.w * 3;
+      const base = b * size;
+      const wt = g.weight;
+      if (i === 0) {
+        for (let k = 0; k < size; k++) sum[k] = wt * lv[base + k]!;
+        continue;
+      }
+      const prev = sums[i - 1]!;
+      const ph = geo[i - 1]!.h;
+      const pw = geo[i - 1]!.w;
+      const t = half[i - 1]!;
+      const w3 = g.w * 3;
+      // Along x: out[2j] = in[j], out[2j+1] = (in[j] + in[min(j+1, n−1)]) / 2.
+      for (let r = 0; r < ph; r++) {
+        const src = r * pw * 3;
+        const dst = r * w3;
+        for (let j = 0; j < pw; j++) {
+          const a = src + j * 3;
+          const c = j + 1 < pw ? a + 3 : a;
+          const o = dst + j * 6;
+          t[o] = prev[a]!;
+          t[o + 1] = prev[a + 1]!;
+          t[o + 2] = prev[a + 2]!;
+          t[o + 3] = 0.5 * (prev[a]! + prev[c]!);
+          t[o + 4] = 0.5 * (prev[a + 1]! + prev[c + 1]!);
+          t[o + 5] = 0.5 * (prev[a + 2]! + prev[c + 2]!);
+        }
+      }
+      // Along y, plus this level.
+      for (let r = 0; r < ph; r++) {
+        const r0 = r * w3;
+        const r1 = (r + 1 < ph ? r + 1 : r) * w3;
+        const even = 2 * r * w3;
+        const odd = even + w3;
+        for (let k = 0; k < w3; k++) {
+          const v0 = t[r0 + k]!;
+          sum[even + k] = v0 + wt * lv[base + even + k]!;
+          sum[odd + k] = 0.5 * (v0 + t[r1 + k]!) + wt * lv[base + odd + k]!;
+        }
+      }
+    }
+    return sums[geo.length - 1]!;
+  }
+
+  /** The transpose of cascade: the decorrelated gradient of image b (in sums' last buffer) onto every level. */
+  private cascadeAdjoint(b: number, out: Float32Array[]): void {
+    const { geo, sums, half } = this;
+    for (let i = geo.length - 1; i >= 0; i--) {
+      const g = geo[i]!;
+      const sum = sums[i]!;
+      const size = g.h * g.w * 3;
+      const dst = out[i]!;
+      const base = b * size;
+      const wt = g.weight;
+      for (let k = 0; k < size; k++) dst[base + k] = wt * sum[k]!;
+      if (i === 0) break;
+      const prev = sums[i - 1]!;
+      const ph = geo[i - 1]!.h;
+      const pw = geo[i - 1]!.w;
+      const t = half[i - 1]!;
+      const w3 = g.w * 3;
+      // Along y: row r of the half-upsampled image fed rows 2r (1), 2r+1 (½) and 2r−1 (½); the
+      // last row also row 2r+1's other half.
+      for (let r = 0; r < ph; r++) {
+        const even = 2 * r * w3;
+        const odd = even + w3;
+        const o = r * w3;
+        if (r === 0) for (let k = 0; k < w3; k++) t[o + k] = sum[even + k]! + 0.5 * sum[odd + k]!;
+        else {
+          const before = even - w3;
+          for (let k = 0; k < w3; k++) t[o + k] = sum[even + k]! + 0.5 * (sum[odd + k]! + sum[before + k]!);
+        }
+        if (r === ph - 1) for (let k = 0; k < w3; k++) t[o + k]! += 0.5 * sum[odd + k]!;
+      }
+      // Along x, the same.
+      for (let r = 0; r < ph; r++) {
+        const src = r * w3;
+        const o = r * pw * 3;
+        // Entry j fed columns 2j (1), 2j+1 (½) and 2j−1 (½); the last also 2j+1's other half.
+        prev[o] = t[src]! + 0.5 * t[src + 3]!;
+        prev[o + 1] = t[src + 1]! + 0.5 * t[src + 4]!;
+        prev[o + 2] = t[src + 2]! + 0.5 * t[src + 5]!;
+        for (let j = 1; j < pw; j++) {
+          const e = src + j * 6;
+          const d = o + j * 3;
+          prev[d] = t[e]! + 0.5 * (t[e + 3]! + t[e - 3]!);
+          prev[d + 1] = t[e + 1]! + 0.5 * (t[e + 4]! + t[e - 2]!);
+          prev[d + 2] = t[e + 2]! + 0.5 * (t[e + 5]! + t[e - 1]!);
+        }
+        const last = o + (pw - 1) * 3;
+        const e = src + (pw - 1) * 6;
+        prev[last]! += 0.5 * t[e + 3]!;
+        prev[last + 1]! += 0.5 * t[e + 4]!;
+        prev[last + 2]! += 0.5 * t[e + 5]!;
+      }
+    }
   }
 
   /** Image i's level l upsampled along x into this.wide[l]. */
@@ -122,6 +244,19 @@ export class Pyramid {
     const [m10, m11, m12] = m[1]!;
     const [m20, m21, m22] = m[2]!;
     for (let b = 0; b < n; b++) {
+      if (this.halving) {
+        const d = this.cascade(b);
+        const o = b * h * w3;
+        for (let k = 0; k < h * w3; k += 3) {
+          const d0 = d[k]!;
+          const d1 = d[k + 1]!;
+          const d2 = d[k + 2]!;
+          out[o + k] = m00! * d0 + m01! * d1 + m02! * d2;
+          out[o + k + 1] = m10! * d0 + m11! * d1 + m12! * d2;
+          out[o + k + 2] = m20! * d0 + m21! * d1 + m22! * d2;
+        }
+        continue;
+      }
       for (let l = 0; l < geo.length; l++) if (geo[l]!.rows) this.widen(l, b);
       for (let y = 0; y < h; y++) {
         row.fill(0);
@@ -161,26 +296,62 @@ export class Pyramid {
    * each level (the exact transpose of the linear map render computes), into `out` when given.
    */
   adjoint(g: Float32Array, out: Float32Array[] = this.levels.map((v) => new Float32Array(v.length))): Float32Array[] {
-    const { n, h, w, geo, row } = this;
+    this.adjointOfViews(g, Array.from({ length: this.n }, () => [0, 0] as const), out);
+    return out;
+  }
+
+  /**
+   * adjoint() of a gradient taken at the images rolled by shifts[b] (view[y][x] =
+   * image[(y − dy) mod h][(x − dx) mod w]): the roll's inverse is read in the same pass. Returns
+   * whether every value of `g` is finite.
+   */
+  adjointOfViews(g: Float32Array, shifts: readonly (readonly [number, number])[], out: Float32Array[]): boolean {
+    const { n, h, w, geo } = this;
     const w3 = w * 3;
     const m = COLOR.map((r) => r.map((v) => v * PIXELS_PER_UNIT));
     const [m00, m01, m02] = m[0]!;
     const [m10, m11, m12] = m[1]!;
     const [m20, m21, m22] = m[2]!;
+    let sum = 0;
+    const d = this.halving ? this.sums[geo.length - 1]! : (this.unrolled ??= new Float32Array(n * h * w3));
+    for (let b = 0; b < n; b++) {
+      const sy = ((shifts[b]![0] % h) + h) % h;
+      const sx = ((shifts[b]![1] % w) + w) % w;
+      const o = this.halving ? 0 : b * h * w3;
+      for (let y = 0; y < h; y++) {
+        const src = (b * h + ((y + sy) % h)) * w3;
+        const dst = o + y * w3;
+        for (let x = 0; x < w; x++) {
+          const xs = x + sx < w ? x + sx : x + sx - w;
+          const i = src + xs * 3;
+          const g0 = g[i]!;
+          const g1 = g[i + 1]!;
+          const g2 = g[i + 2]!;
+          sum += g0 + g1 + g2;
+          const k = dst + x * 3;
+          // decor gradient = Mᵀ · rgb gradient.
+          d[k] = m00! * g0 + m10! * g1 + m20! * g2;
+          d[k + 1] = m01! * g0 + m11! * g1 + m21! * g2;
+          d[k + 2] = m02! * g0 + m12! * g1 + m22! * g2;
+        }
+      }
+      if (this.halving) this.cascadeAdjoint(b, out);
+    }
+    if (!this.halving) this.spread(d, out);
+    // A NaN or an infinity anywhere makes the sum so; finite gradients cannot overflow a double.
+    return Number.isFinite(sum);
+  }
+
+  /** Unpyramids without exact halving: the decorrelated gradient `d` ([n,h,w,3]) onto every level, by each level's own resize. */
+  private spread(d: Float32Array, out: Float32Array[]): void {
+    const { n, h, w, geo, row } = this;
+    const w3 = w * 3;
     for (const o of out) o.fill(0);
     for (let b = 0; b < n; b++) {
       for (const t of this.wide) t.fill(0);
       for (let y = 0; y < h; y++) {
-        // decor gradient = Mᵀ · rgb gradient.
         const o = (b * h + y) * w3;
-        for (let k = 0; k < w3; k += 3) {
-          const g0 = g[o + k]!;
-          const g1 = g[o + k + 1]!;
-          const g2 = g[o + k + 2]!;
-          row[k] = m00! * g0 + m10! * g1 + m20! * g2;
-          row[k + 1] = m01! * g0 + m11! * g1 + m21! * g2;
-          row[k + 2] = m02! * g0 + m12! * g1 + m22! * g2;
-        }
+        row.set(d.subarray(o, o + w3));
         for (let l = 0; l < geo.length; l++) {
           const gl = geo[l]!;
           if (!gl.rows) {
@@ -227,7 +398,6 @@ export class Pyramid {
         }
       }
     }
-    return out;
   }
 
   /**

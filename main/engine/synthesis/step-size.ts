@@ -92,13 +92,20 @@ export function makeArrayStepper(policy: StepPolicy): ArrayStepper {
           m ??= new Float32Array(v.length);
           s ??= new Float32Array(v.length);
           t += 1;
-          const c1 = 1 / (1 - beta1 ** t);
+          const step = lr / (1 - beta1 ** t);
           const c2 = 1 / (1 - beta2 ** t);
+          const b1 = 1 - beta1;
+          const b2 = 1 - beta2;
+          // Local handles: the closure's variables would be re-read on every element.
+          const mm = m;
+          const ss = s;
           for (let i = 0; i < v.length; i++) {
             const gi = g[i]!;
-            const mi = (m[i] = beta1 * m[i]! + (1 - beta1) * gi);
-            const si = (s[i] = beta2 * s[i]! + (1 - beta2) * gi * gi);
-            v[i]! += (lr * mi * c1) / (Math.sqrt(si * c2) + 1e-8);
+            const mi = beta1 * mm[i]! + b1 * gi;
+            const si = beta2 * ss[i]! + b2 * gi * gi;
+            mm[i] = mi;
+            ss[i] = si;
+            v[i]! += (step * mi) / (Math.sqrt(si * c2) + 1e-8);
           }
         },
       };
