@@ -37,11 +37,11 @@ export function pyramidGradient(
   objectives: readonly UnitObjective[],
   node: number,
   shifts: readonly (readonly [number, number])[],
-  opts: { logits: boolean; affine?: InputAffine; img?: Float32Array; levels?: Float32Array[] },
+  opts: { logits: boolean; affine?: InputAffine; img?: Float32Array; levels?: Float32Array[]; x?: Float32Array },
 ): PyramidGradient & { x: Float32Array; img: Float32Array } {
   const { n, h, w } = pyr;
   const img = pyr.render(opts.img);
-  const x = viewInput(img, n, h, w, shifts, opts.affine ?? inputAffine(model));
+  const x = viewInput(img, n, h, w, shifts, opts.affine ?? inputAffine(model), opts.x);
   const r = objectiveGradientData(model, x, [n, h, w, 3], objectives, node, { logits: opts.logits });
   const levels = opts.levels ?? pyr.levels.map((v) => new Float32Array(v.length));
   const finite = pyr.adjointOfViews(r.grad, shifts, levels);
@@ -80,11 +80,12 @@ export function pyramidBatch(
   // Reused every step (a 4×224 px batch is 2.4 MB per image-sized array).
   let spare: Float32Array | undefined;
   const grads = pyr.levels.map((v) => new Float32Array(v.length));
+  const input = new Float32Array(n * per);
 
   return {
     async evaluate(it) {
       const shifts = jitters.map((j) => drawShift(j, s.jitter));
-      const g = pyramidGradient(model, pyr, objectives, node, shifts, { logits: classes, affine, img: spare, levels: grads });
+      const g = pyramidGradient(model, pyr, objectives, node, shifts, { logits: classes, affine, img: spare, levels: grads, x: input });
       img = g.img;
       const values = Array.from(g.value);
       if (!values.every(Number.isFinite) || !g.finite) {

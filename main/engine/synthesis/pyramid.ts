@@ -168,7 +168,8 @@ export class Pyramid {
       const dst = out[i]!;
       const base = b * size;
       const wt = g.weight;
-      for (let k = 0; k < size; k++) dst[base + k] = wt * sum[k]!;
+      // The finest level's share is written with the colour transpose (adjointOfViews).
+      if (i < geo.length - 1) for (let k = 0; k < size; k++) dst[base + k] = wt * sum[k]!;
       if (i === 0) break;
       const prev = sums[i - 1]!;
       const ph = geo[i - 1]!.h;
@@ -312,12 +313,15 @@ export class Pyramid {
     const [m00, m01, m02] = m[0]!;
     const [m10, m11, m12] = m[1]!;
     const [m20, m21, m22] = m[2]!;
-    let sum = 0;
+    let finite = true;
     const d = this.halving ? this.sums[geo.length - 1]! : (this.unrolled ??= new Float32Array(n * h * w3));
     for (let b = 0; b < n; b++) {
       const sy = ((shifts[b]![0] % h) + h) % h;
       const sx = ((shifts[b]![1] % w) + w) % w;
       const o = this.halving ? 0 : b * h * w3;
+      const fine = this.halving ? out[geo.length - 1]! : null;
+      const fineBase = b * h * w3;
+      const fineWeight = geo[geo.length - 1]!.weight;
       for (let y = 0; y < h; y++) {
         const src = (b * h + ((y + sy) % h)) * w3;
         const dst = o + y * w3;
@@ -327,19 +331,28 @@ export class Pyramid {
           const g0 = g[i]!;
           const g1 = g[i + 1]!;
           const g2 = g[i + 2]!;
-          sum += g0 + g1 + g2;
+          // ×0 is NaN for NaN and ±Infinity: a test per pixel, without a running sum's chain of adds.
+          if ((g0 + g1 + g2) * 0 !== 0) finite = false;
           const k = dst + x * 3;
           // decor gradient = Mᵀ · rgb gradient.
-          d[k] = m00! * g0 + m10! * g1 + m20! * g2;
-          d[k + 1] = m01! * g0 + m11! * g1 + m21! * g2;
-          d[k + 2] = m02! * g0 + m12! * g1 + m22! * g2;
+          const d0 = m00! * g0 + m10! * g1 + m20! * g2;
+          const d1 = m01! * g0 + m11! * g1 + m21! * g2;
+          const d2 = m02! * g0 + m12! * g1 + m22! * g2;
+          d[k] = d0;
+          d[k + 1] = d1;
+          d[k + 2] = d2;
+          if (fine) {
+            const f = fineBase + k;
+            fine[f] = fineWeight * d0;
+            fine[f + 1] = fineWeight * d1;
+            fine[f + 2] = fineWeight * d2;
+          }
         }
       }
       if (this.halving) this.cascadeAdjoint(b, out);
     }
     if (!this.halving) this.spread(d, out);
-    // A NaN or an infinity anywhere makes the sum so; finite gradients cannot overflow a double.
-    return Number.isFinite(sum);
+    return finite;
   }
 
   /** Unpyramids without exact halving: the decorrelated gradient `d` ([n,h,w,3]) onto every level, by each level's own resize. */

@@ -33,7 +33,7 @@ function source(shift: readonly [number, number], h: number, w: number): { sy: n
  * The network input for centred images `img` ([n, h, w, 3]): image b rolled by shifts[b] (as
  * `roll` in run.ts: view[y][x] = img[(y − dy) mod h][(x − dx) mod w]), clipped, preprocessed.
  */
-export function viewInput(img: Float32Array, n: number, h: number, w: number, shifts: readonly (readonly [number, number])[], f: InputAffine, out = new Float32Array(img.length)): Float32Array {
+export function viewInput(img: Float32Array, n: number, h: number, w: number, shifts: readonly (readonly [number, number])[], f: InputAffine, out: Float32Array = new Float32Array(img.length)): Float32Array {
   const [[a00, a01, a02], [a10, a11, a12], [a20, a21, a22]] = f.a as [number[], number[], number[]];
   const [o0, o1, o2] = f.o as [number, number, number];
   // One scale per channel (every bundled model): three products a pixel instead of nine.
