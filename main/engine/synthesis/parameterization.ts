@@ -155,22 +155,7 @@ export function macoParam(n: number, h: number, w: number, seed: number, band = 
     rows,
     cols,
     image: () => tf.tidy(() => toImage(phase)),
-    // The adjoint written out (colour, then each DFT product transposed, then the phase's
-    // rotation): a taped tf.grads would render the image a second time every step.
-    paramGrads: (g) =>
-      tf.tidy(() => {
-        const gd = tf.mul(colour.gradToDecor(g), scale);
-        const gx = tf.reshape(tf.transpose(gd, [0, 3, 1, 2]), [n * 3 * h, w]) as tf.Tensor2D;
-        const unper = (t: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(t, [n * 3, h, cols]), [1, 0, 2]), [h, n * 3 * cols]) as tf.Tensor2D;
-        const gP = unper(tf.matMul(gx, cwT, false, true));
-        const gQ = unper(tf.neg(tf.matMul(gx, swT, false, true)));
-        const gzr = tf.reshape(tf.add(tf.matMul(ch, gP, true, false), tf.matMul(sh, gQ, true, false)), [R, n * 3, cols]);
-        const gzi = tf.reshape(tf.sub(tf.matMul(ch, gQ, true, false), tf.matMul(sh, gP, true, false)), [R, n * 3, cols]);
-        const p3 = tf.reshape(phase, [R, n * 3, cols]);
-        const gp = tf.mul(amp, tf.sub(tf.mul(tf.cos(p3), gzi), tf.mul(tf.sin(p3), gzr)));
-        const out: tf.Tensor[] = [tf.reshape(gp, [R, n * 3 * cols])];
-        return out as tf.Tensor4D[];
-      }),
+    paramGrads: (g) => tf.tidy(() => tf.grads((ph: tf.Tensor) => toImage(ph))([phase], g) as tf.Tensor4D[]),
     setImage: () => {
       throw new Error('MACO images keep a fixed amplitude spectrum: pixel-space regularisers do not apply to them');
     },
