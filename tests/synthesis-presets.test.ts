@@ -8,7 +8,7 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { PRESETS, PRESET_NAMES, SynthStartRequest, THETAS, type SynthOverrides, type SynthSettings, type Theta } from '../contract/synthesis.js';
 import { loadModel, resolveClass, selectBackend, type Model } from '../main/engine/index.js';
 import { prepareSynthJob, runSynthJob, type SynthJobSpec } from '../main/engine/synthesis/jobs.js';
-import { decorrelate, macoParam, presetSettings, pyramidParam, synthesize, type SynthProgress } from '../main/engine/synthesis/index.js';
+import { decorrelate, macoParam, presetSettings, synthesize, type SynthProgress } from '../main/engine/synthesis/index.js';
 import { photo } from './support/fixtures.js';
 
 let model: Model;
@@ -156,31 +156,6 @@ describe('θ sliders mean what they say', () => {
 });
 
 describe('parameterisations', () => {
-  it('pyramid: the written-out adjoint is the exact transpose of the image map (it is linear)', () => {
-    const p = pyramidParam(2, 96, 80, 7);
-    const g = tf.randomNormal([2, 96, 80, 3], 0, 1, 'float32', 3) as tf.Tensor4D;
-    const deltas = p.params.map((v, i) => tf.randomNormal(v.shape, 0, 1, 'float32', 10 + i));
-    const before = p.image();
-    p.params.forEach((v, i) => v.assign(tf.add(v, deltas[i]!)));
-    const after = p.image();
-    const lhs = tf.sum(tf.mul(tf.sub(after, before), g)).dataSync()[0]!;
-    const grads = p.paramGrads(g);
-    const rhs = grads.reduce((acc, gr, i) => acc + tf.sum(tf.mul(gr, deltas[i]!)).dataSync()[0]!, 0);
-    expect(Math.abs(lhs - rhs) / Math.abs(lhs)).toBeLessThan(1e-4);
-    tf.dispose([g, before, after, ...deltas, ...grads]);
-    p.dispose();
-  });
-
-  it('pyramid: setImage makes image() exactly the given image (the regulariser path)', () => {
-    const p = pyramidParam(1, 64, 64, 2);
-    const target = tf.randomNormal([1, 64, 64, 3], 0, 30, 'float32', 4) as tf.Tensor4D;
-    p.setImage(target);
-    const img = p.image();
-    expect(tf.max(tf.abs(tf.sub(img, target))).dataSync()[0]).toBeLessThan(1e-3);
-    tf.dispose([target, img]);
-    p.dispose();
-  });
-
   it('MACO: optimising the phase leaves the amplitude spectrum of each colour component unchanged', async () => {
     const h = 64;
     const w = 64;

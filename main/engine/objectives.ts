@@ -2,7 +2,7 @@
 // logit) and their input gradients, for whole batches.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Model } from './model.js';
-import { inputShapeOf, nativeBackward, nativeEngine, nativeNodeShapes } from './onnx/native-net.js';
+import { inputShapeOf, nativeBackward, nativeBackwardData, nativeEngine, nativeNodeShapes } from './onnx/native-net.js';
 import type { BackwardRule, ExecMode } from './ops.js';
 
 export type Position = 'center' | 'mean' | { y: number; x: number };
@@ -161,6 +161,62 @@ export function nativeObjectiveGradient(
     r.taps[0]!.dispose();
   }
   return { value: r.value!, grad: r.grad as tf.Tensor4D, logits };
+}
+
+/**
+ * nativeObjectiveGradient's counterpart on tfjs (no tape): the value and the gradient of each
+ * objective's PRE-activation (a unit that starts dead behind its ReLU would have no gradient, and
+ * a ReLU6 unit would stop improving at 6; class logits are linear anyway), and the logits when
+ * asked for. The caller owns the results.
+ */
+export function tfObjectiveGradient(model: Model, x: tf.Tensor4D, objectives: readonly UnitObjective[], node: number, opts: { logits: boolean }): NativeObjectiveResult {
+  const [value, grad, logits] = tf.tidy(() => {
+    const net = model.compiled.net;
+    const values = net.run(x, { until: Math.max(opts.logits ? model.compiled.logitsNode : node, node) });
+    const pre = net.preActivation(values, node);
+    const mask = objectiveMask(pre.shape, objectives);
+    const value = tf.sum(tf.reshape(tf.mul(pre, mask), [pre.shape[0]!, -1]), 1);
+    const grad = net.backward(values, node, mask, { linearStart: true });
+    return opts.logits ? [value, grad, tf.reshape(values[model.compiled.logitsNode]!, [x.shape[0], -1])] : [value, grad];
+  });
+  return { value: value as tf.Tensor1D, grad: grad as tf.Tensor4D, logits: (logits as tf.Tensor2D | undefined) ?? null };
+}
+
+/** The synthesis step's objective values, input gradient and logits, on plain arrays. */
+export interface ObjectiveGradientData {
+  value: Float32Array;
+  /** With respect to the network input, NHWC like the input. */
+  grad: Float32Array;
+  /** [N, classes], when asked for. */
+  logits: Float32Array | null;
+}
+
+/**
+ * Pre-activation objectives (as tfObjectiveGradient) for an input given as a plain array of
+ * `dims` (NHWC, batch first), on ONNX Runtime when it is selected (no tensor at all), else on tfjs.
+ */
+export function objectiveGradientData(
+  model: Model,
+  x: Float32Array,
+  dims: [number, number, number, number],
+  objectives: readonly UnitObjective[],
+  node: number,
+  opts: { logits: boolean },
+): ObjectiveGradientData {
+  if (nativeEngine(model)) {
+    const shape = [dims[0], ...nativeNodeShapes(model, [dims[1], dims[2], dims[3]])[node]!];
+    const seed = nativeObjectiveSeed(shape, objectives);
+    const taps = opts.logits ? [model.compiled.logitsNode] : [];
+    const r = nativeBackwardData(model, x, dims, { from: node, to: 0, rule: 'gradient', linearStart: true, seed: seed.kind }, seed.data, taps);
+    return { value: r.value!, grad: r.grad, logits: opts.logits ? r.taps[0]! : null };
+  }
+  const xt = tf.tensor4d(x, dims);
+  const r = tfObjectiveGradient(model, xt, objectives, node, opts);
+  try {
+    return { value: r.value.dataSync() as Float32Array, grad: r.grad.dataSync() as Float32Array, logits: r.logits ? (r.logits.dataSync() as Float32Array) : null };
+  } finally {
+    tf.dispose([xt, r.value, r.grad, ...(r.logits ? [r.logits] : [])]);
+  }
 }
 
 /** The objective as a differentiable function of the input, for tf.grad (taped or reference ops). */

@@ -178,19 +178,45 @@ export interface NativeBackwardResult {
  * output for the "given" kind, [N, C] otherwise.
  */
 export function nativeBackward(model: NativeModel, x: tf.Tensor4D, spec: BackwardSpec, seed: Float32Array, taps: number[] = []): NativeBackwardResult {
-  const c = active();
-  const e = entryFor(model, inputShapeOf(x), taps, spec, c);
+  const { data, dims } = feed(x);
+  const r = nativeBackwardData(model, data, dims as Dims4, spec, seed, taps);
   const n = x.shape[0];
+  return {
+    grad: tf.tensor(r.grad, [n, ...r.shapes[spec.to]!]),
+    value: r.value ? tf.tensor1d(r.value) : null,
+    taps: taps.map((t, k) => tf.tensor(r.taps[k]!, [n, ...r.shapes[t]!])),
+  };
+}
+
+type Dims4 = [number, number, number, number];
+
+/**
+ * nativeBackward on plain arrays (NHWC, batch first, `dims` of the input): for a caller that
+ * builds the input and uses the outputs in its own loops (the synthesis step), with no tensor
+ * in between. `shapes` are the nodes' output shapes without the batch axis.
+ */
+export function nativeBackwardData(
+  model: NativeModel,
+  x: Float32Array,
+  dims: Dims4,
+  spec: BackwardSpec,
+  seed: Float32Array,
+  taps: number[] = [],
+): { grad: Float32Array; value: Float32Array | null; taps: Float32Array[]; shapes: number[][] } {
+  const c = active();
+  const e = entryFor(model, [dims[1], dims[2], dims[3]], taps, spec, c);
+  const n = dims[0];
   const fromShape = e.shapes[spec.from]!;
   const seedDims = spec.seed === 'given' ? [n, ...fromShape] : [n, fromShape[fromShape.length - 1]!];
   const expected = seedDims.reduce((a, b) => a * b, 1);
   if (seed.length !== expected) throw new Error(`backward seed has ${seed.length} values, the ${spec.seed} seed of node ${spec.from} needs ${expected}`);
   const names = ['grad', ...(spec.seed === 'self' ? [] : ['value']), ...taps.map((_, k) => `tap${k}`)];
-  const out = e.session.run({ x: feed(x), seed: { data: seed, dims: seedDims } }, names);
+  const out = e.session.run({ x: { data: x, dims }, seed: { data: seed, dims: seedDims } }, names);
   return {
-    grad: tf.tensor(out.grad!.data as Float32Array, [n, ...e.shapes[spec.to]!]),
-    value: spec.seed === 'self' ? null : tf.tensor1d(out.value!.data as Float32Array),
-    taps: taps.map((t, k) => tf.tensor(out[`tap${k}`]!.data as Float32Array, [n, ...e.shapes[t]!])),
+    grad: out.grad!.data as Float32Array,
+    value: spec.seed === 'self' ? null : (out.value!.data as Float32Array),
+    taps: taps.map((_, k) => out[`tap${k}`]!.data as Float32Array),
+    shapes: e.shapes,
   };
 }
 

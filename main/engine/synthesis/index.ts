@@ -4,4 +4,5 @@ export { PRESETS, PRESET_NAMES, DEFAULT_PRESET, SYNTH_LIMITS, presetDef, presetS
 export { synthesize, toRgbBytes, previewBytes, type SynthRequest, type SynthProgress, type SynthResult, type SynthImage } from './run.js';
 export { resolveTarget, isLogitsLayer, type ResolvedTarget } from './target.js';
 export { decay, gaussianBlur, clipSmallNorm, clipSmallContribution, pullToward, regularize } from './regularizers.js';
-export { pixelParam, pyramidParam, macoParam, decorrelate, type Parameterization } from './parameterization.js';
+export { pixelParam, macoParam, decorrelate, type Parameterization } from './parameterization.js';
+export { Pyramid } from './pyramid.js';

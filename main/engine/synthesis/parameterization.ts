@@ -1,9 +1,6 @@
 // How the optimised variables become an image (centred pixels, 0 = grey, [N,H,W,3]).
 //  - pixels: the variables ARE the image (the paper).
-//  - pyramid: a Laplacian-pyramid-like sum of upsampled images at 1/16 … 1/1 scale, in a
-//    decorrelated colour space (Lucid's ImageNet colour correlation). A step on the variables moves
-//    coarse structure and natural colours first; the gradient reaches them through the
-//    parameterisation's adjoint (tf.grads through upsampling and the colour matrix).
+//  - pyramid: pyramid.ts (plain arrays, its adjoint written out).
 //  - maco: the Fourier phase of each decorrelated colour channel; the amplitude is fixed to a
 //    natural image's 1/f fall-off (Fel et al. 2023), so the optimiser can move where things are but
 //    not how much energy each frequency carries.
@@ -43,7 +40,8 @@ const COLOR_SQRT = [
 ];
 const COLOR_NORM = Math.max(...[0, 1, 2].map((j) => Math.hypot(COLOR_SQRT[0]![j]!, COLOR_SQRT[1]![j]!, COLOR_SQRT[2]![j]!)));
 
-const COLOR = COLOR_SQRT.map((r) => r.map((v) => v / COLOR_NORM));
+/** Decorrelated colour → RGB (rgb_j = Σ_k COLOR[j][k]·decor_k, in units of 127.5 grey levels). */
+export const COLOR = COLOR_SQRT.map((r) => r.map((v) => v / COLOR_NORM));
 
 /** Inverse of a 3×3 matrix (rows). */
 function inverse3(m: number[][]): number[][] {
@@ -61,6 +59,9 @@ function inverse3(m: number[][]): number[][] {
   ];
 }
 
+/** RGB → decorrelated colour. */
+export const COLOR_INV = inverse3(COLOR);
+
 /** Decorrelated colour [N,H,W,3] → centred pixels, and back. */
 function colourMaps(): {
   toRgb: (decor: tf.Tensor4D) => tf.Tensor4D;
@@ -71,7 +72,7 @@ function colourMaps(): {
 } {
   // Columns are the decorrelated components: rgb = decor · Mᵀ.
   const mT = tf.tidy(() => tf.transpose(tf.tensor2d(COLOR)));
-  const mInvT = tf.tidy(() => tf.transpose(tf.tensor2d(inverse3(COLOR))));
+  const mInvT = tf.tidy(() => tf.transpose(tf.tensor2d(COLOR_INV)));
   const apply = (x: tf.Tensor4D, m: tf.Tensor2D) => tf.reshape(tf.matMul(tf.reshape(x, [-1, 3]), m), x.shape) as tf.Tensor4D;
   return {
     toRgb: (d) => tf.mul(apply(d, mT as tf.Tensor2D), 127.5) as tf.Tensor4D,
@@ -92,56 +93,6 @@ export function decorrelate(rgb: tf.Tensor4D): tf.Tensor4D {
   } finally {
     colour.dispose();
   }
-}
-
-export function pyramidParam(n: number, h: number, w: number, seed: number, levels = 5, initStd = 0.01): Parameterization {
-  const shapes: [number, number][] = [];
-  for (let l = levels - 1; l >= 0; l--) shapes.push([Math.max(1, Math.ceil(h / 2 ** l)), Math.max(1, Math.ceil(w / 2 ** l))]);
-  // tf.variable keeps a reference to its initial tensor's data; build both inside tidy so the
-  // temporary handle goes and only the variable holds the data.
-  const params = shapes.map(([ph, pw], i) => tf.tidy(() => tf.variable(tf.randomNormal([n, ph, pw, 3], 0, initStd, 'float32', seed * 31 + i), true)));
-  const colour = colourMaps();
-  // Level i (0 = coarsest) weighs falloff^(levels-1-i): like a 1/f spectrum, so that Adam's
-  // equal-sized steps on every variable still move coarse structure more than fine detail.
-  const falloff = 0.5;
-  const weights = shapes.map((_, i) => falloff ** i);
-  const toImage = (ps: tf.Tensor[], size: [number, number]): tf.Tensor4D => {
-    const parts = ps.map((p, i) => {
-      const t = tf.mul(p, weights[i]!) as tf.Tensor4D;
-      // Corner-aligned-off, no half-pixel centres: tfjs 4.22's ResizeBilinearGrad ignores
-      // halfPixelCenters (cpu and wasm; measured: ⟨Jδ, g⟩ −22.46 vs ⟨δ, Jᵀg⟩ −34.74), so only
-      // this form has a correct gradient.
-      return t.shape[1] === size[0] && t.shape[2] === size[1] ? t : tf.image.resizeBilinear(t, size, false, false);
-    });
-    return colour.toRgb(tf.addN(parts) as tf.Tensor4D);
-  };
-  const finest = params.length - 1;
-  return {
-    params,
-    image: () => tf.tidy(() => toImage(params, [h, w])),
-    // The adjoint written out (colour matrix, then each level's bilinear-resize gradient): a taped
-    // tf.grads would render the image a second time every step.
-    paramGrads: (g) =>
-      tf.tidy(() => {
-        const gd = colour.gradToDecor(g);
-        return params.map((p, i) => {
-          const same = p.shape[1] === g.shape[1] && p.shape[2] === g.shape[2];
-          const back = same ? gd : (tf.engine().runKernel('ResizeBilinearGrad', { dy: gd, images: p }, { alignCorners: false, halfPixelCenters: false }) as tf.Tensor4D);
-          return tf.mul(back, weights[i]!) as tf.Tensor4D;
-        });
-      }),
-    // The finest level is full size: it takes up whatever the regularisers changed, exactly.
-    setImage: (img) => {
-      tf.tidy(() => {
-        const diff = colour.toDecor(tf.sub(img, toImage(params, [h, w])) as tf.Tensor4D);
-        params[finest]!.assign(tf.add(params[finest]!, tf.div(diff, weights[finest]!)) as tf.Tensor4D);
-      });
-    },
-    dispose: () => {
-      params.forEach((p) => p.dispose());
-      colour.dispose();
-    },
-  };
 }
 
 /**

@@ -3,16 +3,14 @@
 // to the event loop between steps so a live view in the same process keeps running.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Model, TopK } from '../model.js';
-import { nativeObjectiveGradient, objectiveMask, objectiveNode, type UnitObjective } from '../objectives.js';
-import { nativeEngine } from '../onnx/native-net.js';
-import { macoParam, pixelParam, pyramidParam, type Parameterization } from './parameterization.js';
-import { regularize } from './regularizers.js';
+import { objectiveNode, type UnitObjective } from '../objectives.js';
 import { SYNTH_LIMITS, type StopReason, type SynthSettings } from './settings.js';
-import { gradientGain, pyramidLevels, scaledPolicy, settingsForSize } from './model-scale.js';
-import { makeStepper } from './step-size.js';
-import { allFinite, nonFiniteError } from '../finite.js';
+import { pyramidLevels, settingsForSize } from './model-scale.js';
+import { GREY, toRgbBytes, type OptimisedBatch } from './batch.js';
+import { tensorBatch } from './tensor-batch.js';
+import { pyramidBatch } from './pyramid-batch.js';
 
-const GREY = 127.5;
+export { mulberry32, previewBytes, toRgbBytes } from './batch.js';
 
 export interface SynthRequest {
   model: Model;
@@ -72,101 +70,7 @@ export interface SynthResult {
   stopReason: StopReason;
 }
 
-/** Roll an image batch by (dy, dx) with wrap-around. */
-function roll(x: tf.Tensor4D, dy: number, dx: number): tf.Tensor4D {
-  return tf.tidy(() => rollUntidy(x, dy, dx));
-}
-
-function rollUntidy(x: tf.Tensor4D, dy: number, dx: number): tf.Tensor4D {
-  const [, h, w] = x.shape;
-  const sy = ((dy % h) + h) % h;
-  const sx = ((dx % w) + w) % w;
-  let r = x;
-  if (sy) r = tf.concat([tf.slice(r, [0, h - sy, 0, 0], [-1, sy, -1, -1]), tf.slice(r, [0, 0, 0, 0], [-1, h - sy, -1, -1])], 1);
-  if (sx) r = tf.concat([tf.slice(r, [0, 0, w - sx, 0], [-1, -1, sx, -1]), tf.slice(r, [0, 0, 0, 0], [-1, -1, w - sx, -1])], 2);
-  return r;
-}
-
-/** A small deterministic PRNG (mulberry32): seeded jitter makes runs reproducible. */
-export function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
-/** Centred pixels → displayable 8-bit RGB, one array per image. */
-export function toRgbBytes(img: tf.Tensor4D): Uint8Array[] {
-  const [n, h, w] = img.shape;
-  const data = tf.tidy(() => tf.cast(tf.round(tf.clipByValue(tf.add(img, GREY), 0, 255)), 'int32').dataSync());
-  const out: Uint8Array[] = [];
-  for (let i = 0; i < n; i++) out.push(Uint8Array.from(data.subarray(i * h * w * 3, (i + 1) * h * w * 3)));
-  return out;
-}
-
-interface StepEval {
-  value: tf.Tensor1D;
-  grad: tf.Tensor4D;
-  prob: tf.Tensor1D | null;
-}
-
-/** Objective, its gradient w.r.t. the NETWORK INPUT, and the target probability, for centred pixels. */
-function evaluate(model: Model, img: tf.Tensor4D, objectives: UnitObjective[], node: number): StepEval {
-  const [value, grad, prob] = tf.tidy(() => {
-    const x = model.preprocess(tf.clipByValue(tf.add(img, GREY), 0, 255) as tf.Tensor4D);
-    const classes = objectives.every((o) => o.kind === 'class');
-    let value: tf.Tensor;
-    let grad: tf.Tensor;
-    let logits: tf.Tensor | null = null;
-    if (nativeEngine(model)) {
-      // The network on ONNX Runtime: objective, gradient and logits from one run.
-      ({ value, grad, logits } = nativeObjectiveGradient(model, x, objectives, node, { linearStart: true, logits: classes }));
-    } else {
-      const values = model.compiled.net.run(x, { until: Math.max(classes ? model.compiled.logitsNode : node, node) });
-      // The objective is the unit's PRE-activation (before its own ReLU/ReLU6): a unit that starts
-      // dead (0 behind its ReLU) would have no gradient, and a ReLU6 unit would stop improving at 6.
-      // Class logits are linear anyway.
-      const pre = model.compiled.net.preActivation(values, node);
-      const mask = objectiveMask(pre.shape, objectives);
-      value = tf.sum(tf.reshape(tf.mul(pre, mask), [pre.shape[0]!, -1]), 1) as tf.Tensor1D;
-      grad = model.compiled.net.backward(values, node, mask, { linearStart: true }) as tf.Tensor4D;
-      if (classes) logits = values[model.compiled.logitsNode]!;
-    }
-    if (!classes || !logits) return [value, grad];
-    const p = tf.softmax(tf.reshape(logits, [logits.shape[0]!, -1]));
-    const prob = tf.sum(tf.mul(p, tf.oneHot(objectives.map((o) => (o as { index: number }).index), p.shape[1]!)), 1);
-    return [value, grad, prob];
-  });
-  return { value: value as tf.Tensor1D, grad: grad as tf.Tensor4D, prob: (prob as tf.Tensor1D | undefined) ?? null };
-}
-
 const nextTick = () => new Promise<void>((r) => setImmediate(r));
-
-/** Whether any pixel-space regulariser (or the pull toward the start image) acts at this step. */
-function regularizes(s: SynthSettings, step: number): boolean {
-  return s.decay > 0 || (s.blurWidth > 0 && s.blurEvery > 0 && step % s.blurEvery === 0) || s.normPct > 0 || s.contribPct > 0 || s.closeness > 0;
-}
-
-/**
- * Preview bytes as the pane shows them: centred pixels scaled about grey so the largest deviation
- * reaches the full range when it is smaller (the first steps' images are faint, not grey fields).
- */
-export function previewBytes(img: tf.Tensor4D): Uint8Array[] {
-  const stretched = tf.tidy(() => {
-    const peak = tf.max(tf.abs(img), [1, 2, 3], true);
-    const gain = tf.clipByValue(tf.div(GREY, tf.maximum(peak, 1e-6)), 1, 1e4);
-    return tf.mul(img, gain) as tf.Tensor4D;
-  });
-  try {
-    return toRgbBytes(stretched);
-  } finally {
-    stretched.dispose();
-  }
-}
 
 /** The stop rule's plateau: the best objective of every seed grew by less than `rel` over `window` steps. */
 function plateaued(curves: number[][], window: number, rel: number): boolean {
@@ -205,24 +109,13 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
   // The start image (centred), when the preset starts from the user's frame: every seed starts
   // there, with a little seeded noise so that seeds differ.
   const anchor = s.start === 'frame' && req.start ? tf.tidy(() => tf.tile(tf.sub(req.start!, GREY), [n, 1, 1, 1]) as tf.Tensor4D) : null;
-  const noise = tf.tidy(() => tf.concat(seeds.map((sd) => tf.randomNormal([1, h, w, 3], 0, anchor ? 2 : 10, 'float32', sd))) as tf.Tensor4D);
-  const init = anchor ? tf.tidy(() => tf.add(anchor, noise) as tf.Tensor4D) : noise;
-  const param: Parameterization =
-    s.param === 'pixels' ? pixelParam(init) : s.param === 'pyramid' ? pyramidParam(n, h, w, seeds[0]!, pyramidLevels([h, w])) : macoParam(n, h, w, seeds[0]!);
-  tf.dispose([noise, init]);
-  // η scaled for models whose gradients are weaker than the bundled ones' (model-scale.ts).
-  let gain = 1;
-  if (s.param === 'pixels' && s.step.kind !== 'adam') {
-    const img0 = param.image();
-    const ev0 = evaluate(model, img0, objectives, node);
-    const rms = tf.tidy(() => tf.sqrt(tf.mean(tf.square(ev0.grad))));
-    gain = gradientGain((await rms.data())[0]!);
-    tf.dispose([img0, ev0.value, ev0.grad, rms, ...(ev0.prob ? [ev0.prob] : [])]);
+  let batch: OptimisedBatch;
+  try {
+    batch = s.param === 'pyramid' ? pyramidBatch(model, s, objectives, node, seeds, [h, w], pyramidLevels([h, w]), anchor) : await tensorBatch(model, s, objectives, node, seeds, [h, w], anchor);
+  } catch (e) {
+    anchor?.dispose();
+    throw e;
   }
-  // One stepper per variable: Adam keeps moment estimates of that variable's shape.
-  const steppers = param.params.map(() => makeStepper(scaledPolicy(s.step, gain)));
-  const jitter = mulberry32(seeds[0]! * 7919 + 1);
-  let best: tf.Tensor4D = param.image();
   const bestValue = new Array<number>(n).fill(-Infinity);
   const bestIter = new Array<number>(n).fill(0);
   const curves: number[][] = seeds.map(() => []);
@@ -240,7 +133,7 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
       // The start image at once, before the first gradient returns (which can take seconds on a
       // busy machine): the run is visibly under way from the moment it is asked for.
       const now = performance.now();
-      req.onProgress({ iteration: 0, iterations: s.iterations, objective: [], targetProb: null, recognised: false, elapsedMs: now - t0, preview: { width: w, height: h, images: previewBytes(best) } });
+      req.onProgress({ iteration: 0, iterations: s.iterations, objective: [], targetProb: null, recognised: false, elapsedMs: now - t0, preview: { width: w, height: h, images: batch.preview() } });
       lastPreview = now;
     }
     for (it = 0; it < s.iterations; it++) {
@@ -249,41 +142,14 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
         stopReason = 'cancelled';
         break;
       }
-      const img = param.image();
-      // This step's tensors, released however the step ends (a throw from a kernel or data() too).
-      const held: tf.Tensor[] = [img];
       try {
-        const dy = s.jitter ? Math.round((jitter() * 2 - 1) * s.jitter) : 0;
-        const dx = s.jitter ? Math.round((jitter() * 2 - 1) * s.jitter) : 0;
-        const seen = dy || dx ? roll(img, dy, dx) : img;
-        held.push(seen);
-        const ev = evaluate(model, seen, objectives, node);
-        held.push(ev.value, ev.grad, ...(ev.prob ? [ev.prob] : []));
-        const gIn = dy || dx ? roll(ev.grad, -dy, -dx) : ev.grad;
-        held.push(gIn);
-        const gradFinite = tf.tidy(() => tf.all(tf.isFinite(gIn)));
-        held.push(gradFinite);
-        const values = Array.from(await ev.value.data());
-        const probs = ev.prob ? Array.from(await ev.prob.data()) : null;
-        // A NaN or Infinity would be kept as the best image's value, shown in previews and, once
-        // stepped on, fill the image with NaN: the run ends here with one named error instead.
-        if (!allFinite(values) || !(await gradFinite.data())[0]) {
-          const x = tf.tidy(() => model.preprocess(tf.clipByValue(tf.add(seen, GREY), 0, 255) as tf.Tensor4D));
-          held.push(x);
-          throw nonFiniteError(model, x, allFinite(values) ? 'objective’s gradient' : 'objective', ` at step ${it + 1} of the synthesis`);
-        }
+        const { values, probs } = await batch.evaluate(it);
         const now = performance.now();
 
         // Keep each seed's best image (the image whose objective was just measured).
         const improved = values.map((v, i) => v > bestValue[i]!);
         if (improved.some(Boolean)) {
-          // Whole-batch copy when every seed improved (the usual case); otherwise splice per seed.
-          // (A broadcast mask + where costs a Tile of the image on wasm: 6 ms a step at 224 px.)
-          const next = improved.every(Boolean)
-            ? img.clone()
-            : (tf.tidy(() => tf.concat(improved.map((b, i) => tf.slice(b ? img : best, [i, 0, 0, 0], [1, -1, -1, -1])))) as tf.Tensor4D);
-          best.dispose();
-          best = next;
+          batch.keepBest(improved);
           values.forEach((v, i) => {
             if (improved[i]) {
               bestValue[i] = v;
@@ -298,7 +164,7 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
         if (req.onProgress) {
           const p: SynthProgress = { iteration: it, iterations: s.iterations, objective: values, targetProb: probs, recognised, elapsedMs: now - t0 };
           if (req.previewEveryMs && now - lastPreview >= req.previewEveryMs) {
-            p.preview = { width: img.shape[2], height: img.shape[1], images: previewBytes(img) };
+            p.preview = { width: w, height: h, images: batch.preview() };
             lastPreview = now;
           }
           req.onProgress(p);
@@ -313,42 +179,22 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
         }
         if (!stop && s.timeBudgetS > 0 && now - t0 >= s.timeBudgetS * 1000) stop = 'budget';
 
-        if (!stop) {
-          // The step: Δ = step(∂a/∂input) on the variables, see settings.ts for why the input gradient.
-          const grads = param.paramGrads(gIn);
-          param.params.forEach((v, i) => {
-            const u = steppers[i]!.update(grads[i]! as tf.Tensor4D);
-            const moved = tf.add(v, u);
-            v.assign(moved); // assign shares the data; the handle is ours to drop
-            tf.dispose([u, moved]);
-          });
-          tf.dispose(grads);
-          // Then the regularisers, in pixel space, whatever the parameterisation (and the clip).
-          if (regularizes(s, it + 1)) {
-            const next = tf.tidy(() => {
-              const moved = param.image();
-              return tf.clipByValue(regularize(moved, gIn, s, it + 1, anchor), -GREY, GREY) as tf.Tensor4D;
-            });
-            param.setImage(next);
-            next.dispose();
-          } else if (s.param === 'pixels') {
-            const v = param.params[0]!;
-            v.assign(tf.tidy(() => tf.clipByValue(v, -GREY, GREY)));
-          }
-        }
+        if (!stop) batch.step(it + 1);
         if (stop) {
           stopReason = stop;
           it += 1;
           break;
         }
       } finally {
-        tf.dispose(held);
+        batch.endStep();
       }
       await nextTick();
     }
 
+    const best = batch.best();
     // Judge the saved images as a user would: the 8-bit best image, unjittered.
     const rgb = toRgbBytes(best);
+    best.dispose();
     const saved = tf.tidy(() => tf.concat(rgb.map((b) => tf.tensor4d(b, [1, h, w, 3], 'int32').toFloat())) as tf.Tensor4D);
     let top5: TopK[][] | null = null;
     let finalProb: number[] | null = null;
@@ -380,9 +226,7 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
       stopReason,
     };
   } finally {
-    best.dispose();
     anchor?.dispose();
-    param.dispose();
-    steppers.forEach((st) => st.dispose());
+    batch.dispose();
   }
 }

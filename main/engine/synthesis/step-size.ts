@@ -55,3 +55,60 @@ export function makeStepper(policy: StepPolicy): Stepper {
     }
   }
 }
+
+/** A policy on one variable held as a plain array: the update is added in place, in one pass. */
+export interface ArrayStepper {
+  /** v += update(g); `n` batch items split v and g evenly (the progress policy is per image). */
+  step(v: Float32Array, g: Float32Array, n: number): void;
+}
+
+export function makeArrayStepper(policy: StepPolicy): ArrayStepper {
+  switch (policy.kind) {
+    case 'constant':
+      return {
+        step: (v, g) => {
+          for (let i = 0; i < v.length; i++) v[i]! += policy.eta * g[i]!;
+        },
+      };
+    case 'progress':
+      return {
+        step: (v, g, n) => {
+          const per = v.length / n;
+          for (let b = 0; b < n; b++) {
+            let sq = 0;
+            for (let i = b * per; i < (b + 1) * per; i++) sq += g[i]! * g[i]!;
+            const eta = Math.min(policy.etaMax, policy.progress / Math.max(sq, 1e-30));
+            for (let i = b * per; i < (b + 1) * per; i++) v[i]! += eta * g[i]!;
+          }
+        },
+      };
+    case 'adam': {
+      let m: Float32Array | null = null;
+      let s: Float32Array | null = null;
+      let t = 0;
+      const { lr, beta1, beta2 } = policy;
+      return {
+        step: (v, g) => {
+          m ??= new Float32Array(v.length);
+          s ??= new Float32Array(v.length);
+          t += 1;
+          const step = lr / (1 - beta1 ** t);
+          const c2 = 1 / (1 - beta2 ** t);
+          const b1 = 1 - beta1;
+          const b2 = 1 - beta2;
+          // Local handles: the closure's variables would be re-read on every element.
+          const mm = m;
+          const ss = s;
+          for (let i = 0; i < v.length; i++) {
+            const gi = g[i]!;
+            const mi = beta1 * mm[i]! + b1 * gi;
+            const si = beta2 * ss[i]! + b2 * gi * gi;
+            mm[i] = mi;
+            ss[i] = si;
+            v[i]! += (step * mi) / (Math.sqrt(si * c2) + 1e-8);
+          }
+        },
+      };
+    }
+  }
+}

@@ -1,0 +1,184 @@
+// The gradient that reaches the optimised variables of the fast presets — the pyramid's levels (on
+// plain arrays) and MACO's phase (tensors) — with jitter on, at a small size and a batch of two:
+// against central finite differences of the same objective, and against the tfjs path on the cpu
+// backend. And what the array pyramid promises besides: the image of the tfjs form it replaced,
+// an exact adjoint, setImage, each seed on its own, no tensor left behind.
+import * as tf from '@tensorflow/tfjs-core';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { loadModel, resolveClass, selectBackend, type Model } from '../main/engine/index.js';
+import { objectiveNode, type UnitObjective } from '../main/engine/objectives.js';
+import { nativeSessionStats } from '../main/engine/onnx/native-net.js';
+import { COLOR, macoParam } from '../main/engine/synthesis/parameterization.js';
+import { Pyramid } from '../main/engine/synthesis/pyramid.js';
+import { pyramidGradient } from '../main/engine/synthesis/pyramid-batch.js';
+import { tensorParamGradients } from '../main/engine/synthesis/tensor-batch.js';
+import { presetSettings, synthesize } from '../main/engine/synthesis/index.js';
+import { rel } from './support/numeric.js';
+
+const SIZE = 48;
+const ID = 'mobilenet-v1-0.25';
+let onnx: Model;
+let cpu: Model;
+let objectives: UnitObjective[];
+let node: number;
+
+beforeAll(async () => {
+  await selectBackend('cpu');
+  cpu = await loadModel(ID);
+  expect((await selectBackend('onnx')).choice).toBe('onnx');
+  onnx = await loadModel(ID);
+  // Two different classes: one objective per seed, as an atlas batch has.
+  objectives = ['n02007558', 'n02279972'].map((w) => ({ kind: 'class' as const, index: resolveClass(onnx.classes, w, ID).index }));
+  node = objectiveNode(onnx, objectives[0]!);
+});
+
+const dot = (a: Float32Array[], b: Float32Array[]) => a.reduce((s, x, l) => s + x.reduce((t, v, i) => t + v * b[l]![i]!, 0), 0);
+const norm = (a: Float32Array[]) => Math.sqrt(dot(a, a));
+
+/** A pyramid with levels large enough that the image is not a faint grey (but far from the clip). */
+function pyramid(seeds: number[]): Pyramid {
+  const p = new Pyramid(seeds.length, SIZE, SIZE, seeds, 3, 0.15);
+  return p;
+}
+
+const SHIFTS: [number, number][] = [
+  [3, -5],
+  [-2, 4],
+];
+
+describe('pyramid (plain arrays)', () => {
+  // 96×80: each level half the next (upsampled ×2 level by level); 90×70: not (each level resized to full size).
+  const SIZES: [number, number][] = [
+    [96, 80],
+    [90, 70],
+  ];
+
+  it.each(SIZES)('%i×%i: renders the image of the tfjs form it replaced (bilinear resizes, weighted, decorrelated colour)', (h, w) => {
+    const p = new Pyramid(2, h, w, [4, 7], 5, 0.15);
+    const ours = p.render();
+    const ref = tf.tidy(() => {
+      const parts = p.levels.map((v, i) => {
+        const [ph, pw] = p.shapes[i]!;
+        const t = tf.mul(tf.tensor4d(v, [2, ph, pw, 3]), 0.5 ** i) as tf.Tensor4D;
+        return ph === h && pw === w ? t : tf.image.resizeBilinear(t, [h, w], false, false);
+      });
+      const d = tf.reshape(tf.addN(parts), [-1, 3]);
+      return tf.mul(tf.matMul(d, tf.transpose(tf.tensor2d(COLOR))), 127.5).dataSync();
+    });
+    expect(rel(ours, ref)).toBeLessThan(1e-5);
+  });
+
+  it.each(SIZES)('%i×%i: its adjoint is the exact transpose of render (⟨J·δ, g⟩ = ⟨δ, Jᵀ·g⟩)', (h, w) => {
+    const p = new Pyramid(2, h, w, [7, 8], 5);
+    const g = tf.tidy(() => tf.randomNormal([2 * h * w * 3], 0, 1, 'float32', 3).dataSync() as Float32Array);
+    const deltas = p.levels.map((v, i) => tf.tidy(() => tf.randomNormal([v.length], 0, 1, 'float32', 10 + i).dataSync() as Float32Array));
+    const before = p.render();
+    p.levels.forEach((v, i) => v.forEach((_, k) => (v[k]! += deltas[i]![k]!)));
+    const after = p.render();
+    const lhs = after.reduce((s, a, k) => s + (a - before[k]!) * g[k]!, 0);
+    const rhs = dot(p.adjoint(g), deltas);
+    expect(Math.abs(lhs - rhs) / Math.abs(lhs)).toBeLessThan(1e-4);
+  });
+
+  it('setImage makes render() the given image (the regulariser path)', () => {
+    const p = new Pyramid(1, 64, 64, [2], 3);
+    const target = tf.tidy(() => tf.randomNormal([64 * 64 * 3], 0, 30, 'float32', 4).dataSync() as Float32Array);
+    p.setImage(target);
+    const img = p.render();
+    expect(img.reduce((m, v, k) => Math.max(m, Math.abs(v - target[k]!)), 0)).toBeLessThan(1e-3);
+  });
+
+  it('with jitter, the gradient on the levels is the objective’s own: central differences on ONNX Runtime, and the cpu backend’s', async () => {
+    const p = pyramid([3, 8]);
+    const g = pyramidGradient(onnx, p, objectives, node, SHIFTS, { logits: false });
+    expect(g.finite).toBe(true);
+    // The step takes ∂a/∂(network input); the objective's gradient on the levels is that over the model's pixels per input unit.
+    const gn = norm(g.levels) / onnx.pixelScale;
+    const d = g.levels.map((l) => l.map((v) => v / norm(g.levels)));
+    const total = (q: Pyramid) => pyramidGradient(onnx, q, objectives, node, SHIFTS, { logits: false }).value.reduce((a, b) => a + b, 0);
+    const moved = (s: number) => {
+      const q = pyramid([3, 8]);
+      q.levels.forEach((v, l) => v.forEach((_, k) => (v[k]! += s * d[l]![k]!)));
+      return q;
+    };
+    const eps = 2e-3;
+    const fd = (total(moved(eps)) - total(moved(-eps))) / (2 * eps);
+    expect(Math.abs(fd - gn) / gn, `directional derivative ${fd} vs |g| ${gn}`).toBeLessThan(2e-2);
+
+    await selectBackend('cpu');
+    try {
+      const c = pyramidGradient(cpu, p, objectives, node, SHIFTS, { logits: true });
+      expect(rel(c.value, g.value)).toBeLessThan(1e-4);
+      g.levels.forEach((l, i) => expect(rel(l, c.levels[i]!), `level ${i}`).toBeLessThan(1e-3));
+    } finally {
+      await selectBackend('onnx');
+    }
+  });
+
+  it('each seed’s image depends on that seed only: alone or beside another, the same image', async () => {
+    const s = { ...presetSettings('fast'), iterations: 6, stop: null };
+    const alone = await synthesize({ model: onnx, objective: objectives[0]!, settings: s, seeds: [5], size: [64, 64] });
+    const pair = await synthesize({ model: onnx, objective: objectives[0]!, settings: s, seeds: [9, 5], size: [64, 64] });
+    const a = alone.images[0]!.rgb;
+    const b = pair.images[1]!.rgb;
+    let worst = 0;
+    for (let i = 0; i < a.length; i++) worst = Math.max(worst, Math.abs(a[i]! - b[i]!));
+    expect(worst, 'largest difference, grey levels').toBeLessThanOrEqual(1);
+    expect(Buffer.compare(Buffer.from(pair.images[0]!.rgb), Buffer.from(b)), 'the other seed differs').not.toBe(0);
+  });
+
+  it.each(['onnx', 'wasm'] as const)('%s: 50 fast steps leave no tensor and no ONNX Runtime session behind', async (backend) => {
+    await selectBackend(backend);
+    try {
+      const s = { ...presetSettings('fast'), iterations: 50, stop: null };
+      const run = () => synthesize({ model: onnx, objective: objectives, settings: s, seeds: [1, 2], size: [64, 64], onProgress: () => {}, previewEveryMs: 1 });
+      await run();
+      const tensors = tf.memory().numTensors;
+      const sessions = nativeSessionStats().sessions;
+      const r = await run();
+      expect(r.iterations).toBe(50);
+      expect(tf.memory().numTensors).toBe(tensors);
+      expect(nativeSessionStats().sessions).toBe(sessions);
+    } finally {
+      await selectBackend('onnx');
+    }
+  });
+});
+
+describe('MACO (tensors)', () => {
+  it('with jitter, the gradient on the phase is the objective’s own: central differences on ONNX Runtime, and the cpu backend’s', async () => {
+    const shift: [number, number] = [4, -3];
+    const make = () => macoParam(2, SIZE, SIZE, 6);
+    const p = make();
+    const g = tensorParamGradients(onnx, p, objectives, node, shift);
+    const grad = g.grads[0]!.dataSync().slice() as Float32Array;
+    const gn = Math.sqrt(grad.reduce((s, v) => s + v * v, 0));
+    const total = (delta: number) => {
+      const q = make();
+      q.params[0]!.assign(tf.tidy(() => tf.add(q.params[0]!, tf.mul(tf.tensor(grad, q.params[0]!.shape), delta / gn))));
+      const r = tensorParamGradients(onnx, q, objectives, node, shift);
+      const v = Array.from(r.value.dataSync()).reduce((a, b) => a + b, 0);
+      tf.dispose([r.value, ...r.grads]);
+      q.dispose();
+      return v;
+    };
+    const eps = 1e-3;
+    const fd = (total(eps) - total(-eps)) / (2 * eps);
+    expect(Math.abs(fd - gn / onnx.pixelScale) / (gn / onnx.pixelScale), `directional derivative ${fd} vs |g| ${gn / onnx.pixelScale}`).toBeLessThan(2e-2);
+    const value = g.value.dataSync().slice();
+    tf.dispose([g.value, ...g.grads]);
+    p.dispose();
+
+    await selectBackend('cpu');
+    try {
+      const q = make();
+      const c = tensorParamGradients(cpu, q, objectives, node, shift);
+      expect(rel(c.value.dataSync(), value)).toBeLessThan(1e-4);
+      expect(rel(c.grads[0]!.dataSync(), grad)).toBeLessThan(1e-3);
+      tf.dispose([c.value, ...c.grads]);
+      q.dispose();
+    } finally {
+      await selectBackend('onnx');
+    }
+  });
+});
