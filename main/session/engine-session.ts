@@ -44,7 +44,7 @@ import type { WorkerFrameEventT, WorkerJobEventT, WorkerModelFilesT } from '../.
 import { DEFAULT_PRESET } from '../../contract/synthesis.js';
 import { jobBackend, JobScheduler } from './scheduler.js';
 import { JobWorker, type JobMessage } from './job-worker.js';
-import { startPreview } from './synth-start-preview.js';
+import { startPreview } from '../engine/synthesis/start-preview.js';
 import { oneLine } from '../engine/errors.js';
 import { checkFrame } from './live-frame.js';
 import { FrameQueue, type QueuedWork } from './frame-queue.js';
