@@ -34,8 +34,8 @@ const HELP = `npm run bench -- [options]     engine speed figures as JSON (stdou
   --skip-ratios          leave out backend_ratios (every figure per backend, ratio to wasm; it
                          costs nothing: the per-backend figures are the same timings)
   --paper3-iterations N  iterations of the paper-3 synthesis figure (default: the preset's)
-  --full                 run paper-3 to its iteration count on wasm and cpu too (minutes per
-                         model); without it those time 110 steps and report
+  --full                 run paper-3 to its iteration count (a minute or more per model and
+                         backend); without it every backend times 110 steps and reports
                          synth_paper3_ms_per_step and synth_paper3_224_s_projected
   --atlas                only the atlas throughput: units per minute with 1 job worker and
                          with the pool (--workers, default $DEEPVIS_WORKERS or cores − 1)
@@ -286,7 +286,7 @@ if (args.atlas) {
           figures,
           await benchSynthesis(m, {
             paper3Iterations: args['paper3-iterations'] ? Number(args['paper3-iterations']) : undefined,
-            paper3Full: args.full || !(b === 'wasm' || b === 'cpu'),
+            paper3Full: args.full,
             runs: RUNS,
             section: (name, fn) => timed(id, `${b}.${name}`, fn),
           }),
