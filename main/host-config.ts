@@ -17,6 +17,8 @@ export interface HostConfig {
   ortThreads: number | null;
   /** DEEPVIS_WORKERS: job workers; null: unset or not a positive whole number (cores − 1). */
   workers: number | null;
+  /** DEEPVIS_JOB_LIVE_FPS: the live view's frame-rate ceiling while a job runs; null: unset or not a positive number (the session's default). */
+  jobLiveFps: number | null;
   /** Top-k indexes: $DEEPVIS_CACHE_DIR/index, else $XDG_CACHE_HOME/deepvis/index, else ~/.cache/deepvis/index. */
   indexDir: string;
   /** Atlases: $DEEPVIS_ATLAS_DIR, else $XDG_CACHE_HOME/deepvis/atlas, else ~/.cache/deepvis/atlas. */
@@ -46,6 +48,7 @@ export function readHostConfig(env: Env = process.env): HostConfig {
     backend: env.DEEPVIS_BACKEND ?? null,
     ortThreads: env.DEEPVIS_ORT_THREADS ? Number(env.DEEPVIS_ORT_THREADS) : null,
     workers: Number.isInteger(workers) && workers > 0 ? workers : null,
+    jobLiveFps: Number(env.DEEPVIS_JOB_LIVE_FPS) > 0 ? Number(env.DEEPVIS_JOB_LIVE_FPS) : null,
     indexDir: defaultIndexDir(env.DEEPVIS_CACHE_DIR ? resolve(env.DEEPVIS_CACHE_DIR) : cacheHome ? resolve(cacheHome, 'deepvis') : undefined),
     atlasDir: env.DEEPVIS_ATLAS_DIR || defaultAtlasRoot(cacheHome),
     stateDir: env.DEEPVIS_STATE_DIR || null,

@@ -200,6 +200,7 @@ function startEngine(): void {
     appState,
     backend: switchValue('backend') ?? config.backend,
     ortThreads: config.ortThreads,
+    jobLiveFps: config.jobLiveFps,
     vulkanDriver: config.vulkanDriver,
     model: switchValue('model') ?? null,
     // Packaged, the models and the atlases chosen at build time are extra resources beside the

@@ -47,7 +47,7 @@ import { JobWorker, type JobMessage } from './job-worker.js';
 import { startPreview } from '../engine/synthesis/start-preview.js';
 import { oneLine } from '../engine/errors.js';
 import { checkFrame } from './live-frame.js';
-import { FrameQueue, type QueuedWork } from './frame-queue.js';
+import { FrameQueue, JOB_LIVE_FPS, type QueuedWork } from './frame-queue.js';
 import { TopKHost, type TopKHostOptions } from './topk-host.js';
 import type { SessionClient } from './client.js';
 import type { AppStateStore } from '../persist/app-state.js';
@@ -110,6 +110,8 @@ export interface EngineSessionOptions {
   workers?: number | null;
   /** ONNX Runtime threads per engine thread (hosts pass DEEPVIS_ORT_THREADS); default 1. */
   ortThreads?: number | null;
+  /** The live view's frame-rate ceiling while a job runs (hosts pass DEEPVIS_JOB_LIVE_FPS); default JOB_LIVE_FPS. */
+  jobLiveFps?: number | null;
   /** The Vulkan driver the host's environment names (VK_ICD_FILENAMES), for the automatic backend choice. */
   vulkanDriver?: string;
   /** Memory one job may use (bytes); default: the backend's real limit (jobMemoryLimit). */
@@ -168,7 +170,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   private currentInfo: ModelInfo | null = null;
   private startupError: string | null = null;
   /** Frames latest-wins per client, clients in turn, loads in their place (frame-queue.ts). */
-  private readonly queue = new FrameQueue((work) => this.runQueued(work), () => (this.jobs?.active ?? 0) > 0);
+  private readonly queue: FrameQueue;
   private computingFrame: number | null = null;
   private disposed = false;
   private framesProcessed = 0;
@@ -190,6 +192,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
 
   private constructor(private readonly opts: EngineSessionOptions) {
     super();
+    this.queue = new FrameQueue((work) => this.runQueued(work), () => (this.jobs?.active ?? 0) > 0, opts.jobLiveFps ?? JOB_LIVE_FPS);
     this.userModels = opts.userModelsDir ? new UserModelsHost(opts.userModelsDir) : null;
     if (this.userModels) {
       mkdirSync(this.userModels.modelsDir, { recursive: true });

@@ -338,6 +338,7 @@ async function main(): Promise<void> {
     userModelsDir,
     workers: workers ?? config.workers,
     ortThreads: config.ortThreads,
+    jobLiveFps: config.jobLiveFps,
     vulkanDriver: config.vulkanDriver,
     backend: values.backend ?? config.backend,
     model: values.model ?? null,
