@@ -7,7 +7,8 @@
 // cold_first_preview_ms / cold_first_progress_ms: the model's first press, right after it was chosen):
 //   first_preview_ms       keydown → the large canvas drawn non-grey (luminance max − min ≥ 32)
 //   first_progress_ms      keydown → the progress line shows a finished step (iteration ≥ 1)
-//   preview_updates_per_s  distinct pictures drawn per second from the first one to 3 s after keydown
+//   preview_updates_per_s  distinct pictures drawn per second from the first one to 3 s after keydown,
+//                          or to the run's end when it ends sooner (recognised: nothing more to draw)
 //   recognised_ms          keydown → the status says recognised (class units; null when not within
 //                          BENCH_PREVIEW_RECOGNISE_S, default 30)
 //   and where the time goes, on the page's clock: synth_start_sent_ms (keydown → synthStart on the
@@ -122,7 +123,9 @@ function installProbe(): void {
           const c = document.querySelector<HTMLCanvasElement>('[data-testid="synth-image-large"]');
           if (c && c.width && c.height) {
             if (p.marks.firstPreview == null && spread(c) >= 32) p.marks.firstPreview = now;
-            if (p.marks.firstPreview != null && now <= updateMs) {
+            // Counted while the run runs: a run that ended (recognised, its stop rule) draws no more.
+            if (p.marks.firstProgress != null && !document.querySelector('[data-testid="synth-cancel"]')) mark('ended');
+            if (p.marks.firstPreview != null && now <= updateMs && p.marks.ended == null) {
               const h = hash(c);
               if (h !== last) p.updates++;
               last = h;
@@ -172,7 +175,7 @@ async function press(page: Page, classUnit: boolean): Promise<PressTimes> {
     firstPreview: first,
     firstProgress: num('firstProgress'),
     recognised: num('recognised'),
-    updates: first === null || first >= UPDATE_WINDOW_MS ? 0 : p.updates / ((UPDATE_WINDOW_MS - first) / 1000),
+    updates: first === null || first >= UPDATE_WINDOW_MS ? 0 : p.updates / ((Math.max(first + 1, Math.min(UPDATE_WINDOW_MS, num('ended') ?? Infinity)) - first) / 1000),
     sent: num('sent'),
     started: num('started'),
     firstEvent: num('firstEvent'),
