@@ -16,6 +16,7 @@ describe('readHostConfig', () => {
       backend: null,
       ortThreads: null,
       workers: null,
+      jobLiveFps: null,
       indexDir: join(homedir(), '.cache', 'deepvis', 'index'),
       atlasDir: join(homedir(), '.cache', 'deepvis', 'atlas'),
       stateDir: null,
@@ -33,6 +34,7 @@ describe('readHostConfig', () => {
       DEEPVIS_BACKEND: 'onnx',
       DEEPVIS_ORT_THREADS: '3',
       DEEPVIS_WORKERS: '2',
+      DEEPVIS_JOB_LIVE_FPS: '25',
       DEEPVIS_CACHE_DIR: '/c',
       DEEPVIS_ATLAS_DIR: '/a',
       DEEPVIS_STATE_DIR: '/s',
@@ -47,6 +49,7 @@ describe('readHostConfig', () => {
       backend: 'onnx',
       ortThreads: 3,
       workers: 2,
+      jobLiveFps: 25,
       indexDir: resolve('/c', 'index'),
       atlasDir: '/a',
       stateDir: '/s',
@@ -63,6 +66,7 @@ describe('readHostConfig', () => {
     expect(c.indexDir).toBe(resolve('/xc', 'deepvis', 'index'));
     expect(c.atlasDir).toBe(join('/xc', 'deepvis', 'atlas'));
     expect(c.workers).toBeNull();
+    expect(readHostConfig({ DEEPVIS_JOB_LIVE_FPS: '0' }).jobLiveFps).toBeNull();
     expect(c.noState).toBe(false);
     expect(c.vulkanDriver).toBe('/vk.json');
     // A bad thread count is kept: selectBackend names it (and the variable) when ONNX Runtime starts.

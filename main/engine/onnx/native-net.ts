@@ -178,6 +178,8 @@ export interface NativeBackwardResult {
  * output for the "given" kind, [N, C] otherwise.
  */
 export function nativeBackward(model: NativeModel, x: tf.Tensor4D, spec: BackwardSpec, seed: Float32Array, taps: number[] = []): NativeBackwardResult {
+  // The session first: building one runs tfjs, which may grow the wasm heap under feed()'s view.
+  entryFor(model, inputShapeOf(x), taps, spec, active());
   const { data, dims } = feed(x);
   const r = nativeBackwardData(model, data, dims as Dims4, spec, seed, taps);
   const n = x.shape[0];
