@@ -72,7 +72,17 @@ test('b / d / a / z / x on a static photo, with a screenshot of back-projection 
   await page.keyboard.press('u'); // one layer down
   await expect(page.getByTestId('status-layer-unit')).not.toHaveText(/^pw5:/);
   await expect.poll(() => framesDrawn(page)).toBeGreaterThan(n0);
-  const acts = await canvasHash(page, 'grid-canvas');
+  // The lower layer's grid once it has settled (two reads 300 ms apart agree): a frame of the
+  // layer before may still be on its way under load.
+  let acts = await canvasHash(page, 'grid-canvas');
+  await expect
+    .poll(async () => {
+      const h = await canvasHash(page, 'grid-canvas');
+      const same = h === acts;
+      acts = h;
+      return same;
+    }, { intervals: [300] })
+    .toBe(true);
   await page.keyboard.press('a');
   await expect(page.getByTestId('status-grid')).toHaveText('back diffs');
   await expect.poll(() => canvasHash(page, 'grid-canvas')).not.toBe(acts);

@@ -109,32 +109,10 @@ export function inputShapeOf(x: tf.Tensor4D): [number, number, number] {
 }
 
 function feed(t: tf.Tensor): { data: Float32Array; dims: number[] } {
-  const inPlace = wasmHeapView(t);
-  if (inPlace) return { data: inPlace, dims: t.shape };
+  // A copy, not a view of the wasm heap: a view is detached or overwritten by any tfjs allocation
+  // before ORT reads it (seen as a live frame's grid differing between two identical frames).
   const data = t.dataSync();
   return { data: data instanceof Float32Array ? data : Float32Array.from(data), dims: t.shape };
-}
-
-interface WasmBackendInternals {
-  dataIdMap?: { get(id: object): { memoryOffset?: number } | undefined };
-  wasm?: { HEAPU8?: Uint8Array };
-}
-
-/**
- * A float32 tensor of tfjs' wasm backend as a view of the wasm heap where it lives, valid until tfjs
- * next allocates (a growing heap detaches it): take it just before the run. ORT reads its input
- * only during the synchronous run, when nothing can move or free the heap, so the copy that
- * dataSync() makes (a fresh buffer per pass, each page first touched: a third of a small model's
- * forward around ORT) is not needed. Any other backend, or a wasm build whose internals differ:
- * null, and the input is copied out.
- */
-function wasmHeapView(t: tf.Tensor): Float32Array | null {
-  if (t.dtype !== 'float32') return null;
-  const b = tf.engine().backend as unknown as WasmBackendInternals;
-  const heap = b.wasm?.HEAPU8;
-  const at = b.dataIdMap?.get(t.dataId)?.memoryOffset;
-  if (!heap || typeof at !== 'number' || at % 4 !== 0 || at + t.size * 4 > heap.byteLength) return null;
-  return new Float32Array(heap.buffer, heap.byteOffset + at, t.size);
 }
 
 function active(): NativeConfig {
@@ -144,8 +122,6 @@ function active(): NativeConfig {
 
 /** The outputs of nodes `taps` (NHWC, batch first), as tfjs tensors the caller owns. */
 export function nativeForward(model: NativeModel, x: tf.Tensor4D, taps: number[]): tf.Tensor[] {
-  // The session first: building one runs tfjs, which may grow the wasm heap under feed()'s view.
-  entryFor(model, inputShapeOf(x), taps, undefined, active());
   const out = nativeForwardData(model, inputShapeOf(x), feed(x).data, taps);
   return taps.map((_, k) => tf.tensor(out[k]!.data, [x.shape[0], ...out[k]!.shape]));
 }
@@ -178,8 +154,6 @@ export interface NativeBackwardResult {
  * output for the "given" kind, [N, C] otherwise.
  */
 export function nativeBackward(model: NativeModel, x: tf.Tensor4D, spec: BackwardSpec, seed: Float32Array, taps: number[] = []): NativeBackwardResult {
-  // The session first: building one runs tfjs, which may grow the wasm heap under feed()'s view.
-  entryFor(model, inputShapeOf(x), taps, spec, active());
   const { data, dims } = feed(x);
   const r = nativeBackwardData(model, data, dims as Dims4, spec, seed, taps);
   const n = x.shape[0];
