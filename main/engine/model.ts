@@ -48,8 +48,9 @@ export class Model {
   readonly inputSize: [number, number];
   /** Pixels per unit of network input: the synthesis step is taken in pixel units. */
   readonly pixelScale: number;
-  private readonly scale: number[];
-  private readonly offset: number[];
+  /** preprocess's per-channel scale and offset (input channel c = pixel · scale[c] + offset[c], after a BGR reversal). */
+  readonly scale: number[];
+  readonly offset: number[];
   private disposed = false;
 
   constructor(

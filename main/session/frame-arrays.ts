@@ -14,10 +14,10 @@ const f32 = Math.fround;
  * floats; written into `out` when it has the right length (a worker reuses one buffer: a fresh one
  * costs more in first-touch page faults than the pass itself).
  */
-export function frameInput(model: Pick<Model, 'descriptor' | 'inputSize'>, rgba: Uint8Array, width: number, height: number, out?: Float32Array): Float32Array {
+export function frameInput(model: Pick<Model, 'descriptor' | 'inputSize' | 'scale' | 'offset'>, rgba: Uint8Array, width: number, height: number, out?: Float32Array): Float32Array {
   const [h, w] = model.inputSize;
   const p = model.descriptor.preprocess;
-  const [t0, t1, t2] = byteTables(p);
+  const [t0, t1, t2] = byteTables(model);
   const [r, g, b] = p.channelOrder === 'BGR' ? [2, 1, 0] : [0, 1, 2];
   // The renderer sends frames already at the input size, opaque: cropResizeBytes would return
   // their RGB unchanged, so they are read in place (one pass instead of three).
@@ -41,13 +41,12 @@ const tables = new WeakMap<object, ByteTables>();
  * Per channel, byte → float32(float32(byte · scale) + offset) — preprocess's two float32 ops — as a
  * table of the 256 values; channels in the order preprocess scales them (after a BGR reversal).
  */
-function byteTables(p: Model['descriptor']['preprocess']): ByteTables {
-  let t = tables.get(p);
+function byteTables(model: Pick<Model, 'scale' | 'offset'>): ByteTables {
+  let t = tables.get(model);
   if (!t) {
-    const triple = (v: number | number[]) => (Array.isArray(v) ? v : [v, v, v]);
-    const [s, o] = [triple(p.scale), triple(p.offset)];
+    const { scale: s, offset: o } = model;
     t = [0, 1, 2].map((ch) => Float32Array.from({ length: 256 }, (_, v) => f32(f32(v * f32(s[ch]!)) + f32(o[ch]!)))) as ByteTables;
-    tables.set(p, t);
+    tables.set(model, t);
   }
   return t;
 }

@@ -3,8 +3,7 @@
 // roll's inverse for the gradient that comes back, with the finite check folded in.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Model } from '../model.js';
-
-const GREY = 127.5;
+import { GREY } from './batch.js';
 
 /** x_c = Σ_k a[c][k]·p_k + o[c]: the network input from RGB pixels 0…255 (channel order included). */
 export interface InputAffine {
