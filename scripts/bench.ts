@@ -26,7 +26,11 @@ const HELP = `npm run bench -- [options]     engine speed figures as JSON (stdou
 
   --backends LIST        comma list of backends to measure (default: wasm and onnx, a GPU
                          provider where a hardware adapter answers, tensorflow / tensorflow-gpu
-                         when installed); cpu only when named — it takes hours
+                         when installed); cpu only when named — it takes hours. onnx is one
+                         intra-op thread, as in every engine worker; onnx@N (default: also
+                         onnx@<cores>) is ONNX Runtime with N threads, for a process whose
+                         engine has the machine to itself — forward, gradient and
+                         back-projection figures only
   --models LIST          comma list of model ids (default: every installed model)
   --runs N               timed runs per figure, at least 10 (default 10); synthesis steps timed
                          per preset: N rounded up to a multiple of 4, at least 12
@@ -218,7 +222,8 @@ const defaultBackends = BACKEND_ORDER.filter(
     (b === 'tensorflow' && installed('@tensorflow/tfjs-node')) ||
     (b === 'tensorflow-gpu' && installed('@tensorflow/tfjs-node-gpu')),
 );
-const wantBackends = args.backends ? args.backends.split(',') : defaultBackends;
+const oneShot = [...gpuDefault].filter((b) => b.includes('@'));
+const wantBackends = args.backends ? args.backends.split(',') : [...defaultBackends, ...(args.atlas ? [] : oneShot)];
 const MODELS_DIR = modelsDir(readHostConfig().modelsDir);
 const modelIds = args.models ? args.models.split(',') : (await listModels(MODELS_DIR)).filter((e) => !e.problem).map((e) => e.id);
 const results: Record<string, Record<string, Record<string, unknown>>> = {};
@@ -271,7 +276,8 @@ if (args.atlas) {
     for (const b of backends) (results[id] ??= {})[b] = perBackendFigures(interleaved[id]!, b);
   }
   if (!args['skip-ratios']) backendRatios = ratioReport(backends, started.skipped, RUNS, interleaved);
-  for (const b of backends) {
+  // The rest runs as the engine workers do: a thread count label (onnx@N) has its interleaved figures only.
+  for (const b of backends.filter((x) => !x.includes('@'))) {
     await selectBackend(b);
     for (const id of modelIds) {
       const m = await loadModel(id, MODELS_DIR);
