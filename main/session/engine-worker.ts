@@ -16,6 +16,7 @@ import { prepareSynthJob, runSynthJob } from '../engine/synthesis/jobs.js';
 import type { UnitObjective } from '../engine/objectives.js';
 import type { PreprocessName } from '../../contract/user-models.js';
 import { scoreFiles } from '../engine/topk/batches.js';
+import { measureFootprint } from '../engine/memory-budget.js';
 
 /** Errors after which a wasm (or native) engine cannot be trusted: the worker exits and is replaced. */
 const ENGINE_TRAP = /RuntimeError|memory access out of bounds|unreachable|out of memory|Aborted\(|Array buffer allocation failed/i;
@@ -150,6 +151,19 @@ async function main(): Promise<void> {
           },
           (e: unknown) => post({ type: 'loadFailed', modelId: msg.modelId, message: oneLine(e) }),
         );
+        return;
+      case 'footprint':
+        modelFor(msg.modelId, msg.preprocess ?? null)
+          .then((m) => measureFootprint(m))
+          .then(
+            (footprint) => post({ type: 'footprint', modelId: msg.modelId, footprint }),
+            (e: unknown) => {
+              const message = oneLine(e);
+              post({ type: 'footprintFailed', modelId: msg.modelId, message });
+              // As after a job's trap: this engine cannot be trusted any more.
+              if (ENGINE_TRAP.test(message)) setImmediate(() => process.exit(70));
+            },
+          );
         return;
       case 'cancel':
         aborts.get(msg.jobId)?.abort();
