@@ -80,8 +80,8 @@ const WeightBytes = z.custom<ArrayBuffer | SharedArrayBuffer>(
 );
 
 /**
- * A model's files as the host read and checked them (engine ModelFiles): the worker builds its
- * model from these instead of reading the folder again. The weights are one SharedArrayBuffer,
+ * A model's files as the host read and checked them (the engine's ModelFiles is this, with its
+ * parsed descriptor): the worker builds its model from these instead of reading the folder again. The weights are one SharedArrayBuffer,
  * so every worker decodes the same memory.
  */
 export const WorkerModelFiles = z.object({

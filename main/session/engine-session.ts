@@ -40,7 +40,7 @@ import { prepareSynthJob, specFromRequest, toSynthEvent, type SynthJobEvent } fr
 import type { ResolvedTarget } from '../engine/synthesis/target.js';
 import type { SynthSettings } from '../engine/synthesis/settings.js';
 import { checkJobFits } from '../engine/memory-budget.js';
-import type { WorkerFrameEventT, WorkerJobEventT, WorkerModelFilesT } from '../../contract/worker.js';
+import type { WorkerFrameEventT, WorkerJobEventT } from '../../contract/worker.js';
 import { DEFAULT_PRESET } from '../../contract/synthesis.js';
 import { jobBackend, JobScheduler } from './scheduler.js';
 import { JobWorker, type JobMessage } from './job-worker.js';
@@ -589,14 +589,13 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     const m = modelFromFiles(files);
     // Jobs run the model they started with: stop them, and have the workers load the new one.
     await this.jobs?.cancelAll();
-    const shared = files as WorkerModelFilesT;
-    this.jobs?.preload(m.id, m.chosenPreprocess, shared, synthWarmups(m));
+    this.jobs?.preload(m.id, m.chosenPreprocess, files, synthWarmups(m));
     // A synthesis is checked against the model's memory footprint before it queues: a job worker
     // measures it now, once (a full pass: on this thread it would stall every frame behind it).
     this.jobs?.footprint(m).catch((e: unknown) => this.log(`memory estimate of ${m.id}: ${oneLine(e)}`));
     // The switch is done when the live view can answer on the new model (its first frame does
     // not wait for the load, and stats count the live worker's tensors from the start).
-    await this.live?.preload(m.id, m.chosenPreprocess, shared);
+    await this.live?.preload(m.id, m.chosenPreprocess, files);
     const old = this.current;
     this.current = m;
     this.currentInfo = modelInfo(m);

@@ -8,7 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { parseToWorker, WorkerInit, type FromWorkerT, type ToWorkerT, type WorkerModelFilesT } from '../../contract/worker.js';
-import { describeBackend, loadModel, modelFromFiles, selectBackend, type Model, type ModelFiles } from '../engine/index.js';
+import { describeBackend, loadModel, modelFilesFrom, modelFromFiles, selectBackend, type Model } from '../engine/index.js';
 import { computeFrame, frameBuffers } from './live-frame.js';
 import { oneLine } from '../engine/errors.js';
 import { SynthSettingsSchema, synthesize, type SynthResult } from '../engine/synthesis/index.js';
@@ -53,7 +53,7 @@ async function modelFor(id: string, preprocess: PreprocessName | null = null): P
     // The host's bytes when it sent them for this model and convention (read and checked once
     // there); otherwise (the CLI's pool, another convention) the worker reads the folder itself.
     const h = handed?.id === id && (handed.preprocessInfo.chosen ? handed.preprocessInfo.preset : null) === preprocess ? handed : null;
-    model = h ? modelFromFiles(h as unknown as ModelFiles) : await loadModel(id, init.modelsDir, { preprocess });
+    model = h ? modelFromFiles(modelFilesFrom(h)) : await loadModel(id, init.modelsDir, { preprocess });
     loadedPreprocess = preprocess;
     return model;
   })();
