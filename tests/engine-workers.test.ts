@@ -177,6 +177,21 @@ describe('the job scheduler', () => {
     expect(ends.map((e) => e.type)).toEqual(Array(6).fill('done'));
     expect(order).toEqual(['a', 'b', 'a', 'b', 'a', 'b']);
   });
+
+  it('a worker that ends while it measures a model: the estimate fails saying so, and the next ask measures on the new thread', async () => {
+    const worker = pool.workers[0]!;
+    await worker.ready;
+    const model = { id: BIG, checksum: 'a model not measured yet', chosenPreprocess: null };
+    const first = pool.footprint(model);
+    await worker.kill();
+    await expect(first).rejects.toThrow(/job worker 1 ended before it measured/);
+    const again = pool.footprint(model);
+    expect(again).not.toBe(first);
+    const measured = await again;
+    expect(measured.perImage).toBeGreaterThan(0);
+    expect(measured.resident).toBeGreaterThan(0);
+    expect(pool.footprint(model)).toBe(again);
+  });
 });
 
 describe('a pool whose backend cannot start', () => {
