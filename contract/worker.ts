@@ -80,8 +80,8 @@ const WeightBytes = z.custom<ArrayBuffer | SharedArrayBuffer>(
 );
 
 /**
- * A model's files as the host read and checked them (engine ModelFiles): the worker builds its
- * model from these instead of reading the folder again. The weights are one SharedArrayBuffer,
+ * A model's files as the host read and checked them (the engine's ModelFiles is this, with its
+ * parsed descriptor): the worker builds its model from these instead of reading the folder again. The weights are one SharedArrayBuffer,
  * so every worker decodes the same memory.
  */
 export const WorkerModelFiles = z.object({
@@ -95,6 +95,18 @@ export const WorkerModelFiles = z.object({
   weights: WeightBytes,
   preprocessInfo: PreprocessInfoSchema,
 });
+
+/**
+ * A model's memory in one synthesis step of one image at its input size, as a job worker measured
+ * it on its own backend (engine/memory-budget.ts): the host judges every job against it.
+ */
+export const WorkerFootprint = z.object({
+  /** Bytes one image at the model's input size adds during a synthesis step. */
+  perImage: z.number().positive(),
+  /** Tensor bytes resident before the step (the model's weights and what else is loaded). */
+  resident: z.number().min(0),
+});
+export type WorkerFootprintT = z.infer<typeof WorkerFootprint>;
 
 /** A live frame: the frame request as the host validated it, and whether to return the raw tap. */
 const LiveFrame = z.object({
@@ -110,6 +122,8 @@ const LiveFrame = z.object({
 export const ToWorker = z.discriminatedUnion('type', [
   /** Load (or keep) this model now, so the first job does not wait for it; from these files when given. */
   z.object({ type: z.literal('load'), modelId: z.string().min(1), preprocess: Preprocess, files: WorkerModelFiles.optional() }),
+  /** Measure the model's memory footprint (after loading it, as a job would); answered `footprint` or `footprintFailed`. */
+  z.object({ type: z.literal('footprint'), modelId: z.string().min(1), preprocess: Preprocess }),
   LiveFrame,
   z.object({ type: z.literal('synth'), jobId: JobId, modelId: z.string().min(1), preprocess: Preprocess, spec: WorkerSynthSpec }),
   z.object({ type: z.literal('batch'), jobId: JobId, modelId: z.string().min(1), preprocess: Preprocess, spec: WorkerBatchSpec }),
@@ -150,6 +164,8 @@ export const FromWorker = z.discriminatedUnion('type', [
   /** The model is built; `tensors`: the worker's tensors then (the host's stats show them). */
   z.object({ type: z.literal('loaded'), modelId: z.string(), tensors: z.object({ numTensors: z.number().int(), numBytes: z.number() }).optional() }),
   z.object({ type: z.literal('loadFailed'), modelId: z.string(), message: z.string() }),
+  z.object({ type: z.literal('footprint'), modelId: z.string(), footprint: WorkerFootprint }),
+  z.object({ type: z.literal('footprintFailed'), modelId: z.string(), message: z.string() }),
   z.object({ type: z.literal('progress'), jobId: JobId, progress: Progress }),
   z.object({ type: z.literal('done'), jobId: JobId, result: WorkerResult }),
   z.object({ type: z.literal('cancelled'), jobId: JobId }),

@@ -7,6 +7,7 @@ import WebSocket from 'ws';
 import { decodeMessage, encodeMessage } from '../contract/wire.js';
 import { parseReply, type StatsReplyT } from '../contract/messages.js';
 import { CHROMIUM_PATH, chromiumArgs, fakeCamera } from './chromium.js';
+import { installCanvasHash } from './canvas-hash.js';
 import { buildRenderer, startModelServer, type WebServerProcess } from './global-setup.js';
 import type { DeepVisStats } from '../renderer/src/lib/stats.js';
 
@@ -88,6 +89,7 @@ export async function startLive(opts: LiveOptions): Promise<LiveSession> {
  */
 export async function openLivePage(session: LiveSession, model: string, settings: Record<string, unknown> = {}, beforeGoto?: (page: Page) => void): Promise<Page> {
   const page = await session.browser.newPage({ viewport: { width: 1280, height: 800 } });
+  await installCanvasHash(page);
   beforeGoto?.(page);
   await page.addInitScript((s) => localStorage.setItem('deepvis.settings', JSON.stringify(s)), { ...settings, model });
   page.on('pageerror', (e) => process.stderr.write(`page error: ${e.message}\n`));

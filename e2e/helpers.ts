@@ -4,6 +4,7 @@ import { copyFileSync, mkdirSync } from 'node:fs';
 import { dirname, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { expect, type Page, type TestInfo } from '@playwright/test';
+import { installCanvasHash } from './canvas-hash.js';
 
 /** Where screenshots are copied for people to look at (the report has them too). */
 export const SCREENSHOTS = resolve(dirname(fileURLToPath(import.meta.url)), '.artifacts/screenshots');
@@ -33,6 +34,7 @@ export interface OpenOptions {
 
 export async function openApp(page: Page, opts: OpenOptions = {}): Promise<void> {
   const model = opts.model ?? FAST_MODEL;
+  await installCanvasHash(page);
   await page.addInitScript((s) => localStorage.setItem('deepvis.settings', JSON.stringify(s)), { model, ...(opts.settings ?? {}) });
   await page.goto(opts.url ?? baseUrl());
   await expect(page.getByTestId('status-model')).toHaveText(model, { timeout: 90_000 });
@@ -57,15 +59,12 @@ export async function top5Names(page: Page): Promise<string> {
   return (await page.getByTestId('top5-item').locator('.name').allTextContents()).join(' | ');
 }
 
-/** A cheap fingerprint of a canvas' pixels (FNV-1a over the RGBA). */
+/** A cheap fingerprint of a canvas' pixels (canvas-hash.ts; the page was opened with openApp). */
 export async function canvasHash(page: Page, testId: string): Promise<string> {
   return page.evaluate((id) => {
+    if (!window.__canvasHash) throw new Error('window.__canvasHash is missing: open the page with openApp (or installCanvasHash)');
     const c = document.querySelector<HTMLCanvasElement>(`[data-testid="${id}"]`);
-    if (!c || !c.width || !c.height) return 'empty';
-    const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
-    let h = 0x811c9dc5;
-    for (let i = 0; i < d.length; i += 1) h = Math.imul(h ^ d[i]!, 0x01000193);
-    return `${c.width}x${c.height}:${(h >>> 0).toString(16)}`;
+    return c ? window.__canvasHash(c) : 'empty';
   }, testId);
 }
 

@@ -82,15 +82,14 @@ async function cellPixels(page: Page, i: number): Promise<{ hash: string; unifor
     const w = Math.max(1, Math.round(cw / 2));
     const h = Math.max(1, Math.round(ch / 2));
     const d = c.getContext('2d')!.getImageData(x, y, w, h).data;
-    let hash = 0x811c9dc5;
+    const hash = window.__canvasHash!(c, { x, y, w, h });
     let uniform = true;
     let colourful = false;
     for (let k = 0; k < d.length; k += 4) {
-      for (let j = 0; j < 3; j++) hash = Math.imul(hash ^ d[k + j]!, 0x01000193);
       if (d[k] !== d[0] || d[k + 1] !== d[1] || d[k + 2] !== d[2]) uniform = false;
       if (Math.abs(d[k]! - d[k + 1]!) > 2 || Math.abs(d[k + 1]! - d[k + 2]!) > 2) colourful = true;
     }
-    return { hash: (hash >>> 0).toString(16), uniform, colourful, rgb: [d[0]!, d[1]!, d[2]!] };
+    return { hash, uniform, colourful, rgb: [d[0]!, d[1]!, d[2]!] };
   }, i);
 }
 
@@ -114,12 +113,7 @@ test('y synthesizes flamingo (class 130): progress, changing preview, curve, top
       const p = document.querySelector<HTMLProgressElement>('[data-testid="synth-progress"]');
       if (p && p.value > 0) seen.progress.add(p.value);
       const c = document.querySelector<HTMLCanvasElement>('[data-testid="synth-image"]');
-      if (c && c.width && c.height) {
-        const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
-        let h = 0x811c9dc5;
-        for (let i = 0; i < d.length; i += 1) h = Math.imul(h ^ d[i]!, 0x01000193);
-        seen.previews.add(`${c.width}x${c.height}:${h >>> 0}`);
-      }
+      if (c && c.width && c.height) seen.previews.add(window.__canvasHash!(c));
       if (seen.progress.size < 1000) requestAnimationFrame(sample);
     };
     requestAnimationFrame(sample);

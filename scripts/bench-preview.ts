@@ -102,12 +102,6 @@ function installProbe(): void {
     }
     return hi - lo;
   };
-  const hash = (c: HTMLCanvasElement): number => {
-    const d = c.getContext('2d')!.getImageData(0, 0, c.width, c.height).data;
-    let h = 0x811c9dc5;
-    for (let i = 0; i < d.length; i += 3) h = Math.imul(h ^ d[i]!, 0x01000193);
-    return h >>> 0;
-  };
   // Armed by the bench; the keydown starts the clock and the polling.
   w.__armPreviewProbe = (maxMs: number, updateMs: number, classUnit: boolean) => {
     w.__previewProbe = null;
@@ -117,7 +111,7 @@ function installProbe(): void {
         if (e.key !== 'y') return;
         const p: Probe = { t0: performance.now(), marks: {}, updates: 0, done: false };
         w.__previewProbe = p;
-        let last: number | null = null;
+        let last: string | null = null;
         const poll = () => {
           const now = performance.now() - p.t0;
           const c = document.querySelector<HTMLCanvasElement>('[data-testid="synth-image-large"]');
@@ -126,7 +120,7 @@ function installProbe(): void {
             // Counted while the run runs: a run that ended (recognised, its stop rule) draws no more.
             if (p.marks.firstProgress != null && !document.querySelector('[data-testid="synth-cancel"]')) mark('ended');
             if (p.marks.firstPreview != null && now <= updateMs && p.marks.ended == null) {
-              const h = hash(c);
+              const h = window.__canvasHash!(c);
               if (h !== last) p.updates++;
               last = h;
             }

@@ -9,7 +9,9 @@ import type { AppEvent, Reply } from '../contract/messages.js';
 import type { WorkerJobEventT } from '../contract/worker.js';
 import { EngineSession } from '../main/session/engine-session.js';
 import { JobScheduler } from '../main/session/scheduler.js';
-import { modelsDir } from '../main/engine/index.js';
+import { loadModel, modelsDir } from '../main/engine/index.js';
+import { measureFootprint } from '../main/engine/memory-budget.js';
+import * as tf from '@tensorflow/tfjs-core';
 import { photoRgba } from './support/fixtures.js';
 import { collector } from './support/synth-events.js';
 import { runDeepvis } from './support/cli.js';
@@ -77,6 +79,28 @@ describe('job workers', () => {
       const ok = await session.handle({ type: 'synthStart', layer: 'logits', unit: 'flamingo', preset: 'fast', seeds: 9, iterations: 2 }, c.client('greedy'));
       expect(ok.type).toBe('synthStarted');
       if (ok.type === 'synthStarted') expect((await c.until((e) => e.jobId === ok.jobId && e.phase !== 'progress')).phase).toBe('done');
+    } finally {
+      await session.handle({ type: 'loadModel', id: MODEL });
+    }
+  });
+
+  it('a model switch has a job worker measure its memory estimate: this thread computes no more than building the model, and the estimate is the one this thread would measure', async () => {
+    // Everything this thread computes during the switch and the measurement is recorded here.
+    // (tf.profile answers one record it reuses: read each one's kernels before the next.)
+    const kernels = async (run: () => Promise<void>) => (await tf.profile(run)).kernels.map((k) => k.name);
+    const switching = await kernels(async () => {
+      expect((await session.handle({ type: 'loadModel', id: BIG })).type).toBe('loadModel');
+      await session.pool.footprint(session.model!);
+      await new Promise((r) => setImmediate(r));
+    });
+    try {
+      // Building the model here measures its layers' shapes (two forward passes); nothing more.
+      const building = await kernels(async () => (await loadModel(BIG)).dispose());
+      expect(building.length).toBeGreaterThan(0);
+      expect(switching).toEqual(building);
+      const pooled = await session.pool.footprint(session.model!);
+      expect(pooled.resident).toBeGreaterThan(0);
+      expect(pooled.perImage).toBe((await measureFootprint(session.model!)).perImage);
     } finally {
       await session.handle({ type: 'loadModel', id: MODEL });
     }
@@ -152,6 +176,21 @@ describe('the job scheduler', () => {
     const ends = await Promise.all(jobs);
     expect(ends.map((e) => e.type)).toEqual(Array(6).fill('done'));
     expect(order).toEqual(['a', 'b', 'a', 'b', 'a', 'b']);
+  });
+
+  it('a worker that ends while it measures a model: the estimate fails saying so, and the next ask measures on the new thread', async () => {
+    const worker = pool.workers[0]!;
+    await worker.ready;
+    const model = { id: BIG, checksum: 'a model not measured yet', chosenPreprocess: null };
+    const first = pool.footprint(model);
+    await worker.kill();
+    await expect(first).rejects.toThrow(/job worker 1 ended before it measured/);
+    const again = pool.footprint(model);
+    expect(again).not.toBe(first);
+    const measured = await again;
+    expect(measured.perImage).toBeGreaterThan(0);
+    expect(measured.resident).toBeGreaterThan(0);
+    expect(pool.footprint(model)).toBe(again);
   });
 });
 

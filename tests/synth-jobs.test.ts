@@ -8,7 +8,6 @@ import { parseEvent, parseReply, type AppEvent, type Reply, type SynthEventT } f
 import { decodeMessage, encodeMessage } from '../contract/wire.js';
 import { EngineSession } from '../main/session/engine-session.js';
 import { loadModel } from '../main/engine/index.js';
-import { measureFootprint } from '../main/engine/memory-budget.js';
 import { startWebServer, type WebServer } from '../main/web/server.js';
 import { photo } from './support/fixtures.js';
 import { collector } from './support/synth-events.js';
@@ -159,7 +158,7 @@ describe('one job worker: warm-ups, and a job that has to wait', () => {
     // The estimate belongs to the model's weights: a second load of the same files shares it.
     const again = await loadModel(MODEL);
     try {
-      expect(measureFootprint(again)).toBe(measureFootprint(session.model!));
+      expect(session.pool.footprint(again)).toBe(session.pool.footprint(session.model!));
     } finally {
       again.dispose();
     }

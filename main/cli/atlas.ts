@@ -5,7 +5,7 @@ import { Command, InvalidArgumentError, Option } from 'commander';
 import { DEFAULT_MODEL_ID } from '../engine/index.js';
 import { buildAtlas } from '../engine/synthesis/atlas.js';
 import { PRESETS, PRESET_NAMES } from '../engine/synthesis/index.js';
-import { checkJobFits } from '../engine/memory-budget.js';
+import { checkJobFits, measureFootprint } from '../engine/memory-budget.js';
 import { JobScheduler, jobBackend, poolBatchRunner, poolSize } from '../session/scheduler.js';
 import { CliError, EXIT_BAD_INPUT, findModel, globals, hostConfig, modelsDirOf, oneLine, openModel, out, outJson, positiveInt, startBackend } from './common.js';
 import { ProgressLine } from './progress.js';
@@ -47,7 +47,7 @@ export function atlasCommand(): Command {
       // One batch holds whole units: its items are units × seeds (at least one unit).
       const items = Math.max(1, Math.floor(opts.batch / opts.seeds)) * opts.seeds;
       const size = opts.size ?? model.inputSize[0];
-      const fit = await checkJobFits({ model, backend: backend.backend, images: items, size: [size, size] }, 'batch items');
+      const fit = checkJobFits({ model, backend: backend.backend, images: items, size: [size, size], footprint: await measureFootprint(model) }, 'batch items');
       if (!fit.ok) throw new CliError(`${fit.message} (--batch ${opts.batch}, --seeds ${opts.seeds})`, EXIT_BAD_INPUT);
       const c = hostConfig();
       const pool = new JobScheduler({ backend: jobBackend(backend.choice), modelsDir: dir, workers: poolSize(opts.workers ?? c.workers), ortThreads: c.ortThreads });

@@ -13,7 +13,7 @@ import { CliError, EXIT_BAD_INPUT, findModel, globals, hostConfig, modelsDirOf, 
 import { runSeedJobs, type SeedResult } from './synth-seeds.js';
 import { ensureOutputFolder, OutputFiles } from './output-file.js';
 import { ProgressLine } from './progress.js';
-import { checkJobFits } from '../engine/memory-budget.js';
+import { checkJobFits, measureFootprint } from '../engine/memory-budget.js';
 
 function sizeArg(v: string): number {
   const n = Number(v);
@@ -112,7 +112,7 @@ export function synthCommand(): Command {
       const size: [number, number] = opts.size ? [opts.size, opts.size] : model.inputSize;
       // The same estimate as the window's synthesis and atlas batches: a batch too large for the
       // backend would trap wasm or exhaust memory part-way, so it is refused before any work.
-      const fit = await checkJobFits({ model, backend: backend.backend, images: seeds.length, size });
+      const fit = checkJobFits({ model, backend: backend.backend, images: seeds.length, size, footprint: await measureFootprint(model) });
       if (!fit.ok) throw new CliError(`${fit.message} (--seeds ${opts.seeds}${opts.size ? `, --size ${opts.size}` : ''})`, EXIT_BAD_INPUT);
       let frame: SynthFrame | undefined;
       if (opts.frame) {

@@ -1,6 +1,6 @@
 // The engine's public surface: everything main/, web mode and the CLI may use.
 export { selectBackend, describeBackend, currentBackend, BACKEND_ORDER, type BackendReport, type BackendChoice } from './backend.js';
-export { listModels, loadModel, readModelFiles, modelFromFiles, preprocessInfoOf, modelIdentity, readClasses, modelsDir, withModelsDir, DEFAULT_MODEL_ID, type ModelEntry, type ModelFiles } from './model-store.js';
+export { listModels, loadModel, readModelFiles, modelFromFiles, modelFilesFrom, preprocessInfoOf, modelIdentity, readClasses, modelsDir, withModelsDir, DEFAULT_MODEL_ID, type ModelEntry, type ModelFiles } from './model-store.js';
 export { Model, type ClassInfo, type LayerInfo, type TopK, type ForwardOptions, type ForwardResult } from './model.js';
 export { resolveClass } from './classes.js';
 export {

@@ -7,6 +7,7 @@
 import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import type { Model } from './model.js';
+import type { WorkerFootprintT } from '../../contract/worker.js';
 
 const GIB = 2 ** 30;
 /** wasm32's address space: tfjs-wasm's heap grows up to here and no further. */
@@ -14,12 +15,8 @@ export const WASM_HEAP_BYTES = 4 * GIB;
 /** Headroom for the regularisers' temporaries, previews and allocator fragmentation. */
 const MARGIN = 1.5;
 
-interface Footprint {
-  /** Bytes one image at the model's input size adds during a synthesis step. */
-  perImage: number;
-  /** Tensor bytes resident before the step (the model's weights and what else is loaded). */
-  resident: number;
-}
+/** What a job's estimate scales: per image at the model's input size, and what is resident. */
+export type Footprint = WorkerFootprintT;
 /**
  * Measured once per model's weights and backend: a job's own size and seeds only scale it, and a
  * reload of the same model (another input convention) has the same activations.
@@ -30,7 +27,8 @@ const footprints = new Map<string, Promise<Footprint>>();
  * Peak tensor bytes of one input-gradient pass of one image at the model's input size, measured
  * with tf.profile on the running backend (the engine tracks every tensor's bytes whatever the
  * backend), to the logits — the deepest objective, so the worst case. The measurement is a full
- * pass in this thread: hosts take it when a model is chosen, so a job's check only looks it up.
+ * pass in this thread, up to a second or more: an interactive host asks a job worker for it
+ * (JobScheduler.footprint) when a model is chosen, so its own event loop never runs it.
  */
 export function measureFootprint(model: Model): Promise<Footprint> {
   const key = `${model.checksum}|${model.id}|${tf.getBackend()}`;
@@ -73,6 +71,8 @@ export interface FitQuery {
   size: [number, number];
   /** Override the limit (bytes), e.g. a user's setting. */
   limitBytes?: number;
+  /** The model's footprint (measureFootprint, here or on the worker that runs the job). */
+  footprint: Footprint;
 }
 
 export type FitAnswer = { ok: true; bytes: number } | { ok: false; bytes: number; message: string; maxImages: number; maxImagesAtInput: number };
@@ -80,8 +80,8 @@ export type FitAnswer = { ok: true; bytes: number } | { ok: false; bytes: number
 const gb = (b: number) => (b / GIB >= 10 ? `${Math.round(b / GIB)}` : (b / GIB).toFixed(1));
 
 /** Estimate a job's memory and say whether it fits; when not, the message says what would. */
-export async function checkJobFits(q: FitQuery, noun = 'seeds'): Promise<FitAnswer> {
-  const { perImage: per, resident } = await measureFootprint(q.model);
+export function checkJobFits(q: FitQuery, noun = 'seeds'): FitAnswer {
+  const { perImage: per, resident } = q.footprint;
   const [ih, iw] = q.model.inputSize;
   const scale = (q.size[0] * q.size[1]) / (ih * iw);
   const limit = q.limitBytes ?? jobMemoryLimit(q.backend).bytes;

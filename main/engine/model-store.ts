@@ -12,6 +12,7 @@ import { graphModelStructure, graphModelWithWeights, type GraphModelJson } from 
 import { parseKerasTopology, type KerasGraph } from './keras-topology.js';
 import { Model, type ClassInfo } from './model.js';
 import type { PreprocessInfo } from '../../contract/user-models.js';
+import type { WorkerModelFilesT } from '../../contract/worker.js';
 import { inferCached, inputMixFor, isGraphModel, PREPROCESS_PRESETS, preprocessPresetOf, readClassFile, type PreprocessPreset } from './model-infer.js';
 import { checkRegularFile, exists, FILE_CAPS, folderSignature, listFolder, ModelFileError, pathInside, readChecked, readRegularFile } from './model-files.js';
 
@@ -476,19 +477,16 @@ export function preprocessInfoOf(d: ModelDescriptor, inferred: boolean, choice: 
 }
 
 /**
- * A model's files as loadModel reads and checks them, in a form that crosses to worker threads:
- * plain data and the weight shards concatenated into one buffer (shared memory when the platform
- * has it, so every worker decodes the same bytes instead of reading the files again).
+ * A model's files as loadModel reads and checks them: the contract's WorkerModelFiles (the form
+ * that crosses to worker threads: plain data and the weight shards concatenated into one buffer,
+ * shared memory when the platform has it), with the descriptor as this engine parsed it — the
+ * contract knows it only as an object.
  */
-export interface ModelFiles {
-  id: string;
-  dir: string;
-  checksum: string;
-  descriptor: ModelDescriptor;
-  modelJson: { modelTopology: unknown; weightsManifest: unknown[] };
-  classes: ClassInfo[];
-  weights: ArrayBuffer | SharedArrayBuffer;
-  preprocessInfo: PreprocessInfo;
+export type ModelFiles = Omit<WorkerModelFilesT, 'descriptor'> & { descriptor: ModelDescriptor };
+
+/** Files that crossed from another thread as this engine's: their descriptor checked again here. */
+export function modelFilesFrom(handed: WorkerModelFilesT): ModelFiles {
+  return { ...handed, descriptor: parseDescriptor(handed.descriptor, `model ${handed.id} (${handed.dir})`) };
 }
 
 /**

@@ -64,7 +64,8 @@ export class AtlasHost {
       const other = [...this.builds.values()].find((b) => b.dir === plan.dir && b.client !== client.id);
       if (other) return error(`the atlas of ${plan.display} with these settings is being built by another window — wait for it, or pick other settings`);
       const items = Math.max(1, Math.floor(BATCH_ITEMS / plan.seeds.length)) * plan.seeds.length;
-      const fit = await checkJobFits({ model, backend: this.opts.backend(), images: items, size: plan.size, limitBytes: this.opts.jobMemoryBytes }, 'batch items');
+      const footprint = await this.opts.pool().footprint(model);
+      const fit = checkJobFits({ model, backend: this.opts.backend(), images: items, size: plan.size, limitBytes: this.opts.jobMemoryBytes, footprint }, 'batch items');
       if (!fit.ok) return error(`${fit.message} — pick a smaller size or fewer seeds`);
       if (this.opts.model() !== model) return error('the model changed meanwhile');
       for (const b of this.builds.values()) if (b.client === client.id) b.abort.abort();

@@ -39,8 +39,8 @@ import { defaultAtlasRoot, findAtlas } from '../engine/synthesis/atlas.js';
 import { prepareSynthJob, specFromRequest, toSynthEvent, type SynthJobEvent } from '../engine/synthesis/jobs.js';
 import type { ResolvedTarget } from '../engine/synthesis/target.js';
 import type { SynthSettings } from '../engine/synthesis/settings.js';
-import { checkJobFits, measureFootprint } from '../engine/memory-budget.js';
-import type { WorkerFrameEventT, WorkerJobEventT, WorkerModelFilesT } from '../../contract/worker.js';
+import { checkJobFits } from '../engine/memory-budget.js';
+import type { WorkerFrameEventT, WorkerJobEventT } from '../../contract/worker.js';
 import { DEFAULT_PRESET } from '../../contract/synthesis.js';
 import { jobBackend, JobScheduler } from './scheduler.js';
 import { JobWorker, type JobMessage } from './job-worker.js';
@@ -391,7 +391,10 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     try {
       const spec = specFromRequest(req);
       const { target, settings, seeds, size } = prepareSynthJob(model, spec);
-      const fit = await checkJobFits({ model, backend: this.backend.backend, images: seeds.length, size, limitBytes: this.opts.jobMemoryBytes });
+      // Before the worker has measured the model this waits for it (it was asked when the model was
+      // chosen): a job is never judged on a guess.
+      const footprint = await this.jobs!.footprint(model);
+      const fit = checkJobFits({ model, backend: this.backend.backend, images: seeds.length, size, limitBytes: this.opts.jobMemoryBytes, footprint });
       if (!fit.ok) return this.error(req, fit.message);
       if (this.current !== model) return this.error(req, 'the model changed meanwhile');
       this.jobs!.cancelClient(client.id);
@@ -586,16 +589,13 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     const m = modelFromFiles(files);
     // Jobs run the model they started with: stop them, and have the workers load the new one.
     await this.jobs?.cancelAll();
-    const shared = files as WorkerModelFilesT;
-    this.jobs?.preload(m.id, m.chosenPreprocess, shared, synthWarmups(m));
+    this.jobs?.preload(m.id, m.chosenPreprocess, files, synthWarmups(m));
+    // A synthesis is checked against the model's memory footprint before it queues: a job worker
+    // measures it now, once (a full pass: on this thread it would stall every frame behind it).
+    this.jobs?.footprint(m).catch((e: unknown) => this.log(`memory estimate of ${m.id}: ${oneLine(e)}`));
     // The switch is done when the live view can answer on the new model (its first frame does
     // not wait for the load, and stats count the live worker's tensors from the start).
-    await this.live?.preload(m.id, m.chosenPreprocess, shared);
-    // A synthesis is checked against the model's memory footprint before it queues: measured now,
-    // once, after the load's reply, not on the user's first `y`.
-    setImmediate(() => {
-      if (this.current === m && !this.disposed) void measureFootprint(m).catch((e: unknown) => this.log(`memory estimate of ${m.id}: ${oneLine(e)}`));
-    });
+    await this.live?.preload(m.id, m.chosenPreprocess, files);
     const old = this.current;
     this.current = m;
     this.currentInfo = modelInfo(m);

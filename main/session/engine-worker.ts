@@ -8,7 +8,7 @@
 import { parentPort, workerData } from 'node:worker_threads';
 import * as tf from '@tensorflow/tfjs-core';
 import { parseToWorker, WorkerInit, type FromWorkerT, type ToWorkerT, type WorkerModelFilesT } from '../../contract/worker.js';
-import { describeBackend, loadModel, modelFromFiles, selectBackend, type Model, type ModelFiles } from '../engine/index.js';
+import { describeBackend, loadModel, modelFilesFrom, modelFromFiles, selectBackend, type Model } from '../engine/index.js';
 import { computeFrame, frameBuffers } from './live-frame.js';
 import { oneLine } from '../engine/errors.js';
 import { SynthSettingsSchema, synthesize, type SynthResult } from '../engine/synthesis/index.js';
@@ -16,6 +16,7 @@ import { prepareSynthJob, runSynthJob } from '../engine/synthesis/jobs.js';
 import type { UnitObjective } from '../engine/objectives.js';
 import type { PreprocessName } from '../../contract/user-models.js';
 import { scoreFiles } from '../engine/topk/batches.js';
+import { measureFootprint } from '../engine/memory-budget.js';
 
 /** Errors after which a wasm (or native) engine cannot be trusted: the worker exits and is replaced. */
 const ENGINE_TRAP = /RuntimeError|memory access out of bounds|unreachable|out of memory|Aborted\(|Array buffer allocation failed/i;
@@ -52,7 +53,7 @@ async function modelFor(id: string, preprocess: PreprocessName | null = null): P
     // The host's bytes when it sent them for this model and convention (read and checked once
     // there); otherwise (the CLI's pool, another convention) the worker reads the folder itself.
     const h = handed?.id === id && (handed.preprocessInfo.chosen ? handed.preprocessInfo.preset : null) === preprocess ? handed : null;
-    model = h ? modelFromFiles(h as unknown as ModelFiles) : await loadModel(id, init.modelsDir, { preprocess });
+    model = h ? modelFromFiles(modelFilesFrom(h)) : await loadModel(id, init.modelsDir, { preprocess });
     loadedPreprocess = preprocess;
     return model;
   })();
@@ -150,6 +151,19 @@ async function main(): Promise<void> {
           },
           (e: unknown) => post({ type: 'loadFailed', modelId: msg.modelId, message: oneLine(e) }),
         );
+        return;
+      case 'footprint':
+        modelFor(msg.modelId, msg.preprocess ?? null)
+          .then((m) => measureFootprint(m))
+          .then(
+            (footprint) => post({ type: 'footprint', modelId: msg.modelId, footprint }),
+            (e: unknown) => {
+              const message = oneLine(e);
+              post({ type: 'footprintFailed', modelId: msg.modelId, message });
+              // As after a job's trap: this engine cannot be trusted any more.
+              if (ENGINE_TRAP.test(message)) setImmediate(() => process.exit(70));
+            },
+          );
         return;
       case 'cancel':
         aborts.get(msg.jobId)?.abort();

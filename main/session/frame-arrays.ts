@@ -6,6 +6,7 @@
 // copied the packed result out again — more CPU per frame than the network's forward pass.
 import { centreCrop, cropResizeBytes } from '../../contract/resample.js';
 import type { Model } from '../engine/index.js';
+import { rowSoftmax } from '../engine/softmax.js';
 
 const f32 = Math.fround;
 
@@ -105,10 +106,7 @@ export function unitMap(act: Float32Array, hw: number, c: number, unit: number):
 
 /** The K most probable classes of one row of logits (softmax), most probable first; ties keep the lower index. */
 export function topClasses(logits: Float32Array, k: number): { index: number; prob: number }[] {
-  let max = -Infinity;
-  for (let i = 0; i < logits.length; i++) if (logits[i]! > max) max = logits[i]!;
-  let sum = 0;
-  for (let i = 0; i < logits.length; i++) sum += Math.exp(logits[i]! - max);
+  const prob = rowSoftmax(logits, 0, logits.length, { float32: true });
   const best: number[] = [];
   for (let i = 0; i < logits.length; i++) {
     const v = logits[i]!;
@@ -120,5 +118,5 @@ export function topClasses(logits: Float32Array, k: number): { index: number; pr
     while (at > 0 && v > logits[best[at - 1]!]!) at--;
     best.splice(at, 0, i);
   }
-  return best.map((index) => ({ index, prob: f32(Math.exp(logits[index]! - max) / sum) }));
+  return best.map((index) => ({ index, prob: prob(index) }));
 }

@@ -7,7 +7,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
-import { parseFromWorker, type LiveFrameT, type ToWorkerT, type WorkerEventT, type WorkerInitT, type WorkerModelFilesT } from '../../contract/worker.js';
+import { parseFromWorker, type LiveFrameT, type ToWorkerT, type WorkerEventT, type WorkerFootprintT, type WorkerInitT, type WorkerModelFilesT } from '../../contract/worker.js';
 import { oneLine } from '../engine/errors.js';
 import type { PreprocessName } from '../../contract/user-models.js';
 
@@ -55,6 +55,8 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
   private killedFor: string | null = null;
   /** Who waits for a model load to end, per model id. */
   private loadWaiters = new Map<string, (() => void)[]>();
+  /** Who waits for a footprint measurement, per model id. */
+  private footprintWaiters = new Map<string, { ok: (f: WorkerFootprintT) => void; fail: (e: Error) => void }[]>();
   restarts = 0;
 
   constructor(private readonly init: WorkerInitT) {
@@ -108,6 +110,13 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
         for (const done of waiting) done();
         return;
       }
+      if (m.type === 'footprint' || m.type === 'footprintFailed') {
+        const waiting = this.footprintWaiters.get(m.modelId) ?? [];
+        this.footprintWaiters.delete(m.modelId);
+        for (const w of waiting) if (m.type === 'footprint') w.ok(m.footprint);
+        else w.fail(new Error(`memory estimate of ${m.modelId} on the ${this.init.name}: ${m.message}`));
+        return;
+      }
       if (m.type === 'frame') this.tensors = m.tensors;
       if (m.type === 'error' && m.fatal) lastError = m.message;
       const cur = this.current;
@@ -149,6 +158,10 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
     const waiting = [...this.loadWaiters.values()].flat();
     this.loadWaiters.clear();
     for (const done of waiting) done();
+    // A measurement it will never answer fails: the next job asks again (on the new thread).
+    const measuring = [...this.footprintWaiters.values()].flat();
+    this.footprintWaiters.clear();
+    for (const w of measuring) w.fail(new Error(`the ${this.init.name} ended before it measured the model's memory`));
     const cur = this.current;
     this.current = null;
     return cur;
@@ -182,6 +195,20 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
     });
     this.worker.postMessage({ type: 'load', modelId, preprocess, ...(files ? { files } : {}) } satisfies ToWorkerT);
     return loaded;
+  }
+
+  /**
+   * Measure a model's memory footprint on this thread's backend (loading the model first, as a job
+   * would). Beside jobs, not one of them: it runs between a job's steps, or before the first.
+   */
+  footprint(modelId: string, preprocess: PreprocessName | null = null): Promise<WorkerFootprintT> {
+    if (this.broken) return Promise.reject(new Error(this.broken));
+    return new Promise<WorkerFootprintT>((ok, fail) => {
+      const list = this.footprintWaiters.get(modelId) ?? [];
+      list.push({ ok, fail });
+      this.footprintWaiters.set(modelId, list);
+      this.worker.postMessage({ type: 'footprint', modelId, preprocess } satisfies ToWorkerT);
+    });
   }
 
   /**

@@ -5,7 +5,8 @@
 // replaced (job-worker.ts) and its job ends with an error that says what happened.
 import { randomUUID } from 'node:crypto';
 import os from 'node:os';
-import type { WorkerBatchSpecT, WorkerJobEventT, WorkerModelFilesT } from '../../contract/worker.js';
+import type { WorkerBatchSpecT, WorkerFootprintT, WorkerJobEventT, WorkerModelFilesT } from '../../contract/worker.js';
+import type { Model } from '../engine/model.js';
 import type { SynthProgress, SynthResult } from '../engine/synthesis/run.js';
 import type { BatchScorer } from '../engine/topk/batches.js';
 import type { IndexShard } from '../engine/topk/indexer.js';
@@ -64,6 +65,8 @@ export class JobScheduler {
   /** Warm-up runs still to do per worker (preload's `warm`), and the one each is running. */
   private readonly warmups = new Map<JobWorker, JobMessage[]>();
   private readonly warming = new Map<JobWorker, string>();
+  /** Memory footprints measured on a worker, per model's weights (the pool runs one backend). */
+  private readonly footprints = new Map<string, Promise<WorkerFootprintT>>();
   private disposed = false;
 
   constructor(private readonly opts: SchedulerOptions) {
@@ -93,6 +96,26 @@ export class JobScheduler {
       if (warm.length) this.warmups.set(w, warm.map((m) => ({ ...m, jobId: `warm-${randomUUID()}` }) as JobMessage));
     }
     if (warm.length) setImmediate(() => this.pump());
+  }
+
+  /**
+   * The model's memory footprint (engine/memory-budget.ts), measured once per model's weights on
+   * one of the workers — the backend its jobs run on —, never in the caller's thread. A reload of
+   * the same weights (another input convention) shares it; a failed measurement is not kept.
+   */
+  footprint(model: Pick<Model, 'id' | 'checksum' | 'chosenPreprocess'>): Promise<WorkerFootprintT> {
+    const key = `${model.checksum}|${model.id}`;
+    let known = this.footprints.get(key);
+    if (!known) {
+      // A free worker answers sooner; a busy one measures between its job's steps.
+      const w = this.workers.find((x) => !x.busy) ?? this.workers.find((x) => !x.broken) ?? this.workers[0]!;
+      const asked = w.footprint(model.id, model.chosenPreprocess);
+      asked.catch(() => {
+        if (this.footprints.get(key) === asked) this.footprints.delete(key);
+      });
+      this.footprints.set(key, (known = asked));
+    }
+    return known;
   }
 
   /** Warm-ups not run yet are dropped, running ones stop at their next step. */

@@ -1,9 +1,12 @@
 // The network on ONNX Runtime: forward with taps and backward passes of the compiled GraphNet,
 // from sessions over exported graphs cached per model checksum, input shape, provider and what
-// the graph computes (taps, objective node, seed kind, rule). Inputs and outputs are tfjs
-// tensors, so everything around the network (preprocessing, regularisers, pyramid, display
-// filters) stays in tfjs: the copy across costs ~0.1 ms per MB, against a forward pass of
-// 5–50 ms.
+// the graph computes (taps, objective node, seed kind, rule). Each pass has two entry points:
+// on tfjs tensors (nativeForward, nativeBackward), for callers whose work around the network
+// (preprocessing, regularisers, display filters) is tfjs ops — the copy across costs ~0.1 ms per
+// MB, against a forward pass of 5–50 ms —, and on plain Float32Arrays (nativeForwardData,
+// nativeBackwardData), for callers that build the input and read the outputs in typed-array
+// passes of their own (the live frame, the synthesis step): no tensor is made, the outputs are
+// ONNX Runtime's own buffers.
 import * as tf from '@tensorflow/tfjs-core';
 import type { CompiledModel } from '../compile.js';
 import { exportGraph, nodeShapes, onnxUnsupported, type BackwardSpec } from './export.js';

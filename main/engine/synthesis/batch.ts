@@ -88,14 +88,4 @@ export function regularizes(s: SynthSettings, step: number): boolean {
   return s.decay > 0 || (s.blurWidth > 0 && s.blurEvery > 0 && step % s.blurEvery === 0) || s.normPct > 0 || s.contribPct > 0 || s.closeness > 0;
 }
 
-/** Softmax probability of class `index[i]` in row i of `logits` ([n, classes]). */
-export function targetProbs(logits: ArrayLike<number>, index: readonly number[]): number[] {
-  const c = logits.length / index.length;
-  return index.map((k, i) => {
-    let max = -Infinity;
-    for (let j = i * c; j < (i + 1) * c; j++) max = Math.max(max, logits[j]!);
-    let sum = 0;
-    for (let j = i * c; j < (i + 1) * c; j++) sum += Math.exp(logits[j]! - max);
-    return Math.exp(logits[i * c + k]! - max) / sum;
-  });
-}
+export { targetProbs } from '../softmax.js';
