@@ -28,6 +28,8 @@ export interface QualityOptions {
   seconds: number;
   seeds: number;
   models?: string[];
+  /** A subset of qualityPresets() (all of them when absent). */
+  presets?: string[];
   contactSheet?: string;
   photosDir: string;
   log: (s: string) => void;
@@ -163,7 +165,9 @@ export async function benchQuality(opts: QualityOptions): Promise<Record<string,
   const ids = opts.models ?? (await listModels(dir)).filter((e) => !e.problem).map((e) => e.id);
   const models: Model[] = [];
   for (const id of ids) models.push(await loadModel(id, dir));
-  const presets = qualityPresets();
+  const presets = opts.presets ?? qualityPresets();
+  const unknown = presets.filter((p) => !qualityPresets().includes(p));
+  if (unknown.length) throw new Error(`--presets: ${unknown.join(', ')} not among ${qualityPresets().join(', ')}`);
   const reference = await naturalSlope(opts.photosDir, 224);
   const loadBefore = os.loadavg().map((x) => round(x, 1));
   const perModel: Record<string, Record<string, unknown>> = {};
@@ -293,6 +297,7 @@ export async function runQualityBench(args: Record<string, string | boolean | un
       seconds: Number(args['quality-seconds'] ?? 10),
       seeds: Math.max(1, Number(args['quality-seeds'] ?? 1)),
       models: typeof args.models === 'string' ? args.models.split(',') : undefined,
+      presets: typeof args.presets === 'string' ? args.presets.split(',').map((p) => p.trim()).filter(Boolean) : undefined,
       contactSheet: typeof args['contact-sheet'] === 'string' ? args['contact-sheet'] : undefined,
       photosDir: process.env.DEEPVIS_PHOTOS ?? resolve(here, '../../shared/fixtures/photos'),
       log: (s) => process.stderr.write(s + '\n'),

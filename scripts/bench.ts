@@ -52,6 +52,7 @@ const HELP = `npm run bench -- [options]     engine speed figures as JSON (stdou
   --no-held-out          --quality: leave out the held-out classes
   --quality-seconds S    --quality: wall time per preset and class (default 10)
   --quality-seeds N      --quality: seeds per run (default 1)
+  --presets LIST         --quality: only these of paper-3 and the fast presets
   --contact-sheet DIR    --quality: also write a contact sheet per model there
   -h, --help             this text
 `;
@@ -75,6 +76,7 @@ const { values: args } = parseArgs({
     'no-held-out': { type: 'boolean', default: false },
     'quality-seconds': { type: 'string', default: '10' },
     'quality-seeds': { type: 'string', default: '1' },
+    presets: { type: 'string' },
     'contact-sheet': { type: 'string' },
     help: { type: 'boolean', short: 'h', default: false },
   },

@@ -38,18 +38,43 @@ function std(bytes: Uint8Array): number {
 }
 
 describe('stop rule and time budget', () => {
-  it('a fast run stops once every seed has held p ≥ 0.9 for the rule’s window, long before its iteration cap', async () => {
+  /** The step at which the last `window` probabilities first all reached `prob`, or −1. */
+  const heldAt = (probs: number[], prob: number, window: number) => {
+    let run = 0;
+    return probs.findIndex((p) => (run = p >= prob ? run + 1 : 0) >= window);
+  };
+
+  it('a fast run stops a fixed number of steps after every seed has held p ≥ 0.9 for the rule’s window, before its iteration cap', async () => {
     const probs: number[] = [];
     const s = presetSettings('fast');
     const r = await synthesize({ model, objective: classOf('n02279972'), settings: s, seeds: [3], size: [160, 160], onProgress: (p) => probs.push(p.targetProb![0]!) });
     expect(r.stopReason).toBe('recognised');
-    expect(r.iterations).toBeLessThan(s.iterations / 2);
     expect(r.iterations).toBe(probs.length);
-    const window = s.stop!.window;
-    // The last `window` steps are all recognised, and the run did not go on past the first such run.
-    expect(probs.slice(-window).every((p) => p >= s.stop!.prob)).toBe(true);
-    expect(probs.slice(-window - 1, -window).every((p) => p < s.stop!.prob)).toBe(true);
+    const { prob, window, after } = s.stop!;
+    const held = heldAt(probs, prob, window);
+    expect(held).toBeGreaterThanOrEqual(0);
+    // It went on exactly `after` steps past the first held window (the images transfer better), then stopped.
+    expect(r.iterations).toBe(held + 1 + after);
+    expect(r.iterations).toBeLessThan(s.iterations);
     expect(r.images[0]!.top5![0]!.name).toMatch(/^monarch/);
+  });
+
+  it('the rule’s `after` only lengthens the run: with 0 it stops as soon as the window holds, with 7 seven steps later on the same path', async () => {
+    const run = async (after: number) => {
+      const probs: number[] = [];
+      const s = presetSettings('fast');
+      s.stop = { ...s.stop!, after };
+      const r = await synthesize({ model, objective: classOf('n02279972'), settings: s, seeds: [3], size: [128, 128], onProgress: (p) => probs.push(p.targetProb![0]!) });
+      return { r, probs, s };
+    };
+    const a = await run(0);
+    const b = await run(7);
+    const held = heldAt(a.probs, a.s.stop!.prob, a.s.stop!.window);
+    expect(a.r.stopReason).toBe('recognised');
+    expect(a.r.iterations).toBe(held + 1);
+    expect(b.r.stopReason).toBe('recognised');
+    expect(b.r.iterations).toBe(held + 1 + 7);
+    expect(b.probs.slice(0, a.probs.length)).toEqual(a.probs);
   });
 
   it('the user’s time budget ends a run that would otherwise go on', async () => {

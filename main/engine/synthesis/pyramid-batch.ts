@@ -11,8 +11,8 @@ import { Pyramid } from './pyramid.js';
 import { regularize } from './regularizers.js';
 import type { SynthSettings } from './settings.js';
 import { makeArrayStepper } from './step-size.js';
-import { inputAffine, unrollGradient, viewInput, type InputAffine } from './view.js';
-import { drawShift, GREY, jitterSource, previewBytes, regularizes, targetProbs, type Evaluation, type OptimisedBatch } from './batch.js';
+import { inputAffine, unrollGradient, unwarpGradient, viewInput, warpInput, type InputAffine, type Warp } from './view.js';
+import { drawShift, drawWarp, GREY, jitterSource, previewBytes, regularizes, targetProbs, type Evaluation, type OptimisedBatch } from './batch.js';
 
 export interface PyramidGradient {
   /** Objective per seed. */
@@ -37,16 +37,25 @@ export function pyramidGradient(
   objectives: readonly UnitObjective[],
   node: number,
   shifts: readonly (readonly [number, number])[],
-  opts: { logits: boolean; affine?: InputAffine; img?: Float32Array; levels?: Float32Array[]; x?: Float32Array },
+  opts: { logits: boolean; affine?: InputAffine; img?: Float32Array; levels?: Float32Array[]; x?: Float32Array; warps?: readonly Warp[] | null; unwarped?: Float32Array },
 ): PyramidGradient & { x: Float32Array; img: Float32Array } {
   const { n, h, w } = pyr;
   const img = pyr.render(opts.img);
-  const x = viewInput(img, n, h, w, shifts, opts.affine ?? inputAffine(model), opts.x);
+  const affine = opts.affine ?? inputAffine(model);
+  const warps = opts.warps ?? null;
+  const x = warps ? warpInput(img, n, h, w, shifts, warps, affine, opts.x) : viewInput(img, n, h, w, shifts, affine, opts.x);
   const r = objectiveGradientData(model, x, [n, h, w, 3], objectives, node, { logits: opts.logits });
   const levels = opts.levels ?? pyr.levels.map((v) => new Float32Array(v.length));
-  const finite = pyr.adjointOfViews(r.grad, shifts, levels);
+  // A warped view's gradient is taken back to the image first; a roll's is undone inside the adjoint.
+  let atImage: Float32Array | null = null;
+  if (warps) {
+    atImage = opts.unwarped ?? new Float32Array(img.length);
+    unwarpGradient(r.grad, n, h, w, shifts, warps, atImage);
+  }
+  const finite = atImage ? pyr.adjointOfViews(atImage, shifts.map(() => [0, 0] as const), levels) : pyr.adjointOfViews(r.grad, shifts, levels);
   // The gradient at the image itself only for the regulariser that reads it.
   const image = () => {
+    if (atImage) return Float32Array.from(atImage);
     const g = new Float32Array(img.length);
     unrollGradient(r.grad, n, h, w, shifts, g);
     return g;
@@ -81,11 +90,14 @@ export function pyramidBatch(
   let spare: Float32Array | undefined;
   const grads = pyr.levels.map((v) => new Float32Array(v.length));
   const input = new Float32Array(n * per);
+  const unwarped = s.scale || s.rotate ? new Float32Array(n * per) : undefined;
 
   return {
     async evaluate(it) {
       const shifts = jitters.map((j) => drawShift(j, s.jitter));
-      const g = pyramidGradient(model, pyr, objectives, node, shifts, { logits: classes, affine, img: spare, levels: grads, x: input });
+      const drawn = jitters.map((j) => drawWarp(j, s.scale, s.rotate));
+      const warps = drawn.every((d) => d !== null) ? (drawn as Warp[]) : null;
+      const g = pyramidGradient(model, pyr, objectives, node, shifts, { logits: classes, affine, img: spare, levels: grads, x: input, warps, unwarped });
       img = g.img;
       const values = Array.from(g.value);
       if (!values.every(Number.isFinite) || !g.finite) {

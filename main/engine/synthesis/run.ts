@@ -99,6 +99,7 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
   const { maxSize } = SYNTH_LIMITS;
   if (h < least || w < least || h > maxSize || w > maxSize) throw new Error(`image size ${h}×${w} is outside ${least}…${maxSize} px`);
   const s = settingsForSize(req.settings, [h, w]);
+  if ((s.scale || s.rotate) && s.param !== 'pyramid') throw new Error('scaled and rotated views are implemented for the pyramid only');
   if (s.start === 'frame' && !req.start) throw new Error('this preset starts from a frame: pass the image to start from');
   if (req.start && (req.start.shape[1] !== h || req.start.shape[2] !== w)) throw new Error(`start image is ${req.start.shape[1]}×${req.start.shape[2]}, expected ${h}×${w}`);
   const node = objectiveNode(model, o);
@@ -126,6 +127,8 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
   const recogniseAt = s.stop?.prob ?? 0.9;
   // Steps in a row with every seed's target probability at the stop rule's threshold.
   let recognisedRun = 0;
+  // The step at which every seed had first held it for the rule's window; the run goes on `after` steps more.
+  let heldAt: number | null = null;
   let it = 0;
 
   try {
@@ -169,12 +172,13 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
           }
           req.onProgress(p);
         }
-        // The stop rule (fast presets): recognised in every seed and no longer improving.
+        // The stop rule (fast presets): recognised in every seed, held, then `after` steps more.
         let stop: StopReason | null = null;
         if (s.stop) {
           if (probs !== null) {
             recognisedRun = probs.every((q) => q >= s.stop!.prob) ? recognisedRun + 1 : 0;
-            if (recognisedRun >= s.stop.window) stop = 'recognised';
+            if (heldAt === null && recognisedRun >= s.stop.window) heldAt = it;
+            if (heldAt !== null && it - heldAt >= s.stop.after) stop = 'recognised';
           } else if (plateaued(curves, s.stop.window, s.stop.plateau)) stop = 'plateau';
         }
         if (!stop && s.timeBudgetS > 0 && now - t0 >= s.timeBudgetS * 1000) stop = 'budget';
