@@ -31,6 +31,8 @@ const HELP = `npm run bench -- [options]     engine speed figures as JSON (stdou
   --runs N               timed runs per figure, at least 10 (default 10); synthesis steps timed
                          per preset: N rounded up to a multiple of 4, at least 12
   --skip-synth           leave out the synthesis figures
+  --synth-steps          only the synthesis step figures (synth_step_ms, synth_grad_ms_batch4,
+                         synth_step_vs_grad), measured as in the full run
   --skip-ratios          leave out backend_ratios (every figure per backend, ratio to wasm; it
                          costs nothing: the per-backend figures are the same timings)
   --paper3-iterations N  iterations of the paper-3 synthesis figure (default: the preset's)
@@ -58,6 +60,7 @@ const { values: args } = parseArgs({
     models: { type: 'string' },
     runs: { type: 'string', default: '10' },
     'skip-synth': { type: 'boolean', default: false },
+    'synth-steps': { type: 'boolean', default: false },
     'skip-ratios': { type: 'boolean', default: false },
     full: { type: 'boolean', default: false },
     'paper3-iterations': { type: 'string' },
@@ -266,20 +269,22 @@ if (args.atlas) {
   Object.assign(skipped, started.skipped);
   const backends = started.backends;
   const interleaved: Record<string, InterleavedFigures> = {};
-  for (const id of backends.length ? modelIds : []) {
+  for (const id of backends.length && !args['synth-steps'] ? modelIds : []) {
     interleaved[id] = await timed(id, 'forward_grad_backproj_interleaved', () => measureInterleaved(id, backends, RUNS, 2));
     for (const b of backends) (results[id] ??= {})[b] = perBackendFigures(interleaved[id]!, b);
   }
-  if (!args['skip-ratios']) backendRatios = ratioReport(backends, started.skipped, RUNS, interleaved);
+  if (!args['skip-ratios'] && !args['synth-steps']) backendRatios = ratioReport(backends, started.skipped, RUNS, interleaved);
   for (const b of backends) {
     await selectBackend(b);
     for (const id of modelIds) {
       const m = await loadModel(id, MODELS_DIR);
-      const figures = results[id]![b]!;
+      const figures = ((results[id] ??= {})[b] ??= {});
       // On the onnx backends tfjs-layers would run on wasm again: the wasm figure is that one.
-      if (!b.startsWith('onnx')) figures.layers_predict_ms = await timed(id, `${b}.layers_predict`, () => layersPredictMs(m));
-      process.stderr.write(`bench: ${id} indexing on ${b}…\n`);
-      Object.assign(figures, await timed(id, `${b}.indexing`, () => benchIndexing(m)));
+      if (!b.startsWith('onnx') && !args['synth-steps']) figures.layers_predict_ms = await timed(id, `${b}.layers_predict`, () => layersPredictMs(m));
+      if (!args['synth-steps']) {
+        process.stderr.write(`bench: ${id} indexing on ${b}…\n`);
+        Object.assign(figures, await timed(id, `${b}.indexing`, () => benchIndexing(m)));
+      }
       if (!args['skip-synth']) {
         process.stderr.write(`bench: ${id} synthesis on ${b}…\n`);
         Object.assign(
@@ -288,6 +293,7 @@ if (args.atlas) {
             paper3Iterations: args['paper3-iterations'] ? Number(args['paper3-iterations']) : undefined,
             paper3Full: args.full,
             runs: RUNS,
+            stepsOnly: args['synth-steps'],
             section: (name, fn) => timed(id, `${b}.${name}`, fn),
           }),
         );
