@@ -36,8 +36,8 @@ const dot = (a: Float32Array[], b: Float32Array[]) => a.reduce((s, x, l) => s + 
 const norm = (a: Float32Array[]) => Math.sqrt(dot(a, a));
 
 /** A pyramid with levels large enough that the image is not a faint grey (but far from the clip). */
-function pyramid(seeds: number[]): Pyramid {
-  const p = new Pyramid(seeds.length, SIZE, SIZE, seeds, 3, 0.15);
+function pyramidWith(seeds: number[], size = SIZE): Pyramid {
+  const p = new Pyramid(seeds.length, size, size, seeds, 3, 0.15);
   return p;
 }
 
@@ -88,9 +88,19 @@ describe('pyramid (plain arrays)', () => {
     expect(img.reduce((m, v, k) => Math.max(m, Math.abs(v - target[k]!)), 0)).toBeLessThan(1e-3);
   });
 
-  it('with jitter, the gradient on the levels is the objective’s own: central differences on ONNX Runtime, and the cpu backend’s', async () => {
+  // 48 px: levels that halve (each image's sum goes straight into its view); 45 px: levels that do not (the image is rendered, then viewed).
+  it.each([SIZE, 45])('%i px, with jitter: the gradient on the levels is the objective’s own: central differences on ONNX Runtime, and the cpu backend’s', async (size) => {
+    const pyramid = (seeds: number[]) => pyramidWith(seeds, size);
     const p = pyramid([3, 8]);
-    const g = pyramidGradient(onnx, p, objectives, node, SHIFTS, { logits: false });
+    expect(p.halves).toBe(size === SIZE);
+    // The step's own buffers, reused: the second call's input and gradient are written over the first's.
+    const bufs = { levels: p.levels.map((v) => new Float32Array(v.length)), x: new Float32Array(2 * size * size * 3) };
+    const other = pyramid([5, 6]);
+    pyramidGradient(onnx, other, objectives, node, SHIFTS, { logits: false, ...bufs });
+    const fresh = pyramidGradient(onnx, p, objectives, node, SHIFTS, { logits: false });
+    const g = pyramidGradient(onnx, p, objectives, node, SHIFTS, { logits: false, ...bufs });
+    expect(g.levels).toBe(bufs.levels);
+    g.levels.forEach((l, i) => expect(rel(l, fresh.levels[i]!), `level ${i}, reused buffers`).toBeLessThan(1e-6));
     expect(g.finite).toBe(true);
     // The step takes ∂a/∂(network input); the objective's gradient on the levels is that over the model's pixels per input unit.
     const gn = norm(g.levels) / onnx.pixelScale;
