@@ -125,8 +125,8 @@ describe('pyramid (plain arrays)', () => {
     }
   });
 
-  it('each seed’s image depends on that seed only: alone or beside another, the same image', async () => {
-    const s = { ...presetSettings('fast'), iterations: 6, stop: null };
+  it.each(['fast', 'maco'] as const)('%s: each seed’s image depends on that seed only: alone or beside another, the same image', async (preset) => {
+    const s = { ...presetSettings(preset), iterations: 6, stop: null };
     const alone = await synthesize({ model: onnx, objective: objectives[0]!, settings: s, seeds: [5], size: [64, 64] });
     const pair = await synthesize({ model: onnx, objective: objectives[0]!, settings: s, seeds: [9, 5], size: [64, 64] });
     const a = alone.images[0]!.rgb;
@@ -137,10 +137,15 @@ describe('pyramid (plain arrays)', () => {
     expect(Buffer.compare(Buffer.from(pair.images[0]!.rgb), Buffer.from(b)), 'the other seed differs').not.toBe(0);
   });
 
-  it.each(['onnx', 'wasm'] as const)('%s: 50 fast steps leave no tensor and no ONNX Runtime session behind', async (backend) => {
+  it.each([
+    ['onnx', 'fast'],
+    ['wasm', 'fast'],
+    ['onnx', 'maco'],
+    ['wasm', 'maco'],
+  ] as const)('%s: 50 %s steps leave no tensor and no ONNX Runtime session behind', async (backend, preset) => {
     await selectBackend(backend);
     try {
-      const s = { ...presetSettings('fast'), iterations: 50, stop: null };
+      const s = { ...presetSettings(preset), iterations: 50, stop: null };
       const run = () => synthesize({ model: onnx, objective: objectives, settings: s, seeds: [1, 2], size: [64, 64], onProgress: () => {}, previewEveryMs: 1 });
       await run();
       const tensors = tf.memory().numTensors;
@@ -155,10 +160,10 @@ describe('pyramid (plain arrays)', () => {
   });
 });
 
-describe('MACO (tensors)', () => {
-  it('with jitter, the gradient on the phase is the objective’s own: central differences on ONNX Runtime, and the cpu backend’s', async () => {
-    const shift: [number, number] = [4, -3];
-    const make = () => macoParam(2, SIZE, SIZE, 6);
+describe('MACO (its phase a tensor, its view on plain arrays)', () => {
+  it('with each seed’s own jitter, the gradient on the phase is the objective’s own: central differences on ONNX Runtime, and the cpu backend’s', async () => {
+    const shift = SHIFTS;
+    const make = () => macoParam(2, SIZE, SIZE, [6, 2]);
     const p = make();
     const g = tensorParamGradients(onnx, p, objectives, node, shift);
     const grad = g.grads[0]!.dataSync().slice() as Float32Array;
@@ -177,6 +182,12 @@ describe('MACO (tensors)', () => {
     expect(Math.abs(fd - gn / onnx.pixelScale) / (gn / onnx.pixelScale), `directional derivative ${fd} vs |g| ${gn / onnx.pixelScale}`).toBeLessThan(2e-2);
     const value = g.value.dataSync().slice();
     tf.dispose([g.value, ...g.grads]);
+    // The written adjoint against tfjs' autodiff of the image, on a gradient with every pixel and channel in it.
+    const gImage = tf.randomNormal([2, SIZE, SIZE, 3], 0, 1, 'float32', 9) as tf.Tensor4D;
+    const [written] = p.paramGrads(gImage);
+    const [taped] = p.tapedParamGrads(gImage);
+    expect(rel(written!.dataSync(), taped!.dataSync())).toBeLessThan(1e-4);
+    tf.dispose([gImage, written!, taped!]);
     p.dispose();
 
     await selectBackend('cpu');
