@@ -9,18 +9,13 @@
 //                     unit the back-projections below are of, so their ratios compare like with like)
 //   grad_ms_batch4    input gradient of a class logit, batch 4
 //   backprop_ms / deconv_ms / guided_ms / gradcam_ms   the same unit of the middle layer
-// A label `onnx@N` is the ONNX Runtime CPU engine with N intra-op threads: every engine worker runs
-// one (two workers fill two cores), but a process whose engine has the machine to itself — the CLI's
-// one-shot commands, this bench — has a free core. Plain `onnx` is one thread, as in the workers.
 // Also run by scripts/gpu-check.sh; `npx tsx scripts/bench-backends.ts [--backends a,b] [--models …] [--runs N]`
 // runs it alone.
 import * as tf from '@tensorflow/tfjs-core';
-import { availableParallelism } from 'node:os';
 import { parseArgs } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { BACK_MODES, backproject, defaultGradCamLayer, gradCam, inputGradient, listModels, loadModel, modelsDir, selectBackend, type Model, type UnitObjective } from '../main/engine/index.js';
 import { hardwareGpuHint } from '../main/engine/onnx/runtime.js';
-import { nativeEngine, setNativeEngine } from '../main/engine/onnx/native-net.js';
 import { readHostConfig } from '../main/host-config.js';
 
 /** One timed run per back-projection mode and of Grad-CAM, for one unit: `npm run bench` and the ratios use these. */
@@ -53,9 +48,8 @@ const round = (x: number, d = 2) => Math.round(x * 10 ** d) / 10 ** d;
  * The backends compared when none are named: wasm (the reference), onnx, and a GPU provider only
  * where hardware was found (software Vulkan would take minutes per figure).
  */
-export function defaultRatioBackends(cores = availableParallelism()): string[] {
+export function defaultRatioBackends(): string[] {
   const out = ['wasm', 'onnx'];
-  if (cores > 1) out.push(`onnx@${cores}`);
   if (!hardwareGpuHint(readHostConfig().vulkanDriver)) out.push(process.platform === 'darwin' ? 'onnx-coreml' : process.platform === 'win32' ? 'onnx-directml' : 'onnx-webgpu');
   return out;
 }
@@ -110,24 +104,13 @@ export interface RatioReport {
   ratio_to_wasm: Record<string, Record<string, Record<string, number>>>;
 }
 
-/** Make `label` the running backend: a backend's name, or `onnx@N` (ONNX Runtime CPU, N intra-op threads). */
-export async function useBackend(label: string): Promise<void> {
-  const [name, at] = label.split('@') as [string, string | undefined];
-  const threads = at === undefined ? 1 : Number(at);
-  if (at !== undefined && (name !== 'onnx' || !Number.isInteger(threads) || threads < 1)) throw new Error(`"${label}": only onnx@N (N ≥ 1 threads) takes a thread count`);
-  await selectBackend(name);
-  // Sessions are cached per thread count, so turns between labels reuse their own.
-  const c = nativeEngine();
-  if (c && c.provider === 'cpu' && c.threads !== threads) setNativeEngine({ ...c, threads });
-}
-
 /** Start each backend once: those that start, in order, and why the others did not. */
 export async function startBackends(want: string[]): Promise<{ backends: string[]; skipped: Record<string, string> }> {
   const skipped: Record<string, string> = {};
   const backends: string[] = [];
   for (const b of want) {
     try {
-      await useBackend(b);
+      await selectBackend(b);
       backends.push(b);
     } catch (e) {
       skipped[b] = (e as Error).message;
@@ -145,7 +128,7 @@ export interface InterleavedFigures {
 
 /** One model's figures on every backend, the backends taking turns inside every round. */
 export async function measureInterleaved(id: string, backends: string[], runs: number, warmup: number): Promise<InterleavedFigures> {
-  await useBackend(backends.includes('wasm') ? 'wasm' : backends[0]!);
+  await selectBackend(backends.includes('wasm') ? 'wasm' : backends[0]);
   const m = await loadModel(id, modelsDir(readHostConfig().modelsDir));
   const [h, w] = m.inputSize;
   const x1 = m.preprocess(tf.randomUniform([1, h, w, 3], 0, 255, 'float32', 1) as tf.Tensor4D);
@@ -156,7 +139,7 @@ export async function measureInterleaved(id: string, backends: string[], runs: n
     process.stderr.write(`bench: ${id}, ${backends.join(' / ')} interleaved, ${runs} rounds…\n`);
     for (let r = 0; r < warmup + runs; r++) {
       for (const b of backends) {
-        await useBackend(b);
+        await selectBackend(b);
         for (const [k, fn] of Object.entries(figs)) {
           const t0 = performance.now();
           await fn();

@@ -77,6 +77,8 @@ export interface SynthBenchOptions {
   paper3Full: boolean;
   /** Timed runs per figure (--runs): steps timed per preset are this, rounded up to a multiple of 4. */
   runs: number;
+  /** Only the step figures (synth_step_ms, synth_grad_ms_batch4, synth_step_vs_grad). */
+  stepsOnly?: boolean;
   /** Times one part of the figures (section_seconds). */
   section: <T>(name: string, fn: () => Promise<T>) => Promise<T>;
 }
@@ -99,6 +101,8 @@ export async function benchSynthesis(m: Model, opts: SynthBenchOptions): Promise
     }
     return grad4;
   });
+  const steps = { synth_step_ms: stepMs, synth_steps_timed: timed, synth_first_step_ms: firstStepMs, synth_grad_ms_batch4: round(grad4), synth_step_vs_grad: ratio };
+  if (opts.stepsOnly) return steps;
   const p3 = presetSettings('paper-3');
   if (opts.paper3Iterations) p3.iterations = opts.paper3Iterations;
   const paper3: Record<string, unknown> = await opts.section('synth_paper3', async () => {
@@ -150,10 +154,6 @@ export async function benchSynthesis(m: Model, opts: SynthBenchOptions): Promise
     synth_fast_seconds: fastSeconds,
     synth_fast_to_target_cap_s: TO_TARGET_CAP_S,
     synth_fast4_224: fast4,
-    synth_step_ms: stepMs,
-    synth_steps_timed: timed,
-    synth_first_step_ms: firstStepMs,
-    synth_grad_ms_batch4: round(grad4),
-    synth_step_vs_grad: ratio,
+    ...steps,
   };
 }

@@ -26,15 +26,13 @@ const HELP = `npm run bench -- [options]     engine speed figures as JSON (stdou
 
   --backends LIST        comma list of backends to measure (default: wasm and onnx, a GPU
                          provider where a hardware adapter answers, tensorflow / tensorflow-gpu
-                         when installed); cpu only when named — it takes hours. onnx is one
-                         intra-op thread, as in every engine worker; onnx@N (default: also
-                         onnx@<cores>) is ONNX Runtime with N threads, for a process whose
-                         engine has the machine to itself — forward, gradient and
-                         back-projection figures only
+                         when installed); cpu only when named — it takes hours
   --models LIST          comma list of model ids (default: every installed model)
   --runs N               timed runs per figure, at least 10 (default 10); synthesis steps timed
                          per preset: N rounded up to a multiple of 4, at least 12
   --skip-synth           leave out the synthesis figures
+  --synth-steps          only the synthesis step figures (synth_step_ms, synth_grad_ms_batch4,
+                         synth_step_vs_grad), measured as in the full run
   --skip-ratios          leave out backend_ratios (every figure per backend, ratio to wasm; it
                          costs nothing: the per-backend figures are the same timings)
   --paper3-iterations N  iterations of the paper-3 synthesis figure (default: the preset's)
@@ -63,6 +61,7 @@ const { values: args } = parseArgs({
     models: { type: 'string' },
     runs: { type: 'string', default: '10' },
     'skip-synth': { type: 'boolean', default: false },
+    'synth-steps': { type: 'boolean', default: false },
     'skip-ratios': { type: 'boolean', default: false },
     full: { type: 'boolean', default: false },
     'paper3-iterations': { type: 'string' },
@@ -224,8 +223,7 @@ const defaultBackends = BACKEND_ORDER.filter(
     (b === 'tensorflow' && installed('@tensorflow/tfjs-node')) ||
     (b === 'tensorflow-gpu' && installed('@tensorflow/tfjs-node-gpu')),
 );
-const oneShot = [...gpuDefault].filter((b) => b.includes('@'));
-const wantBackends = args.backends ? args.backends.split(',') : [...defaultBackends, ...(args.atlas ? [] : oneShot)];
+const wantBackends = args.backends ? args.backends.split(',') : defaultBackends;
 const MODELS_DIR = modelsDir(readHostConfig().modelsDir);
 const modelIds = args.models ? args.models.split(',') : (await listModels(MODELS_DIR)).filter((e) => !e.problem).map((e) => e.id);
 const results: Record<string, Record<string, Record<string, unknown>>> = {};
@@ -273,21 +271,22 @@ if (args.atlas) {
   Object.assign(skipped, started.skipped);
   const backends = started.backends;
   const interleaved: Record<string, InterleavedFigures> = {};
-  for (const id of backends.length ? modelIds : []) {
+  for (const id of backends.length && !args['synth-steps'] ? modelIds : []) {
     interleaved[id] = await timed(id, 'forward_grad_backproj_interleaved', () => measureInterleaved(id, backends, RUNS, 2));
     for (const b of backends) (results[id] ??= {})[b] = perBackendFigures(interleaved[id]!, b);
   }
-  if (!args['skip-ratios']) backendRatios = ratioReport(backends, started.skipped, RUNS, interleaved);
-  // The rest runs as the engine workers do: a thread count label (onnx@N) has its interleaved figures only.
-  for (const b of backends.filter((x) => !x.includes('@'))) {
+  if (!args['skip-ratios'] && !args['synth-steps']) backendRatios = ratioReport(backends, started.skipped, RUNS, interleaved);
+  for (const b of backends) {
     await selectBackend(b);
     for (const id of modelIds) {
       const m = await loadModel(id, MODELS_DIR);
-      const figures = results[id]![b]!;
+      const figures = ((results[id] ??= {})[b] ??= {});
       // On the onnx backends tfjs-layers would run on wasm again: the wasm figure is that one.
-      if (!b.startsWith('onnx')) figures.layers_predict_ms = await timed(id, `${b}.layers_predict`, () => layersPredictMs(m));
-      process.stderr.write(`bench: ${id} indexing on ${b}…\n`);
-      Object.assign(figures, await timed(id, `${b}.indexing`, () => benchIndexing(m)));
+      if (!b.startsWith('onnx') && !args['synth-steps']) figures.layers_predict_ms = await timed(id, `${b}.layers_predict`, () => layersPredictMs(m));
+      if (!args['synth-steps']) {
+        process.stderr.write(`bench: ${id} indexing on ${b}…\n`);
+        Object.assign(figures, await timed(id, `${b}.indexing`, () => benchIndexing(m)));
+      }
       if (!args['skip-synth']) {
         process.stderr.write(`bench: ${id} synthesis on ${b}…\n`);
         Object.assign(
@@ -296,6 +295,7 @@ if (args.atlas) {
             paper3Iterations: args['paper3-iterations'] ? Number(args['paper3-iterations']) : undefined,
             paper3Full: args.full,
             runs: RUNS,
+            stepsOnly: args['synth-steps'],
             section: (name, fn) => timed(id, `${b}.${name}`, fn),
           }),
         );

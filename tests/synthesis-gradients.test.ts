@@ -36,8 +36,8 @@ const dot = (a: Float32Array[], b: Float32Array[]) => a.reduce((s, x, l) => s + 
 const norm = (a: Float32Array[]) => Math.sqrt(dot(a, a));
 
 /** A pyramid with levels large enough that the image is not a faint grey (but far from the clip). */
-function pyramid(seeds: number[]): Pyramid {
-  const p = new Pyramid(seeds.length, SIZE, SIZE, seeds, 3, 0.15);
+function pyramidWith(seeds: number[], size = SIZE): Pyramid {
+  const p = new Pyramid(seeds.length, size, size, seeds, 3, 0.15);
   return p;
 }
 
@@ -88,9 +88,19 @@ describe('pyramid (plain arrays)', () => {
     expect(img.reduce((m, v, k) => Math.max(m, Math.abs(v - target[k]!)), 0)).toBeLessThan(1e-3);
   });
 
-  it('with jitter, the gradient on the levels is the objective’s own: central differences on ONNX Runtime, and the cpu backend’s', async () => {
+  // 48 px: levels that halve (each image's sum goes straight into its view); 45 px: levels that do not (the image is rendered, then viewed).
+  it.each([SIZE, 45])('%i px, with jitter: the gradient on the levels is the objective’s own: central differences on ONNX Runtime, and the cpu backend’s', async (size) => {
+    const pyramid = (seeds: number[]) => pyramidWith(seeds, size);
     const p = pyramid([3, 8]);
-    const g = pyramidGradient(onnx, p, objectives, node, SHIFTS, { logits: false });
+    expect(p.halves).toBe(size === SIZE);
+    // The step's own buffers, reused: the second call's input and gradient are written over the first's.
+    const bufs = { levels: p.levels.map((v) => new Float32Array(v.length)), x: new Float32Array(2 * size * size * 3) };
+    const other = pyramid([5, 6]);
+    pyramidGradient(onnx, other, objectives, node, SHIFTS, { logits: false, ...bufs });
+    const fresh = pyramidGradient(onnx, p, objectives, node, SHIFTS, { logits: false });
+    const g = pyramidGradient(onnx, p, objectives, node, SHIFTS, { logits: false, ...bufs });
+    expect(g.levels).toBe(bufs.levels);
+    g.levels.forEach((l, i) => expect(rel(l, fresh.levels[i]!), `level ${i}, reused buffers`).toBeLessThan(1e-6));
     expect(g.finite).toBe(true);
     // The step takes ∂a/∂(network input); the objective's gradient on the levels is that over the model's pixels per input unit.
     const gn = norm(g.levels) / onnx.pixelScale;
@@ -120,14 +130,14 @@ describe('pyramid (plain arrays)', () => {
       { scale: 1.08, angle: 0.12 },
       { scale: 0.92, angle: -0.17 },
     ];
-    const p = pyramid([3, 8]);
+    const p = pyramidWith([3, 8]);
     const g = pyramidGradient(onnx, p, objectives, node, SHIFTS, { logits: false, warps });
     expect(g.finite).toBe(true);
     const gn = norm(g.levels) / onnx.pixelScale;
     const d = g.levels.map((l) => l.map((v) => v / norm(g.levels)));
     const total = (q: Pyramid) => pyramidGradient(onnx, q, objectives, node, SHIFTS, { logits: false, warps }).value.reduce((a, b) => a + b, 0);
     const moved = (s: number) => {
-      const q = pyramid([3, 8]);
+      const q = pyramidWith([3, 8]);
       q.levels.forEach((v, l) => v.forEach((_, k) => (v[k]! += s * d[l]![k]!)));
       return q;
     };
@@ -144,8 +154,8 @@ describe('pyramid (plain arrays)', () => {
     expect(rel(g.value, plain.value)).toBeGreaterThan(1e-3);
   });
 
-  it('each seed’s image depends on that seed only: alone or beside another, the same image', async () => {
-    const s = { ...presetSettings('fast'), iterations: 6, stop: null };
+  it.each(['fast', 'maco'] as const)('%s: each seed’s image depends on that seed only: alone or beside another, the same image', async (preset) => {
+    const s = { ...presetSettings(preset), iterations: 6, stop: null };
     const alone = await synthesize({ model: onnx, objective: objectives[0]!, settings: s, seeds: [5], size: [64, 64] });
     const pair = await synthesize({ model: onnx, objective: objectives[0]!, settings: s, seeds: [9, 5], size: [64, 64] });
     const a = alone.images[0]!.rgb;
@@ -156,10 +166,15 @@ describe('pyramid (plain arrays)', () => {
     expect(Buffer.compare(Buffer.from(pair.images[0]!.rgb), Buffer.from(b)), 'the other seed differs').not.toBe(0);
   });
 
-  it.each(['onnx', 'wasm'] as const)('%s: 50 fast steps leave no tensor and no ONNX Runtime session behind', async (backend) => {
+  it.each([
+    ['onnx', 'fast'],
+    ['wasm', 'fast'],
+    ['onnx', 'maco'],
+    ['wasm', 'maco'],
+  ] as const)('%s: 50 %s steps leave no tensor and no ONNX Runtime session behind', async (backend, preset) => {
     await selectBackend(backend);
     try {
-      const s = { ...presetSettings('fast'), iterations: 50, stop: null };
+      const s = { ...presetSettings(preset), iterations: 50, stop: null };
       const run = () => synthesize({ model: onnx, objective: objectives, settings: s, seeds: [1, 2], size: [64, 64], onProgress: () => {}, previewEveryMs: 1 });
       await run();
       const tensors = tf.memory().numTensors;
@@ -174,10 +189,10 @@ describe('pyramid (plain arrays)', () => {
   });
 });
 
-describe('MACO (tensors)', () => {
-  it('with jitter, the gradient on the phase is the objective’s own: central differences on ONNX Runtime, and the cpu backend’s', async () => {
-    const shift: [number, number] = [4, -3];
-    const make = () => macoParam(2, SIZE, SIZE, 6);
+describe('MACO (its phase a tensor, its view on plain arrays)', () => {
+  it('with each seed’s own jitter, the gradient on the phase is the objective’s own: central differences on ONNX Runtime, and the cpu backend’s', async () => {
+    const shift = SHIFTS;
+    const make = () => macoParam(2, SIZE, SIZE, [6, 2]);
     const p = make();
     const g = tensorParamGradients(onnx, p, objectives, node, shift);
     const grad = g.grads[0]!.dataSync().slice() as Float32Array;
@@ -196,6 +211,12 @@ describe('MACO (tensors)', () => {
     expect(Math.abs(fd - gn / onnx.pixelScale) / (gn / onnx.pixelScale), `directional derivative ${fd} vs |g| ${gn / onnx.pixelScale}`).toBeLessThan(2e-2);
     const value = g.value.dataSync().slice();
     tf.dispose([g.value, ...g.grads]);
+    // The written adjoint against tfjs' autodiff of the image, on a gradient with every pixel and channel in it.
+    const gImage = tf.randomNormal([2, SIZE, SIZE, 3], 0, 1, 'float32', 9) as tf.Tensor4D;
+    const [written] = p.paramGrads(gImage);
+    const [taped] = p.tapedParamGrads(gImage);
+    expect(rel(written!.dataSync(), taped!.dataSync())).toBeLessThan(1e-4);
+    tf.dispose([gImage, written!, taped!]);
     p.dispose();
 
     await selectBackend('cpu');

@@ -184,7 +184,7 @@ describe('parameterisations', () => {
   it('MACO: optimising the phase leaves the amplitude spectrum of each colour component unchanged', async () => {
     const h = 64;
     const w = 64;
-    const p = macoParam(1, h, w, 5);
+    const p = macoParam(1, h, w, [5]);
     // The decorrelated components, recovered from the image: their spectrum is what MACO fixes.
     const spectrum = (img: tf.Tensor4D) => {
       const d = tf.reshape(decorrelate(img), [-1, 3]).arraySync() as number[][];

@@ -103,7 +103,7 @@ export function decorrelate(rgb: tf.Tensor4D): tf.Tensor4D {
  * 1/f amplitude adds little an eye or a classifier reads. The half-spectrum (v ≥ 0) is enough for a
  * real image; columns v > 0 count twice. `targetStd` sets the pixels' standard deviation (grey levels).
  */
-export function macoParam(n: number, h: number, w: number, seed: number, band = Math.max(4, Math.round(Math.min(h, w) / 8)), targetStd = 48): Parameterization & { amplitude: Float32Array; rows: number[]; cols: number } {
+export function macoParam(n: number, h: number, w: number, seeds: readonly number[], band = Math.max(4, Math.round(Math.min(h, w) / 8)), targetStd = 48): Parameterization & { amplitude: Float32Array; rows: number[]; cols: number; tapedParamGrads: (g: tf.Tensor4D) => tf.Tensor4D[] } {
   const ku = Math.min(band, Math.floor((h - 1) / 2));
   const kv = Math.min(band, Math.floor((w - 1) / 2));
   const rows = [...Array(ku + 1).keys(), ...Array.from({ length: ku }, (_, i) => h - ku + i)];
@@ -131,7 +131,11 @@ export function macoParam(n: number, h: number, w: number, seed: number, band = 
     // Broadcast over [R, n·3, cols].
     tf.reshape(tf.tensor2d(amplitude, [R, cols]), [R, 1, cols]),
   ]) as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor3D];
-  const phase = tf.tidy(() => tf.variable(tf.randomUniform([R, n * 3 * cols], -Math.PI, Math.PI, 'float32', seed * 977 + 5), true));
+  // The adjoint's tables, transposed once: a transposed operand makes tfjs' wasm matMul about 10× slower.
+  const [chT, shT, cw, sw] = tf.tidy(() => [tf.transpose(ch), tf.transpose(sh), tf.transpose(cwT), tf.transpose(swT)]) as tf.Tensor2D[] as [tf.Tensor2D, tf.Tensor2D, tf.Tensor2D, tf.Tensor2D];
+  if (seeds.length !== n) throw new Error(`${seeds.length} seeds for a batch of ${n}`);
+  // Each seed draws its own phases (its 3·cols columns), so a seed starts the same in any batch.
+  const phase = tf.tidy(() => tf.variable(tf.concat(seeds.map((sd) => tf.randomUniform([R, 3 * cols], -Math.PI, Math.PI, 'float32', sd * 977 + 5)), 1), true));
   const colour = colourMaps();
   const decorImage = (ph: tf.Tensor): tf.Tensor4D => {
     const p3 = tf.reshape(ph, [R, n * 3, cols]);
@@ -155,13 +159,30 @@ export function macoParam(n: number, h: number, w: number, seed: number, band = 
     rows,
     cols,
     image: () => tf.tidy(() => toImage(phase)),
-    paramGrads: (g) => tf.tidy(() => tf.grads((ph: tf.Tensor) => toImage(ph))([phase], g) as tf.Tensor4D[]),
+    // The adjoint written out (each product's transpose, in reverse order): tf.grads would run the
+    // image forward again and take its transposes and reshapes through the tape, most of a
+    // MACO step on the wasm backend.
+    paramGrads: (g) =>
+      tf.tidy(() => {
+        const gd = tf.mul(colour.gradToDecor(g), scale);
+        const gx = tf.reshape(tf.transpose(gd, [0, 3, 1, 2]), [n * 3 * h, w]) as tf.Tensor2D;
+        const perSpectrum = (t: tf.Tensor) => tf.reshape(tf.transpose(tf.reshape(t, [n * 3, h, cols]), [1, 0, 2]), [h, n * 3 * cols]) as tf.Tensor2D;
+        const gP = perSpectrum(tf.matMul(gx, cw));
+        const gQ = perSpectrum(tf.neg(tf.matMul(gx, sw)));
+        const gzr = tf.add(tf.matMul(chT, gP), tf.matMul(shT, gQ));
+        const gzi = tf.sub(tf.matMul(chT, gQ), tf.matMul(shT, gP));
+        const p3 = tf.reshape(phase, [R, n * 3, cols]);
+        const d = tf.sub(tf.mul(tf.cos(p3), tf.reshape(gzi, [R, n * 3, cols])), tf.mul(tf.sin(p3), tf.reshape(gzr, [R, n * 3, cols])));
+        return [tf.reshape(tf.mul(amp, d), [R, n * 3 * cols]) as unknown as tf.Tensor4D];
+      }),
+    /** paramGrads by tfjs' autodiff of the image: the reference the written adjoint is checked against. */
+    tapedParamGrads: (g: tf.Tensor4D) => tf.tidy(() => tf.grads((ph: tf.Tensor) => toImage(ph))([phase], g) as tf.Tensor4D[]),
     setImage: () => {
       throw new Error('MACO images keep a fixed amplitude spectrum: pixel-space regularisers do not apply to them');
     },
     dispose: () => {
       phase.dispose();
-      tf.dispose([ch, sh, cwT, swT, amp]);
+      tf.dispose([ch, sh, cwT, swT, amp, chT, shT, cw, sw]);
       colour.dispose();
     },
   };

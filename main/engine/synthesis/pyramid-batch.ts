@@ -11,7 +11,7 @@ import { Pyramid } from './pyramid.js';
 import { regularize } from './regularizers.js';
 import type { SynthSettings } from './settings.js';
 import { makeArrayStepper } from './step-size.js';
-import { inputAffine, unrollGradient, unwarpGradient, viewInput, warpInput, type InputAffine, type Warp } from './view.js';
+import { inputAffine, unrollGradient, unwarpGradient, viewImage, viewInput, warpInput, type InputAffine, type Warp } from './view.js';
 import { drawShift, drawWarp, GREY, jitterSource, previewBytes, regularizes, targetProbs, type Evaluation, type OptimisedBatch } from './batch.js';
 
 export interface PyramidGradient {
@@ -30,6 +30,7 @@ export interface PyramidGradient {
  * The objectives at each seed's view of the pyramid's current image (image b rolled by shifts[b]),
  * and the gradient that reaches the levels — with respect to the network input's units, as every
  * step takes it (settings.ts), through the clip as if it were not there (as the tensor path).
+ * The image itself is not written: each seed's decorrelated sum goes straight into its view.
  */
 export function pyramidGradient(
   model: Model,
@@ -37,30 +38,36 @@ export function pyramidGradient(
   objectives: readonly UnitObjective[],
   node: number,
   shifts: readonly (readonly [number, number])[],
-  opts: { logits: boolean; affine?: InputAffine; img?: Float32Array; levels?: Float32Array[]; x?: Float32Array; warps?: readonly Warp[] | null; unwarped?: Float32Array },
-): PyramidGradient & { x: Float32Array; img: Float32Array } {
+  opts: { logits: boolean; affine?: InputAffine; levels?: Float32Array[]; x?: Float32Array; warps?: readonly Warp[] | null; img?: Float32Array; unwarped?: Float32Array },
+): PyramidGradient & { x: Float32Array } {
   const { n, h, w } = pyr;
-  const img = pyr.render(opts.img);
   const affine = opts.affine ?? inputAffine(model);
+  const x = opts.x ?? new Float32Array(n * h * w * 3);
   const warps = opts.warps ?? null;
-  const x = warps ? warpInput(img, n, h, w, shifts, warps, affine, opts.x) : viewInput(img, n, h, w, shifts, affine, opts.x);
+  // A scaled or turned view samples the image between pixels: it is rendered first. A plain roll
+  // reads each seed's decorrelated sum straight into its view.
+  const img = warps ? pyr.render(opts.img) : null;
+  if (img) warpInput(img, n, h, w, shifts, warps!, affine, x);
+  else if (pyr.halves) {
+    for (let b = 0; b < n; b++) viewImage(pyr.decorrelated(b)!, 0, b, h, w, shifts[b]!, affine, x, pyr.colour);
+  } else viewInput(pyr.render(), n, h, w, shifts, affine, x);
   const r = objectiveGradientData(model, x, [n, h, w, 3], objectives, node, { logits: opts.logits });
   const levels = opts.levels ?? pyr.levels.map((v) => new Float32Array(v.length));
   // A warped view's gradient is taken back to the image first; a roll's is undone inside the adjoint.
   let atImage: Float32Array | null = null;
   if (warps) {
-    atImage = opts.unwarped ?? new Float32Array(img.length);
+    atImage = opts.unwarped ?? new Float32Array(x.length);
     unwarpGradient(r.grad, n, h, w, shifts, warps, atImage);
   }
   const finite = atImage ? pyr.adjointOfViews(atImage, shifts.map(() => [0, 0] as const), levels) : pyr.adjointOfViews(r.grad, shifts, levels);
   // The gradient at the image itself only for the regulariser that reads it.
   const image = () => {
     if (atImage) return Float32Array.from(atImage);
-    const g = new Float32Array(img.length);
+    const g = new Float32Array(x.length);
     unrollGradient(r.grad, n, h, w, shifts, g);
     return g;
   };
-  return { value: r.value, logits: r.logits, image, levels, finite, x, img };
+  return { value: r.value, logits: r.logits, image, levels, finite, x };
 }
 
 export function pyramidBatch(
@@ -82,23 +89,21 @@ export function pyramidBatch(
   const classes = objectives.every((o) => o.kind === 'class');
   const index = classes ? objectives.map((o) => (o as { index: number }).index) : [];
   const tensor = (a: Float32Array) => tf.tensor4d(a, [n, h, w, 3]);
-  const best = pyr.render();
-  const per = h * w * 3;
+  // The best image per seed is kept as its levels (a step renders no image): copied from the
+  // levels just evaluated, rendered when asked for.
+  const best = pyr.levels.map((v) => v.slice());
   let last: PyramidGradient | null = null;
-  let img: Float32Array | null = null;
   // Reused every step (a 4×224 px batch is 2.4 MB per image-sized array).
-  let spare: Float32Array | undefined;
   const grads = pyr.levels.map((v) => new Float32Array(v.length));
-  const input = new Float32Array(n * per);
-  const unwarped = s.scale || s.rotate ? new Float32Array(n * per) : undefined;
+  const input = new Float32Array(n * h * w * 3);
+  const warped = s.scale || s.rotate ? { img: new Float32Array(n * h * w * 3), unwarped: new Float32Array(n * h * w * 3) } : null;
 
   return {
     async evaluate(it) {
       const shifts = jitters.map((j) => drawShift(j, s.jitter));
       const drawn = jitters.map((j) => drawWarp(j, s.scale, s.rotate));
       const warps = drawn.every((d) => d !== null) ? (drawn as Warp[]) : null;
-      const g = pyramidGradient(model, pyr, objectives, node, shifts, { logits: classes, affine, img: spare, levels: grads, x: input, warps, unwarped });
-      img = g.img;
+      const g = pyramidGradient(model, pyr, objectives, node, shifts, { logits: classes, affine, levels: grads, x: input, warps, ...warped });
       const values = Array.from(g.value);
       if (!values.every(Number.isFinite) || !g.finite) {
         const x = tf.tensor4d(g.x, [n, h, w, 3]);
@@ -113,11 +118,16 @@ export function pyramidBatch(
     },
     keepBest(improved) {
       improved.forEach((b, i) => {
-        if (b) best.set(img!.subarray(i * per, (i + 1) * per), i * per);
+        if (!b) return;
+        pyr.levels.forEach((v, l) => {
+          const per = v.length / n;
+          best[l]!.set(v.subarray(i * per, (i + 1) * per), i * per);
+        });
       });
     },
     preview() {
-      const t = tensor(img ?? best);
+      // Before the step the levels are the ones just evaluated (or the start).
+      const t = tensor(pyr.render());
       try {
         return previewBytes(t);
       } finally {
@@ -134,12 +144,9 @@ export function pyramidBatch(
       }
     },
     endStep() {
-      // The image buffer goes back for the next render; `best` holds its own copy.
-      if (img) spare = img;
       last = null;
-      img = null;
     },
-    best: () => tensor(best),
+    best: () => tensor(pyr.render(undefined, best)),
     dispose() {},
   };
 }

@@ -108,12 +108,12 @@ export class Pyramid {
    * Image b's decorrelated image by ×2 steps: sum_0 = w_0·L_0, sum_i = up2(sum_(i−1)) + w_i·L_i.
    * The last sum is the full-size image.
    */
-  private cascade(b: number): Float32Array {
+  private cascade(b: number, levels: readonly Float32Array[] = this.levels): Float32Array {
     const { geo, sums, half } = this;
     for (let i = 0; i < geo.length; i++) {
       const g = geo[i]!;
       const sum = sums[i]!;
-      const lv = this.levels[i]!;
+      const lv = levels[i]!;
       const size = g.h * g.w * 3;
       const base = b * size;
       const wt = g.weight;
@@ -214,10 +214,10 @@ export class Pyramid {
   }
 
   /** Image i's level l upsampled along x into this.wide[l]. */
-  private widen(l: number, b: number): void {
+  private widen(l: number, b: number, levels: readonly Float32Array[]): void {
     const g = this.geo[l]!;
     const { lo, hi, f } = g.cols!;
-    const src = this.levels[l]!;
+    const src = levels[l]!;
     const out = this.wide[l]!;
     const w = this.w;
     for (let r = 0; r < g.h; r++) {
@@ -236,17 +236,35 @@ export class Pyramid {
     }
   }
 
-  /** The current image, centred pixels [n, h, w, 3] (0 = grey), into `out` (allocated when absent). */
-  render(out: Float32Array = new Float32Array(this.n * this.h * this.w * 3)): Float32Array {
+  /** Centred pixels per unit of each decorrelated component: image = colour · decorrelated sum. */
+  readonly colour: readonly (readonly number[])[] = COLOR.map((r) => r.map((v) => v * PIXELS_PER_UNIT));
+
+  /**
+   * Image b's decorrelated sum ([h, w, 3]; centred pixels = colour · it), valid until the next
+   * call; null when the levels do not halve (render() then resizes each level on its own).
+   */
+  decorrelated(b: number): Float32Array | null {
+    return this.halving ? this.cascade(b) : null;
+  }
+
+  /** Whether decorrelated() gives the sums (each level exactly half the next). */
+  get halves(): boolean {
+    return this.halving;
+  }
+
+  /**
+   * The image of `levels` (the current ones when absent; else arrays shaped like them), centred
+   * pixels [n, h, w, 3] (0 = grey), into `out` (allocated when absent).
+   */
+  render(out: Float32Array = new Float32Array(this.n * this.h * this.w * 3), levels: readonly Float32Array[] = this.levels): Float32Array {
     const { n, h, w, geo, row } = this;
     const w3 = w * 3;
-    const m = COLOR.map((r) => r.map((v) => v * PIXELS_PER_UNIT));
-    const [m00, m01, m02] = m[0]!;
-    const [m10, m11, m12] = m[1]!;
-    const [m20, m21, m22] = m[2]!;
+    const [m00, m01, m02] = this.colour[0]!;
+    const [m10, m11, m12] = this.colour[1]!;
+    const [m20, m21, m22] = this.colour[2]!;
     for (let b = 0; b < n; b++) {
       if (this.halving) {
-        const d = this.cascade(b);
+        const d = this.cascade(b, levels);
         const o = b * h * w3;
         for (let k = 0; k < h * w3; k += 3) {
           const d0 = d[k]!;
@@ -258,12 +276,12 @@ export class Pyramid {
         }
         continue;
       }
-      for (let l = 0; l < geo.length; l++) if (geo[l]!.rows) this.widen(l, b);
+      for (let l = 0; l < geo.length; l++) if (geo[l]!.rows) this.widen(l, b, levels);
       for (let y = 0; y < h; y++) {
         row.fill(0);
         for (let l = 0; l < geo.length; l++) {
           const g = geo[l]!;
-          const src = this.levels[l]!;
+          const src = levels[l]!;
           if (!g.rows) {
             const base = (b * h + y) * w3;
             for (let k = 0; k < w3; k++) row[k]! += g.weight * src[base + k]!;
@@ -309,10 +327,9 @@ export class Pyramid {
   adjointOfViews(g: Float32Array, shifts: readonly (readonly [number, number])[], out: Float32Array[]): boolean {
     const { n, h, w, geo } = this;
     const w3 = w * 3;
-    const m = COLOR.map((r) => r.map((v) => v * PIXELS_PER_UNIT));
-    const [m00, m01, m02] = m[0]!;
-    const [m10, m11, m12] = m[1]!;
-    const [m20, m21, m22] = m[2]!;
+    const [m00, m01, m02] = this.colour[0]!;
+    const [m10, m11, m12] = this.colour[1]!;
+    const [m20, m21, m22] = this.colour[2]!;
     let finite = true;
     const d = this.halving ? this.sums[geo.length - 1]! : (this.unrolled ??= new Float32Array(n * h * w3));
     for (let b = 0; b < n; b++) {

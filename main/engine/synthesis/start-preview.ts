@@ -28,7 +28,7 @@ export function startPreview(settings: SynthSettings, seeds: readonly number[], 
       img.dispose();
     }
   }
-  const param = macoParam(n, h, w, seeds[0]!);
+  const param = macoParam(n, h, w, seeds);
   try {
     const img = param.image();
     try {

@@ -1,8 +1,10 @@
 // A batch held as tensors: raw pixels (the paper's presets, "from this frame") and MACO's phase.
-// One jitter for the whole batch per step, from the first seed.
+// Raw pixels take one jitter for the whole batch per step, from the first seed; MACO's seeds each
+// take their own (its view is made on plain arrays), so a seed's image does not depend on the
+// seeds beside it.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Model } from '../model.js';
-import { nativeObjectiveGradient, tfObjectiveGradient, type UnitObjective } from '../objectives.js';
+import { nativeObjectiveGradient, objectiveGradientData, tfObjectiveGradient, type UnitObjective } from '../objectives.js';
 import { nativeEngine } from '../onnx/native-net.js';
 import { allFinite, nonFiniteError } from '../finite.js';
 import { macoParam, pixelParam, type Parameterization } from './parameterization.js';
@@ -10,7 +12,8 @@ import { regularize } from './regularizers.js';
 import type { SynthSettings } from './settings.js';
 import { gradientGain, scaledPolicy } from './model-scale.js';
 import { makeStepper } from './step-size.js';
-import { drawShift, GREY, jitterSource, previewBytes, regularizes, type Evaluation, type OptimisedBatch } from './batch.js';
+import { drawShift, GREY, jitterSource, previewBytes, regularizes, targetProbs, type Evaluation, type OptimisedBatch } from './batch.js';
+import { inputAffine, unrollGradient, viewInput, type InputAffine } from './view.js';
 
 /** Roll an image batch by (dy, dx) with wrap-around. */
 export function roll(x: tf.Tensor4D, dy: number, dx: number): tf.Tensor4D {
@@ -49,17 +52,37 @@ function evaluateImage(model: Model, img: tf.Tensor4D, objectives: UnitObjective
 }
 
 /**
- * The gradient reaching the parameterisation's variables when the objective is read at the
- * image rolled by (dy, dx) — in network-input units, as every step takes it (settings.ts).
+ * Each seed's jittered view of the parameterisation's image (image b rolled by shifts[b]) on plain
+ * arrays, its objective, logits and the gradient at the image (the roll undone; in network-input
+ * units), through the clip as if it were not there: one ONNX Runtime run when it is selected.
+ * Rolling tensors costs tens of ms a step on the wasm backend; the view is one pass.
  */
-export function tensorParamGradients(model: Model, param: Parameterization, objectives: UnitObjective[], node: number, shift: [number, number]): { value: tf.Tensor1D; grads: tf.Tensor4D[] } {
+export function viewGradient(
+  model: Model,
+  img: tf.Tensor4D,
+  objectives: readonly UnitObjective[],
+  node: number,
+  shifts: readonly (readonly [number, number])[],
+  opts: { logits: boolean; affine?: InputAffine },
+): { value: Float32Array; logits: Float32Array | null; grad: tf.Tensor4D; x: Float32Array; finite: boolean } {
+  const [n, h, w] = img.shape;
+  const x = viewInput(img.dataSync() as Float32Array, n, h, w, shifts, opts.affine ?? inputAffine(model));
+  const r = objectiveGradientData(model, x, [n, h, w, 3], objectives, node, { logits: opts.logits });
+  const g = new Float32Array(x.length);
+  const finite = unrollGradient(r.grad, n, h, w, shifts, g);
+  return { value: r.value, logits: r.logits, grad: tf.tensor4d(g, [n, h, w, 3]), x, finite };
+}
+
+/**
+ * The gradient reaching the parameterisation's variables when each seed's objective is read at
+ * its image rolled by shifts[b] — in network-input units, as every step takes it (settings.ts).
+ */
+export function tensorParamGradients(model: Model, param: Parameterization, objectives: UnitObjective[], node: number, shifts: readonly (readonly [number, number])[]): { value: tf.Tensor1D; grads: tf.Tensor4D[] } {
   const img = param.image();
-  const seen = roll(img, shift[0], shift[1]);
-  const ev = evaluateImage(model, seen, objectives, node);
-  const gIn = roll(ev.grad, -shift[0], -shift[1]);
-  const grads = param.paramGrads(gIn);
-  tf.dispose([img, seen, ev.grad, gIn, ...(ev.prob ? [ev.prob] : [])]);
-  return { value: ev.value, grads };
+  const ev = viewGradient(model, img, objectives, node, shifts, { logits: false });
+  const grads = param.paramGrads(ev.grad);
+  tf.dispose([img, ev.grad]);
+  return { value: tf.tensor1d(ev.value), grads };
 }
 
 export async function tensorBatch(
@@ -75,7 +98,7 @@ export async function tensorBatch(
   const n = seeds.length;
   const noise = tf.tidy(() => tf.concat(seeds.map((sd) => tf.randomNormal([1, h, w, 3], 0, anchor ? 2 : 10, 'float32', sd))) as tf.Tensor4D);
   const init = anchor ? tf.tidy(() => tf.add(anchor, noise) as tf.Tensor4D) : noise;
-  const param: Parameterization = s.param === 'pixels' ? pixelParam(init) : macoParam(n, h, w, seeds[0]!);
+  const param: Parameterization = s.param === 'pixels' ? pixelParam(init) : macoParam(n, h, w, seeds);
   tf.dispose([noise, init]);
   // η scaled for models whose gradients are weaker than the bundled ones' (model-scale.ts).
   let gain = 1;
@@ -89,6 +112,10 @@ export async function tensorBatch(
   // One stepper per variable: Adam keeps moment estimates of that variable's shape.
   const steppers = param.params.map(() => makeStepper(scaledPolicy(s.step, gain)));
   const jitter = jitterSource(seeds[0]!);
+  const jitters = seeds.map(jitterSource);
+  const affine = inputAffine(model);
+  const classes = objectives.every((o) => o.kind === 'class');
+  const index = classes ? objectives.map((o) => (o as { index: number }).index) : [];
   let best: tf.Tensor4D = param.image();
   // This step's tensors, released however the step ends (a throw from a kernel or data() too).
   let held: tf.Tensor[] = [];
@@ -99,6 +126,19 @@ export async function tensorBatch(
     async evaluate(it) {
       img = param.image();
       held.push(img);
+      if (s.param === 'maco') {
+        const shifts = jitters.map((j) => drawShift(j, s.jitter));
+        const ev = viewGradient(model, img, objectives, node, shifts, { logits: classes, affine });
+        gIn = ev.grad;
+        held.push(gIn);
+        const values = Array.from(ev.value);
+        if (!allFinite(values) || !ev.finite) {
+          const x = tf.tensor4d(ev.x, img.shape);
+          held.push(x);
+          throw nonFiniteError(model, x, allFinite(values) ? 'objective’s gradient' : 'objective', ` at step ${it + 1} of the synthesis`);
+        }
+        return { values, probs: ev.logits ? targetProbs(ev.logits, index) : null } satisfies Evaluation;
+      }
       const [dy, dx] = drawShift(jitter, s.jitter);
       const seen = dy || dx ? roll(img, dy, dx) : img;
       held.push(seen);

@@ -28,42 +28,52 @@ function source(shift: readonly [number, number], h: number, w: number): { sy: n
   return { sy: ((shift[0] % h) + h) % h, sx: ((shift[1] % w) + w) % w };
 }
 
+/** 3×3 identity: viewImage of centred pixels. */
+const IDENTITY = [
+  [1, 0, 0],
+  [0, 1, 0],
+  [0, 0, 1],
+];
+
 /**
  * The network input for centred images `img` ([n, h, w, 3]): image b rolled by shifts[b] (as
  * `roll` in run.ts: view[y][x] = img[(y − dy) mod h][(x − dx) mod w]), clipped, preprocessed.
  */
 export function viewInput(img: Float32Array, n: number, h: number, w: number, shifts: readonly (readonly [number, number])[], f: InputAffine, out: Float32Array = new Float32Array(img.length)): Float32Array {
+  for (let b = 0; b < n; b++) viewImage(img, b * h * w * 3, b, h, w, shifts[b]!, f, out, IDENTITY);
+  return out;
+}
+
+/**
+ * Image b of viewInput, from `src` at `base` ([h, w, 3]) read through `colour` first (centred
+ * pixels = colour · src): the pyramid hands its decorrelated sum straight to the view, so the
+ * image itself is never written in a step.
+ */
+export function viewImage(src: Float32Array, base: number, b: number, h: number, w: number, shift: readonly [number, number], f: InputAffine, out: Float32Array, colour: readonly (readonly number[])[]): void {
   const [[a00, a01, a02], [a10, a11, a12], [a20, a21, a22]] = f.a as [number[], number[], number[]];
   const [o0, o1, o2] = f.o as [number, number, number];
-  // One scale per channel (every bundled model): three products a pixel instead of nine.
-  const diagonal = a01 === 0 && a02 === 0 && a10 === 0 && a12 === 0 && a20 === 0 && a21 === 0;
-  for (let b = 0; b < n; b++) {
-    const { sy, sx } = source(shifts[b]!, h, w);
-    for (let y = 0; y < h; y++) {
-      const src = (b * h + y) * w * 3;
-      const dst = (b * h + ((y + sy) % h)) * w * 3;
-      for (let x = 0; x < w; x++) {
-        const i = src + x * 3;
-        const v0 = img[i]!;
-        const v1 = img[i + 1]!;
-        const v2 = img[i + 2]!;
-        const p0 = v0 < -GREY ? 0 : v0 > GREY ? 255 : v0 + GREY;
-        const p1 = v1 < -GREY ? 0 : v1 > GREY ? 255 : v1 + GREY;
-        const p2 = v2 < -GREY ? 0 : v2 > GREY ? 255 : v2 + GREY;
-        const j = dst + (x + sx < w ? x + sx : x + sx - w) * 3;
-        if (diagonal) {
-          out[j] = a00! * p0 + o0;
-          out[j + 1] = a11! * p1 + o1;
-          out[j + 2] = a22! * p2 + o2;
-        } else {
-          out[j] = a00! * p0 + a01! * p1 + a02! * p2 + o0;
-          out[j + 1] = a10! * p0 + a11! * p1 + a12! * p2 + o1;
-          out[j + 2] = a20! * p0 + a21! * p1 + a22! * p2 + o2;
-        }
-      }
+  const [[m00, m01, m02], [m10, m11, m12], [m20, m21, m22]] = colour as [number[], number[], number[]];
+  const { sy, sx } = source(shift, h, w);
+  for (let y = 0; y < h; y++) {
+    const row = base + y * w * 3;
+    const dst = (b * h + ((y + sy) % h)) * w * 3;
+    for (let x = 0; x < w; x++) {
+      const i = row + x * 3;
+      const d0 = src[i]!;
+      const d1 = src[i + 1]!;
+      const d2 = src[i + 2]!;
+      const v0 = m00! * d0 + m01! * d1 + m02! * d2;
+      const v1 = m10! * d0 + m11! * d1 + m12! * d2;
+      const v2 = m20! * d0 + m21! * d1 + m22! * d2;
+      const p0 = v0 < -GREY ? 0 : v0 > GREY ? 255 : v0 + GREY;
+      const p1 = v1 < -GREY ? 0 : v1 > GREY ? 255 : v1 + GREY;
+      const p2 = v2 < -GREY ? 0 : v2 > GREY ? 255 : v2 + GREY;
+      const j = dst + (x + sx < w ? x + sx : x + sx - w) * 3;
+      out[j] = a00! * p0 + a01! * p1 + a02! * p2 + o0;
+      out[j + 1] = a10! * p0 + a11! * p1 + a12! * p2 + o1;
+      out[j + 2] = a20! * p0 + a21! * p1 + a22! * p2 + o2;
     }
   }
-  return out;
 }
 
 /**
