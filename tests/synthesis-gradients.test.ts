@@ -148,7 +148,8 @@ describe('pyramid (plain arrays)', () => {
     // A warp that neither scales nor turns sees (and differentiates) exactly what the roll does.
     const plain = pyramidGradient(onnx, p, objectives, node, SHIFTS, { logits: false });
     const still = pyramidGradient(onnx, p, objectives, node, SHIFTS, { logits: false, warps: SHIFTS.map(() => ({ scale: 1, angle: 0 })) });
-    expect(rel(still.value, plain.value)).toBeLessThan(1e-6);
+    // (Up to float rounding: the roll reads each seed's decorrelated sum straight into its view, the warp reads the rendered image.)
+    expect(rel(still.value, plain.value)).toBeLessThan(1e-5);
     plain.levels.forEach((l, i) => expect(rel(still.levels[i]!, l), `level ${i}`).toBeLessThan(1e-5));
     // And a real warp changes what the network sees.
     expect(rel(g.value, plain.value)).toBeGreaterThan(1e-3);
