@@ -31,6 +31,8 @@ const HELP = `npm run bench -- [options]     engine speed figures as JSON (stdou
   --runs N               timed runs per figure, at least 10 (default 10); synthesis steps timed
                          per preset: N rounded up to a multiple of 4, at least 12
   --skip-synth           leave out the synthesis figures
+  --fast4-all            four seeds at 224 px (synth_fast4_224) on every model, not only
+                         mobilenet-v1-0.75 (the model its target names)
   --synth-steps          only the synthesis step figures (synth_step_ms, synth_grad_ms_batch4,
                          synth_step_vs_grad), measured as in the full run
   --skip-ratios          leave out backend_ratios (every figure per backend, ratio to wasm; it
@@ -61,6 +63,7 @@ const { values: args } = parseArgs({
     models: { type: 'string' },
     runs: { type: 'string', default: '10' },
     'skip-synth': { type: 'boolean', default: false },
+    'fast4-all': { type: 'boolean', default: false },
     'synth-steps': { type: 'boolean', default: false },
     'skip-ratios': { type: 'boolean', default: false },
     full: { type: 'boolean', default: false },
@@ -296,6 +299,7 @@ if (args.atlas) {
             paper3Full: args.full,
             runs: RUNS,
             stepsOnly: args['synth-steps'],
+            fast4All: args['fast4-all'],
             section: (name, fn) => timed(id, `${b}.${name}`, fn),
           }),
         );

@@ -121,70 +121,121 @@ export interface Warp {
 export function warpInput(img: Float32Array, n: number, h: number, w: number, shifts: readonly (readonly [number, number])[], warps: readonly Warp[], f: InputAffine, out: Float32Array = new Float32Array(img.length)): Float32Array {
   const [[a00, a01, a02], [a10, a11, a12], [a20, a21, a22]] = f.a as [number[], number[], number[]];
   const [o0, o1, o2] = f.o as [number, number, number];
-  const clip = (v: number) => (v < -GREY ? 0 : v > GREY ? 255 : v + GREY);
-  forEachTap(n, h, w, shifts, warps, (_b, j, i00, i01, i10, i11, w00, w01, w10, w11) => {
-    const p0 = w00 * clip(img[i00]!) + w01 * clip(img[i01]!) + w10 * clip(img[i10]!) + w11 * clip(img[i11]!);
-    const p1 = w00 * clip(img[i00 + 1]!) + w01 * clip(img[i01 + 1]!) + w10 * clip(img[i10 + 1]!) + w11 * clip(img[i11 + 1]!);
-    const p2 = w00 * clip(img[i00 + 2]!) + w01 * clip(img[i01 + 2]!) + w10 * clip(img[i10 + 2]!) + w11 * clip(img[i11 + 2]!);
-    out[j] = a00! * p0 + a01! * p1 + a02! * p2 + o0;
-    out[j + 1] = a10! * p0 + a11! * p1 + a12! * p2 + o1;
-    out[j + 2] = a20! * p0 + a21! * p1 + a22! * p2 + o2;
-  });
+  // Clipped once, not once per tap (each source pixel is read by about four view pixels).
+  const src = clipped(img);
+  const cy = (h - 1) / 2;
+  const cx = (w - 1) / 2;
+  const row = w * 3;
+  for (let b = 0; b < n; b++) {
+    const [dy, dx] = shifts[b]!;
+    const { cos, sin } = inverseRotation(warps[b]!);
+    const base = b * h * row;
+    for (let y = 0; y < h; y++) {
+      const u = y - dy - cy;
+      const v0 = -dx - cx;
+      // Along a row the source point moves by (sin, cos) per pixel.
+      let sy = cy + cos * u + sin * v0;
+      let sx = cx - sin * u + cos * v0;
+      let j = base + y * row;
+      for (let x = 0; x < w; x++, sy += sin, sx += cos, j += 3) {
+        const fy = Math.floor(sy);
+        const fx = Math.floor(sx);
+        const ty = sy - fy;
+        const tx = sx - fx;
+        let y0 = fy % h;
+        if (y0 < 0) y0 += h;
+        let x0 = fx % w;
+        if (x0 < 0) x0 += w;
+        const r0 = base + y0 * row;
+        const r1 = y0 + 1 === h ? base : r0 + row;
+        const c0 = x0 * 3;
+        const c1 = x0 + 1 === w ? 0 : c0 + 3;
+        const i00 = r0 + c0;
+        const i01 = r0 + c1;
+        const i10 = r1 + c0;
+        const i11 = r1 + c1;
+        const w11 = ty * tx;
+        const w10 = ty - w11;
+        const w01 = tx - w11;
+        const w00 = 1 - ty - w01;
+        const p0 = w00 * src[i00]! + w01 * src[i01]! + w10 * src[i10]! + w11 * src[i11]!;
+        const p1 = w00 * src[i00 + 1]! + w01 * src[i01 + 1]! + w10 * src[i10 + 1]! + w11 * src[i11 + 1]!;
+        const p2 = w00 * src[i00 + 2]! + w01 * src[i01 + 2]! + w10 * src[i10 + 2]! + w11 * src[i11 + 2]!;
+        out[j] = a00! * p0 + a01! * p1 + a02! * p2 + o0;
+        out[j + 1] = a10! * p0 + a11! * p1 + a12! * p2 + o1;
+        out[j + 2] = a20! * p0 + a21! * p1 + a22! * p2 + o2;
+      }
+    }
+  }
   return out;
 }
 
 /**
  * warpInput's adjoint (the clip taken as if it were not there, as everywhere): the gradient at
- * each warped view → at its image, into `out`.
+ * each warped view → at its image, into `out`. The same walk as warpInput, scattering instead of
+ * gathering.
  */
 export function unwarpGradient(g: Float32Array, n: number, h: number, w: number, shifts: readonly (readonly [number, number])[], warps: readonly Warp[], out: Float32Array): void {
   out.fill(0);
-  forEachTap(n, h, w, shifts, warps, (_b, j, i00, i01, i10, i11, w00, w01, w10, w11) => {
-    for (let c = 0; c < 3; c++) {
-      const v = g[j + c]!;
-      out[i00 + c]! += w00 * v;
-      out[i01 + c]! += w01 * v;
-      out[i10 + c]! += w10 * v;
-      out[i11 + c]! += w11 * v;
-    }
-  });
-}
-
-/** Every view pixel's offset `j` and its four source taps (offsets and bilinear weights), for warpInput and its adjoint alike. */
-function forEachTap(
-  n: number,
-  h: number,
-  w: number,
-  shifts: readonly (readonly [number, number])[],
-  warps: readonly Warp[],
-  tap: (b: number, j: number, i00: number, i01: number, i10: number, i11: number, w00: number, w01: number, w10: number, w11: number) => void,
-): void {
   const cy = (h - 1) / 2;
   const cx = (w - 1) / 2;
+  const row = w * 3;
   for (let b = 0; b < n; b++) {
     const [dy, dx] = shifts[b]!;
-    const { scale, angle } = warps[b]!;
-    const cos = Math.cos(angle) / scale;
-    const sin = Math.sin(angle) / scale;
-    const base = b * h * w * 3;
+    const { cos, sin } = inverseRotation(warps[b]!);
+    const base = b * h * row;
     for (let y = 0; y < h; y++) {
       const u = y - dy - cy;
-      for (let x = 0; x < w; x++) {
-        const v = x - dx - cx;
-        const sy = cy + cos * u + sin * v;
-        const sx = cx - sin * u + cos * v;
+      const v0 = -dx - cx;
+      let sy = cy + cos * u + sin * v0;
+      let sx = cx - sin * u + cos * v0;
+      let j = base + y * row;
+      for (let x = 0; x < w; x++, sy += sin, sx += cos, j += 3) {
         const fy = Math.floor(sy);
         const fx = Math.floor(sx);
         const ty = sy - fy;
         const tx = sx - fx;
-        const y0 = ((fy % h) + h) % h;
-        const x0 = ((fx % w) + w) % w;
-        const y1 = y0 + 1 === h ? 0 : y0 + 1;
-        const x1 = x0 + 1 === w ? 0 : x0 + 1;
-        const r0 = base + y0 * w * 3;
-        const r1 = base + y1 * w * 3;
-        tap(b, base + (y * w + x) * 3, r0 + x0 * 3, r0 + x1 * 3, r1 + x0 * 3, r1 + x1 * 3, (1 - ty) * (1 - tx), (1 - ty) * tx, ty * (1 - tx), ty * tx);
+        let y0 = fy % h;
+        if (y0 < 0) y0 += h;
+        let x0 = fx % w;
+        if (x0 < 0) x0 += w;
+        const r0 = base + y0 * row;
+        const r1 = y0 + 1 === h ? base : r0 + row;
+        const c0 = x0 * 3;
+        const c1 = x0 + 1 === w ? 0 : c0 + 3;
+        const i00 = r0 + c0;
+        const i01 = r0 + c1;
+        const i10 = r1 + c0;
+        const i11 = r1 + c1;
+        const w11 = ty * tx;
+        const w10 = ty - w11;
+        const w01 = tx - w11;
+        const w00 = 1 - ty - w01;
+        for (let c = 0; c < 3; c++) {
+          const v = g[j + c]!;
+          out[i00 + c]! += w00 * v;
+          out[i01 + c]! += w01 * v;
+          out[i10 + c]! += w10 * v;
+          out[i11 + c]! += w11 * v;
+        }
       }
     }
   }
+}
+
+/** The view → image map's rotation and scale: R(−angle) / scale. */
+function inverseRotation({ scale, angle }: Warp): { cos: number; sin: number } {
+  return { cos: Math.cos(angle) / scale, sin: Math.sin(angle) / scale };
+}
+
+let clipBuffer = new Float32Array(0);
+
+/** The image clipped to pixel values 0…255 (centred values in, as everywhere), in a buffer reused between steps. */
+function clipped(img: Float32Array): Float32Array {
+  if (clipBuffer.length !== img.length) clipBuffer = new Float32Array(img.length);
+  for (let i = 0; i < img.length; i++) {
+    const v = img[i]!;
+    clipBuffer[i] = v < -GREY ? 0 : v > GREY ? 255 : v + GREY;
+  }
+  return clipBuffer;
 }
