@@ -11,7 +11,7 @@ import { Pyramid } from './pyramid.js';
 import { regularize } from './regularizers.js';
 import type { SynthSettings } from './settings.js';
 import { makeArrayStepper } from './step-size.js';
-import { inputAffine, unrollGradient, unwarpGradient, viewImage, viewInput, warpInput, type InputAffine, type Warp } from './view.js';
+import { inputAffine, unrollGradient, unwarpGradient, viewImage, viewInput, warpInput, warpTaps, type InputAffine, type Warp } from './view.js';
 import { drawShift, drawWarp, GREY, jitterSource, previewBytes, regularizes, targetProbs, type Evaluation, type OptimisedBatch } from './batch.js';
 
 export interface PyramidGradient {
@@ -47,7 +47,8 @@ export function pyramidGradient(
   // A scaled or turned view samples the image between pixels: it is rendered first. A plain roll
   // reads each seed's decorrelated sum straight into its view.
   const img = warps ? pyr.render(opts.img) : null;
-  if (img) warpInput(img, n, h, w, shifts, warps!, affine, x);
+  const taps = warps ? warpTaps(n, h, w, shifts, warps) : null;
+  if (img) warpInput(img, taps!, affine, x);
   else if (pyr.halves) {
     for (let b = 0; b < n; b++) viewImage(pyr.decorrelated(b)!, 0, b, h, w, shifts[b]!, affine, x, pyr.colour);
   } else viewInput(pyr.render(), n, h, w, shifts, affine, x);
@@ -57,7 +58,7 @@ export function pyramidGradient(
   let atImage: Float32Array | null = null;
   if (warps) {
     atImage = opts.unwarped ?? new Float32Array(x.length);
-    unwarpGradient(r.grad, n, h, w, shifts, warps, atImage);
+    unwarpGradient(r.grad, taps!, atImage);
   }
   const finite = atImage ? pyr.adjointOfViews(atImage, shifts.map(() => [0, 0] as const), levels) : pyr.adjointOfViews(r.grad, shifts, levels);
   // The gradient at the image itself only for the regulariser that reads it.

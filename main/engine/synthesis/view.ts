@@ -113,19 +113,30 @@ export interface Warp {
 }
 
 /**
- * The network input for image b seen rolled by shifts[b] and scaled and rotated by warps[b] about
- * the centre: view[y][x] = img at R(−angle)/scale · ((y, x) − shift − c) + c, bilinear, wrapping
- * round the borders as the roll does (with scale 1 and angle 0 it is viewInput's roll exactly).
- * Each source pixel is clipped before it is interpolated, as viewInput clips.
+ * Where each pixel of the warped views reads its image: image b seen rolled by shifts[b] and
+ * scaled and rotated by warps[b] about the centre, view[y][x] = img at R(−angle)/scale · ((y, x) −
+ * shift − c) + c, bilinear, wrapping round the borders as the roll does (with scale 1 and angle 0
+ * it is viewInput's roll exactly). Four source offsets and weights per view pixel, made once per
+ * step for the view and its adjoint alike (in buffers reused between steps).
  */
-export function warpInput(img: Float32Array, n: number, h: number, w: number, shifts: readonly (readonly [number, number])[], warps: readonly Warp[], f: InputAffine, out: Float32Array = new Float32Array(img.length)): Float32Array {
-  const [[a00, a01, a02], [a10, a11, a12], [a20, a21, a22]] = f.a as [number[], number[], number[]];
-  const [o0, o1, o2] = f.o as [number, number, number];
-  // Clipped once, not once per tap (each source pixel is read by about four view pixels).
-  const src = clipped(img);
+export interface WarpTaps {
+  pixels: number;
+  /** Offsets of the four source pixels (first channel), 4 per view pixel. */
+  index: Int32Array;
+  /** Their bilinear weights, 4 per view pixel. */
+  weight: Float32Array;
+}
+
+let tapBuffers: WarpTaps = { pixels: 0, index: new Int32Array(0), weight: new Float32Array(0) };
+
+export function warpTaps(n: number, h: number, w: number, shifts: readonly (readonly [number, number])[], warps: readonly Warp[]): WarpTaps {
+  const pixels = n * h * w;
+  if (tapBuffers.pixels !== pixels) tapBuffers = { pixels, index: new Int32Array(pixels * 4), weight: new Float32Array(pixels * 4) };
+  const { index, weight } = tapBuffers;
   const cy = (h - 1) / 2;
   const cx = (w - 1) / 2;
   const row = w * 3;
+  let k = 0;
   for (let b = 0; b < n; b++) {
     const [dy, dx] = shifts[b]!;
     const { cos, sin } = inverseRotation(warps[b]!);
@@ -136,8 +147,7 @@ export function warpInput(img: Float32Array, n: number, h: number, w: number, sh
       // Along a row the source point moves by (sin, cos) per pixel.
       let sy = cy + cos * u + sin * v0;
       let sx = cx - sin * u + cos * v0;
-      let j = base + y * row;
-      for (let x = 0; x < w; x++, sy += sin, sx += cos, j += 3) {
+      for (let x = 0; x < w; x++, sy += sin, sx += cos, k += 4) {
         const fy = Math.floor(sy);
         const fx = Math.floor(sx);
         const ty = sy - fy;
@@ -150,75 +160,61 @@ export function warpInput(img: Float32Array, n: number, h: number, w: number, sh
         const r1 = y0 + 1 === h ? base : r0 + row;
         const c0 = x0 * 3;
         const c1 = x0 + 1 === w ? 0 : c0 + 3;
-        const i00 = r0 + c0;
-        const i01 = r0 + c1;
-        const i10 = r1 + c0;
-        const i11 = r1 + c1;
+        index[k] = r0 + c0;
+        index[k + 1] = r0 + c1;
+        index[k + 2] = r1 + c0;
+        index[k + 3] = r1 + c1;
         const w11 = ty * tx;
-        const w10 = ty - w11;
-        const w01 = tx - w11;
-        const w00 = 1 - ty - w01;
-        const p0 = w00 * src[i00]! + w01 * src[i01]! + w10 * src[i10]! + w11 * src[i11]!;
-        const p1 = w00 * src[i00 + 1]! + w01 * src[i01 + 1]! + w10 * src[i10 + 1]! + w11 * src[i11 + 1]!;
-        const p2 = w00 * src[i00 + 2]! + w01 * src[i01 + 2]! + w10 * src[i10 + 2]! + w11 * src[i11 + 2]!;
-        out[j] = a00! * p0 + a01! * p1 + a02! * p2 + o0;
-        out[j + 1] = a10! * p0 + a11! * p1 + a12! * p2 + o1;
-        out[j + 2] = a20! * p0 + a21! * p1 + a22! * p2 + o2;
+        weight[k] = 1 - ty - (tx - w11);
+        weight[k + 1] = tx - w11;
+        weight[k + 2] = ty - w11;
+        weight[k + 3] = w11;
       }
     }
+  }
+  return tapBuffers;
+}
+
+/** The network input of the warped views (warpTaps), each source pixel clipped before it is interpolated, as viewInput clips. */
+export function warpInput(img: Float32Array, taps: WarpTaps, f: InputAffine, out: Float32Array = new Float32Array(img.length)): Float32Array {
+  const [[a00, a01, a02], [a10, a11, a12], [a20, a21, a22]] = f.a as [number[], number[], number[]];
+  const [o0, o1, o2] = f.o as [number, number, number];
+  // Clipped once, not once per tap (each source pixel is read by about four view pixels).
+  const src = clipped(img);
+  const { index, weight } = taps;
+  for (let p = 0, k = 0, j = 0; p < taps.pixels; p++, k += 4, j += 3) {
+    const i00 = index[k]!;
+    const i01 = index[k + 1]!;
+    const i10 = index[k + 2]!;
+    const i11 = index[k + 3]!;
+    const w00 = weight[k]!;
+    const w01 = weight[k + 1]!;
+    const w10 = weight[k + 2]!;
+    const w11 = weight[k + 3]!;
+    const p0 = w00 * src[i00]! + w01 * src[i01]! + w10 * src[i10]! + w11 * src[i11]!;
+    const p1 = w00 * src[i00 + 1]! + w01 * src[i01 + 1]! + w10 * src[i10 + 1]! + w11 * src[i11 + 1]!;
+    const p2 = w00 * src[i00 + 2]! + w01 * src[i01 + 2]! + w10 * src[i10 + 2]! + w11 * src[i11 + 2]!;
+    out[j] = a00! * p0 + a01! * p1 + a02! * p2 + o0;
+    out[j + 1] = a10! * p0 + a11! * p1 + a12! * p2 + o1;
+    out[j + 2] = a20! * p0 + a21! * p1 + a22! * p2 + o2;
   }
   return out;
 }
 
 /**
  * warpInput's adjoint (the clip taken as if it were not there, as everywhere): the gradient at
- * each warped view → at its image, into `out`. The same walk as warpInput, scattering instead of
- * gathering.
+ * each warped view → at its image, into `out`, through the same taps.
  */
-export function unwarpGradient(g: Float32Array, n: number, h: number, w: number, shifts: readonly (readonly [number, number])[], warps: readonly Warp[], out: Float32Array): void {
+export function unwarpGradient(g: Float32Array, taps: WarpTaps, out: Float32Array): void {
   out.fill(0);
-  const cy = (h - 1) / 2;
-  const cx = (w - 1) / 2;
-  const row = w * 3;
-  for (let b = 0; b < n; b++) {
-    const [dy, dx] = shifts[b]!;
-    const { cos, sin } = inverseRotation(warps[b]!);
-    const base = b * h * row;
-    for (let y = 0; y < h; y++) {
-      const u = y - dy - cy;
-      const v0 = -dx - cx;
-      let sy = cy + cos * u + sin * v0;
-      let sx = cx - sin * u + cos * v0;
-      let j = base + y * row;
-      for (let x = 0; x < w; x++, sy += sin, sx += cos, j += 3) {
-        const fy = Math.floor(sy);
-        const fx = Math.floor(sx);
-        const ty = sy - fy;
-        const tx = sx - fx;
-        let y0 = fy % h;
-        if (y0 < 0) y0 += h;
-        let x0 = fx % w;
-        if (x0 < 0) x0 += w;
-        const r0 = base + y0 * row;
-        const r1 = y0 + 1 === h ? base : r0 + row;
-        const c0 = x0 * 3;
-        const c1 = x0 + 1 === w ? 0 : c0 + 3;
-        const i00 = r0 + c0;
-        const i01 = r0 + c1;
-        const i10 = r1 + c0;
-        const i11 = r1 + c1;
-        const w11 = ty * tx;
-        const w10 = ty - w11;
-        const w01 = tx - w11;
-        const w00 = 1 - ty - w01;
-        for (let c = 0; c < 3; c++) {
-          const v = g[j + c]!;
-          out[i00 + c]! += w00 * v;
-          out[i01 + c]! += w01 * v;
-          out[i10 + c]! += w10 * v;
-          out[i11 + c]! += w11 * v;
-        }
-      }
+  const { index, weight } = taps;
+  for (let p = 0, k = 0, j = 0; p < taps.pixels; p++, k += 4, j += 3) {
+    for (let t = 0; t < 4; t++) {
+      const i = index[k + t]!;
+      const wt = weight[k + t]!;
+      out[i]! += wt * g[j]!;
+      out[i + 1]! += wt * g[j + 1]!;
+      out[i + 2]! += wt * g[j + 2]!;
     }
   }
 }
