@@ -219,7 +219,10 @@ describe('compiled graph model against tfjs-converter’s GraphModel', () => {
   });
 
   it('synthesis raises a class and a channel', async () => {
-    const fast = await synthesize({ model, objective: { kind: 'class', index: K }, settings: { ...presetSettings('fast'), iterations: 60 }, seeds: [1] });
+    // Without the preset's scale and turn: this five-class toy network's probabilities stay near
+    // 0.2 whatever the input, so under views that differ this much every step its best image is
+    // picked by the draw of the views (measured: the same image at 60 and at 200 steps).
+    const fast = await synthesize({ model, objective: { kind: 'class', index: K }, settings: { ...presetSettings('fast'), iterations: 60, scale: 0, rotate: 0 }, seeds: [1] });
     const img = fast.images[0]!;
     expect([img.height, img.width]).toEqual(GRAPH_INPUT);
     expect(img.objectiveBest).toBeGreaterThan(img.objectiveStart);
