@@ -178,6 +178,35 @@ describe('the job scheduler', () => {
     expect(order).toEqual(['a', 'b', 'a', 'b', 'a', 'b']);
   });
 
+  it('a model switch while a job runs: the job ends on the model it started with, and the next job runs on the new one', async () => {
+    const spec = (modelId: string, iterations: number) => ({
+      type: 'batch' as const,
+      modelId,
+      spec: { objectives: [{ kind: 'class' as const, index: 130 }], seeds: [1], settings: { ...FAST, iterations }, size: [64, 64] as [number, number] },
+    });
+    let stepped!: () => void;
+    const running = new Promise<void>((r) => (stepped = r));
+    const first = new Promise<WorkerJobEventT>((resolve) =>
+      pool.submit('a', spec(MODEL, 40), (e) => {
+        if (e.type === 'progress') {
+          if (e.progress.iteration >= 2) stepped();
+          return;
+        }
+        resolve(e);
+      }),
+    );
+    await running;
+    // What a window's model switch does: every worker loads the new model at once.
+    pool.preload(BIG);
+    const end = await first;
+    expect(end.type, JSON.stringify(end)).toBe('done');
+    if (end.type !== 'done') return;
+    expect(end.result.images[0]!.rgb.length).toBe(64 * 64 * 3);
+    expect(end.result.images[0]!.curve.length).toBe(40);
+    const next = await new Promise<WorkerJobEventT>((resolve) => pool.submit('a', spec(BIG, 2), (e) => e.type !== 'progress' && resolve(e)));
+    expect(next.type, JSON.stringify(next)).toBe('done');
+  });
+
   it('a worker that ends while it measures a model: the estimate fails saying so, and the next ask measures on the new thread', async () => {
     const worker = pool.workers[0]!;
     await worker.ready;

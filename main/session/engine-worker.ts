@@ -42,14 +42,41 @@ let loadedPreprocess: PreprocessName | null = null;
 const aborts = new Map<string, AbortController>();
 /** The files the host handed over for the model it runs (one model: the host runs one at a time). */
 let handed: WorkerModelFilesT | null = null;
+/**
+ * Requests still running on a model. A model switch loads the new model at once, but a job (or
+ * a cancelled warm-up finishing its step) keeps the model it started on; that model is disposed
+ * when its last request ends, not under it.
+ */
+const inUse = new Map<Model, number>();
+
+function retire(m: Model | null): void {
+  if (m && !inUse.has(m)) m.dispose();
+}
+
+/** Run `fn` on the model `id`, which stays loaded until `fn` ends even if another is loaded meanwhile. */
+async function withModel<T>(id: string, preprocess: PreprocessName | null, fn: (m: Model) => Promise<T>): Promise<T> {
+  const m = await modelFor(id, preprocess);
+  inUse.set(m, (inUse.get(m) ?? 0) + 1);
+  try {
+    return await fn(m);
+  } finally {
+    const n = inUse.get(m)! - 1;
+    if (n > 0) inUse.set(m, n);
+    else {
+      inUse.delete(m);
+      if (m !== model) m.dispose();
+    }
+  }
+}
 
 async function modelFor(id: string, preprocess: PreprocessName | null = null): Promise<Model> {
   // Loads are serialised: a job and a preload of the same model share one load.
   while (loading) await loading.catch(() => {});
   if (model?.id === id && loadedPreprocess === preprocess) return model;
   loading = (async () => {
-    model?.dispose();
+    const old = model;
     model = null;
+    retire(old);
     // The host's bytes when it sent them for this model and convention (read and checked once
     // there); otherwise (the CLI's pool, another convention) the worker reads the folder itself.
     const h = handed?.id === id && (handed.preprocessInfo.chosen ? handed.preprocessInfo.preset : null) === preprocess ? handed : null;
@@ -73,32 +100,7 @@ async function runJob(msg: Extract<ToWorkerT, { type: 'synth' | 'batch' | 'index
   const abort = new AbortController();
   aborts.set(msg.jobId, abort);
   try {
-    const m = await modelFor(msg.modelId, msg.preprocess ?? null);
-    if (msg.type === 'index') {
-      const shard = await scoreFiles(m, msg.spec.files, msg.spec.k, abort.signal);
-      post(shard ? { type: 'indexDone', jobId: msg.jobId, shard } : { type: 'cancelled', jobId: msg.jobId });
-      return;
-    }
-    const onProgress = (progress: Parameters<NonNullable<Parameters<typeof synthesize>[0]['onProgress']>>[0]) => post({ type: 'progress', jobId: msg.jobId, progress });
-    let result: SynthResult;
-    if (msg.type === 'synth') {
-      const prepared = prepareSynthJob(m, msg.spec);
-      result = await runSynthJob(m, msg.spec, prepared, abort.signal, onProgress);
-    } else {
-      const s = msg.spec;
-      result = await synthesize({
-        model: m,
-        objective: s.objectives as UnitObjective[],
-        settings: SynthSettingsSchema.parse(s.settings),
-        seeds: s.seeds,
-        size: s.size,
-        signal: abort.signal,
-        previewEveryMs: 0,
-        onProgress,
-      });
-    }
-    if (result.cancelled) post({ type: 'cancelled', jobId: msg.jobId });
-    else post({ type: 'done', jobId: msg.jobId, result: plain(result) });
+    await withModel(msg.modelId, msg.preprocess ?? null, (m) => job(m, msg, abort.signal));
   } catch (e) {
     fail(msg.jobId, e);
   } finally {
@@ -106,11 +108,38 @@ async function runJob(msg: Extract<ToWorkerT, { type: 'synth' | 'batch' | 'index
   }
 }
 
+async function job(m: Model, msg: Extract<ToWorkerT, { type: 'synth' | 'batch' | 'index' }>, signal: AbortSignal): Promise<void> {
+  if (msg.type === 'index') {
+    const shard = await scoreFiles(m, msg.spec.files, msg.spec.k, signal);
+    post(shard ? { type: 'indexDone', jobId: msg.jobId, shard } : { type: 'cancelled', jobId: msg.jobId });
+    return;
+  }
+  const onProgress = (progress: Parameters<NonNullable<Parameters<typeof synthesize>[0]['onProgress']>>[0]) => post({ type: 'progress', jobId: msg.jobId, progress });
+  let result: SynthResult;
+  if (msg.type === 'synth') {
+    const prepared = prepareSynthJob(m, msg.spec);
+    result = await runSynthJob(m, msg.spec, prepared, signal, onProgress);
+  } else {
+    const s = msg.spec;
+    result = await synthesize({
+      model: m,
+      objective: s.objectives as UnitObjective[],
+      settings: SynthSettingsSchema.parse(s.settings),
+      seeds: s.seeds,
+      size: s.size,
+      signal,
+      previewEveryMs: 0,
+      onProgress,
+    });
+  }
+  if (result.cancelled) post({ type: 'cancelled', jobId: msg.jobId });
+  else post({ type: 'done', jobId: msg.jobId, result: plain(result) });
+}
+
 /** A live frame: its reply (buffers moved, not copied) or an error naming what failed. */
 async function runFrame(msg: Extract<ToWorkerT, { type: 'frame' }>): Promise<void> {
   try {
-    const m = await modelFor(msg.modelId, msg.preprocess ?? null);
-    const r = await computeFrame(m, msg.req, { tap: msg.tap });
+    const r = await withModel(msg.modelId, msg.preprocess ?? null, (m) => computeFrame(m, msg.req, { tap: msg.tap }));
     const mem = tf.memory();
     post({ type: 'frame', jobId: msg.jobId, reply: r.reply, tap: r.tap, tensors: { numTensors: mem.numTensors, numBytes: mem.numBytes } }, frameBuffers(r));
   } catch (e) {
@@ -153,9 +182,7 @@ async function main(): Promise<void> {
         );
         return;
       case 'footprint':
-        modelFor(msg.modelId, msg.preprocess ?? null)
-          .then((m) => measureFootprint(m))
-          .then(
+        withModel(msg.modelId, msg.preprocess ?? null, async (m) => measureFootprint(m)).then(
             (footprint) => post({ type: 'footprint', modelId: msg.modelId, footprint }),
             (e: unknown) => {
               const message = oneLine(e);
