@@ -44,6 +44,18 @@ function median(xs: number[]): number | null {
   return s.length % 2 ? s[m]! : (s[m - 1]! + s[m]!) / 2;
 }
 
+/**
+ * Median of times to a target where null is a run that never got there: it counts as slower than
+ * every run that did, so a median exists while at most half the runs miss (null once more miss).
+ */
+export function medianToTarget(times: readonly (number | null)[]): number | null {
+  const reached = times.filter((t): t is number => t !== null).sort((a, b) => a - b);
+  const n = times.length;
+  const m = n >> 1;
+  if (reached.length <= m) return null;
+  return n % 2 ? reached[m]! : (reached[m - 1]! + reached[m]!) / 2;
+}
+
 const dftTables = new Map<number, { cos: Float64Array; sin: Float64Array }>();
 
 /** cos/sin of 2πjk/n, n×n. */
@@ -176,7 +188,6 @@ export async function benchQuality(opts: QualityOptions): Promise<Record<string,
     perModel[gen.id] = {};
     const rows: { preset: string; tiles: Uint8Array[]; size: number }[] = [];
     for (const preset of presets) {
-      const toTarget: number[] = [];
       const toTargetPerClass: Record<string, number | null> = {};
       const slopes: number[] = [];
       const seconds: number[] = [];
@@ -204,7 +215,6 @@ export async function benchQuality(opts: QualityOptions): Promise<Record<string,
         cpu.push((used.user + used.system) / 1e6);
         const name = c.name.split(',')[0]!;
         toTargetPerClass[name] = r.secondsToTarget === null ? null : round(r.secondsToTarget, 2);
-        if (r.secondsToTarget !== null) toTarget.push(r.secondsToTarget);
         seconds.push(r.seconds);
         steps.push(r.iterations);
         for (const im of r.images) {
@@ -226,7 +236,8 @@ export async function benchQuality(opts: QualityOptions): Promise<Record<string,
       const c5 = rate(cross5);
       const slopeMed = median(slopes)!;
       perModel[gen.id]![preset] = {
-        to_target_s_median: toTarget.length === wnids.length ? round(median(toTarget)!, 2) : null,
+        to_target_s_median: ((t) => (t === null ? null : round(t, 2)))(medianToTarget(Object.values(toTargetPerClass))),
+        to_target_missed: Object.values(toTargetPerClass).filter((t) => t === null).length,
         to_target_s: toTargetPerClass,
         self_top1: round(selfHits / total),
         cross_top1: rate(cross1),
