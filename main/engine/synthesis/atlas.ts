@@ -195,25 +195,11 @@ export async function buildAtlas(opts: BuildAtlasOptions): Promise<{ dir: string
   const batches: number[][] = [];
   for (let i = 0; i < todo.length; i += perBatch) batches.push(todo.slice(i, i + perBatch));
   const run = opts.runBatch ?? ((b: AtlasBatch, signal: AbortSignal | undefined, onProgress: (p: SynthProgress) => void) => synthesize({ model, objective: b.objectives, ...b, signal, onProgress }));
-  // Writes of index.json one after another, whichever batch finishes first.
+  // A finished batch is saved (PNGs, index.json, each fsynced) one after another while its lane
+  // already runs the next batch: a worker does not wait on the host's encoding and disk.
   let saving: Promise<void> = Promise.resolve();
   let stop = false;
-  const runOne = async (units: number[]) => {
-    const objectives: UnitObjective[] = [];
-    const itemSeeds: number[] = [];
-    for (const u of units) {
-      for (const sd of seeds) {
-        objectives.push(classes ? { kind: 'class', index: u } : { kind: 'channel', layer: info.name, channel: u });
-        itemSeeds.push(sd * 100_003 + u); // distinct noise per unit and seed, stable across runs
-      }
-    }
-    const r = await run({ objectives, seeds: itemSeeds, settings, size }, opts.signal, (p) =>
-      opts.onProgress?.({ done: skipped + built, total: hi - lo + 1, unitsThisBatch: units, iteration: p.iteration, iterations: p.iterations }),
-    );
-    if (r.cancelled) {
-      stop = true;
-      return;
-    }
+  const save = async (units: number[], r: SynthResult) => {
     for (let k = 0; k < units.length; k++) {
       const u = units[k]!;
       const entry: AtlasUnitEntry = { files: [], objectiveStart: [], objectiveBest: [] };
@@ -230,9 +216,28 @@ export async function buildAtlas(opts: BuildAtlasOptions): Promise<{ dir: string
     built += units.length;
     index.seconds += r.seconds;
     // Persist after every batch: an interruption loses at most the batches in flight.
-    saving = saving.then(() => writeFileAtomic(join(dir, 'index.json'), JSON.stringify(index, null, 1) + '\n'));
-    await saving;
+    await writeFileAtomic(join(dir, 'index.json'), JSON.stringify(index, null, 1) + '\n');
     opts.onUnits?.(units, dir, index);
+  };
+  const runOne = async (units: number[]) => {
+    const objectives: UnitObjective[] = [];
+    const itemSeeds: number[] = [];
+    for (const u of units) {
+      for (const sd of seeds) {
+        objectives.push(classes ? { kind: 'class', index: u } : { kind: 'channel', layer: info.name, channel: u });
+        itemSeeds.push(sd * 100_003 + u); // distinct noise per unit and seed, stable across runs
+      }
+    }
+    const r = await run({ objectives, seeds: itemSeeds, settings, size }, opts.signal, (p) =>
+      opts.onProgress?.({ done: skipped + built, total: hi - lo + 1, unitsThisBatch: units, iteration: p.iteration, iterations: p.iterations }),
+    );
+    if (r.cancelled) {
+      stop = true;
+      return;
+    }
+    // After a failed save the chain stays rejected: no later batch is saved, and the build stops.
+    saving = saving.then(() => save(units, r));
+    saving.catch(() => (stop = true));
   };
   let nextBatch = 0;
   const lane = async () => {
@@ -244,10 +249,12 @@ export async function buildAtlas(opts: BuildAtlasOptions): Promise<{ dir: string
     }
   };
   const lanes = Array.from({ length: Math.max(1, Math.min(opts.concurrency ?? 1, batches.length)) }, lane);
-  // Every lane ends before the error (if any) is thrown: no batch keeps writing behind it.
+  // Every lane and save ends before the error (if any) is thrown: no batch keeps writing behind it.
   const ends = await Promise.allSettled(lanes);
   const failed = ends.find((e): e is PromiseRejectedResult => e.status === 'rejected');
+  await saving.catch(() => {});
   if (failed) throw failed.reason;
+  await saving;
   await writeSprite(dir, index);
   await writeFileAtomic(join(dir, 'index.json'), JSON.stringify(index, null, 1) + '\n');
   opts.onProgress?.({ done: skipped + built, total: hi - lo + 1, unitsThisBatch: [], iteration: 0, iterations: 0 });
