@@ -90,12 +90,19 @@ export function regularizes(s: SynthSettings, step: number): boolean {
 
 export { targetProbs } from '../softmax.js';
 
+/** A view's random scale and rotation about the image centre, on top of its roll. */
+export interface Warp {
+  scale: number;
+  /** Radians. */
+  angle: number;
+}
+
 /**
  * The scale and rotation of one step's view, from a seed's generator after its shift: scale in
  * 1 ± `scale`, angle in ± `rotate` degrees; null when both are off (the view is a plain roll, and
  * the generator draws nothing more, so such runs stay as they were).
  */
-export function drawWarp(rand: () => number, scale: number, rotate: number): { scale: number; angle: number } | null {
+export function drawWarp(rand: () => number, scale: number, rotate: number): Warp | null {
   if (!scale && !rotate) return null;
   const sc = 1 + (rand() * 2 - 1) * scale;
   const angle = ((rand() * 2 - 1) * rotate * Math.PI) / 180;

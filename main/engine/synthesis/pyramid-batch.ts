@@ -11,8 +11,8 @@ import { Pyramid } from './pyramid.js';
 import { regularize } from './regularizers.js';
 import type { SynthSettings } from './settings.js';
 import { makeArrayStepper } from './step-size.js';
-import { inputAffine, unrollGradient, unwarpGradient, viewImage, viewInput, warpInput, warpTaps, type InputAffine, type Warp } from './view.js';
-import { drawShift, drawWarp, GREY, jitterSource, previewBytes, regularizes, targetProbs, type Evaluation, type OptimisedBatch } from './batch.js';
+import { inputAffine, unrollGradient, unwarpGradient, viewImage, viewInput, warpInput, warpTaps, type InputAffine } from './view.js';
+import { drawShift, drawWarp, GREY, jitterSource, previewBytes, regularizes, targetProbs, type Evaluation, type OptimisedBatch, type Warp } from './batch.js';
 
 export interface PyramidGradient {
   /** Objective per seed. */
@@ -98,6 +98,9 @@ export function pyramidBatch(
   const grads = pyr.levels.map((v) => new Float32Array(v.length));
   const input = new Float32Array(n * h * w * 3);
   const warped = s.scale || s.rotate ? { img: new Float32Array(n * h * w * 3), unwarped: new Float32Array(n * h * w * 3) } : null;
+  // Whether warped.img is the image of the levels as they are now (a warped evaluation rendered
+  // it, and no step has moved them since): a preview then need not render them again.
+  let imageCurrent = false;
 
   return {
     async evaluate(it) {
@@ -105,6 +108,7 @@ export function pyramidBatch(
       const drawn = jitters.map((j) => drawWarp(j, s.scale, s.rotate));
       const warps = drawn.every((d) => d !== null) ? (drawn as Warp[]) : null;
       const g = pyramidGradient(model, pyr, objectives, node, shifts, { logits: classes, affine, levels: grads, x: input, warps, ...warped });
+      imageCurrent = warps !== null;
       const values = Array.from(g.value);
       if (!values.every(Number.isFinite) || !g.finite) {
         const x = tf.tensor4d(g.x, [n, h, w, 3]);
@@ -128,7 +132,7 @@ export function pyramidBatch(
     },
     preview() {
       // Before the step the levels are the ones just evaluated (or the start).
-      const t = tensor(pyr.render());
+      const t = tensor(imageCurrent ? warped!.img : pyr.render());
       try {
         return previewBytes(t);
       } finally {
@@ -136,6 +140,7 @@ export function pyramidBatch(
       }
     },
     step(k) {
+      imageCurrent = false;
       const g = last!;
       pyr.levels.forEach((v, i) => steppers[i]!.step(v, g.levels[i]!, n));
       // Then the pixel-space regularisers a user switched on (and the clip), as on every image.

@@ -3,7 +3,7 @@
 // roll's inverse for the gradient that comes back, with the finite check folded in.
 import * as tf from '@tensorflow/tfjs-core';
 import type { Model } from '../model.js';
-import { GREY } from './batch.js';
+import { GREY, type Warp } from './batch.js';
 
 /** x_c = Σ_k a[c][k]·p_k + o[c]: the network input from RGB pixels 0…255 (channel order included). */
 export interface InputAffine {
@@ -103,13 +103,6 @@ export function unrollGradient(g: Float32Array, n: number, h: number, w: number,
   }
   // A NaN or an infinity anywhere makes the sum so; finite values cannot overflow a double here.
   return Number.isFinite(sum);
-}
-
-/** A view's random scale and rotation about the image centre, on top of its roll. */
-export interface Warp {
-  scale: number;
-  /** Radians. */
-  angle: number;
 }
 
 /**
