@@ -14,7 +14,7 @@ import { SessionTopK } from '../main/engine/topk/session-memory.js';
 import { mulberry32 } from '../main/engine/synthesis/run.js';
 import { TopKIndex } from '../main/engine/topk/index-file.js';
 import { TopKIndexer } from '../main/engine/topk/indexer.js';
-import { TopKTable, unitCandidates } from '../main/engine/topk/scoring.js';
+import { mapCandidates, TopKTable, unitCandidates } from '../main/engine/topk/scoring.js';
 import { PHOTOS, PHOTOS_DIR, photo } from './support/fixtures.js';
 
 const rng = mulberry32;
@@ -118,6 +118,32 @@ describe('unitCandidates', () => {
       });
     });
     tf.dispose(taps);
+  });
+
+  it('on plain arrays (the session memory on the host) gives the same units, maxima and positions as on tensors', async () => {
+    const r = rng(3);
+    const shapes: [number, number, number][] = [
+      [7, 5, 6],
+      [1, 1, 4],
+      [10, 12, 5],
+      [16, 20, 70],
+      [14, 14, 64],
+    ];
+    const datas = shapes.map(([h, w, c]) => Float32Array.from({ length: h * w * c }, () => (r() < 0.5 ? Math.round(r() * 6) : r() * 6)));
+    const taps = shapes.map(([h, w, c], i) => tf.tensor4d(datas[i]!, [1, h, w, c]));
+    const thresholds = shapes.map(([, , c]) => ({
+      act: Float32Array.from({ length: c }, (_, u) => (u % 3 ? 5.5 : -Infinity)),
+      mean: Float32Array.from({ length: c }, () => 2.9),
+    }));
+    const want = await unitCandidates(taps, thresholds);
+    tf.dispose(taps);
+    shapes.forEach(([h, w, c], l) => {
+      const got = mapCandidates(datas[l]!, h, w, c, thresholds[l]!);
+      expect([...got.max], `layer ${l}`).toEqual([...want[l]!.max]);
+      expect([...got.units], `layer ${l}`).toEqual([...want[l]!.units]);
+      expect([...got.pos], `layer ${l}`).toEqual([...want[l]!.pos]);
+      got.mean.forEach((m, u) => expect(m, `layer ${l} unit ${u}`).toBeCloseTo(want[l]!.mean[u]!, 5));
+    });
   });
 });
 

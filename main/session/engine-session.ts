@@ -26,7 +26,6 @@ import {
   modelsDir as defaultModelsDir,
   preprocessInfoOf,
   readModelFiles,
-  rgbaToModelPixels,
   selectBackend,
   withModelsDir,
   type BackendReport,
@@ -662,12 +661,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   /** Offer the frame's activations to the session memory of top-k patches (topk-host.ts). */
   private remember(model: Model, req: FrameRequestT, layerName: string, tap: Float32Array): void {
     if (this.current !== model) return;
-    const [h, w, c] = model.layer(layerName).shape;
-    tf.tidy(() => {
-      const act = tf.tensor4d(tap, [1, h, w, c]);
-      const pixels = rgbaToModelPixels(req.rgba, req.width, req.height, model.inputSize);
-      this.topk.captureFrame(req, layerName, act, pixels);
-    });
+    this.topk.captureFrame(req, layerName, tap);
   }
 }
 

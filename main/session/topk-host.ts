@@ -13,10 +13,10 @@ import { readFile, stat } from 'node:fs/promises';
 import { statSync } from 'node:fs';
 import { homedir } from 'node:os';
 import { basename, isAbsolute, join, resolve } from 'node:path';
-import * as tf from '@tensorflow/tfjs-core';
 import { seqOf, type FrameRequestT, type Reply, type Request } from '../../contract/messages.js';
 import type { FolderPatchT, IndexEventT, IndexInfoT, SessionPatchT } from '../../contract/topk.js';
 import { BACK_PERCENTILE_DEFAULT } from '../../contract/backprojection.js';
+import { cropResizeBytes } from '../../contract/resample.js';
 import { oneLine } from '../engine/errors.js';
 import type { Model } from '../engine/model.js';
 import { DEFAULT_TOPK, defaultIndexDir, indexPath, lockIndex, TopKIndex, type TopKHit } from '../engine/topk/index-file.js';
@@ -427,12 +427,12 @@ export class TopKHost {
   // ------------------------------------------------------------------ session memory
 
   /**
-   * Called from the frame job inside its tf.tidy with the selected layer's tap and the frame's
-   * model-input pixels: remembers the frame's best units of that layer. Keeps the two tensors past
-   * the tidy and offers them after the frame's reply (one offer at a time; frames arriving while
-   * one is in flight are not remembered). Identical consecutive frames are offered once.
+   * The selected layer's tap of a frame (as the live worker posted it, [h, w, c]) and the frame
+   * itself: remembers the frame's best units of that layer, after the frame's reply (one offer at a
+   * time; frames arriving while one is in flight are not remembered). Identical consecutive frames
+   * are offered once. Plain arrays only: this runs on the host's main thread for every live frame.
    */
-  captureFrame(req: FrameRequestT, layerName: string, tap: tf.Tensor, pixels: tf.Tensor): void {
+  captureFrame(req: FrameRequestT, layerName: string, tap: Float32Array): void {
     const model = this.engine.model;
     if (!model || this.disposed || this.opts.session?.enabled === false || this.offering) return;
     if (sameBytes(this.lastRgba, req.rgba)) return;
@@ -445,18 +445,20 @@ export class TopKHost {
     }
     this.lastRgba = req.rgba;
     this.offering = true;
-    const t = tf.keep(tap) as tf.Tensor4D;
-    const p = tf.keep(pixels) as tf.Tensor4D;
     const target = mem;
-    // After the tidy (it would dispose what the offer creates) and after the frame's reply.
+    const [h, w, c] = model.layer(layerName).shape;
+    const [H, W] = model.inputSize;
+    // After the frame's reply has gone out.
     this.pendingOffer = new Promise<void>((resolve) =>
       setImmediate(() => {
-        void target
-          .offer(req.frameId, t, p)
+        void Promise.resolve()
+          .then(() => {
+            // The same crop and resize the engine's input gets (contract/resample.ts), as RGB.
+            const rgb = cropResizeBytes({ width: req.width, height: req.height, data: req.rgba }, 4, W, H, 3);
+            return target.offer(req.frameId, { data: tap, shape: [1, h, w, c] }, { data: rgb, width: W, height: H });
+          })
           .catch((e: unknown) => this.log(`session memory: ${oneLine(e)}`))
           .finally(() => {
-            t.dispose();
-            p.dispose();
             this.offering = false;
             resolve();
           });
@@ -464,7 +466,7 @@ export class TopKHost {
     );
   }
 
-  /** Resolves when the last frame's session-memory offer has finished (its tensors are freed). */
+  /** Resolves when the last frame's session-memory offer has finished. */
   settled(): Promise<void> {
     return this.pendingOffer;
   }

@@ -186,6 +186,53 @@ function firstMatches(d: ArrayLike<number>, n: number, c: number, units: Int32Ar
 }
 
 /**
+ * unitCandidates for one map already in memory ([h, w, c] row-major, e.g. the live worker's tap as
+ * it arrives on the host), on plain arrays: no tensors, no backend work on the calling thread. The
+ * same maxima, units and positions (the first maximum in the same block order); the mean is summed
+ * in double precision over the whole map rather than as a mean of block means, so it may differ
+ * from unitCandidates' in the last float bit.
+ */
+export function mapCandidates(d: ArrayLike<number>, h: number, w: number, c: number, thresholds: LayerThresholds): LayerCandidates {
+  if (d.length !== h * w * c) throw new Error(`map of ${d.length} values is not ${h}×${w}×${c}`);
+  const n = h * w;
+  const max = new Float32Array(c).fill(-Infinity);
+  const sum = new Float64Array(c);
+  for (let p = 0, q = 0; p < n; p++) {
+    for (let u = 0; u < c; u++, q++) {
+      const v = d[q]!;
+      if (v > max[u]!) max[u] = v;
+      sum[u] = sum[u]! + v;
+    }
+  }
+  const mean = n === 1 ? max : Float32Array.from(sum, (v) => v / n);
+  const ta = thresholds.act;
+  const tm = thresholds.mean;
+  const picked: number[] = [];
+  for (let u = 0; u < c; u++) if (max[u]! > ta[u]! || (max[u] === ta[u] && mean[u]! > tm[u]!)) picked.push(u);
+  const units = Int32Array.from(picked);
+  const pos = new Int32Array(units.length);
+  if (n === 1) return { max, mean, units, pos };
+  const b = blockSize(h, w);
+  if (!b) return { max, mean, units, pos: firstMatches(d, n, c, units, Float32Array.from(units, (u) => max[u]!)) };
+  units.forEach((u, j) => {
+    const m = max[u]!;
+    pos[j] = -1;
+    for (let y0 = 0; y0 < h && pos[j] < 0; y0 += b) {
+      for (let x0 = 0; x0 < w && pos[j] < 0; x0 += b) {
+        for (let k = 0; k < b * b; k++) {
+          const p = (y0 + Math.floor(k / b)) * w + x0 + (k % b);
+          if (d[p * c + u] === m) {
+            pos[j] = p;
+            break;
+          }
+        }
+      }
+    }
+  });
+  return { max, mean, units, pos };
+}
+
+/**
  * Per-unit spatial maxima and means of several taps ([1,h,w,c] each), and the arg-max position of
  * the units that beat their thresholds, without tf.max/tf.mean/tf.argMax over space (each
  * transposes the whole map first: ~10× slower on wasm) and without downloading large maps:

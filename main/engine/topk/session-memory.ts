@@ -8,7 +8,7 @@ import { cropGeometry, type CropGeometry } from '../images.js';
 import type { Model } from '../model.js';
 import { receptiveFields, regionOf, type LayerField, type Region } from '../receptive-field.js';
 import { cropField } from './patches.js';
-import { unitCandidates } from './scoring.js';
+import { mapCandidates } from './scoring.js';
 
 export interface SessionTopKOptions {
   /** Displayed layer (name or display name). */
@@ -57,6 +57,9 @@ interface Entry {
 
 /** Frame pixels at the model's input size: a [1,h,w,3] tensor (0..255) or its data. */
 export type FramePixels = tf.Tensor4D | { data: ArrayLike<number>; width: number; height: number };
+
+/** The layer's output for one frame: a [1,h,w,c] tensor or its data (as the live worker posts it). */
+export type FrameTap = tf.Tensor4D | { data: Float32Array; shape: [1, number, number, number] };
 
 export class SessionTopK {
   readonly field: LayerField;
@@ -122,16 +125,18 @@ export class SessionTopK {
 
   /**
    * Offer one frame: `tap` is the layer's output for it ([1,h,w,c], e.g. from the live forward
-   * pass — not disposed) and `pixels` the frame at the model's input size. Returns how many units
-   * took it. Cheap when nothing qualifies (one small download).
+   * pass — a tensor is not disposed) and `pixels` the frame at the model's input size. Returns how
+   * many units took it. Plain arrays in, no tfjs work at all: one pass over the map (the host's
+   * main thread does this for every live frame).
    */
-  async offer(frame: number, tap: tf.Tensor4D, pixels: FramePixels, time = Date.now()): Promise<number> {
+  async offer(frame: number, tap: FrameTap, pixels: FramePixels, time = Date.now()): Promise<number> {
     const [, h, w, c] = tap.shape;
     if (c !== this.units || h !== this.field.mapSize[0] || w !== this.field.mapSize[1]) {
       throw new Error(`SessionTopK for ${this.field.layer}: tap shape ${tap.shape.join('×')} does not match the layer`);
     }
-    const [cand] = await unitCandidates([tap], [{ act: this.thrAct, mean: this.thrMean }]);
-    if (!cand || cand.units.length === 0) return 0;
+    const map = tap instanceof tf.Tensor ? ((await tap.data()) as Float32Array) : tap.data;
+    const cand = mapCandidates(map, h, w, c, { act: this.thrAct, mean: this.thrMean });
+    if (cand.units.length === 0) return 0;
     const [H, W] = this.model.inputSize;
     let px: ArrayLike<number>;
     if (pixels instanceof tf.Tensor) {
