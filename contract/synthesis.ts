@@ -256,6 +256,12 @@ export const PRESET_NAMES = Object.keys(PRESETS) as PresetName[];
 export const SYNTH_PRESETS = PRESET_NAMES as [PresetName, ...PresetName[]];
 /** The window's default: recognisable within seconds on every bundled model, from noise. */
 export const DEFAULT_PRESET: PresetName = 'fast';
+/**
+ * The window's seeds side by side. A model's warm-up synthesises this many too: ONNX Runtime's
+ * sessions are built per batch shape, and building one took about 3 s on mobilenet-v1-0.75, which
+ * a first press of `y` would otherwise wait for.
+ */
+export const DEFAULT_SEEDS = 2;
 
 export function presetDef(name: string): PresetDef {
   if (!(name in PRESETS)) throw new Error(`unknown preset "${name}" (choose ${PRESET_NAMES.join(', ')})`);

@@ -40,7 +40,7 @@ import type { ResolvedTarget } from '../engine/synthesis/target.js';
 import type { SynthSettings } from '../engine/synthesis/settings.js';
 import { checkJobFits } from '../engine/memory-budget.js';
 import type { WorkerFrameEventT, WorkerJobEventT } from '../../contract/worker.js';
-import { DEFAULT_PRESET } from '../../contract/synthesis.js';
+import { DEFAULT_PRESET, DEFAULT_SEEDS } from '../../contract/synthesis.js';
 import { jobBackend, JobScheduler } from './scheduler.js';
 import { JobWorker, type JobMessage } from './job-worker.js';
 import { startPreview } from '../engine/synthesis/start-preview.js';
@@ -62,11 +62,12 @@ const NO_CLIENT: SessionClient = { id: 'default', emit: () => {} };
 /**
  * What a job worker runs once when a model is chosen, so the window's first synthesis on it starts
  * stepping at once: one step of the default preset on the layer the window opens on and on a
- * class, at the model's input size (each builds that gradient graph's session in the worker).
+ * class, at the model’s input size with the window’s seeds (each builds that gradient graph’s
+ * session, which is per batch shape, in the worker).
  */
 function synthWarmups(m: Model): Omit<JobMessage, 'jobId'>[] {
   const layers = [...new Set([m.layer(m.descriptor.defaultLayer ?? m.layers[0]!.name).name, m.logitsLayer])];
-  return layers.map((layer) => ({ type: 'synth', modelId: m.id, preprocess: m.chosenPreprocess, spec: { layer, unit: 0, preset: DEFAULT_PRESET, seeds: 1, iterations: 1, previewEveryMs: 0 } }));
+  return layers.map((layer) => ({ type: 'synth', modelId: m.id, preprocess: m.chosenPreprocess, spec: { layer, unit: 0, preset: DEFAULT_PRESET, seeds: DEFAULT_SEEDS, iterations: 1, previewEveryMs: 0 } }));
 }
 
 /** A worker's job event as the engine's own (toSynthEvent is the one conversion to the contract). */

@@ -7,7 +7,7 @@
 // moved are sent as overrides; the full settings the job runs with come back in synthStarted and go
 // into the exported JSON.
 import type { AppEvent, Reply, Request } from '../../../contract/messages';
-import { DEFAULT_PRESET, PRESETS, SYNTH_LIMITS, type SynthEventT, type SynthFrame, type SynthSettings } from '../../../contract/synthesis';
+import { DEFAULT_PRESET, DEFAULT_SEEDS, PRESETS, SYNTH_LIMITS, type SynthEventT, type SynthFrame, type SynthSettings } from '../../../contract/synthesis';
 import type { RgbImage } from './pixels';
 import { presetTheta, presetThetas, type SynthPreset, type Theta } from './synth-presets';
 
@@ -31,7 +31,7 @@ export class SynthController {
   theta = $state<Record<Theta, number>>(presetTheta(DEFAULT_PRESET));
   /** θ the user changed since picking the preset: only these are sent as overrides. */
   touched = $state<Theta[]>([]);
-  seeds = $state(2);
+  seeds = $state(DEFAULT_SEEDS);
   size = $state(224);
   iterations = $state<number>(PRESETS[DEFAULT_PRESET].settings.iterations);
 
