@@ -42,8 +42,9 @@ export const BoxSchema = z.object({ x: z.number().int(), y: z.number().int(), w:
 /**
  * A patch from the folder index: the unit's receptive field at its arg-max position, cropped from
  * the image (padded with what the network sees as zero where it crosses the border), and the
- * deconv back-projection of that unit (seeded with its activation map) over the same region: packed RGB,
- * width × height each.
+ * back-projection of that unit (seeded with its activation map) over the same region: packed RGB,
+ * width × height each. Named `deconv` after DVT's; the mode is the request's `back`, else deconv
+ * where the network has max-pools and guided backprop where it has none (engine/topk/patches.ts).
  */
 export const FolderPatchSchema = z.object({
   source: z.literal('folder'),

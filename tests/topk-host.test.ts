@@ -167,6 +167,36 @@ describe('indexing the fixture photos in the background', () => {
     }
   });
 
+  it('a class’s top patches on a MobileNet (no max-pools) show each image’s own back-projection, not one picture for all', async () => {
+    const unit = 340; // zebra
+    // Each patch's back-projection as 16×16 grey, so patches of images of other shapes compare.
+    const small = (p: { deconv: Uint8Array | null; width: number; height: number }) =>
+      sharp(Buffer.from(p.deconv!), { raw: { width: p.width, height: p.height, channels: 3 } }).resize(16, 16, { fit: 'fill' }).greyscale().raw().toBuffer();
+    const corr = (a: Buffer, b: Buffer) => {
+      const m = (x: Buffer) => x.reduce((s, v) => s + v, 0) / x.length;
+      const [ma, mb] = [m(a), m(b)];
+      let ab = 0, aa = 0, bb = 0;
+      for (let i = 0; i < a.length; i++) {
+        ab += (a[i]! - ma) * (b[i]! - mb);
+        aa += (a[i]! - ma) ** 2;
+        bb += (b[i]! - mb) ** 2;
+      }
+      return ab / Math.sqrt(aa * bb);
+    };
+    const likeness = async (back?: 'deconv') => {
+      const r = await ask({ type: 'topk', layer: 'logits', unit, k: 4, ...(back ? { back } : {}) });
+      if (r.type !== 'topk') throw new Error(r.type);
+      expect(r.folder.length).toBeGreaterThanOrEqual(3);
+      const g = await Promise.all(r.folder.map(small));
+      return g.slice(1).map((x) => corr(g[0]!, x));
+    };
+    // By default (guided here: the forward pass's masks), each image's own picture.
+    for (const c of await likeness()) expect(c).toBeLessThan(0.9);
+    // DVT's deconv, asked for by name: without pool switches it never reads the image, so every
+    // patch of a class (its field is the whole image) is the same picture (measured: correlation 1).
+    for (const c of await likeness('deconv')) expect(c).toBeGreaterThan(0.99);
+  });
+
   it('openIndexedImage returns an indexed image and refuses every other path', async () => {
     const t = await ask({ type: 'topk', layer: LAYER, unit: 7, k: 1 });
     if (t.type !== 'topk') throw new Error(t.type);

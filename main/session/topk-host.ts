@@ -23,7 +23,7 @@ import { DEFAULT_TOPK, defaultIndexDir, indexPath, lockIndex, TopKIndex, type To
 import { TopKIndexer } from '../engine/topk/indexer.js';
 import { indexFilesInBatches } from '../engine/topk/batches.js';
 import { startIndexing, type IndexJob, type IndexListing, type IndexProgress, type IndexRunResult } from '../engine/topk/indexing.js';
-import { folderPatch, type Patch } from '../engine/topk/patches.js';
+import { defaultPatchBack, folderPatch, type Patch } from '../engine/topk/patches.js';
 import { SessionTopK } from '../engine/topk/session-memory.js';
 import { describeWalk } from '../engine/topk/walk.js';
 import type { SessionClient } from './client.js';
@@ -369,7 +369,7 @@ export class TopKHost {
     const hits: TopKHit[] = indexer ? indexer.top(layerName, req.unit, Math.min(k, indexer.k)) : [];
     const folder: FolderPatchT[] = [];
     for (const hit of hits) {
-      const back = req.back ?? 'deconv';
+      const back = req.back ?? defaultPatchBack(model);
       const key = `${model.id}|${layerName}|${req.unit}|${hit.image}|${hit.y},${hit.x}|${this.patchSize}|${back}`;
       let patch = this.patches.get(key);
       if (!patch) {

@@ -20,10 +20,21 @@ export interface Patch {
   problem?: string;
 }
 
+/**
+ * How a model's top patches are back-projected when nobody says: DVT's deconv where the network
+ * has max-pools, guided backprop where it has none. Without pool switches deconv never looks at
+ * the input (its rectifiers act on the signal coming back, not on the forward pass), so on a
+ * MobileNet every image's deconv of a class is the same picture; guided keeps the forward pass's
+ * masks, so it shows what in this image drove the unit.
+ */
+export function defaultPatchBack(model: Pick<Model, 'compiled'>): 'deconv' | 'guided' {
+  return model.compiled.net.nodes.some((n) => n.op.kind === 'pool' && n.op.spec.kind === 'max') ? 'deconv' : 'guided';
+}
+
 export interface FolderPatchOptions {
   /** Longest side of the patch in pixels. */
   size: number;
-  /** Back-projection mode (default deconv). */
+  /** Back-projection mode (default: defaultPatchBack). */
   back?: BackMode;
   /** Its display scale: full contrast at this percentile of the region's |value| (the window's back-projection scale); absent or 100: the largest. */
   percentile?: number;
@@ -142,7 +153,7 @@ export function cropSignal(map: Float32Array, H: number, W: number, box: Box, wi
  * the crop alone.
  */
 export async function folderPatch(model: Model, layerName: string, unit: number, hit: TopKHit, opts: FolderPatchOptions): Promise<Patch> {
-const back = opts.back ?? 'deconv';
+  const back = opts.back ?? defaultPatchBack(model);
 const [width, height] = patchDims(hit.inputBox, opts.size);
   const pad = model.zeroPixel(); // what the network sees as input zero
   let img: RgbImage;
