@@ -54,7 +54,7 @@ test('b / d / a / z / x on a static photo, with a screenshot of back-projection 
   await page.keyboard.press('d');
   await expect(status(page)).toHaveText('deconv raw · src pw5:0 (frozen)');
   const frozenMap = await canvasHash(page, 'back-canvas');
-  let n0 = await framesDrawn(page);
+  const n0 = await framesDrawn(page);
   await page.keyboard.press('ArrowRight');
   await page.keyboard.press('ArrowRight');
   await expect(page.getByTestId('status-layer-unit')).toHaveText('pw5:2');
@@ -68,12 +68,15 @@ test('b / d / a / z / x on a static photo, with a screenshot of back-projection 
 
   // a: the grid shows the back diffs at the selected layer (a lower one than the source).
   await page.keyboard.press('d'); // freeze pw5:2 again
-  n0 = await framesDrawn(page);
+  const lastLayer = () => page.evaluate(() => window.__deepvisStats?.lastLayer ?? null);
+  const layerBefore = await lastLayer();
   await page.keyboard.press('u'); // one layer down
   await expect(page.getByTestId('status-layer-unit')).not.toHaveText(/^pw5:/);
-  await expect.poll(() => framesDrawn(page)).toBeGreaterThan(n0);
-  // The lower layer's grid once it has settled (two reads 300 ms apart agree): a frame of the
-  // layer before may still be on its way under load.
+  // Until the lower layer's first frame is drawn the grid still shows pw5's, of the same size
+  // here (28×28, 64 channels). Counting frames drawn does not tell: the frame the freeze sent,
+  // still on its way when u was pressed, may be drawn (as pw5's) after the count was read.
+  await expect.poll(lastLayer, { timeout: 30_000 }).not.toBe(layerBefore);
+  // Settled: two reads 300 ms apart agree.
   let acts = await canvasHash(page, 'grid-canvas');
   await expect
     .poll(async () => {

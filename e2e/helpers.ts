@@ -97,7 +97,7 @@ export async function statusText(page: Page, field: 'fps' | 'latency' | 'layer-u
 
 declare global {
   interface Window {
-    __deepvisStats?: { framesDrawn: number; lastFrameId: number; latencies: number[]; engineMs: number[]; errors: number };
+    __deepvisStats?: { framesDrawn: number; lastFrameId: number; lastLayer: string | null; latencies: number[]; engineMs: number[]; errors: number };
   }
 }
 

@@ -54,7 +54,7 @@ export class LiveLoop {
   /** The last reply drawn (null before one, after a model change or an unreadable input). */
   lastReply: FrameReplyT | null = null;
 
-  readonly stats: DeepVisStats = { framesDrawn: 0, lastFrameId: -1, latencies: [], engineMs: [], grabMs: [], roundTripMs: [], drawMs: [], cameraFrames: 0, framesSkipped: 0, leadMs: null, framesDropped: 0, errors: 0 };
+  readonly stats: DeepVisStats = { framesDrawn: 0, lastFrameId: -1, lastLayer: null, latencies: [], engineMs: [], grabMs: [], roundTripMs: [], drawMs: [], cameraFrames: 0, framesSkipped: 0, leadMs: null, framesDropped: 0, errors: 0 };
   private readonly pipeline: LatestFramePipeline<OutFrame>;
   private frameCounter = 0;
   private drawTimes: number[] = [];
@@ -137,6 +137,7 @@ export class LiveLoop {
       const s = this.stats;
       s.framesDrawn++;
       s.lastFrameId = reply.frameId;
+      s.lastLayer = reply.layer;
       const keep = h.settings.stats.keep;
       const push = (a: number[], v: number) => {
         a.push(v);

@@ -5,6 +5,8 @@ export interface DeepVisStats {
   /** Distinct engine results drawn. */
   framesDrawn: number;
   lastFrameId: number;
+  /** The layer of the last frame drawn (the engine's name): a frame sent before a layer change may still be drawn after the key. */
+  lastLayer: string | null;
   /** ms from grabbing a frame's pixels to drawing its grid, one per drawn frame. */
   latencies: number[];
   /** Engine time per drawn frame, as reported by the host. */
