@@ -59,6 +59,12 @@ describe('TopKTable', () => {
   });
 });
 
+/** Maps of these [h, w, c] shapes filled by `value`, as data and as [1, h, w, c] tensors. */
+function randomMaps(shapes: [number, number, number][], value: () => number): { datas: Float32Array[]; taps: tf.Tensor4D[] } {
+  const datas = shapes.map(([h, w, c]) => Float32Array.from({ length: h * w * c }, value));
+  return { datas, taps: shapes.map(([h, w, c], i) => tf.tensor4d(datas[i]!, [1, h, w, c])) };
+}
+
 describe('unitCandidates', () => {
   beforeAll(async () => {
     await selectBackend('wasm');
@@ -76,8 +82,7 @@ describe('unitCandidates', () => {
       [10, 12, 5],
       [16, 20, 70],
     ];
-    const datas = shapes.map(([h, w, c]) => Float32Array.from({ length: h * w * c }, () => Math.round(r() * 6)));
-    const taps = shapes.map(([h, w, c], i) => tf.tensor4d(datas[i]!, [1, h, w, c]));
+    const { datas, taps } = randomMaps(shapes, () => Math.round(r() * 6));
     const thresholds = shapes.map(([, , c]) => ({
       act: Float32Array.from({ length: c }, (_, u) => (u % 2 ? 6 : -Infinity)),
       mean: Float32Array.from({ length: c }, () => 2.9),
@@ -129,8 +134,7 @@ describe('unitCandidates', () => {
       [16, 20, 70],
       [14, 14, 64],
     ];
-    const datas = shapes.map(([h, w, c]) => Float32Array.from({ length: h * w * c }, () => (r() < 0.5 ? Math.round(r() * 6) : r() * 6)));
-    const taps = shapes.map(([h, w, c], i) => tf.tensor4d(datas[i]!, [1, h, w, c]));
+    const { datas, taps } = randomMaps(shapes, () => (r() < 0.5 ? Math.round(r() * 6) : r() * 6));
     const thresholds = shapes.map(([, , c]) => ({
       act: Float32Array.from({ length: c }, (_, u) => (u % 3 ? 5.5 : -Infinity)),
       mean: Float32Array.from({ length: c }, () => 2.9),

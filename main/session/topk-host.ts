@@ -451,12 +451,11 @@ export class TopKHost {
     // After the frame's reply has gone out.
     this.pendingOffer = new Promise<void>((resolve) =>
       setImmediate(() => {
+        // The frame as RGB at the model's input size, by the crop and resize the engine's input
+        // gets (contract/resample.ts), made only when a unit takes the frame.
+        const rgb = () => ({ data: cropResizeBytes({ width: req.width, height: req.height, data: req.rgba }, 4, W, H, 3), width: W, height: H });
         void Promise.resolve()
-          .then(() => {
-            // The same crop and resize the engine's input gets (contract/resample.ts), as RGB.
-            const rgb = cropResizeBytes({ width: req.width, height: req.height, data: req.rgba }, 4, W, H, 3);
-            return target.offer(req.frameId, { data: tap, shape: [1, h, w, c] }, { data: rgb, width: W, height: H });
-          })
+          .then(() => target.offer(req.frameId, { data: tap, shape: [1, h, w, c] }, rgb))
           .catch((e: unknown) => this.log(`session memory: ${oneLine(e)}`))
           .finally(() => {
             this.offering = false;

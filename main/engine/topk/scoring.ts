@@ -140,6 +140,13 @@ export interface LayerThresholds {
   mean: Float32Array;
 }
 
+/** The units whose (max, mean) beat their thresholds (a tie on the max is broken by the mean), ascending. */
+function beating(max: Float32Array, mean: Float32Array, t: LayerThresholds): Int32Array {
+  const units: number[] = [];
+  for (let u = 0; u < max.length; u++) if (max[u]! > t.act[u]! || (max[u] === t.act[u] && mean[u]! > t.mean[u]!)) units.push(u);
+  return Int32Array.from(units);
+}
+
 /** Side of the blocks a [h, w] map is first reduced over: 4 or 2 when it divides the map and the
  *  map is large enough to be worth it, else 0 (the map is pooled globally and, when needed, downloaded). */
 function blockSize(h: number, w: number): number {
@@ -205,11 +212,7 @@ export function mapCandidates(d: ArrayLike<number>, h: number, w: number, c: num
     }
   }
   const mean = n === 1 ? max : Float32Array.from(sum, (v) => v / n);
-  const ta = thresholds.act;
-  const tm = thresholds.mean;
-  const picked: number[] = [];
-  for (let u = 0; u < c; u++) if (max[u]! > ta[u]! || (max[u] === ta[u] && mean[u]! > tm[u]!)) picked.push(u);
-  const units = Int32Array.from(picked);
+  const units = beating(max, mean, thresholds);
   const pos = new Int32Array(units.length);
   if (n === 1) return { max, mean, units, pos };
   const b = blockSize(h, w);
@@ -302,11 +305,8 @@ export async function unitCandidates(taps: tf.Tensor4D[], thresholds: LayerThres
       off += 2 * c;
     }
     blockOf.push(firstBlock);
-    const ta = thresholds[l]!.act;
-    const tm = thresholds[l]!.mean;
-    const units: number[] = [];
-    for (let u = 0; u < c; u++) if (max[u]! > ta[u]! || (max[u] === ta[u] && mean[u]! > tm[u]!)) units.push(u);
-    out.push({ max, mean, units: Int32Array.from(units), pos: new Int32Array(units.length) });
+    const units = beating(max, mean, thresholds[l]!);
+    out.push({ max, mean, units, pos: new Int32Array(units.length) });
   }
 
   // Positions: gather the winning blocks of large maps; download small maps whole.

@@ -125,11 +125,12 @@ export class SessionTopK {
 
   /**
    * Offer one frame: `tap` is the layer's output for it ([1,h,w,c], e.g. from the live forward
-   * pass — a tensor is not disposed) and `pixels` the frame at the model's input size. Returns how
-   * many units took it. Plain arrays in, no tfjs work at all: one pass over the map (the host's
-   * main thread does this for every live frame).
+   * pass — a tensor is not disposed) and `pixels` the frame at the model's input size, or a
+   * function that makes it, called only when some unit takes the frame. Returns how many units took
+   * it. With plain arrays in there is no tfjs work at all: one pass over the map (the host's main
+   * thread does this for every live frame).
    */
-  async offer(frame: number, tap: FrameTap, pixels: FramePixels, time = Date.now()): Promise<number> {
+  async offer(frame: number, tap: FrameTap, pixels: FramePixels | (() => FramePixels), time = Date.now()): Promise<number> {
     const [, h, w, c] = tap.shape;
     if (c !== this.units || h !== this.field.mapSize[0] || w !== this.field.mapSize[1]) {
       throw new Error(`SessionTopK for ${this.field.layer}: tap shape ${tap.shape.join('×')} does not match the layer`);
@@ -139,6 +140,8 @@ export class SessionTopK {
     if (cand.units.length === 0) return 0;
     const [H, W] = this.model.inputSize;
     let px: ArrayLike<number>;
+    // A function makes the pixels only now: most frames, once the memory has filled, beat no unit.
+    if (typeof pixels === 'function') pixels = pixels();
     if (pixels instanceof tf.Tensor) {
       if (pixels.shape[1] !== H || pixels.shape[2] !== W) throw new Error(`frame is ${pixels.shape[2]}×${pixels.shape[1]}, expected ${W}×${H}`);
       px = await pixels.data();
