@@ -28,6 +28,9 @@ function source(shift: readonly [number, number], h: number, w: number): { sy: n
   return { sy: ((shift[0] % h) + h) % h, sx: ((shift[1] % w) + w) % w };
 }
 
+/** A centred value as the pixel the network sees: clipped to 0…255. */
+const toPixel = (v: number): number => (v < -GREY ? 0 : v > GREY ? 255 : v + GREY);
+
 /** 3×3 identity: viewImage of centred pixels. */
 const IDENTITY = [
   [1, 0, 0],
@@ -65,9 +68,9 @@ export function viewImage(src: Float32Array, base: number, b: number, h: number,
       const v0 = m00! * d0 + m01! * d1 + m02! * d2;
       const v1 = m10! * d0 + m11! * d1 + m12! * d2;
       const v2 = m20! * d0 + m21! * d1 + m22! * d2;
-      const p0 = v0 < -GREY ? 0 : v0 > GREY ? 255 : v0 + GREY;
-      const p1 = v1 < -GREY ? 0 : v1 > GREY ? 255 : v1 + GREY;
-      const p2 = v2 < -GREY ? 0 : v2 > GREY ? 255 : v2 + GREY;
+      const p0 = toPixel(v0);
+      const p1 = toPixel(v1);
+      const p2 = toPixel(v2);
       const j = dst + (x + sx < w ? x + sx : x + sx - w) * 3;
       out[j] = a00! * p0 + a01! * p1 + a02! * p2 + o0;
       out[j + 1] = a10! * p0 + a11! * p1 + a12! * p2 + o1;
@@ -222,9 +225,6 @@ let clipBuffer = new Float32Array(0);
 /** The image clipped to pixel values 0…255 (centred values in, as everywhere), in a buffer reused between steps. */
 function clipped(img: Float32Array): Float32Array {
   if (clipBuffer.length !== img.length) clipBuffer = new Float32Array(img.length);
-  for (let i = 0; i < img.length; i++) {
-    const v = img[i]!;
-    clipBuffer[i] = v < -GREY ? 0 : v > GREY ? 255 : v + GREY;
-  }
+  for (let i = 0; i < img.length; i++) clipBuffer[i] = toPixel(img[i]!);
   return clipBuffer;
 }
