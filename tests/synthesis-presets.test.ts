@@ -77,6 +77,24 @@ describe('stop rule and time budget', () => {
     expect(b.probs.slice(0, a.probs.length)).toEqual(a.probs);
   });
 
+  it('a channel’s fast run stops once its best objective has plateaued over the rule’s window, with nearly all that 150 steps reach', async () => {
+    const s = presetSettings('fast');
+    const objective = { kind: 'channel' as const, layer: 'conv_dw_7_relu', channel: 2 };
+    const r = await synthesize({ model, objective, settings: s, seeds: [1], size: [160, 160] });
+    expect(r.stopReason).toBe('plateau');
+    expect(r.iterations).toBeLessThan(s.iterations);
+    const best: number[] = [];
+    for (const v of r.images[0]!.curve) best.push(Math.max(best.at(-1) ?? -Infinity, v));
+    const { plateau, plateauWindow } = s.stop!;
+    const last = best.at(-1)!;
+    expect(last - best.at(-1 - plateauWindow)!).toBeLessThanOrEqual(plateau * Math.abs(last));
+    // The same seed run on without the rule: it had not stopped while the image was still forming
+    // (a 4-step window at 2 % stopped this channel after 15 steps at 70 % of this).
+    const longer = await synthesize({ model, objective, settings: { ...s, stop: null, iterations: 150 }, seeds: [1], size: [160, 160] });
+    expect(longer.images[0]!.curve.slice(0, r.iterations)).toEqual(r.images[0]!.curve);
+    expect(r.images[0]!.objectiveBest).toBeGreaterThan(0.9 * longer.images[0]!.objectiveBest);
+  });
+
   it('the user’s time budget ends a run that would otherwise go on', async () => {
     const s: SynthSettings = { ...presetSettings('fast'), stop: null, timeBudgetS: 1.5, iterations: 10_000 };
     const r = await synthesize({ model, objective: classOf('n07753592'), settings: s, seeds: [1], size: [128, 128] });

@@ -179,7 +179,7 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
             recognisedRun = probs.every((q) => q >= s.stop!.prob) ? recognisedRun + 1 : 0;
             if (heldAt === null && recognisedRun >= s.stop.window) heldAt = it;
             if (heldAt !== null && it - heldAt >= s.stop.after) stop = 'recognised';
-          } else if (plateaued(curves, s.stop.window, s.stop.plateau)) stop = 'plateau';
+          } else if (plateaued(curves, s.stop.plateauWindow, s.stop.plateau)) stop = 'plateau';
         }
         if (!stop && s.timeBudgetS > 0 && now - t0 >= s.timeBudgetS * 1000) stop = 'budget';
 
