@@ -214,6 +214,18 @@ export const PRESETS = {
    * or 0.05, a rate annealed from 0.2, larger steps on the coarse levels or smaller on the fine
    * ones, or scale ± 20 % and turn ± 15° gave 8–20 at 100. Two views per step (twice the network
    * runs) gave 19 of 30 after 40 steps, as one view did after 60–80: no more per network run.
+   * Nothing else tried bought transfer per step either (measured as FAST_STOP with β1 = 0.5; base
+   * 6 / 17 / 19 / 25 / 26 of 30 after 20 / 40 / 60 / 80 / 100 steps): the class's log-probability
+   * as the objective made images their generator's top-1 and no other model's (0 of 30 at every
+   * count: once p nears 1 its gradient vanishes and the image stops growing); the logit less the
+   * mean of the other logits (weight 1 or 10) 19 at 60, 22–26 at 80–100; keeping the last image
+   * instead of the best under each step's random view 20 / 24 / 25 at 60 / 80 / 100; Gaussian noise
+   * in the view (σ 8 or 20 grey levels) 11 or 5 at 60; a colour jitter of each view (gain ± 10–20 %,
+   * offset ± 10–20 levels) 15–17; larger steps on the fine or the coarse levels 17; jitter 8 or
+   * 32 px 17; scale ± 20 % with turn ± 15° 20, turn ± 20° 22. With three seeds (90 judgements,
+   * after 72 steps, where the stop rule ends): base 61, turn ± 20° 62, scale ± 20 % and turn ± 15°
+   * 63, logit less 10 × the mean 63, a random mirror of each view 61, mirror and turn ± 20° 60 —
+   * all within the count's own spread (about ± 4). Only more steps transfer more.
    */
   fast: {
     kind: 'fast',
