@@ -40,7 +40,7 @@ export type StepPolicy = z.infer<typeof StepPolicySchema>;
  * 14–99 % on darknet-tiny, and the images were visibly fainter; 20 steps at 1 % stopped them after
  * 21–89 steps with 84–100 %, 94–100 % and 59–99 % (a dead channel, whose gradient is zero, after 21).
  */
-export const PLATEAU_WINDOW = 20;
+const PLATEAU_WINDOW = 20;
 
 /**
  * When a fast preset is done. A class: every seed's target probability has stayed ≥ `prob` for

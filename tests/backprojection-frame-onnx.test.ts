@@ -12,6 +12,7 @@ import { backproject, loadModel, rgbaToModelPixels, selectBackend, targetNode, t
 import { EngineSession } from '../main/session/engine-session.js';
 import { photo } from './support/fixtures.js';
 import { validReply } from './support/replies.js';
+import { pearson } from './support/numeric.js';
 
 const MODEL = 'mobilenet-v1-0.25';
 const SOURCE = { layer: 'conv_pw_5_relu', unit: 7 };
@@ -33,18 +34,13 @@ async function frameOf(s: EngineSession, msg: unknown): Promise<FrameReplyT> {
 
 /** Pearson correlation, mean and max absolute difference of two byte images. */
 function compare(a: Uint8Array, b: Uint8Array): { corr: number; mean: number; max: number } {
-  let sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0, sum = 0, max = 0;
-  const n = a.length;
-  for (let i = 0; i < n; i++) {
-    const x = a[i]!, y = b[i]!;
-    sa += x; sb += y; saa += x * x; sbb += y * y; sab += x * y;
-    const d = Math.abs(x - y);
+  let sum = 0, max = 0;
+  for (let i = 0; i < a.length; i++) {
+    const d = Math.abs(a[i]! - b[i]!);
     sum += d;
     if (d > max) max = d;
   }
-  const cov = sab / n - (sa / n) * (sb / n);
-  const corr = cov / Math.sqrt((saa / n - (sa / n) ** 2) * (sbb / n - (sb / n) ** 2));
-  return { corr, mean: sum / n, max };
+  return { corr: pearson(a, b), mean: sum / a.length, max };
 }
 
 beforeAll(async () => {

@@ -13,7 +13,7 @@ import { Pyramid } from '../main/engine/synthesis/pyramid.js';
 import { pyramidGradient } from '../main/engine/synthesis/pyramid-batch.js';
 import { tensorParamGradients } from '../main/engine/synthesis/tensor-batch.js';
 import { presetSettings, synthesize } from '../main/engine/synthesis/index.js';
-import { rel } from './support/numeric.js';
+import { directionalCheckArrays, rel } from './support/numeric.js';
 
 const SIZE = 48;
 const ID = 'mobilenet-v1-0.25';
@@ -33,22 +33,23 @@ beforeAll(async () => {
 });
 
 const dot = (a: Float32Array[], b: Float32Array[]) => a.reduce((s, x, l) => s + x.reduce((t, v, i) => t + v * b[l]![i]!, 0), 0);
-const norm = (a: Float32Array[]) => Math.sqrt(dot(a, a));
 
 /**
  * Central differences along the gradient's own direction: moving a fresh pyramid's levels by ±eps
  * along ĝ changes the summed objective by 2·eps·|g| — with |g| over the model's pixels, since a step
  * takes ∂a/∂(network input) (pixelScale input units per pixel).
  */
-function directionalCheck(levels: Float32Array[], fresh: () => Pyramid, values: (q: Pyramid) => ArrayLike<number>, eps: number): void {
-  const gn = norm(levels) / onnx.pixelScale;
-  const d = levels.map((l) => l.map((v) => v / norm(levels)));
-  const total = (s: number) => {
-    const q = fresh();
-    q.levels.forEach((v, l) => v.forEach((_, k) => (v[k]! += s * d[l]![k]!)));
-    return Array.from(values(q)).reduce((a, b) => a + b, 0);
-  };
-  const fd = (total(eps) - total(-eps)) / (2 * eps);
+function pyramidDirectionalCheck(levels: Float32Array[], fresh: () => Pyramid, values: (q: Pyramid) => ArrayLike<number>, eps: number): void {
+  const { fd, gn: inInput } = directionalCheckArrays(
+    levels,
+    (d, s) => {
+      const q = fresh();
+      q.levels.forEach((v, l) => v.forEach((_, k) => (v[k]! += s * d[l]![k]!)));
+      return Array.from(values(q)).reduce((a, b) => a + b, 0);
+    },
+    eps,
+  );
+  const gn = inInput / onnx.pixelScale;
   expect(Math.abs(fd - gn) / gn, `directional derivative ${fd} vs |g| ${gn}`).toBeLessThan(2e-2);
 }
 
@@ -119,7 +120,7 @@ describe('pyramid (plain arrays)', () => {
     expect(g.levels).toBe(bufs.levels);
     g.levels.forEach((l, i) => expect(rel(l, fresh.levels[i]!), `level ${i}, reused buffers`).toBeLessThan(1e-6));
     expect(g.finite).toBe(true);
-    directionalCheck(g.levels, () => pyramid([3, 8]), (q) => pyramidGradient(onnx, q, objectives, node, SHIFTS, { logits: false }).value, 2e-3);
+    pyramidDirectionalCheck(g.levels, () => pyramid([3, 8]), (q) => pyramidGradient(onnx, q, objectives, node, SHIFTS, { logits: false }).value, 2e-3);
 
     await selectBackend('cpu');
     try {
@@ -140,7 +141,7 @@ describe('pyramid (plain arrays)', () => {
     const g = pyramidGradient(onnx, p, objectives, node, SHIFTS, { logits: false, warps });
     expect(g.finite).toBe(true);
     // A smaller step than the roll's: the objective curves more along a warped view's direction (measured: 0.4 % off at 1e-3, 2.5 % at 2e-3, 5 % at 4e-3).
-    directionalCheck(g.levels, () => pyramidWith([3, 8]), (q) => pyramidGradient(onnx, q, objectives, node, SHIFTS, { logits: false, warps }).value, 1e-3);
+    pyramidDirectionalCheck(g.levels, () => pyramidWith([3, 8]), (q) => pyramidGradient(onnx, q, objectives, node, SHIFTS, { logits: false, warps }).value, 1e-3);
     // A warp that neither scales nor turns sees (and differentiates) exactly what the roll does.
     const plain = pyramidGradient(onnx, p, objectives, node, SHIFTS, { logits: false });
     const still = pyramidGradient(onnx, p, objectives, node, SHIFTS, { logits: false, warps: SHIFTS.map(() => ({ scale: 1, angle: 0 })) });

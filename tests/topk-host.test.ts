@@ -11,6 +11,7 @@ import { parseEvent, parseReply, type AppEvent, type Reply } from '../contract/m
 import type { IndexEventT } from '../contract/topk.js';
 import { EngineSession, type SessionClient } from '../main/session/engine-session.js';
 import { PHOTOS, PHOTOS_DIR, REPO, photo } from './support/fixtures.js';
+import { pearson } from './support/numeric.js';
 
 const MODEL = 'mobilenet-v1-0.25';
 const LAYER = 'conv_pw_5_relu';
@@ -172,23 +173,12 @@ describe('indexing the fixture photos in the background', () => {
     // Each patch's back-projection as 16×16 grey, so patches of images of other shapes compare.
     const small = (p: { deconv: Uint8Array | null; width: number; height: number }) =>
       sharp(Buffer.from(p.deconv!), { raw: { width: p.width, height: p.height, channels: 3 } }).resize(16, 16, { fit: 'fill' }).greyscale().raw().toBuffer();
-    const corr = (a: Buffer, b: Buffer) => {
-      const m = (x: Buffer) => x.reduce((s, v) => s + v, 0) / x.length;
-      const [ma, mb] = [m(a), m(b)];
-      let ab = 0, aa = 0, bb = 0;
-      for (let i = 0; i < a.length; i++) {
-        ab += (a[i]! - ma) * (b[i]! - mb);
-        aa += (a[i]! - ma) ** 2;
-        bb += (b[i]! - mb) ** 2;
-      }
-      return ab / Math.sqrt(aa * bb);
-    };
     const likeness = async (back?: 'deconv') => {
       const r = await ask({ type: 'topk', layer: 'logits', unit, k: 4, ...(back ? { back } : {}) });
       if (r.type !== 'topk') throw new Error(r.type);
       expect(r.folder.length).toBeGreaterThanOrEqual(3);
       const g = await Promise.all(r.folder.map(small));
-      return g.slice(1).map((x) => corr(g[0]!, x));
+      return g.slice(1).map((x) => pearson(g[0]!, x));
     };
     // By default (guided here: the forward pass's masks), each image's own picture.
     for (const c of await likeness()) expect(c).toBeLessThan(0.9);

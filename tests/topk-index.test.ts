@@ -65,6 +65,11 @@ function randomMaps(shapes: [number, number, number][], value: () => number): { 
   return { datas, taps: shapes.map(([h, w, c], i) => tf.tensor4d(datas[i]!, [1, h, w, c])) };
 }
 
+/** Per-layer thresholds for maps of these shapes: unit u's max to beat `act(u)`, every mean `mean`. */
+function thresholdsFor(shapes: [number, number, number][], act: (u: number) => number, mean: number): { act: Float32Array; mean: Float32Array }[] {
+  return shapes.map(([, , c]) => ({ act: Float32Array.from({ length: c }, (_, u) => act(u)), mean: new Float32Array(c).fill(mean) }));
+}
+
 describe('unitCandidates', () => {
   beforeAll(async () => {
     await selectBackend('wasm');
@@ -83,10 +88,7 @@ describe('unitCandidates', () => {
       [16, 20, 70],
     ];
     const { datas, taps } = randomMaps(shapes, () => Math.round(r() * 6));
-    const thresholds = shapes.map(([, , c]) => ({
-      act: Float32Array.from({ length: c }, (_, u) => (u % 2 ? 6 : -Infinity)),
-      mean: Float32Array.from({ length: c }, () => 2.9),
-    }));
+    const thresholds = thresholdsFor(shapes, (u) => (u % 2 ? 6 : -Infinity), 2.9);
     const got = await unitCandidates(taps, thresholds);
     shapes.forEach(([h, w, c], l) => {
       const d = datas[l]!;
@@ -135,10 +137,7 @@ describe('unitCandidates', () => {
       [14, 14, 64],
     ];
     const { datas, taps } = randomMaps(shapes, () => (r() < 0.5 ? Math.round(r() * 6) : r() * 6));
-    const thresholds = shapes.map(([, , c]) => ({
-      act: Float32Array.from({ length: c }, (_, u) => (u % 3 ? 5.5 : -Infinity)),
-      mean: Float32Array.from({ length: c }, () => 2.9),
-    }));
+    const thresholds = thresholdsFor(shapes, (u) => (u % 3 ? 5.5 : -Infinity), 2.9);
     const want = await unitCandidates(taps, thresholds);
     tf.dispose(taps);
     shapes.forEach(([h, w, c], l) => {

@@ -368,8 +368,8 @@ export class TopKHost {
     const k = req.k ?? indexer?.k ?? DEFAULT_TOPK;
     const hits: TopKHit[] = indexer ? indexer.top(layerName, req.unit, Math.min(k, indexer.k)) : [];
     const folder: FolderPatchT[] = [];
+    const back = req.back ?? defaultPatchBack(model);
     for (const hit of hits) {
-      const back = req.back ?? defaultPatchBack(model);
       const key = `${model.id}|${layerName}|${req.unit}|${hit.image}|${hit.y},${hit.x}|${this.patchSize}|${back}`;
       let patch = this.patches.get(key);
       if (!patch) {
@@ -454,8 +454,8 @@ export class TopKHost {
         // The frame as RGB at the model's input size, by the crop and resize the engine's input
         // gets (contract/resample.ts), made only when a unit takes the frame.
         const rgb = () => ({ data: cropResizeBytes({ width: req.width, height: req.height, data: req.rgba }, 4, W, H, 3), width: W, height: H });
-        void Promise.resolve()
-          .then(() => target.offer(req.frameId, { data: tap, shape: [1, h, w, c] }, rgb))
+        void target
+          .offer(req.frameId, { data: tap, shape: [1, h, w, c] }, rgb)
           .catch((e: unknown) => this.log(`session memory: ${oneLine(e)}`))
           .finally(() => {
             this.offering = false;

@@ -35,3 +35,26 @@ export function directionalCheck(
   const gn = tf.tidy(() => tf.norm(grad).dataSync()[0]!);
   return { fd, gn };
 }
+
+/** Pearson correlation of two equally long series (images as bytes, grey levels…). */
+export function pearson(a: ArrayLike<number>, b: ArrayLike<number>): number {
+  const n = a.length;
+  let sa = 0, sb = 0, saa = 0, sbb = 0, sab = 0;
+  for (let i = 0; i < n; i++) {
+    const x = a[i]!, y = b[i]!;
+    sa += x; sb += y; saa += x * x; sbb += y * y; sab += x * y;
+  }
+  const cov = sab / n - (sa / n) * (sb / n);
+  return cov / Math.sqrt((saa / n - (sa / n) ** 2) * (sbb / n - (sb / n) ** 2));
+}
+
+/**
+ * directionalCheck on plain arrays (e.g. a pyramid's levels): `valueAlong(d, s)` is the objective
+ * with the variables moved by s·d, d the gradient's unit direction; returns the central difference
+ * beside the gradient's norm.
+ */
+export function directionalCheckArrays(grad: Float32Array[], valueAlong: (d: Float32Array[], s: number) => number, eps: number): { fd: number; gn: number } {
+  const gn = Math.sqrt(grad.reduce((s, g) => s + g.reduce((t, v) => t + v * v, 0), 0));
+  const d = grad.map((g) => g.map((v) => v / gn));
+  return { fd: (valueAlong(d, eps) - valueAlong(d, -eps)) / (2 * eps), gn };
+}

@@ -154,7 +154,7 @@ export function cropSignal(map: Float32Array, H: number, W: number, box: Box, wi
  */
 export async function folderPatch(model: Model, layerName: string, unit: number, hit: TopKHit, opts: FolderPatchOptions): Promise<Patch> {
   const back = opts.back ?? defaultPatchBack(model);
-const [width, height] = patchDims(hit.inputBox, opts.size);
+  const [width, height] = patchDims(hit.inputBox, opts.size);
   const pad = model.zeroPixel(); // what the network sees as input zero
   let img: RgbImage;
   try {

@@ -217,22 +217,22 @@ export function mapCandidates(d: ArrayLike<number>, h: number, w: number, c: num
   if (n === 1) return { max, mean, units, pos };
   const b = blockSize(h, w);
   if (!b) return { max, mean, units, pos: firstMatches(d, n, c, units, Float32Array.from(units, (u) => max[u]!)) };
-  units.forEach((u, j) => {
-    const m = max[u]!;
-    pos[j] = -1;
-    for (let y0 = 0; y0 < h && pos[j] < 0; y0 += b) {
-      for (let x0 = 0; x0 < w && pos[j] < 0; x0 += b) {
-        for (let k = 0; k < b * b; k++) {
-          const p = (y0 + Math.floor(k / b)) * w + x0 + (k % b);
-          if (d[p * c + u] === m) {
-            pos[j] = p;
-            break;
-          }
-        }
+  units.forEach((u, j) => (pos[j] = firstInBlocks(d, w, c, b, u, max[u]!)));
+  return { max, mean, units, pos };
+}
+
+/** The first position of unit u holding `m`, in unitCandidates' order for b×b blocks: block by block (row-major), row-major inside each. */
+function firstInBlocks(d: ArrayLike<number>, w: number, c: number, b: number, u: number, m: number): number {
+  const h = d.length / (w * c);
+  for (let y0 = 0; y0 < h; y0 += b) {
+    for (let x0 = 0; x0 < w; x0 += b) {
+      for (let k = 0; k < b * b; k++) {
+        const p = (y0 + Math.floor(k / b)) * w + x0 + (k % b);
+        if (d[p * c + u] === m) return p;
       }
     }
-  });
-  return { max, mean, units, pos };
+  }
+  return -1;
 }
 
 /**
