@@ -13,6 +13,7 @@ import type { ElementwiseFn } from '../elementwise.js';
 import type { Activation, BackwardRule, ConvSpec, PoolSpec } from '../ops.js';
 import { pad1d } from '../padding.js';
 import { attr, GraphBuilder } from './graph-builder.js';
+import { tidyFloats } from '../tensor-data.js';
 
 /**
  * How the backward pass is seeded at node `from`'s output y:
@@ -61,13 +62,11 @@ const TO_NHWC = [0, 2, 3, 1];
 /** A tfjs filter in ONNX's [out, in/group, kh, kw] layout (depthwise [kh,kw,C,m] → [C·m, 1, kh, kw]). */
 function onnxFilter(spec: ConvSpec): { data: Float32Array; dims: number[]; group: number } {
   const [kh, kw, c, m] = spec.filter.shape;
-  return tf.tidy(() => {
-    if (spec.depthwise) {
-      const t = tf.transpose(spec.filter, [2, 3, 0, 1]); // [C, m, kh, kw]: channel c·m+j is filter[.., c, j]
-      return { data: t.dataSync() as Float32Array, dims: [c * m, 1, kh, kw], group: c };
-    }
-    return { data: tf.transpose(spec.filter, [3, 2, 0, 1]).dataSync() as Float32Array, dims: [m, c, kh, kw], group: 1 };
-  });
+  if (spec.depthwise) {
+    // [C, m, kh, kw]: channel c·m+j is filter[.., c, j]
+    return { data: tidyFloats(() => tf.transpose(spec.filter, [2, 3, 0, 1])), dims: [c * m, 1, kh, kw], group: c };
+  }
+  return { data: tidyFloats(() => tf.transpose(spec.filter, [3, 2, 0, 1])), dims: [m, c, kh, kw], group: 1 };
 }
 
 /**
@@ -79,13 +78,11 @@ function onnxFilter(spec: ConvSpec): { data: Float32Array; dims: number[]; group
 function onnxBackFilter(spec: ConvSpec): { data: Float32Array; dims: number[]; group: number } | null {
   const [kh, kw, a, m] = spec.filterBack.shape;
   if (spec.depthwise && m !== 1) return null;
-  return tf.tidy(() => {
-    if (spec.depthwise) {
-      return { data: tf.transpose(spec.filterBack, [2, 3, 0, 1]).dataSync() as Float32Array, dims: [a, 1, kh, kw], group: a };
-    }
-    // filterBack is [kh, kw, outC, inC]: the adjoint reads outC channels and writes inC.
-    return { data: tf.transpose(spec.filterBack, [3, 2, 0, 1]).dataSync() as Float32Array, dims: [m, a, kh, kw], group: 1 };
-  });
+  if (spec.depthwise) {
+    return { data: tidyFloats(() => tf.transpose(spec.filterBack, [2, 3, 0, 1])), dims: [a, 1, kh, kw], group: a };
+  }
+  // filterBack is [kh, kw, outC, inC]: the adjoint reads outC channels and writes inC.
+  return { data: tidyFloats(() => tf.transpose(spec.filterBack, [3, 2, 0, 1])), dims: [m, a, kh, kw], group: 1 };
 }
 
 function tiledPool(spec: PoolSpec): boolean {
@@ -430,7 +427,7 @@ class Exporter {
       }
       case 'dense': {
         const g = linear ? dy : this.activationBack(dy, y, op.act, rule);
-        const kt = tf.tidy(() => tf.transpose(op.kernel).dataSync() as Float32Array);
+        const kt = tidyFloats(() => tf.transpose(op.kernel));
         return [b.op('MatMul', [g, b.floats(kt, [op.kernel.shape[1], op.kernel.shape[0]])])];
       }
       case 'add':

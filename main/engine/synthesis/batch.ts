@@ -3,6 +3,7 @@
 // hold it: tensors (pixels, MACO: tensor-batch.ts) and plain arrays (the pyramid: pyramid-batch.ts).
 import * as tf from '@tensorflow/tfjs-core';
 import type { SynthSettings } from './settings.js';
+import { tidyData } from '../tensor-data.js';
 
 export const GREY = 127.5;
 
@@ -60,7 +61,7 @@ export function jitterSource(seed: number): () => number {
 /** Centred pixels → displayable 8-bit RGB, one array per image. */
 export function toRgbBytes(img: tf.Tensor4D): Uint8Array[] {
   const [n, h, w] = img.shape;
-  const data = tf.tidy(() => tf.cast(tf.round(tf.clipByValue(tf.add(img, GREY), 0, 255)), 'int32').dataSync());
+  const data = tidyData(() => tf.cast(tf.round(tf.clipByValue(tf.add(img, GREY), 0, 255)), 'int32'));
   const out: Uint8Array[] = [];
   for (let i = 0; i < n; i++) out.push(Uint8Array.from(data.subarray(i * h * w * 3, (i + 1) * h * w * 3)));
   return out;

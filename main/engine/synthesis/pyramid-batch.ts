@@ -13,6 +13,7 @@ import type { SynthSettings } from './settings.js';
 import { makeArrayStepper } from './step-size.js';
 import { inputAffine, unrollGradient, unwarpGradient, viewImage, viewInput, warpInput, warpTaps, type InputAffine } from './view.js';
 import { drawShift, drawWarp, GREY, jitterSource, previewBytes, regularizes, targetProbs, type Evaluation, type OptimisedBatch, type Warp } from './batch.js';
+import { tidyFloats } from '../tensor-data.js';
 
 export interface PyramidGradient {
   /** Objective per seed. */
@@ -145,7 +146,7 @@ export function pyramidBatch(
       pyr.levels.forEach((v, i) => steppers[i]!.step(v, g.levels[i]!, n));
       // Then the pixel-space regularisers a user switched on (and the clip), as on every image.
       if (regularizes(s, k)) {
-        const next = tf.tidy(() => tf.clipByValue(regularize(tensor(pyr.render()), tensor(g.image()), s, k, anchor), -GREY, GREY).dataSync() as Float32Array);
+        const next = tidyFloats(() => tf.clipByValue(regularize(tensor(pyr.render()), tensor(g.image()), s, k, anchor), -GREY, GREY));
         pyr.setImage(next);
       }
     },

@@ -9,6 +9,7 @@ import { pyramidLevels, settingsForSize } from './model-scale.js';
 import { GREY, toRgbBytes, type OptimisedBatch } from './batch.js';
 import { tensorBatch } from './tensor-batch.js';
 import { pyramidBatch } from './pyramid-batch.js';
+import { tidyData } from '../tensor-data.js';
 
 export { mulberry32, previewBytes, toRgbBytes } from './batch.js';
 
@@ -205,7 +206,7 @@ export async function synthesize(req: SynthRequest): Promise<SynthResult> {
     if (isClass) {
       const logits = tf.tidy(() => model.forward(model.preprocess(saved)).logits!);
       top5 = await model.topK(logits, 5);
-      const p = tf.tidy(() => tf.softmax(logits).dataSync());
+      const p = tidyData(() => tf.softmax(logits));
       finalProb = objectives.map((x, i) => p[i * logits.shape[1] + (x as { index: number }).index]!);
       logits.dispose();
     }

@@ -4,6 +4,7 @@
 import * as tf from '@tensorflow/tfjs-core';
 import type { Model } from '../model.js';
 import { GREY, type Warp } from './batch.js';
+import { tidyData } from '../tensor-data.js';
 
 /** x_c = Σ_k a[c][k]·p_k + o[c]: the network input from RGB pixels 0…255 (channel order included). */
 export interface InputAffine {
@@ -17,7 +18,7 @@ export interface InputAffine {
  * keeps float32 from rounding the scale away against the offset).
  */
 export function inputAffine(model: Model): InputAffine {
-  const v = tf.tidy(() => model.preprocess(tf.tensor4d([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255], [1, 1, 4, 3])).dataSync());
+  const v = tidyData(() => model.preprocess(tf.tensor4d([0, 0, 0, 255, 0, 0, 0, 255, 0, 0, 0, 255], [1, 1, 4, 3])));
   const o = [v[0]!, v[1]!, v[2]!];
   const a = [0, 1, 2].map((c) => [0, 1, 2].map((k) => (v[(1 + k) * 3 + c]! - o[c]!) / 255));
   return { a, o };
