@@ -1,13 +1,17 @@
 // Values read out of a tidy scope. tf.tidy searches what its function returns for tensors and
-// walks a typed array index by index (a four-seed 224 px preview spent ~100 ms there, a
-// MobileNet's first synthesis step ~2 s in its graph export), so the engine's hot paths must never
+// walks a typed array index by index (a four-seed 224 px preview spent ~100 ms there, and
+// mobilenet-v1-0.75's first synthesis step ~2 s in its graph export's filter reads), so the engine's hot paths must never
 // hand a tidy scope a typed array: these tests watch the engine's scope ends for one.
 import * as tf from '@tensorflow/tfjs-core';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { loadModel, selectBackend, type Model } from '../main/engine/index.js';
 import { exportGraph } from '../main/engine/onnx/export.js';
 import { previewBytes } from '../main/engine/synthesis/batch.js';
 import { tidyData, tidyFloats } from '../main/engine/tensor-data.js';
+import { plainLogitsModel, saveBareFolder } from './support/user-models.js';
 
 /** What every tidy scope ended with while `fn` ran that holds a typed array, at any depth. */
 function typedArraysThroughTidy(fn: () => void): string[] {
@@ -65,18 +69,38 @@ describe('tidyData', () => {
 
 describe('ONNX export', () => {
   let model: Model;
+  let dense: Model;
+  let root: string;
   beforeAll(async () => {
     await selectBackend('wasm');
     model = await loadModel('mobilenet-v1-0.25');
+    // A user model with a Dense head: the bundled models end in 1×1 convolutions.
+    root = mkdtempSync(join(tmpdir(), 'deepvis-tensor-data-'));
+    await saveBareFolder(plainLogitsModel(), join(root, 'plain logits'));
+    dense = await loadModel('plain-logits', root);
   });
-  afterAll(() => model.dispose());
+  afterAll(() => {
+    model.dispose();
+    dense?.dispose();
+    rmSync(root, { recursive: true, force: true });
+  });
 
-  it('reads the filters and the dense kernel without passing their values through a tidy scope', () => {
-    const net = model.compiled.net;
-    const logits = model.compiled.logitsNode;
+  const exportWithBackward = (m: Model, size: number) => {
+    const logits = m.compiled.logitsNode;
+    return exportGraph(m.compiled.net, { inputShape: [size, size, 3], taps: [logits], backward: { from: logits, to: 0, rule: 'gradient', linearStart: true, seed: 'ones' } });
+  };
+
+  it('reads the filters and adjoint filters without passing their values through a tidy scope', () => {
     const found = typedArraysThroughTidy(() => {
-      const g = exportGraph(net, { inputShape: [64, 64, 3], taps: [logits], backward: { from: logits, to: 0, rule: 'gradient', linearStart: true, seed: 'ones' } });
-      expect(g.bytes.length).toBeGreaterThan(1_000_000);
+      expect(exportWithBackward(model, 64).bytes.length).toBeGreaterThan(1_000_000);
+    });
+    expect(found).toEqual([]);
+  });
+
+  it('reads a Dense kernel for the backward graph without passing it through a tidy scope', () => {
+    expect(dense.compiled.net.nodes.some((n) => n.op.kind === 'dense')).toBe(true);
+    const found = typedArraysThroughTidy(() => {
+      expect(exportWithBackward(dense, 112).bytes.length).toBeGreaterThan(1000);
     });
     expect(found).toEqual([]);
   });

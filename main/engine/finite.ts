@@ -3,6 +3,7 @@
 // the renderer's reply validation then rejects the whole frame. When a result is not finite, the
 // forward pass is run again with every displayed layer tapped to name the first that went wrong.
 import * as tf from '@tensorflow/tfjs-core';
+import { tidyData } from './tensor-data.js';
 
 /** What the check runs of a model (model.ts checks its own results here, so no Model type). */
 export interface CheckedModel {
@@ -31,13 +32,11 @@ export function allFinite(values: ArrayLike<number>): boolean {
 export function firstNonFiniteLayer(model: CheckedModel, x: tf.Tensor4D): string | null {
   // One flag per layer, read once: the scope frees every intermediate.
   const names = model.layers.map((l) => l.name);
-  const flags = tf.tidy(() => {
+  const v = tidyData(() => {
     const out = model.forward(x, { taps: names });
     const ok = (t: tf.Tensor) => tf.cast(tf.all(tf.isFinite(t)), 'int32').reshape([1]);
     return tf.concat([...names.map((n) => ok(out.taps[n]!)), ok(out.logits!)]);
   });
-  const v = flags.dataSync();
-  flags.dispose();
   const at = Array.from(v).indexOf(0);
   if (at < 0) return null;
   return at < names.length ? model.layers[at]!.display : 'logits';

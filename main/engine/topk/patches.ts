@@ -10,6 +10,7 @@ import { cropGeometry, cropResize, decodeImage, type CropGeometry, type RgbImage
 import type { Model } from '../model.js';
 import type { Box } from '../receptive-field.js';
 import type { TopKHit } from './index-file.js';
+import { tidyData } from '../tensor-data.js';
 
 /** One hit's patch: the crop, its back-projection (null when it could not be made) and why not. */
 export interface Patch {
@@ -139,12 +140,7 @@ export function cropSignal(map: Float32Array, H: number, W: number, box: Box, wi
       vals[o++] = b / nn;
     }
   }
-  const bytes = tf.tidy(() => displayBytes(tf.tensor4d(vals, [1, height, width, 3]), 'raw', { rawScale: 'shared', percentile }));
-  try {
-    return Uint8Array.from(bytes.dataSync());
-  } finally {
-    bytes.dispose();
-  }
+  return Uint8Array.from(tidyData(() => displayBytes(tf.tensor4d(vals, [1, height, width, 3]), 'raw', { rawScale: 'shared', percentile })));
 }
 
 /**
