@@ -17,7 +17,7 @@ export interface HostConfig {
   ortThreads: number | null;
   /** DEEPVIS_WORKERS: job workers; null: unset or not a positive whole number (cores − 1). */
   workers: number | null;
-  /** DEEPVIS_JOB_LIVE_FPS: the live view's frame-rate ceiling while a job runs; null: unset or not a positive number (the session's default). */
+  /** DEEPVIS_JOB_LIVE_FPS: the live view's frame-rate ceiling while jobs contend with it for the cores; null: unset or not a positive number (the session's default). */
   jobLiveFps: number | null;
   /** Top-k indexes: $DEEPVIS_CACHE_DIR/index, else $XDG_CACHE_HOME/deepvis/index, else ~/.cache/deepvis/index. */
   indexDir: string;

@@ -4,7 +4,7 @@
 // here is 2 fps, so its 500 ms gaps stand far apart from the machine's own delays.
 import { describe, expect, it } from 'vitest';
 import type { FrameRequestT, Reply } from '../contract/messages.js';
-import { FrameQueue, type QueuedWork } from '../main/session/frame-queue.js';
+import { FrameQueue, jobsContend, LIVE_VIEW_CORES, type QueuedWork } from '../main/session/frame-queue.js';
 
 const FPS = 2;
 const GAP = 1000 / FPS;
@@ -58,5 +58,16 @@ describe('the frame queue while a job runs', () => {
     expect(started.map((s) => s.id)).toEqual([1, 'load', 3]);
     expect(started[1]!.at - started[0]!.at).toBeLessThan(GAP);
     expect(started[2]!.at - started[0]!.at).toBeGreaterThanOrEqual(GAP - EARLY);
+  });
+});
+
+describe('when jobs contend with the live view', () => {
+  it('is when the running jobs and the live view need more cores than there are', () => {
+    expect(LIVE_VIEW_CORES).toBeGreaterThanOrEqual(1);
+    expect(jobsContend(0, 2)).toBe(false); // no job: the camera's pace
+    expect(jobsContend(1, 2)).toBe(true); // a synthesis on two cores
+    expect(jobsContend(1, 4)).toBe(false); // a synthesis on four
+    expect(jobsContend(3, 4)).toBe(true); // an atlas on a four-core machine's whole pool
+    expect(jobsContend(2, 8)).toBe(false);
   });
 });

@@ -2,7 +2,8 @@
 // own thread, never behind a job; the live worker killed mid-frame is replaced (that frame errors
 // naming what happened, every window gets a notice, the next frame answers the same as before);
 // workers build their models from the bytes the host read once, so a restarted worker needs no
-// model files; two windows' frames are taken in turn.
+// model files; two windows' frames are taken in turn; frames are held at the ceiling only while a job
+// takes the cores the live view needs.
 import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -95,6 +96,37 @@ describe('the live worker', () => {
       await session.handle({ type: 'synthCancel', jobId: started.jobId }, owner);
       await c.until((e) => e.jobId === started.jobId && e.phase !== 'progress');
     }
+  });
+
+  it('holds frames at the ceiling while a job takes the cores the live view needs, and not where the cores hold both', { timeout: 120_000 }, async () => {
+    // A ceiling of 1 fps: held frames enter the engine 1000 ms apart, free ones as soon as the last is answered.
+    const gapsWith = async (cores: number): Promise<number[]> => {
+      const s = await EngineSession.create({ backend: 'wasm', model: MODEL, workers: 1, jobLiveFps: 1, cores });
+      const c = collector();
+      const owner = c.client('synth-owner');
+      const starts: number[] = [];
+      s.on('frameStart', () => starts.push(performance.now()));
+      try {
+        const started = await s.handle({ type: 'synthStart', layer: 'logits', unit: 'flamingo', preset: 'paper-3', seeds: 1, iterations: 500 }, owner);
+        if (started.type !== 'synthStarted') throw new Error(JSON.stringify(started));
+        await c.until((e) => e.jobId === started.jobId && e.phase === 'progress' && (e.iteration ?? 0) >= 2);
+        starts.length = 0;
+        for (let i = 0; i < 4; i++) expect((await frameReply(s.handle(frame(200 + i), owner))).frameId).toBe(200 + i);
+        expect(s.pool.workerOf(started.jobId)).not.toBeNull(); // the job ran all along
+        await s.handle({ type: 'synthCancel', jobId: started.jobId }, owner);
+        await c.until((e) => e.jobId === started.jobId && e.phase !== 'progress');
+      } finally {
+        await s.dispose();
+      }
+      return starts.slice(1).map((t, i) => t - starts[i]!);
+    };
+    // One job and the live view (1.5 cores) on 2 cores contend; on 16 they do not.
+    const held = await gapsWith(2);
+    const free = await gapsWith(16);
+    expect(held).toHaveLength(3);
+    for (const g of held) expect(g).toBeGreaterThanOrEqual(1000 - 2);
+    expect(free).toHaveLength(3);
+    for (const g of free) expect(g).toBeLessThan(900);
   });
 
   it('takes two windows’ frames in turn, each getting a fair share', async () => {

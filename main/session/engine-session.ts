@@ -7,6 +7,7 @@
 // frame runs on the new thread. Every incoming message is validated against the contract before
 // anything else looks at it; handle() never throws — failures become error replies.
 import { EventEmitter } from 'node:events';
+import os from 'node:os';
 import * as tf from '@tensorflow/tfjs-core';
 import {
   parseRequest,
@@ -46,7 +47,7 @@ import { JobWorker, type JobMessage } from './job-worker.js';
 import { startPreview } from '../engine/synthesis/start-preview.js';
 import { oneLine } from '../engine/errors.js';
 import { checkFrame } from './live-frame.js';
-import { FrameQueue, JOB_LIVE_FPS, type QueuedWork } from './frame-queue.js';
+import { FrameQueue, JOB_LIVE_FPS, jobsContend, type QueuedWork } from './frame-queue.js';
 import { TopKHost, type TopKHostOptions } from './topk-host.js';
 import type { SessionClient } from './client.js';
 import type { AppStateStore } from '../persist/app-state.js';
@@ -110,8 +111,10 @@ export interface EngineSessionOptions {
   workers?: number | null;
   /** ONNX Runtime threads per engine thread (hosts pass DEEPVIS_ORT_THREADS); default 1. */
   ortThreads?: number | null;
-  /** The live view's frame-rate ceiling while a job runs (hosts pass DEEPVIS_JOB_LIVE_FPS); default JOB_LIVE_FPS. */
+  /** The live view's frame-rate ceiling while jobs contend with it (hosts pass DEEPVIS_JOB_LIVE_FPS); default JOB_LIVE_FPS. */
   jobLiveFps?: number | null;
+  /** Cores the host, its workers and the window share (default os.availableParallelism()): see jobsContend. */
+  cores?: number;
   /** The Vulkan driver the host's environment names (VK_ICD_FILENAMES), for the automatic backend choice. */
   vulkanDriver?: string;
   /** Memory one job may use (bytes); default: the backend's real limit (jobMemoryLimit). */
@@ -192,7 +195,8 @@ export class EngineSession extends EventEmitter<SessionEvents> {
 
   private constructor(private readonly opts: EngineSessionOptions) {
     super();
-    this.queue = new FrameQueue((work) => this.runQueued(work), () => (this.jobs?.active ?? 0) > 0, opts.jobLiveFps ?? JOB_LIVE_FPS);
+    const cores = opts.cores ?? os.availableParallelism();
+    this.queue = new FrameQueue((work) => this.runQueued(work), () => jobsContend(this.jobs?.running ?? 0, cores), opts.jobLiveFps ?? JOB_LIVE_FPS);
     this.userModels = opts.userModelsDir ? new UserModelsHost(opts.userModelsDir) : null;
     if (this.userModels) {
       mkdirSync(this.userModels.modelsDir, { recursive: true });

@@ -2,14 +2,15 @@
 // taken in turn, model loads in their place. One item runs at a time (the live worker answers one
 // frame at a time, and a load must not race the frames around it).
 //
-// While a job (a synthesis, an atlas, an indexing batch) runs, frames enter the engine at most
+// While jobs leave the live view too little CPU (jobsContend), frames enter the engine at most
 // JOB_LIVE_FPS times a second. Each live frame costs CPU well beyond the live worker — the host's
 // WebSocket and session memory, and in the browser grabbing, scaling, sending and drawing —, about
 // three times the worker's own share, and on a machine of two cores that is what a job loses: at the
 // camera's 30 fps a four-seed synthesis took twice as long beside the live view. Held at the
 // ceiling, the waiting frame is replaced by a newer one of the same client (latest wins), and a
 // window keeps at most two frames in flight, so the whole chain, browser included, runs at the
-// ceiling; the view stays fluid and a frame waits at most one gap.
+// ceiling; the view stays fluid and a frame waits at most one gap. Where the cores hold both the
+// running jobs and the live view at the camera's pace (one synthesis on four cores), nothing is held.
 import { seqOf, type FrameRequestT, type Reply, type Request } from '../../contract/messages.js';
 
 export type QueuedFrame = { kind: 'frame'; req: FrameRequestT; client: string };
@@ -17,8 +18,20 @@ export type QueuedLoad = { kind: 'load'; req: Extract<Request, { type: 'loadMode
 export type QueuedWork = QueuedFrame | QueuedLoad;
 type Entry = QueuedWork & { resolve: (r: Reply) => void };
 
-/** The live view's frame-rate ceiling while a job runs (see the module comment). */
+/** The live view's frame-rate ceiling while jobs contend with it (see the module comment). */
 export const JOB_LIVE_FPS = 20;
+
+/**
+ * Cores the live view takes at the camera's 30 fps, its whole chain (live worker, host thread, the
+ * window's processes): `npm run bench:live` measured 26–47 ms of CPU a frame on the bundled
+ * models (cpu_ms_per_frame.live_total), 0.8–1.4 cores; rounded up.
+ */
+export const LIVE_VIEW_CORES = 1.5;
+
+/** Whether `runningJobs` (jobs on workers now) leave the live view less than LIVE_VIEW_CORES of `cores`. */
+export function jobsContend(runningJobs: number, cores: number): boolean {
+  return runningJobs > 0 && runningJobs + LIVE_VIEW_CORES > cores;
+}
 
 export class FrameQueue {
   private queue: Entry[] = [];
@@ -34,7 +47,7 @@ export class FrameQueue {
 
   /**
    * `run` answers one item; it never throws (the session turns failures into error replies).
-   * `jobRunning`: whether a job runs now, which puts frames under the JOB_LIVE_FPS ceiling.
+   * `jobRunning`: whether jobs contend with the live view now (jobsContend), which puts frames under the JOB_LIVE_FPS ceiling.
    */
   constructor(
     private readonly run: (work: QueuedWork) => Promise<Reply>,
@@ -109,7 +122,7 @@ export class FrameQueue {
     }
   }
 
-  /** How long the next frame must still wait for the ceiling; 0 for a load or when no job runs. */
+  /** How long the next frame must still wait for the ceiling; 0 for a load or when no job contends. */
   private paceMs(): number {
     if (this.queue[0]?.kind !== 'frame' || !this.jobRunning()) return 0;
     return Math.max(0, this.lastFrameAt + 1000 / this.jobFps - performance.now());

@@ -197,6 +197,11 @@ export class JobScheduler {
     return this.jobs.size;
   }
 
+  /** Workers running a job (or a warm-up) now: what takes their cores. */
+  get running(): number {
+    return this.workers.filter((w) => w.jobId !== null).length;
+  }
+
   async dispose(): Promise<void> {
     if (this.disposed) return;
     this.disposed = true;
