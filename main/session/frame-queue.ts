@@ -47,11 +47,11 @@ export class FrameQueue {
 
   /**
    * `run` answers one item; it never throws (the session turns failures into error replies).
-   * `jobRunning`: whether jobs contend with the live view now (jobsContend), which puts frames under the JOB_LIVE_FPS ceiling.
+   * `contended`: whether jobs contend with the live view now (jobsContend), which puts frames under the JOB_LIVE_FPS ceiling.
    */
   constructor(
     private readonly run: (work: QueuedWork) => Promise<Reply>,
-    private readonly jobRunning: () => boolean = () => false,
+    private readonly contended: () => boolean = () => false,
     private readonly jobFps = JOB_LIVE_FPS,
   ) {}
 
@@ -124,7 +124,7 @@ export class FrameQueue {
 
   /** How long the next frame must still wait for the ceiling; 0 for a load or when no job contends. */
   private paceMs(): number {
-    if (this.queue[0]?.kind !== 'frame' || !this.jobRunning()) return 0;
+    if (this.queue[0]?.kind !== 'frame' || !this.contended()) return 0;
     return Math.max(0, this.lastFrameAt + 1000 / this.jobFps - performance.now());
   }
 
