@@ -8,7 +8,8 @@ import { existsSync, mkdtempSync, readdirSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import type { AppEvent, FrameReplyT, Reply } from '../contract/messages.js';
+import type { AppEvent, FrameReplyT, Reply, SynthEventT } from '../contract/messages.js';
+import type { SessionClient } from '../main/session/client.js';
 import { readModelFiles, loadModel, modelFromFiles } from '../main/engine/index.js';
 import { EngineSession } from '../main/session/engine-session.js';
 import { nativeEngine } from '../main/engine/onnx/native-net.js';
@@ -39,6 +40,24 @@ beforeAll(async () => {
 afterAll(async () => {
   await session?.dispose();
 });
+
+/**
+ * Run `body` while a long paper-3 synthesis runs on `s`'s job pool (past its second step), then
+ * cancel it and wait for its end.
+ */
+async function whileSynthesizing(s: EngineSession, body: (job: { owner: SessionClient; jobId: string; events: SynthEventT[] }) => Promise<void>): Promise<void> {
+  const c = collector();
+  const owner = c.client('synth-owner');
+  const started = await s.handle({ type: 'synthStart', layer: 'logits', unit: 'flamingo', preset: 'paper-3', seeds: 1, iterations: 500 }, owner);
+  if (started.type !== 'synthStarted') throw new Error(JSON.stringify(started));
+  try {
+    await c.until((e) => e.jobId === started.jobId && e.phase === 'progress' && (e.iteration ?? 0) >= 2);
+    await body({ owner, jobId: started.jobId, events: c.events });
+  } finally {
+    await s.handle({ type: 'synthCancel', jobId: started.jobId }, owner);
+    await c.until((e) => e.jobId === started.jobId && e.phase !== 'progress');
+  }
+}
 
 describe('the live worker', () => {
   it('computes frames on its own thread: the reply matches the model run here, and the caller keeps its pixels', async () => {
@@ -82,39 +101,26 @@ describe('the live worker', () => {
   });
 
   it('answers frames while a synthesis runs on the job pool: frames never wait behind a job', async () => {
-    const c = collector();
-    const owner = c.client('synth-owner');
-    const started = await session.handle({ type: 'synthStart', layer: 'logits', unit: 'flamingo', preset: 'paper-3', seeds: 1, iterations: 500 }, owner);
-    if (started.type !== 'synthStarted') throw new Error(JSON.stringify(started));
-    try {
-      await c.until((e) => e.jobId === started.jobId && e.phase === 'progress' && (e.iteration ?? 0) >= 2);
+    await whileSynthesizing(session, async ({ owner, jobId, events }) => {
       for (let i = 0; i < 5; i++) expect((await frameReply(session.handle(frame(100 + i), owner))).frameId).toBe(100 + i);
       // All five were answered with the job still running on its own thread.
-      expect(c.events.some((e) => e.jobId === started.jobId && e.phase !== 'progress')).toBe(false);
-      expect(session.pool.workerOf(started.jobId)).not.toBeNull();
-    } finally {
-      await session.handle({ type: 'synthCancel', jobId: started.jobId }, owner);
-      await c.until((e) => e.jobId === started.jobId && e.phase !== 'progress');
-    }
+      expect(events.some((e) => e.jobId === jobId && e.phase !== 'progress')).toBe(false);
+      expect(session.pool.workerOf(jobId)).not.toBeNull();
+    });
   });
 
   it('holds frames at the ceiling while a job takes the cores the live view needs, and not where the cores hold both', { timeout: 120_000 }, async () => {
     // A ceiling of 1 fps: held frames enter the engine 1000 ms apart, free ones as soon as the last is answered.
     const gapsWith = async (cores: number): Promise<number[]> => {
       const s = await EngineSession.create({ backend: 'wasm', model: MODEL, workers: 1, jobLiveFps: 1, cores });
-      const c = collector();
-      const owner = c.client('synth-owner');
       const starts: number[] = [];
       s.on('frameStart', () => starts.push(performance.now()));
       try {
-        const started = await s.handle({ type: 'synthStart', layer: 'logits', unit: 'flamingo', preset: 'paper-3', seeds: 1, iterations: 500 }, owner);
-        if (started.type !== 'synthStarted') throw new Error(JSON.stringify(started));
-        await c.until((e) => e.jobId === started.jobId && e.phase === 'progress' && (e.iteration ?? 0) >= 2);
-        starts.length = 0;
-        for (let i = 0; i < 4; i++) expect((await frameReply(s.handle(frame(200 + i), owner))).frameId).toBe(200 + i);
-        expect(s.pool.workerOf(started.jobId)).not.toBeNull(); // the job ran all along
-        await s.handle({ type: 'synthCancel', jobId: started.jobId }, owner);
-        await c.until((e) => e.jobId === started.jobId && e.phase !== 'progress');
+        await whileSynthesizing(s, async ({ owner, jobId }) => {
+          starts.length = 0;
+          for (let i = 0; i < 4; i++) expect((await frameReply(s.handle(frame(200 + i), owner))).frameId).toBe(200 + i);
+          expect(s.pool.workerOf(jobId)).not.toBeNull(); // the job ran all along
+        });
       } finally {
         await s.dispose();
       }

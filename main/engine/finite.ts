@@ -37,7 +37,7 @@ export function firstNonFiniteLayer(model: CheckedModel, x: tf.Tensor4D): string
     const ok = (t: tf.Tensor) => tf.cast(tf.all(tf.isFinite(t)), 'int32').reshape([1]);
     return tf.concat([...names.map((n) => ok(out.taps[n]!)), ok(out.logits!)]);
   });
-  const at = Array.from(v).indexOf(0);
+  const at = v.indexOf(0);
   if (at < 0) return null;
   return at < names.length ? model.layers[at]!.display : 'logits';
 }
