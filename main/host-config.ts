@@ -15,7 +15,7 @@ export interface HostConfig {
   backend: string | null;
   /** DEEPVIS_ORT_THREADS: ONNX Runtime's threads per engine thread; null: unset (1). Checked by the engine. */
   ortThreads: number | null;
-  /** DEEPVIS_WORKERS: job workers; null: unset or not a positive whole number (cores − 1). */
+  /** DEEPVIS_WORKERS: job workers; null: unset or not a positive whole number (scheduler.ts poolSize). */
   workers: number | null;
   /** DEEPVIS_JOB_LIVE_FPS: the live view's frame-rate ceiling while jobs contend with it for the cores; null: unset or not a positive number (the session's default). */
   jobLiveFps: number | null;

@@ -26,7 +26,7 @@ export async function benchAtlas(modelId: string, backend: string, o: AtlasBench
   const convs = model.layers.filter((l) => l.shape[0] > 1);
   const layer = convs[Math.floor(convs.length / 2)]!.name;
   const iterations = o.iterations ?? 40;
-  const poolWorkers = o.workers ?? Math.max(2, poolSize(readHostConfig().workers));
+  const poolWorkers = o.workers ?? Math.max(2, poolSize(readHostConfig().workers, { liveWorker: false }));
   const run = async (workers: number) => {
     // The choice (onnx…), not report.backend: that names the tfjs backend around ONNX Runtime (wasm).
     const pool = new JobScheduler({ backend: jobBackend(report.choice), modelsDir: dir, workers });

@@ -42,7 +42,7 @@ const HELP = `npm run bench -- [options]     engine speed figures as JSON (stdou
                          backend); without it every backend times 110 steps and reports
                          synth_paper3_ms_per_step and synth_paper3_224_s_projected
   --atlas                only the atlas throughput: units per minute with 1 job worker and
-                         with the pool (--workers, default $DEEPVIS_WORKERS or cores − 1)
+                         with the pool (--workers, default $DEEPVIS_WORKERS or deepvis atlas's one per core, at least 2)
   --atlas-units N        units per atlas run (default 8)
   --workers N            pool size for --atlas
   --out FILE             where to write the JSON (default bench/latest.json)

@@ -2,13 +2,13 @@
 // real models, wasm), a job worker killed mid-job, a job too big for memory, two clients served in
 // turn (jobs and frames), and job ownership.
 import { mkdtempSync, readdirSync, readFileSync, rmSync } from 'node:fs';
-import { tmpdir } from 'node:os';
+import os, { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import type { AppEvent, Reply } from '../contract/messages.js';
 import type { WorkerJobEventT } from '../contract/worker.js';
 import { EngineSession } from '../main/session/engine-session.js';
-import { JobScheduler } from '../main/session/scheduler.js';
+import { JobScheduler, poolSize } from '../main/session/scheduler.js';
 import { loadModel, modelsDir } from '../main/engine/index.js';
 import { measureFootprint } from '../main/engine/memory-budget.js';
 import * as tf from '@tensorflow/tfjs-core';
@@ -239,16 +239,25 @@ describe('a pool whose backend cannot start', () => {
   });
 });
 
+describe('pool size', () => {
+  it('is one job worker per core but the one the live worker takes; every core where no live worker runs (the CLI); as requested when set', () => {
+    expect([1, 2, 8].map((cores) => poolSize(null, { liveWorker: true, cores }))).toEqual([1, 1, 7]);
+    expect([1, 2, 8].map((cores) => poolSize(null, { liveWorker: false, cores }))).toEqual([1, 2, 8]);
+    expect(poolSize(3, { liveWorker: false, cores: 2 })).toBe(3);
+    expect(poolSize(3, { liveWorker: true, cores: 2 })).toBe(3);
+  });
+});
+
 describe('deepvis atlas on the job pool', () => {
-  it('writes byte-identical images with 1 and with 2 workers, and refuses a batch that cannot fit', async () => {
+  it('writes byte-identical images with 1 worker and with its default pool, a worker per core (no live view to leave one for), and refuses a batch that cannot fit', async () => {
     const roots = [mkdtempSync(join(tmpdir(), 'deepvis-pool-1-')), mkdtempSync(join(tmpdir(), 'deepvis-pool-2-'))];
     try {
       const files: Map<string, Buffer>[] = [];
-      for (const [i, workers] of [1, 2].entries()) {
-        const r = await runDeepvis(['atlas', '--model', MODEL, '--layer', 'pw3', '--units', '0-3', '--preset', 'fast', '--iterations', '4', '--batch', '1', '--workers', String(workers), '--out', roots[i]!, '--json'], 180_000);
+      for (const [i, workers] of [1, null].entries()) {
+        const r = await runDeepvis(['atlas', '--model', MODEL, '--layer', 'pw3', '--units', '0-3', '--preset', 'fast', '--iterations', '4', '--batch', '1', ...(workers ? ['--workers', String(workers)] : []), '--out', roots[i]!, '--json'], 180_000, { DEEPVIS_WORKERS: '' });
         expect(r.code, r.stderr).toBe(0);
-        const summary = JSON.parse(r.stdout) as { dir: string; built: number; units_done: number };
-        expect(summary).toMatchObject({ built: 4, units_done: 4 });
+        const summary = JSON.parse(r.stdout) as { dir: string; built: number; units_done: number; workers: number };
+        expect(summary).toMatchObject({ built: 4, units_done: 4, workers: workers ?? os.availableParallelism() });
         const pngs = readdirSync(summary.dir).filter((f) => f.startsWith('unit-')).sort();
         expect(pngs).toEqual([0, 1, 2, 3].map((u) => `unit-000${u}-seed-1.png`));
         files.push(new Map(pngs.map((f) => [f, readFileSync(join(summary.dir, f))])));
@@ -274,7 +283,8 @@ describe('deepvis synth on the job pool', () => {
       for (const [i, workers] of [1, 2].entries()) {
         const r = await runDeepvis(['synth', '--model', MODEL, '--layer', 'logits', '--unit', '130', '--preset', 'fast', '--iterations', '4', '--seeds', '3', '--seed-base', '5', '--workers', String(workers), '--out', roots[i]!, '--json'], 180_000);
         expect(r.code, r.stderr).toBe(0);
-        const summary = JSON.parse(r.stdout) as { images: { path: string }[] };
+        const summary = JSON.parse(r.stdout) as { images: { path: string }[]; workers: number };
+        expect(summary.workers).toBe(workers);
         const names = readdirSync(roots[i]!).sort();
         const base = `${MODEL}_logits-130-flamingo_fast_224px`;
         expect(names).toEqual([`${base}.json`, ...[5, 6, 7].map((s) => `${base}_seed${s}.png`)]);

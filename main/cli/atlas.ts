@@ -30,7 +30,7 @@ export function atlasCommand(): Command {
     .option('-i, --iterations <n>', "steps per unit (default: the preset's)", positiveInt)
     .option('--size <px>', 'image size (square)', positiveInt)
     .option('--batch <n>', 'units × seeds optimised together per step', positiveInt, 8)
-    .option('-w, --workers <n>', 'job workers, each a thread with its own engine (default: $DEEPVIS_WORKERS, else cores − 1)', positiveInt)
+    .option('-w, --workers <n>', 'job workers, each a thread with its own engine (default: $DEEPVIS_WORKERS, else one per core)', positiveInt)
     .option('-o, --out <dir>', 'atlas root folder (default: $DEEPVIS_ATLAS_DIR or ~/.cache/deepvis/atlas)')
     .option('--json', 'print a JSON summary on stdout')
     .action(async (opts, cmd: Command) => {
@@ -50,7 +50,7 @@ export function atlasCommand(): Command {
       const fit = checkJobFits({ model, backend: backend.backend, images: items, size: [size, size], footprint: await measureFootprint(model) }, 'batch items');
       if (!fit.ok) throw new CliError(`${fit.message} (--batch ${opts.batch}, --seeds ${opts.seeds})`, EXIT_BAD_INPUT);
       const c = hostConfig();
-      const pool = new JobScheduler({ backend: jobBackend(backend.choice), modelsDir: dir, workers: poolSize(opts.workers ?? c.workers), ortThreads: c.ortThreads });
+      const pool = new JobScheduler({ backend: jobBackend(backend.choice), modelsDir: dir, workers: poolSize(opts.workers ?? c.workers, { liveWorker: false }), ortThreads: c.ortThreads });
       const abort = new AbortController();
       const onSigint = () => {
         process.stderr.write('\ndeepvis: stopping after the current batch (run the same command again to continue)…\n');
@@ -71,10 +71,7 @@ export function atlasCommand(): Command {
           concurrency: pool.workers.length,
           onProgress: (p) => {
             bar ??= new ProgressLine(`atlas ${model.id} ${opts.layer}`, p.total);
-            // Fractional progress inside a batch keeps the ETA honest for long presets.
-            const frac = p.iterations ? (p.iteration + 1) / p.iterations : 0;
             bar.update(p.done, p.unitsThisBatch.length ? `units ${p.unitsThisBatch[0]}…${p.unitsThisBatch.at(-1)} step ${p.iteration + 1}/${p.iterations}` : '');
-            void frac;
           },
         });
         (bar as ProgressLine | null)?.done();
@@ -89,6 +86,7 @@ export function atlasCommand(): Command {
           skipped: r.skipped,
           sprite: r.index.sprite ? `${r.dir}/${r.index.sprite.file}` : null,
           seconds: r.index.seconds,
+          workers: pool.workers.length,
           interrupted: abort.signal.aborted,
         };
         if (opts.json) await outJson(summary);

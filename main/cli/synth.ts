@@ -81,7 +81,7 @@ export function synthCommand(): Command {
     .option('--seed-base <n>', 'first seed value (seeds are base, base+1, …)', seedArg, 1)
     .option('--size <px>', 'image size (square)', sizeArg)
     .option('-i, --iterations <n>', "number of steps (default: the preset's)", positiveInt)
-    .option('-w, --workers <n>', 'job workers, each a thread with its own engine (default: $DEEPVIS_WORKERS, else cores − 1)', positiveInt)
+    .option('-w, --workers <n>', 'job workers, each a thread with its own engine (default: $DEEPVIS_WORKERS, else one per core)', positiveInt)
     .requiredOption('-o, --out <dir>', 'output folder')
     .option('--json', 'print a JSON summary on stdout')
     .action(async (opts, cmd: Command) => {
@@ -129,7 +129,7 @@ export function synthCommand(): Command {
       await files.checkAll([...seeds.map((s) => join(outDir, `${base}_seed${s}.png`)), join(outDir, `${base}.json`)]);
 
       const c = hostConfig();
-      const pool = new JobScheduler({ backend: jobBackend(backend.choice), modelsDir: dir, workers: Math.min(seeds.length, poolSize(opts.workers ?? c.workers)), ortThreads: c.ortThreads });
+      const pool = new JobScheduler({ backend: jobBackend(backend.choice), modelsDir: dir, workers: Math.min(seeds.length, poolSize(opts.workers ?? c.workers, { liveWorker: false })), ortThreads: c.ortThreads });
       const abort = new AbortController();
       const onSigint = () => {
         process.stderr.write('\ndeepvis: cancelling the synthesis (nothing is written)…\n');
@@ -227,7 +227,7 @@ export function synthCommand(): Command {
         await files.write(join(outDir, `${base}.json`), JSON.stringify(sidecar, null, 2) + '\n');
         return { summary, images };
       });
-      if (opts.json) await outJson(summary);
+      if (opts.json) await outJson({ ...summary, workers: pool.workers.length });
       else {
         const lines = images.map(
           (im) =>
