@@ -4,6 +4,7 @@
 //   self_top1            share of images that are the generator's own top-1 for their class
 //   cross_top1/top5      per judge (every other installed model): share whose class is the judge's
 //                        top-1 / in its top-5 — a picture a person could read transfers
+//   cross_top5_missed    per judge: the classes whose image was not in its top-5, and what its top-1 was
 //   spectrum_slope       log-log slope of the radially averaged power spectrum (greyscale),
 //                        compared with the same slope of the fixture photos (natural images ≈ −2)
 //   to_target_s          seconds until the class reached p ≥ 0.9 on the generator
@@ -197,6 +198,8 @@ export async function benchQuality(opts: QualityOptions): Promise<Record<string,
       let total = 0;
       const cross1: Record<string, number> = {};
       const cross5: Record<string, number> = {};
+      /** Per judge: each class whose image (any seed) was not in its top-5, with the judge's top-1 for it. */
+      const missed5: Record<string, Record<string, string>> = {};
       const tiles: Uint8Array[] = [];
       for (const wnid of wnids) {
         const c = resolveClass(gen.classes, wnid, gen.id);
@@ -229,6 +232,9 @@ export async function benchQuality(opts: QualityOptions): Promise<Record<string,
           const tops = await judgeTop5(judge, r.images);
           cross1[judge.id] = (cross1[judge.id] ?? 0) + tops.filter((t) => t[0] === jc).length;
           cross5[judge.id] = (cross5[judge.id] ?? 0) + tops.filter((t) => t.includes(jc)).length;
+          tops.forEach((t, k) => {
+            if (!t.includes(jc)) (missed5[judge.id] ??= {})[opts.seeds > 1 ? `${name} (seed ${k + 1})` : name] = judge.classes[t[0]!]!.name.split(',')[0]!;
+          });
         }
         opts.log(`quality: ${gen.id} ${preset} ${name}: ${r.iterations} steps ${r.seconds.toFixed(1)} s, to target ${toTargetPerClass[name] ?? '—'} s`);
       }
@@ -243,6 +249,7 @@ export async function benchQuality(opts: QualityOptions): Promise<Record<string,
         cross_top1: rate(cross1),
         cross_top5: c5,
         cross_top5_min: Object.keys(c5).length ? Math.min(...Object.values(c5)) : null,
+        cross_top5_missed: missed5,
         spectrum_slope_median: round(slopeMed),
         spectrum_slope_distance: round(Math.abs(slopeMed - reference.median)),
         seconds_median: round(median(seconds)!, 2),
