@@ -1,6 +1,8 @@
 // Indexing in batches scored elsewhere builds the index one run builds: the same tables (activation,
 // mean, image, position), the same files in the same order, the same unreadable file — merged in
-// this thread from batches of three, and through `deepvis index --workers 2` on real job workers.
+// this thread from batches of three (each scored above the index's thresholds when it was sent,
+// which keep most of a later batch's images out of its shard), and through `deepvis index
+// --workers 2` on real job workers.
 // Real model, real photos (and their mirror images and crops, so there are several batches).
 import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -64,17 +66,36 @@ describe('batches merged in order', () => {
     const done: number[] = [];
     // Two in flight, finishing out of order: the later batch answers first.
     let calls = 0;
+    /** Per batch: the (unit, slot) entries its shard kept, and how many a shard without floors keeps (every unit each of its images: 3 < k). */
+    const kept: { entries: number; unfloored: number }[] = [];
     const r = await indexFilesInBatches(merged, listing, {
       concurrency: 2,
       batchSize: 3,
       onProgress: (p) => done.push(p.done),
-      scoreBatch: async (files, k, signal) => {
+      scoreBatch: async (files, k, signal, floors) => {
         const slow = calls++ % 2 === 0;
-        const shard = await scoreFiles(model, files, k, signal);
+        const shard = await scoreFiles(model, files, k, signal, floors);
         if (slow) await new Promise((res) => setTimeout(res, 50));
+        if (shard) {
+          const units = shard.layers.reduce((a, l) => a + l.image.length / k, 0);
+          kept.push({ entries: shard.layers.reduce((a, l) => a + l.image.filter((i) => i >= 0).length, 0), unfloored: units * shard.files.length });
+          // Everything kept beats the floor it was scored against (by max, then mean).
+          shard.layers.forEach((l, li) => {
+            for (let j = 0; j < l.image.length; j++) {
+              if (l.image[j]! < 0) continue;
+              const u = Math.floor(j / k);
+              const [a, fa] = [l.act[j]!, floors[li]!.act[u]!];
+              expect(a > fa || (a === fa && l.mean[j]! > floors[li]!.mean[u]!)).toBe(true);
+            }
+          });
+        }
         return shard;
       },
     });
+    // The floors did keep images out: the first batch (no floor yet) keeps all, the later ones (22 images, k 5: the tables still filling) about half.
+    expect(kept[0]!.entries).toBe(kept[0]!.unfloored);
+    const later = kept.slice(3);
+    expect(later.reduce((a, b) => a + b.entries, 0)).toBeLessThan(0.75 * later.reduce((a, b) => a + b.unfloored, 0));
     expect(r).toMatchObject({ aborted: false, added: alone.added, failed: 1, done: listing.files.length, total: listing.files.length });
     expect(r.unreadable.map((u) => u.path)).toEqual([join(folder, 'kite-broken.jpg')]);
     expect(done.at(-1)).toBe(listing.files.length);
@@ -94,9 +115,9 @@ describe('batches merged in order', () => {
       concurrency: 1,
       batchSize: 4,
       signal: stop.signal,
-      scoreBatch: async (files, k, signal) => {
+      scoreBatch: async (files, k, signal, floors) => {
         if (++batches === 2) stop.abort();
-        return scoreFiles(model, files, k, signal);
+        return scoreFiles(model, files, k, signal, floors);
       },
     });
     expect(r.aborted).toBe(true);

@@ -110,7 +110,7 @@ async function runJob(msg: Extract<ToWorkerT, { type: 'synth' | 'batch' | 'index
 
 async function job(m: Model, msg: Extract<ToWorkerT, { type: 'synth' | 'batch' | 'index' }>, signal: AbortSignal): Promise<void> {
   if (msg.type === 'index') {
-    const shard = await scoreFiles(m, msg.spec.files, msg.spec.k, signal);
+    const shard = await scoreFiles(m, msg.spec.files, msg.spec.k, signal, msg.spec.floors);
     post(shard ? { type: 'indexDone', jobId: msg.jobId, shard } : { type: 'cancelled', jobId: msg.jobId });
     return;
   }

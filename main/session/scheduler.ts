@@ -303,9 +303,9 @@ export function poolBatchRunner(pool: JobScheduler, client: string, modelId: str
  * engine/topk/batches.ts, one job per batch; a cancelled batch answers null.
  */
 export function poolIndexScorer(pool: JobScheduler, client: string, modelId: string, preprocess: PreprocessName | null = null): BatchScorer {
-  return (files, k, signal) =>
+  return (files, k, signal, floors) =>
     new Promise<IndexShard | null>((resolve, reject) => {
-      const id = pool.submit(client, { type: 'index', modelId, preprocess, spec: { files: files.map((f) => ({ path: f.path, size: f.size, mtimeMs: f.mtimeMs })), k } }, (e) => {
+      const id = pool.submit(client, { type: 'index', modelId, preprocess, spec: { files: files.map((f) => ({ path: f.path, size: f.size, mtimeMs: f.mtimeMs })), k, floors } }, (e) => {
         if (e.type === 'indexDone') resolve(e.shard);
         else if (e.type === 'cancelled') resolve(null);
         else if (e.type === 'error') reject(new Error(e.message));

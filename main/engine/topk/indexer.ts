@@ -9,7 +9,7 @@ import { cropResize, decodeImage } from '../images.js';
 import type { Model } from '../model.js';
 import { receptiveFields } from '../receptive-field.js';
 import { DEFAULT_TOPK, TopKIndex, type ScannedFile, type UnreadableFile } from './index-file.js';
-import { TopKTable, unitCandidates, type LayerCandidates, type LayerThresholds } from './scoring.js';
+import { raiseThresholds, TopKTable, unitCandidates, type LayerCandidates, type LayerThresholds } from './scoring.js';
 import { statFile, type FileStat } from './walk.js';
 
 /** A batch's top-k tables (per layer, as TopKTable holds them) and its files, in id order. */
@@ -58,6 +58,8 @@ export class TopKIndexer extends TopKIndex {
   private constructor(
     readonly model: Model,
     base: TopKIndex,
+    /** Per layer, what an image must also beat to be kept (see create). */
+    private readonly floors: LayerThresholds[] | null = null,
   ) {
     super(base.modelId, base.checksum, base.inputSize, base.k, base.layers, base.files, base.unreadable, base.created);
     this.files.forEach((f, i) => f && this.byPath.set(f.path, i));
@@ -65,9 +67,17 @@ export class TopKIndexer extends TopKIndex {
     this.thresholdBuf = this.layers.map((l) => ({ act: new Float32Array(l.shape[2]), mean: new Float32Array(l.shape[2]) }));
   }
 
-  /** A new, empty index for every displayed layer of the model. */
-  static create(model: Model, k = DEFAULT_TOPK): TopKIndexer {
+  /**
+   * A new, empty index for every displayed layer of the model. `floors` (a batch scored for another
+   * index: that index's thresholds when the batch was sent) keep out every unit's images that
+   * could not enter that index anyway, so a batch's first k images are not all kept, positioned
+   * and merged for every unit.
+   */
+  static create(model: Model, k = DEFAULT_TOPK, floors?: readonly LayerThresholds[]): TopKIndexer {
     if (!Number.isInteger(k) || k < 1 || k > 1000) throw new Error(`k must be an integer from 1 to 1000, got ${k}`);
+    if (floors && (floors.length !== model.layers.length || floors.some((f, i) => f.act.length !== model.layers[i]!.units || f.mean.length !== model.layers[i]!.units))) {
+      throw new Error(`floors for ${floors.length} layers do not fit ${model.id}'s ${model.layers.length} displayed layers and their units`);
+    }
     const rfs = receptiveFields(model);
     const layers = model.layers.map((l) => ({
       name: l.name,
@@ -76,7 +86,16 @@ export class TopKIndexer extends TopKIndex {
       field: rfs.layer(l.name),
       table: new TopKTable(l.units, k),
     }));
-    return new TopKIndexer(model, new TopKIndex(model.id, model.checksum, [...model.inputSize], k, layers));
+    return new TopKIndexer(model, new TopKIndex(model.id, model.checksum, [...model.inputSize], k, layers), floors ? [...floors] : null);
+  }
+
+  /** Per layer, what an image must beat now to enter each unit's top k (copies): the floors of a batch scored elsewhere. */
+  thresholds(): LayerThresholds[] {
+    return this.layers.map((l) => {
+      const t = { act: new Float32Array(l.table.units), mean: new Float32Array(l.table.units) };
+      l.table.thresholds(t.act, t.mean);
+      return t;
+    });
   }
 
   /** Why a saved index cannot be extended for this model and k, or null when it can. */
@@ -192,7 +211,10 @@ export class TopKIndexer extends TopKIndex {
     });
     let cands: LayerCandidates[];
     try {
-      this.layers.forEach((l, i) => l.table.thresholds(this.thresholdBuf[i]!.act, this.thresholdBuf[i]!.mean));
+      this.layers.forEach((l, i) => {
+        l.table.thresholds(this.thresholdBuf[i]!.act, this.thresholdBuf[i]!.mean);
+        if (this.floors) raiseThresholds(this.thresholdBuf[i]!, this.floors[i]!);
+      });
       cands = await unitCandidates(taps, this.thresholdBuf);
     } finally {
       tf.dispose(taps);

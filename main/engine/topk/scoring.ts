@@ -140,6 +140,17 @@ export interface LayerThresholds {
   mean: Float32Array;
 }
 
+/** Raise each unit's threshold in `t` to `floor` where the floor is higher (by max, then mean), in place. */
+export function raiseThresholds(t: LayerThresholds, floor: LayerThresholds): void {
+  for (let u = 0; u < t.act.length; u++) {
+    const a = floor.act[u]!;
+    if (a > t.act[u]! || (a === t.act[u] && floor.mean[u]! > t.mean[u]!)) {
+      t.act[u] = a;
+      t.mean[u] = floor.mean[u]!;
+    }
+  }
+}
+
 /** The units whose (max, mean) beat their thresholds (a tie on the max is broken by the mean), ascending. */
 function beating(max: Float32Array, mean: Float32Array, t: LayerThresholds): Int32Array {
   const units: number[] = [];
