@@ -57,10 +57,10 @@ const Preprocess = z.enum(PREPROCESS_NAMES).nullable().optional();
 
 const FileStat = z.object({ path: z.string().min(1), size: z.number(), mtimeMs: z.number() });
 
-/** A batch of a top-k index run: score these files into a fresh index of this k. */
 const Floats = z.custom<Float32Array>((v) => v instanceof Float32Array, 'expected a Float32Array');
 const Ints = z.custom<Int32Array>((v) => v instanceof Int32Array, 'expected an Int32Array');
 
+/** A batch of a top-k index run: score these files into a fresh index of this k. */
 export const WorkerIndexSpec = z.object({
   files: z.array(FileStat).min(1).max(1000),
   k: z.number().int().min(1).max(1000),
