@@ -42,7 +42,7 @@ import type { SynthSettings } from '../engine/synthesis/settings.js';
 import { checkJobFits } from '../engine/memory-budget.js';
 import type { WorkerFrameEventT, WorkerJobEventT } from '../../contract/worker.js';
 import { DEFAULT_PRESET, DEFAULT_SEEDS } from '../../contract/synthesis.js';
-import { jobBackend, JobScheduler } from './scheduler.js';
+import { jobBackend, JobScheduler, poolSize } from './scheduler.js';
 import { JobWorker, type JobMessage } from './job-worker.js';
 import { startPreview } from '../engine/synthesis/start-preview.js';
 import { oneLine } from '../engine/errors.js';
@@ -113,7 +113,7 @@ export interface EngineSessionOptions {
   ortThreads?: number | null;
   /** The live view's frame-rate ceiling while jobs contend with it (hosts pass DEEPVIS_JOB_LIVE_FPS); default JOB_LIVE_FPS. */
   jobLiveFps?: number | null;
-  /** Cores the host, its workers and the window share (default os.availableParallelism()): see jobsContend. */
+  /** Cores the host, its workers and the window share (default os.availableParallelism()): the pool's default size and jobsContend read it. */
   cores?: number;
   /** The Vulkan driver the host's environment names (VK_ICD_FILENAMES), for the automatic backend choice. */
   vulkanDriver?: string;
@@ -183,6 +183,8 @@ export class EngineSession extends EventEmitter<SessionEvents> {
   private liveFrames = 0;
   /** Clients seen, for notices that concern everyone (a worker restarted). */
   private readonly clients = new Map<string, SessionClient>();
+  /** The machine's cores as this session counts them: the live view's contention rule and the pool's size read the same number. */
+  private readonly cores: number;
   private readonly log: (line: string) => void;
   /** Top-k patches: folder index, background indexing, session memory (topk-host.ts). */
   readonly topk: TopKHost;
@@ -195,8 +197,8 @@ export class EngineSession extends EventEmitter<SessionEvents> {
 
   private constructor(private readonly opts: EngineSessionOptions) {
     super();
-    const cores = opts.cores ?? os.availableParallelism();
-    this.queue = new FrameQueue((work) => this.runQueued(work), () => jobsContend(this.jobs?.running ?? 0, cores), opts.jobLiveFps ?? JOB_LIVE_FPS);
+    this.cores = opts.cores ?? os.availableParallelism();
+    this.queue = new FrameQueue((work) => this.runQueued(work), () => jobsContend(this.jobs?.running ?? 0, this.cores), opts.jobLiveFps ?? JOB_LIVE_FPS);
     this.userModels = opts.userModelsDir ? new UserModelsHost(opts.userModelsDir) : null;
     if (this.userModels) {
       mkdirSync(this.userModels.modelsDir, { recursive: true });
@@ -240,7 +242,7 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     s.jobs = new JobScheduler({
       backend: jobBackend(s.backendReport.choice),
       modelsDir: s.modelsDir,
-      workers: opts.workers,
+      workers: poolSize(opts.workers, { liveWorker: true, cores: s.cores }),
       ortThreads: opts.ortThreads,
       log: s.log,
       onRestart: (why) => s.notify('warning', `engine: ${why}`),
