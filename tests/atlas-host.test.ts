@@ -98,6 +98,20 @@ describe('atlas built from the window', () => {
     expect(atlas).toMatchObject({ type: 'atlas', found: true, units: [0, 1, 2, 3, 4, 5, 6, 7] });
   }, 240_000);
 
+  it('a session shut down mid-build returns only once the build has ended: nothing reads or writes its folder after dispose', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'deepvis-atlas-shutdown-'));
+    const s = await EngineSession.create({ backend: BACKEND, model: 'mobilenet-v1-0.25', atlasDir: dir, workers: 1 });
+    try {
+      const w = new Window('shutdown');
+      expect((await s.handle({ ...BUILD, units: [0, 31] }, w)).type).toBe('atlasBuildStarted');
+      await w.until((ev) => ev.some((e) => e.done >= 1));
+      await s.dispose();
+      expect(s.atlasBuilds.active).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  }, 120_000);
+
   it('refuses a build over the memory budget before running, and a range outside the layer', async () => {
     const tiny = await EngineSession.create({ backend: BACKEND, model: 'mobilenet-v1-0.25', atlasDir: root, workers: 1, jobMemoryBytes: 64 << 20 });
     try {

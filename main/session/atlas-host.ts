@@ -42,6 +42,8 @@ interface Build {
   client: string;
   dir: string;
   abort: AbortController;
+  /** The build's run, settled when it has sent its last event and touches its folder no more. */
+  ran?: Promise<void>;
 }
 
 export class AtlasHost {
@@ -75,7 +77,7 @@ export class AtlasHost {
       const skipped = total - plan.todo.length;
       const started: Reply = { type: 'atlasBuildStarted', buildId: build.id, layer: plan.layer, display: plan.display, preset: req.preset, total, skipped, ...seqOf(req) };
       // After the reply: the window knows the build's id before its first event.
-      setImmediate(() => void this.run(build, model, req, spec, plan.index, total, client));
+      build.ran = new Promise((resolve) => setImmediate(() => void this.run(build, model, req, spec, plan.index, total, client).finally(resolve)));
       return started;
     } catch (e) {
       return error(oneLine(e));
@@ -99,6 +101,16 @@ export class AtlasHost {
 
   get active(): number {
     return this.builds.size;
+  }
+
+  /** Shutting down: stop every build (settled() then waits for them to end). */
+  stopAll(): void {
+    for (const b of this.builds.values()) b.abort.abort();
+  }
+
+  /** Resolves when every build that was running has ended. */
+  async settled(): Promise<void> {
+    await Promise.all([...this.builds.values()].map((b) => b.ran));
   }
 
   private async run(build: Build, model: Model, req: AtlasBuildRequestT, spec: Parameters<typeof planAtlas>[2], initial: AtlasIndex, total: number, client: AtlasClient): Promise<void> {
@@ -126,6 +138,7 @@ export class AtlasHost {
     };
     // Tiles are made one batch after another, in order, whatever finishes first.
     let tiles: Promise<void> = this.sendTiles(initial, build.dir, Object.keys(initial.done).map(Number).filter(inRange), (t) => send({ phase: 'progress', done, etaSeconds: null, tiles: t }));
+    tiles.catch(() => {});
     let lastProgress = 0;
     try {
       const pool = this.opts.pool();
@@ -152,6 +165,8 @@ export class AtlasHost {
           done += units.length;
           const at = done;
           tiles = tiles.then(() => this.sendTiles(index, dir, units, (t) => send({ phase: 'progress', done: at, etaSeconds: eta(), tiles: t })));
+          // Awaited after the build (or in its catch); a tile that fails meanwhile must not go unhandled.
+          tiles.catch(() => {});
         },
       });
       await tiles;

@@ -557,7 +557,9 @@ export class EngineSession extends EventEmitter<SessionEvents> {
     if (this.disposed) return;
     this.disposed = true;
     this.queue.drain((work) => this.error(work.req, 'the engine is shutting down'));
+    this.atlasBuilds.stopAll();
     await this.jobs?.dispose();
+    await this.atlasBuilds.settled();
     await this.topk.dispose();
     await this.idle();
     await this.live?.terminate();
