@@ -9,6 +9,7 @@ import { fileURLToPath, pathToFileURL } from 'node:url';
 import { Worker } from 'node:worker_threads';
 import { parseFromWorker, type LiveFrameT, type ToWorkerT, type WorkerEventT, type WorkerFootprintT, type WorkerInitT, type WorkerModelFilesT } from '../../contract/worker.js';
 import { oneLine } from '../engine/errors.js';
+import { relaxHeapGrowth } from './heap-growth.js';
 import type { PreprocessName } from '../../contract/user-models.js';
 
 /** Where the worker's code is: the TypeScript entry through tsx in development, the bundle in the app. */
@@ -83,6 +84,7 @@ export class JobWorker extends EventEmitter<JobWorkerEvents> {
 
   private spawn(): void {
     const { file, entry } = workerEntry();
+    relaxHeapGrowth();
     const w = new Worker(file, { workerData: { init: this.init, entry } });
     this.worker = w;
     let settle: { ok: (b: string) => void; fail: (e: Error) => void };
