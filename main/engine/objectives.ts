@@ -182,6 +182,19 @@ export function tfObjectiveGradient(model: Model, x: tf.Tensor4D, objectives: re
   return { value: value as tf.Tensor1D, grad: grad as tf.Tensor4D, logits: (logits as tf.Tensor2D | undefined) ?? null };
 }
 
+// A synthesis asks for the same objectives every step: its seed (a full mask for a unit at a
+// position, 100 KB on a middle layer) is built once, not once a step. ORT only reads it.
+const seeds = new WeakMap<readonly UnitObjective[], { shape: string; seed: ReturnType<typeof nativeObjectiveSeed> }>();
+
+function seedFor(shape: number[], objectives: readonly UnitObjective[]): ReturnType<typeof nativeObjectiveSeed> {
+  const key = shape.join('x');
+  const hit = seeds.get(objectives);
+  if (hit?.shape === key) return hit.seed;
+  const seed = nativeObjectiveSeed(shape, objectives);
+  seeds.set(objectives, { shape: key, seed });
+  return seed;
+}
+
 /** The synthesis step's objective values, input gradient and logits, on plain arrays. */
 export interface ObjectiveGradientData {
   value: Float32Array;
@@ -205,7 +218,7 @@ export function objectiveGradientData(
 ): ObjectiveGradientData {
   if (nativeEngine(model)) {
     const shape = [dims[0], ...nativeNodeShapes(model, [dims[1], dims[2], dims[3]])[node]!];
-    const seed = nativeObjectiveSeed(shape, objectives);
+    const seed = seedFor(shape, objectives);
     const taps = opts.logits ? [model.compiled.logitsNode] : [];
     const r = nativeBackwardData(model, x, dims, { from: node, to: 0, rule: 'gradient', linearStart: true, seed: seed.kind }, seed.data, taps);
     return { value: r.value!, grad: r.grad, logits: opts.logits ? r.taps[0]! : null };

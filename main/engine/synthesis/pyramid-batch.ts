@@ -75,7 +75,7 @@ export function pyramidGradient(
 export function pyramidBatch(
   model: Model,
   s: SynthSettings,
-  objectives: UnitObjective[],
+  objectives: readonly UnitObjective[],
   node: number,
   seeds: number[],
   size: [number, number],

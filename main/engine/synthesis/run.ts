@@ -90,7 +90,8 @@ function plateaued(curves: number[][], window: number, rel: number): boolean {
 export async function synthesize(req: SynthRequest): Promise<SynthResult> {
   const { model, seeds } = req;
   if (seeds.length < 1) throw new Error('at least one seed is needed');
-  const objectives = Array.isArray(req.objective) ? req.objective : seeds.map(() => req.objective as UnitObjective);
+  // A copy of the caller's list, frozen: each step's gradient reuses the seed built from it.
+  const objectives = Object.freeze(Array.isArray(req.objective) ? [...req.objective] : seeds.map(() => req.objective as UnitObjective));
   if (objectives.length !== seeds.length) throw new Error(`${objectives.length} objectives for ${seeds.length} seeds`);
   const o = objectives[0]!;
   const isClass = objectives.every((x) => x.kind === 'class');

@@ -35,7 +35,7 @@ interface StepEval {
 }
 
 /** Objective, its gradient w.r.t. the NETWORK INPUT, and the target probability, for centred pixels. */
-function evaluateImage(model: Model, img: tf.Tensor4D, objectives: UnitObjective[], node: number): StepEval {
+function evaluateImage(model: Model, img: tf.Tensor4D, objectives: readonly UnitObjective[], node: number): StepEval {
   const [value, grad, prob] = tf.tidy(() => {
     const x = model.preprocess(tf.clipByValue(tf.add(img, GREY), 0, 255) as tf.Tensor4D);
     const classes = objectives.every((o) => o.kind === 'class');
@@ -77,7 +77,7 @@ export function viewGradient(
  * The gradient reaching the parameterisation's variables when each seed's objective is read at
  * its image rolled by shifts[b] — in network-input units, as every step takes it (settings.ts).
  */
-export function tensorParamGradients(model: Model, param: Parameterization, objectives: UnitObjective[], node: number, shifts: readonly (readonly [number, number])[]): { value: tf.Tensor1D; grads: tf.Tensor4D[] } {
+export function tensorParamGradients(model: Model, param: Parameterization, objectives: readonly UnitObjective[], node: number, shifts: readonly (readonly [number, number])[]): { value: tf.Tensor1D; grads: tf.Tensor4D[] } {
   const img = param.image();
   const ev = viewGradient(model, img, objectives, node, shifts, { logits: false });
   const grads = param.paramGrads(ev.grad);
@@ -88,7 +88,7 @@ export function tensorParamGradients(model: Model, param: Parameterization, obje
 export async function tensorBatch(
   model: Model,
   s: SynthSettings,
-  objectives: UnitObjective[],
+  objectives: readonly UnitObjective[],
   node: number,
   seeds: number[],
   size: [number, number],
