@@ -20,6 +20,7 @@ import { benchSynthesis } from './bench-synthesis.js';
 import { defaultRatioBackends, measureInterleaved, ratioReport, startBackends, type InterleavedFigures } from './bench-backends.js';
 import { BACKEND_ORDER, listModels, loadModel, modelsDir, selectBackend, type Model } from '../main/engine/index.js';
 import { readHostConfig } from '../main/host-config.js';
+import { relaxHeapGrowth } from '../main/session/heap-growth.js';
 import { BACK_MODES } from '../main/engine/index.js';
 
 const HELP = `npm run bench -- [options]     engine speed figures as JSON (stdout and bench/latest.json)
@@ -92,6 +93,9 @@ if (args.quality) {
   await runQualityBench(args);
   process.exit(0);
 }
+// The figures timed in this process (steps, passes) run under the heap setting of the engine
+// threads that run them in the app; the atlas's workers get it anyway.
+relaxHeapGrowth();
 const RUNS = Math.max(10, Number(args.runs));
 
 function median(xs: number[]): number {
