@@ -78,7 +78,7 @@ test('build a layer\'s atlas from the window: tiles appear with progress and ETA
   await page.getByTestId('atlas-first').fill('0');
   await page.getByTestId('atlas-last').fill(String(UNITS - 1));
   await page.getByTestId('atlas-size').fill('64');
-  await page.getByTestId('atlas-iterations').fill('24');
+  await page.getByTestId('atlas-iterations').fill('80');
   await expect(page.getByTestId('atlas-build')).toHaveText(`Build ${LAYER}'s atlas`);
   await page.getByTestId('atlas-build').click();
 
