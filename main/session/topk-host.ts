@@ -71,6 +71,8 @@ interface RunningJob {
   client: SessionClient;
   release: () => Promise<void>;
   finished: Promise<void>;
+  /** Why the host stopped it, set when it is stopped (the run may end before the cause is visible). */
+  stoppedFor?: string;
   lastEmit: number;
 }
 
@@ -282,7 +284,7 @@ export class TopKHost {
       async (r: IndexRunResult) => {
         await settle();
         const unreadable = r.unreadable.slice(0, 100).map((u) => ({ path: u.path, error: u.error }));
-        const why = this.engine.model !== model ? 'the model was switched' : this.disposed ? 'the engine is shutting down' : 'stopped';
+        const why = run.stoppedFor ?? (this.engine.model !== model ? 'the model was switched' : this.disposed ? 'the engine is shutting down' : 'stopped');
         emit({
           phase: r.aborted ? 'stopped' : 'done',
           done: r.done,
@@ -474,7 +476,10 @@ export class TopKHost {
 
   private modelChanged(): void {
     // The running job stops after the batches being scored; its index is saved.
-    if (this.running) void this.running.job.stop().catch(() => {});
+    if (this.running) {
+      if (!this.disposed) this.running.stoppedFor ??= 'the model was switched';
+      void this.running.job.stop().catch(() => {});
+    }
     this.index = null;
     this.memory = null;
     this.memoryModel = null;
