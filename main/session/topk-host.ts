@@ -284,7 +284,7 @@ export class TopKHost {
       async (r: IndexRunResult) => {
         await settle();
         const unreadable = r.unreadable.slice(0, 100).map((u) => ({ path: u.path, error: u.error }));
-        const why = run.stoppedFor ?? (this.engine.model !== model ? 'the model was switched' : this.disposed ? 'the engine is shutting down' : 'stopped');
+        const why = run.stoppedFor ?? 'stopped';
         emit({
           phase: r.aborted ? 'stopped' : 'done',
           done: r.done,
@@ -477,7 +477,7 @@ export class TopKHost {
   private modelChanged(): void {
     // The running job stops after the batches being scored; its index is saved.
     if (this.running) {
-      if (!this.disposed) this.running.stoppedFor ??= 'the model was switched';
+      this.running.stoppedFor ??= 'the model was switched';
       void this.running.job.stop().catch(() => {});
     }
     this.index = null;
@@ -492,6 +492,7 @@ export class TopKHost {
     this.disposed = true;
     const run = this.running;
     if (run) {
+      run.stoppedFor ??= 'the engine is shutting down';
       await run.job.stop().catch(() => {});
       await run.finished;
     }
