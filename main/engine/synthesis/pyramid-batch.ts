@@ -11,9 +11,10 @@ import { Pyramid } from './pyramid.js';
 import { regularize } from './regularizers.js';
 import type { SynthSettings } from './settings.js';
 import { makeArrayStepper } from './step-size.js';
-import { inputAffine, unrollGradient, unwarpGradient, viewImage, viewInput, warpInput, warpTaps, type InputAffine } from './view.js';
+import { inputAffine, unrollGradient, viewImage, viewInput, WarpedViews, type InputAffine } from './view.js';
 import { drawShift, drawWarp, GREY, jitterSource, previewBytes, regularizes, targetProbs, type Evaluation, type OptimisedBatch, type Warp } from './batch.js';
 import { tidyFloats } from '../tensor-data.js';
+import { KernelArena } from '../kernels/synthesis-kernels.js';
 
 export interface PyramidGradient {
   /** Objective per seed. */
@@ -39,28 +40,27 @@ export function pyramidGradient(
   objectives: readonly UnitObjective[],
   node: number,
   shifts: readonly (readonly [number, number])[],
-  opts: { logits: boolean; affine?: InputAffine; levels?: Float32Array[]; x?: Float32Array; warps?: readonly Warp[] | null; img?: Float32Array; unwarped?: Float32Array },
+  opts: { logits: boolean; affine?: InputAffine; levels?: Float32Array[]; x?: Float32Array; warps?: readonly Warp[] | null; views?: WarpedViews },
 ): PyramidGradient & { x: Float32Array } {
   const { n, h, w } = pyr;
   const affine = opts.affine ?? inputAffine(model);
-  const x = opts.x ?? new Float32Array(n * h * w * 3);
   const warps = opts.warps ?? null;
   // A scaled or turned view samples the image between pixels: it is rendered first. A plain roll
   // reads each seed's decorrelated sum straight into its view.
-  const img = warps ? pyr.render(opts.img) : null;
-  const taps = warps ? warpTaps(n, h, w, shifts, warps) : null;
-  if (img) warpInput(img, taps!, affine, x);
-  else if (pyr.halves) {
-    for (let b = 0; b < n; b++) viewImage(pyr.decorrelated(b)!, 0, b, h, w, shifts[b]!, affine, x, pyr.colour);
-  } else viewInput(pyr.render(), n, h, w, shifts, affine, x);
+  const views = warps ? (opts.views ?? new WarpedViews(n, h, w, affine)) : null;
+  let x: Float32Array;
+  if (views) {
+    pyr.render(views.img);
+    x = views.input(shifts, warps!);
+  } else {
+    x = opts.x ?? new Float32Array(n * h * w * 3);
+    if (pyr.halves) for (let b = 0; b < n; b++) viewImage(pyr.decorrelated(b)!, 0, b, h, w, shifts[b]!, affine, x, pyr.colour);
+    else viewInput(pyr.render(), n, h, w, shifts, affine, x);
+  }
   const r = objectiveGradientData(model, x, [n, h, w, 3], objectives, node, { logits: opts.logits });
   const levels = opts.levels ?? pyr.levels.map((v) => new Float32Array(v.length));
   // A warped view's gradient is taken back to the image first; a roll's is undone inside the adjoint.
-  let atImage: Float32Array | null = null;
-  if (warps) {
-    atImage = opts.unwarped ?? new Float32Array(x.length);
-    unwarpGradient(r.grad, taps!, atImage);
-  }
+  const atImage = views ? views.unwarp(r.grad, shifts, warps!) : null;
   const finite = atImage ? pyr.adjointOfViews(atImage, shifts.map(() => [0, 0] as const), levels) : pyr.adjointOfViews(r.grad, shifts, levels);
   // The gradient at the image itself only for the regulariser that reads it.
   const image = () => {
@@ -84,8 +84,13 @@ export function pyramidBatch(
 ): OptimisedBatch {
   const [h, w] = size;
   const n = seeds.length;
-  const pyr = new Pyramid(n, h, w, seeds, levels);
-  const steppers = pyr.levels.map(() => makeArrayStepper(s.step));
+  // The variables, their gradient and the step's state live in one block of WebAssembly memory,
+  // where the step is one SIMD pass over all of them.
+  const floats = KernelArena.floatsFor(Pyramid.floats(n, h, w, levels));
+  const arena = new KernelArena(4 * floats);
+  const pyr = new Pyramid(n, h, w, seeds, levels, undefined, arena.alloc(Pyramid.floats(n, h, w, levels)));
+  const gradient = arena.alloc(pyr.storage.length);
+  const stepper = makeArrayStepper(s.step, arena);
   const jitters = seeds.map(jitterSource);
   const affine = inputAffine(model);
   const classes = objectives.every((o) => o.kind === 'class');
@@ -96,10 +101,10 @@ export function pyramidBatch(
   const best = pyr.levels.map((v) => v.slice());
   let last: PyramidGradient | null = null;
   // Reused every step (a 4×224 px batch is 2.4 MB per image-sized array).
-  const grads = pyr.levels.map((v) => new Float32Array(v.length));
+  const grads = pyr.split(gradient);
   const input = new Float32Array(n * h * w * 3);
-  const warped = s.scale || s.rotate ? { img: new Float32Array(n * h * w * 3), unwarped: new Float32Array(n * h * w * 3) } : null;
-  // Whether warped.img is the image of the levels as they are now (a warped evaluation rendered
+  const views = s.scale || s.rotate ? new WarpedViews(n, h, w, affine) : null;
+  // Whether views.img is the image of the levels as they are now (a warped evaluation rendered
   // it, and no step has moved them since): a preview then need not render them again.
   let imageCurrent = false;
 
@@ -108,7 +113,7 @@ export function pyramidBatch(
       const shifts = jitters.map((j) => drawShift(j, s.jitter));
       const drawn = jitters.map((j) => drawWarp(j, s.scale, s.rotate));
       const warps = drawn.every((d) => d !== null) ? (drawn as Warp[]) : null;
-      const g = pyramidGradient(model, pyr, objectives, node, shifts, { logits: classes, affine, levels: grads, x: input, warps, ...warped });
+      const g = pyramidGradient(model, pyr, objectives, node, shifts, { logits: classes, affine, levels: grads, x: input, warps, views: views ?? undefined });
       imageCurrent = warps !== null;
       const values = Array.from(g.value);
       if (!values.every(Number.isFinite) || !g.finite) {
@@ -133,7 +138,7 @@ export function pyramidBatch(
     },
     preview() {
       // Before the step the levels are the ones just evaluated (or the start).
-      const t = tensor(imageCurrent ? warped!.img : pyr.render());
+      const t = tensor(imageCurrent ? views!.img : pyr.render());
       try {
         return previewBytes(t);
       } finally {
@@ -143,7 +148,8 @@ export function pyramidBatch(
     step(k) {
       imageCurrent = false;
       const g = last!;
-      pyr.levels.forEach((v, i) => steppers[i]!.step(v, g.levels[i]!, n));
+      if (stepper.elementwise) stepper.step(pyr.storage, gradient, n);
+      else pyr.levels.forEach((v, i) => stepper.step(v, g.levels[i]!, n));
       // Then the pixel-space regularisers a user switched on (and the clip), as on every image.
       if (regularizes(s, k)) {
         const next = tidyFloats(() => tf.clipByValue(regularize(tensor(pyr.render()), tensor(g.image()), s, k, anchor), -GREY, GREY));

@@ -36,6 +36,13 @@ function axis(from: number, to: number): Axis {
   return { lo, hi, f };
 }
 
+/** Each level's [h, w], coarsest first: 1/2^(levels−1) … 1/1 of the image, at least one pixel. */
+function levelShapes(h: number, w: number, levels: number): [number, number][] {
+  const shapes: [number, number][] = [];
+  for (let l = levels - 1; l >= 0; l--) shapes.push([Math.max(1, Math.ceil(h / 2 ** l)), Math.max(1, Math.ceil(w / 2 ** l))]);
+  return shapes;
+}
+
 interface Level {
   h: number;
   w: number;
@@ -49,15 +56,24 @@ interface Level {
 export class Pyramid {
   /** The variables, coarsest first, each [n, h_l, w_l, 3] (NHWC, decorrelated colour). */
   readonly levels: Float32Array[];
+  /** Every level, in that order. */
+  readonly storage: Float32Array;
   readonly shapes: [number, number][];
   private readonly geo: Level[];
   /** Scratch: one image's level upsampled along x ([h_l, w, 3]), per coarse level. */
   private readonly wide: Float32Array[];
   private readonly row: Float32Array;
 
+  /** Every level's values of a batch of n, one after the other: the length of `storage`. */
+  static floats(n: number, h: number, w: number, levels = 5): number {
+    return levelShapes(h, w, levels).reduce((sum, [ph, pw]) => sum + n * ph * pw * 3, 0);
+  }
+
   /**
    * `seeds[i]` alone draws image i's start (level l from N(0, initStd²) seeded seed·31 + l), so a
-   * seed starts the same wherever it runs and whichever seeds share its batch.
+   * seed starts the same wherever it runs and whichever seeds share its batch. The levels are
+   * consecutive parts of `storage` (Pyramid.floats long) when it is given, so that a pass over
+   * every variable is one pass over it.
    */
   constructor(
     readonly n: number,
@@ -66,10 +82,12 @@ export class Pyramid {
     seeds: readonly number[],
     levels = 5,
     initStd = 0.01,
+    storage: Float32Array = new Float32Array(Pyramid.floats(n, h, w, levels)),
   ) {
     if (seeds.length !== n) throw new Error(`${seeds.length} seeds for a batch of ${n}`);
-    this.shapes = [];
-    for (let l = levels - 1; l >= 0; l--) this.shapes.push([Math.max(1, Math.ceil(h / 2 ** l)), Math.max(1, Math.ceil(w / 2 ** l))]);
+    if (storage.length !== Pyramid.floats(n, h, w, levels)) throw new Error(`a pyramid of ${Pyramid.floats(n, h, w, levels)} values given ${storage.length}`);
+    this.storage = storage;
+    this.shapes = levelShapes(h, w, levels);
     // Level i (0 = coarsest) weighs falloff^i: like a 1/f spectrum, so that Adam’s
     // equal-sized steps on every variable still move coarse structure more than fine detail.
     const falloff = 0.5;
@@ -77,14 +95,14 @@ export class Pyramid {
       const full = ph === h && pw === w;
       return { h: ph, w: pw, weight: falloff ** i, rows: full ? null : axis(ph, h), cols: full ? null : axis(pw, w) };
     });
-    this.levels = this.shapes.map(([ph, pw], i) => {
-      const data = new Float32Array(n * ph * pw * 3);
+    this.levels = this.split(storage);
+    this.levels.forEach((data, i) => {
+      const [ph, pw] = this.shapes[i]!;
       seeds.forEach((sd, b) => {
         const t = tf.randomNormal([1, ph, pw, 3], 0, initStd, 'float32', sd * 31 + i);
         data.set(t.dataSync(), b * ph * pw * 3);
         t.dispose();
       });
-      return data;
     });
     this.wide = this.geo.map((g) => new Float32Array(g.rows ? g.h * w * 3 : 0));
     this.row = new Float32Array(w * 3);
@@ -95,6 +113,13 @@ export class Pyramid {
     this.halving = this.shapes.every(([ph, pw], i) => i === 0 || (ph === 2 * this.shapes[i - 1]![0] && pw === 2 * this.shapes[i - 1]![1]));
     this.sums = this.halving ? this.shapes.map(([ph, pw]) => new Float32Array(ph * pw * 3)) : [];
     this.half = this.halving ? this.shapes.map(([ph, pw]) => new Float32Array(ph * 2 * pw * 3)) : [];
+  }
+
+  /** An array laid out as `storage` (every level in turn), as one view per level. */
+  split(block: Float32Array): Float32Array[] {
+    if (block.length !== this.storage.length) throw new Error(`a pyramid of ${this.storage.length} values split ${block.length}`);
+    let start = 0;
+    return this.shapes.map(([ph, pw]) => block.subarray(start, (start += this.n * ph * pw * 3)));
   }
 
   private readonly halving: boolean;

@@ -2,6 +2,7 @@
 // All take the gradient with respect to the parameters and return the update to ADD.
 import * as tf from '@tensorflow/tfjs-core';
 import type { StepPolicy } from './settings.js';
+import type { KernelArena } from '../kernels/synthesis-kernels.js';
 
 export interface Stepper {
   /** The update for gradient g (ascent direction), per batch item where the policy is per image. */
@@ -60,18 +61,30 @@ export function makeStepper(policy: StepPolicy): Stepper {
 export interface ArrayStepper {
   /** v += update(g); `n` batch items split v and g evenly (the progress policy is per image). */
   step(v: Float32Array, g: Float32Array, n: number): void;
+  /**
+   * Whether the update of each element depends on that element alone (not the progress policy,
+   * whose rate is per image): then one step over several variables laid end to end is the same as
+   * a step of each.
+   */
+  readonly elementwise: boolean;
 }
 
-export function makeArrayStepper(policy: StepPolicy): ArrayStepper {
+/**
+ * Adam keeps its moments in `arena`, and v and g must be arrays of it (the step is one SIMD pass
+ * there); the other policies step any arrays.
+ */
+export function makeArrayStepper(policy: StepPolicy, arena: KernelArena): ArrayStepper {
   switch (policy.kind) {
     case 'constant':
       return {
+        elementwise: true,
         step: (v, g) => {
           for (let i = 0; i < v.length; i++) v[i]! += policy.eta * g[i]!;
         },
       };
     case 'progress':
       return {
+        elementwise: false,
         step: (v, g, n) => {
           const per = v.length / n;
           for (let b = 0; b < n; b++) {
@@ -83,30 +96,15 @@ export function makeArrayStepper(policy: StepPolicy): ArrayStepper {
         },
       };
     case 'adam': {
-      let m: Float32Array | null = null;
-      let s: Float32Array | null = null;
+      let moments: { m: Float32Array; s: Float32Array } | null = null;
       let t = 0;
       const { lr, beta1, beta2 } = policy;
       return {
+        elementwise: true,
         step: (v, g) => {
-          m ??= new Float32Array(v.length);
-          s ??= new Float32Array(v.length);
+          moments ??= { m: arena.alloc(v.length), s: arena.alloc(v.length) };
           t += 1;
-          const step = lr / (1 - beta1 ** t);
-          const c2 = 1 / (1 - beta2 ** t);
-          const b1 = 1 - beta1;
-          const b2 = 1 - beta2;
-          // Local handles: the closure's variables would be re-read on every element.
-          const mm = m;
-          const ss = s;
-          for (let i = 0; i < v.length; i++) {
-            const gi = g[i]!;
-            const mi = beta1 * mm[i]! + b1 * gi;
-            const si = beta2 * ss[i]! + b2 * gi * gi;
-            mm[i] = mi;
-            ss[i] = si;
-            v[i]! += (step * mi) / (Math.sqrt(si * c2) + 1e-8);
-          }
+          arena.adam(v, g, moments.m, moments.s, t, lr, beta1, beta2);
         },
       };
     }
