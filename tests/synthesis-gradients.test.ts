@@ -11,6 +11,8 @@ import { nativeSessionStats } from '../main/engine/onnx/native-net.js';
 import { COLOR, macoParam } from '../main/engine/synthesis/parameterization.js';
 import { Pyramid } from '../main/engine/synthesis/pyramid.js';
 import { pyramidGradient } from '../main/engine/synthesis/pyramid-batch.js';
+import { inputAffine, WarpedViews } from '../main/engine/synthesis/view.js';
+import { KernelArena } from '../main/engine/kernels/synthesis-kernels.js';
 import { tensorParamGradients } from '../main/engine/synthesis/tensor-batch.js';
 import { presetSettings, synthesize } from '../main/engine/synthesis/index.js';
 import { directionalCheckArrays, rel } from './support/numeric.js';
@@ -55,7 +57,7 @@ function pyramidDirectionalCheck(levels: Float32Array[], fresh: () => Pyramid, v
 
 /** A pyramid with levels large enough that the image is not a faint grey (but far from the clip). */
 function pyramidWith(seeds: number[], size = SIZE): Pyramid {
-  const p = new Pyramid(seeds.length, size, size, seeds, 3, 0.15);
+  const p = new Pyramid(seeds.length, size, size, seeds, { levels: 3, initStd: 0.15 });
   return p;
 }
 
@@ -72,7 +74,7 @@ describe('pyramid (plain arrays)', () => {
   ];
 
   it.each(SIZES)('%i×%i: renders the image of the tfjs form it replaced (bilinear resizes, weighted, decorrelated colour)', (h, w) => {
-    const p = new Pyramid(2, h, w, [4, 7], 5, 0.15);
+    const p = new Pyramid(2, h, w, [4, 7], { levels: 5, initStd: 0.15 });
     const ours = p.render();
     const ref = tf.tidy(() => {
       const parts = p.levels.map((v, i) => {
@@ -87,7 +89,7 @@ describe('pyramid (plain arrays)', () => {
   });
 
   it.each(SIZES)('%i×%i: its adjoint is the exact transpose of render (⟨J·δ, g⟩ = ⟨δ, Jᵀ·g⟩)', (h, w) => {
-    const p = new Pyramid(2, h, w, [7, 8], 5);
+    const p = new Pyramid(2, h, w, [7, 8], { levels: 5 });
     const g = tf.tidy(() => tf.randomNormal([2 * h * w * 3], 0, 1, 'float32', 3).dataSync() as Float32Array);
     const deltas = p.levels.map((v, i) => tf.tidy(() => tf.randomNormal([v.length], 0, 1, 'float32', 10 + i).dataSync() as Float32Array));
     const before = p.render();
@@ -99,7 +101,7 @@ describe('pyramid (plain arrays)', () => {
   });
 
   it('setImage makes render() the given image (the regulariser path)', () => {
-    const p = new Pyramid(1, 64, 64, [2], 3);
+    const p = new Pyramid(1, 64, 64, [2], { levels: 3 });
     const target = tf.tidy(() => tf.randomNormal([64 * 64 * 3], 0, 30, 'float32', 4).dataSync() as Float32Array);
     p.setImage(target);
     const img = p.render();
@@ -132,21 +134,36 @@ describe('pyramid (plain arrays)', () => {
     }
   });
 
-  it('scaled and rotated views: the gradient on the levels is still the objective’s own (central differences), and scale 1, angle 0 is the plain roll', async () => {
+  it.each([false, true])('scaled and rotated views (in one kernel arena with the pyramid, as the fast preset holds them: %s): the gradient on the levels is still the objective’s own (central differences), and scale 1, angle 0 is the plain roll', async (shared) => {
     const warps = [
       { scale: 1.08, angle: 0.12 },
       { scale: 0.92, angle: -0.17 },
     ];
-    const p = pyramidWith([3, 8]);
-    const g = pyramidGradient(onnx, p, objectives, node, SHIFTS, { logits: false, warps });
+    // The fast preset's own layout: levels, their gradient and the views in one arena, where the
+    // image is rendered and taken back by the SIMD passes; else plain arrays and the loops.
+    const build = (seeds: number[]) => {
+      if (!shared) return { q: pyramidWith(seeds), bufs: {} };
+      const [n, levels] = [seeds.length, 3];
+      const arena = new KernelArena(Pyramid.kernelFloats(n, SIZE, SIZE, levels) + KernelArena.floatsFor(Pyramid.floats(n, SIZE, SIZE, levels)) + WarpedViews.kernelFloats(n, SIZE, SIZE));
+      const q = new Pyramid(n, SIZE, SIZE, seeds, { levels, initStd: 0.15, arena });
+      return { q, bufs: { levels: q.split(arena.alloc(q.storage.length)), views: new WarpedViews(n, SIZE, SIZE, inputAffine(onnx), arena) } };
+    };
+    const { q: p, bufs } = build([3, 8]);
+    const g = pyramidGradient(onnx, p, objectives, node, SHIFTS, { logits: false, warps, ...bufs });
     expect(g.finite).toBe(true);
     // A smaller step than the roll's: the objective curves more along a warped view's direction (measured: 0.4 % off at 1e-3, 2.5 % at 2e-3, 5 % at 4e-3).
-    pyramidDirectionalCheck(g.levels, () => pyramidWith([3, 8]), (q) => pyramidGradient(onnx, q, objectives, node, SHIFTS, { logits: false, warps }).value, 1e-3);
+    pyramidDirectionalCheck(g.levels, () => build([3, 8]).q, (q) => pyramidGradient(onnx, q, objectives, node, SHIFTS, { logits: false, warps }).value, 1e-3);
+    // The arena's passes against the plain loops.
+    const loops = pyramidGradient(onnx, pyramidWith([3, 8]), objectives, node, SHIFTS, { logits: false, warps });
+    expect(rel(g.value, loops.value)).toBeLessThan(1e-5);
+    loops.levels.forEach((l, i) => expect(rel(g.levels[i]!, l), `level ${i}, against the plain loops`).toBeLessThan(1e-5));
     // A warp that neither scales nor turns sees (and differentiates) exactly what the roll does.
     const plain = pyramidGradient(onnx, p, objectives, node, SHIFTS, { logits: false });
-    const still = pyramidGradient(onnx, p, objectives, node, SHIFTS, { logits: false, warps: SHIFTS.map(() => ({ scale: 1, angle: 0 })) });
-    // (Up to float rounding: the roll reads each seed's decorrelated sum straight into its view, the warp reads the rendered image.)
-    expect(rel(still.value, plain.value)).toBeLessThan(1e-5);
+    const still = pyramidGradient(onnx, p, objectives, node, SHIFTS, { logits: false, warps: SHIFTS.map(() => ({ scale: 1, angle: 0 })), ...bufs });
+    // (Up to float rounding: the roll reads each seed's decorrelated sum straight into its view, the
+    // warp reads the rendered image — in the arena rendered in float32 arithmetic, 1e-7 off the
+    // loops' doubles, which shows in the objective's value as 2e-5 relative.)
+    expect(rel(still.value, plain.value)).toBeLessThan(shared ? 5e-5 : 1e-5);
     plain.levels.forEach((l, i) => expect(rel(still.levels[i]!, l), `level ${i}`).toBeLessThan(1e-5));
     // And a real warp changes what the network sees.
     expect(rel(g.value, plain.value)).toBeGreaterThan(1e-3);

@@ -2,8 +2,10 @@
 // Adam's step, the warped views' input and its adjoint; and that the module the engine runs is the
 // one its text assembles to.
 import { readFileSync } from 'node:fs';
-import { describe, expect, it } from 'vitest';
+import { beforeAll, describe, expect, it } from 'vitest';
+import { selectBackend } from '../main/engine/backend.js';
 import { KernelArena, type ViewMap } from '../main/engine/kernels/synthesis-kernels.js';
+import { Pyramid } from '../main/engine/synthesis/pyramid.js';
 import { assembleKernels } from '../scripts/build-kernels.mjs';
 import { rel } from './support/numeric.js';
 
@@ -89,8 +91,9 @@ describe('warped views', () => {
   }
 
   function setUp() {
-    const arena = new KernelArena(4 * KernelArena.floatsFor(n * size) + KernelArena.floatsFor(16));
-    const [img, out, g, back] = [0, 1, 2, 3].map(() => arena.alloc(n * size)) as Float32Array[];
+    const arena = new KernelArena(3 * KernelArena.floatsFor(n * size) + KernelArena.floatsFor(n * h * w * 4) + KernelArena.floatsFor(16));
+    const [img, out, g] = [0, 1, 2].map(() => arena.alloc(n * size)) as Float32Array[];
+    const back = arena.alloc(n * h * w * 4);
     const affine = arena.alloc(16);
     for (let k = 0; k < 3; k++) for (let c = 0; c < 3; c++) affine[k * 4 + c] = A[c]![k]!;
     for (let c = 0; c < 3; c++) affine[12 + c] = o[c]!;
@@ -114,13 +117,15 @@ describe('warped views', () => {
     expect(rel(out, ref)).toBeLessThan(1e-6);
   });
 
-  it('unwarpGradient: the same taps transposed, over whatever the output held', () => {
+  it('unwarpGradient: the same taps transposed, over whatever the output held, four floats a pixel with the fourth 0', () => {
     const { arena, g, back } = setUp();
     back.fill(3);
     arena.unwarpGradient(g, back, n, h, w, views);
-    const ref = new Float64Array(n * size);
-    for (let b = 0; b < n; b++) taps(b).forEach(({ at, wt }, p) => at.forEach((i, k) => [0, 1, 2].forEach((c) => (ref[i + c]! += wt[k]! * g[b * size + p * 3 + c]!))));
+    const ref = new Float64Array(n * h * w * 4);
+    // taps() gives indices of three floats a pixel: pixel i / 3, channel c at (i / 3) · 4 + c.
+    for (let b = 0; b < n; b++) taps(b).forEach(({ at, wt }, p) => at.forEach((i, k) => [0, 1, 2].forEach((c) => (ref[(i / 3) * 4 + c]! += wt[k]! * g[b * size + p * 3 + c]!))));
     expect(rel(back, ref)).toBeLessThan(1e-6);
+    expect(back.filter((_, i) => i % 4 === 3).every((v) => v === 0)).toBe(true);
   });
 
   it('a NaN in the image reaches the input (the clip does not hide it)', () => {
@@ -128,5 +133,84 @@ describe('warped views', () => {
     img.fill(Number.NaN, 0, 3);
     arena.warpInput(img, out, n, h, w, views, affine, GREY);
     expect(out.some(Number.isNaN)).toBe(true);
+  });
+});
+
+describe('pyramid passes', () => {
+  // The pyramids' starts are drawn by tfjs.
+  beforeAll(() => selectBackend('cpu'));
+
+  // 224²: the fast preset's size (14 … 224 px levels, rows of 42 … 672 floats: whole vectors and
+  // not); 96×80 (6×5 … 96×80); 32×16: a one-pixel-wide coarsest level.
+  const SIZES: [number, number, number][] = [
+    [224, 224, 5],
+    [96, 80, 5],
+    [32, 16, 5],
+  ];
+
+  /** A pyramid in a kernel arena, with an array after it there, and the same levels in plain arrays. */
+  function pair(n: number, h: number, w: number, levels: number) {
+    const size = n * h * w * 3;
+    const values = Pyramid.floats(n, h, w, levels);
+    const arena = new KernelArena(Pyramid.kernelFloats(n, h, w, levels) + 2 * KernelArena.floatsFor(values) + 2 * KernelArena.floatsFor(size) + KernelArena.floatsFor((size / 3) * 4));
+    const seeds = Array.from({ length: n }, (_, i) => 11 + i);
+    const simd = new Pyramid(n, h, w, seeds, { levels, initStd: 0.3, arena });
+    const plain = new Pyramid(n, h, w, seeds, { levels, initStd: 0.3 });
+    const img = arena.alloc(size);
+    const grads = simd.split(arena.alloc(values));
+    const fence = arena.alloc(8).fill(7);
+    return { arena, simd, plain, img, grads, fence, size };
+  }
+
+  it.each(SIZES)('%i×%i, %i levels: render and its adjoint give the plain arrays’ image and gradient, writing nothing else', (h, w, levels) => {
+    const n = 3;
+    const { arena, simd, plain, img, grads, fence, size } = pair(n, h, w, levels);
+    expect(simd.halves).toBe(true);
+    plain.levels.forEach((v, i) => expect(rel(simd.levels[i]!, v)).toBe(0));
+    expect(rel(simd.render(img), plain.render())).toBeLessThan(1e-6);
+
+    const r = random(5);
+    const g = arena.alloc(size);
+    for (let k = 0; k < size; k++) g[k] = r() - 0.5;
+    const ref = plain.adjoint(Float32Array.from(g));
+    const zero = Array.from({ length: n }, () => [0, 0] as const);
+    expect(simd.adjointOfViews(g, zero, grads)).toBe(true);
+    ref.forEach((l, i) => expect(rel(grads[i]!, l), `level ${i}`).toBeLessThan(1e-6));
+    expect(Array.from(fence)).toEqual(new Array(8).fill(7));
+    // A shift of a whole image is none: the same pass.
+    expect(simd.adjointOfViews(g, zero.map(() => [h, -w] as const), grads)).toBe(true);
+    ref.forEach((l, i) => expect(rel(grads[i]!, l), `level ${i}, shifted by the image's size`).toBeLessThan(1e-6));
+
+    // The same gradient four floats a pixel (as the warped views' adjoint writes it).
+    const g4 = arena.alloc((size / 3) * 4);
+    for (let p = 0; p < size / 3; p++) g4.set([g[3 * p]!, g[3 * p + 1]!, g[3 * p + 2]!, 99], 4 * p);
+    expect(simd.adjointOfViews(g4, zero, grads, 4)).toBe(true);
+    ref.forEach((l, i) => expect(rel(grads[i]!, l), `level ${i}, four floats a pixel`).toBeLessThan(1e-6));
+    // And through the plain loops (a pyramid outside the arena).
+    const loops = plain.levels.map((v) => new Float32Array(v.length));
+    expect(plain.adjointOfViews(g4, zero, loops, 4)).toBe(true);
+    ref.forEach((l, i) => expect(rel(loops[i]!, l), `level ${i}, four floats a pixel, plain loops`).toBeLessThan(1e-6));
+
+    g[size - 1] = Number.NaN;
+    expect(simd.adjointOfViews(g, zero, grads)).toBe(false);
+    g[size - 1] = 0;
+    g[0] = Number.POSITIVE_INFINITY;
+    expect(simd.adjointOfViews(g, zero, grads)).toBe(false);
+  });
+
+  it('rolled views and arrays from outside the arena take the plain loops, with the same result', () => {
+    const [n, h, w, levels] = [2, 48, 48, 3];
+    const { simd, plain, grads } = pair(n, h, w, levels);
+    const r = random(9);
+    const g = Float32Array.from({ length: n * h * w * 3 }, () => r() - 0.5);
+    const shifts = [
+      [3, -5],
+      [-2, 4],
+    ] as const;
+    const ref = plain.levels.map((v) => new Float32Array(v.length));
+    expect(plain.adjointOfViews(g, shifts, ref)).toBe(true);
+    expect(simd.adjointOfViews(g, shifts, grads)).toBe(true);
+    ref.forEach((l, i) => expect(rel(grads[i]!, l), `level ${i}`).toBeLessThan(1e-6));
+    expect(rel(simd.render(), plain.render())).toBeLessThan(1e-6);
   });
 });

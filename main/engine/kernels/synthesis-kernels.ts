@@ -7,6 +7,13 @@ interface KernelExports {
   adam(v: number, g: number, m: number, s: number, n: number, beta1: number, oneMinusBeta1: number, beta2: number, oneMinusBeta2: number, step: number, c2: number): void;
   warp_input(img: number, out: number, h: number, w: number, dy: number, dx: number, cos: number, sin: number, affine: number, grey: number): void;
   unwarp_gradient(g: number, out: number, h: number, w: number, dy: number, dx: number, cos: number, sin: number): void;
+  scale(dst: number, src: number, n: number, wt: number): void;
+  up2x(prev: number, half: number, ph: number, pw: number): void;
+  up2y_add(half: number, sum: number, level: number, ph: number, w3: number, wt: number): void;
+  down2y(sum: number, half: number, ph: number, w3: number): void;
+  down2x(half: number, prev: number, ph: number, pw: number): void;
+  colour(d: number, out: number, pixels: number, m: number): void;
+  colour_t(g: number, gs: number, d: number, pixels: number, m: number): number;
 }
 
 /**
@@ -41,6 +48,8 @@ export class KernelArena {
   private used = 0;
   /** Each allocation's length by its byte offset: a pass runs over whole vectors, so it takes whole allocations only. */
   private readonly lengths = new Map<number, number>();
+  /** The allocations' byte ranges [start, end of padding), in order. */
+  private readonly spans: [number, number][] = [];
 
   /** Room for `floats` float32 values in all, each allocation's padding included (floatsFor). */
   constructor(readonly floats: number) {
@@ -61,8 +70,26 @@ export class KernelArena {
     }
     const a = new Float32Array(this.memory.buffer, this.used, length);
     this.lengths.set(this.used, length);
+    this.spans.push([this.used, this.used + bytes]);
     this.used += bytes;
     return a;
+  }
+
+  /** Whether `a` lies in one allocation of this arena (a whole one or a part). */
+  holds(a: Float32Array): boolean {
+    return a.buffer === this.memory.buffer && this.spans.some(([s, e]) => a.byteOffset >= s && a.byteOffset + a.byteLength <= e);
+  }
+
+  /**
+   * `a`'s byte offset, checked to lie in one allocation with `past` floats after it in that
+   * allocation too (its next values or its padding, for a pass whose last store reaches past it).
+   */
+  private within(a: Float32Array, name: string, past = 0): number {
+    const end = a.byteOffset + (a.length + past) * 4;
+    if (a.buffer !== this.memory.buffer || !this.spans.some(([s, e]) => a.byteOffset >= s && end <= e)) {
+      throw new Error(`${name} is not within one allocation of this kernel arena${past ? ` with ${past} floats after it` : ''}`);
+    }
+    return a.byteOffset;
   }
 
   private offset(a: Float32Array, name: string): number {
@@ -97,16 +124,70 @@ export class KernelArena {
     }
   }
 
-  /** warpInput's adjoint without the clip: the gradient at the views `g` → at the images, into `out`. */
+  /**
+   * warpInput's adjoint without the clip: the gradient at the views `g` ([n, h, w, 3]) → at the
+   * images, into `out` with four floats a pixel ([n, h, w, 4], the fourth 0).
+   */
   unwarpGradient(g: Float32Array, out: Float32Array, n: number, h: number, w: number, views: readonly ViewMap[]): void {
     const size = h * w * 3;
-    this.batch('unwarpGradient', n, size, views, g, out);
+    this.batch('unwarpGradient', n, size, views, g);
+    if (out.length !== n * h * w * 4) throw new Error(`unwarpGradient: an output of ${out.length} floats for ${n} images of ${h}×${w}×4`);
     const [gi, o] = [this.offset(g, 'g'), this.offset(out, 'out')];
     out.fill(0);
     for (let b = 0; b < n; b++) {
       const v = views[b]!;
-      this.kernels.unwarp_gradient(gi + b * size * 4, o + b * size * 4, h, w, v.dy, v.dx, v.cos, v.sin);
+      this.kernels.unwarp_gradient(gi + b * size * 4, o + b * h * w * 16, h, w, v.dy, v.dx, v.cos, v.sin);
     }
+  }
+
+  /** dst = wt · src, exactly dst's values written (a level beside others may be one). */
+  scale(dst: Float32Array, src: Float32Array, wt: number): void {
+    if (dst.length !== src.length) throw new Error(`scale: lengths ${dst.length} and ${src.length} differ`);
+    this.kernels.scale(this.within(dst, 'dst'), this.within(src, 'src'), dst.length, wt);
+  }
+
+  /**
+   * One ×2 step of a pyramid's cascade: `prev` ([ph, pw, 3]) upsampled along x into `half`
+   * ([ph, 2pw, 3]), then along y into `sum` ([2ph, 2pw, 3]) with wt · `level` added. `half` and
+   * `sum` are whole allocations (their passes' last stores reach into their padding).
+   */
+  upsample2(prev: Float32Array, half: Float32Array, sum: Float32Array, level: Float32Array, ph: number, pw: number, wt: number): void {
+    const size = ph * pw * 3;
+    if (prev.length !== size || half.length !== 2 * size || sum.length !== 4 * size || level.length !== 4 * size) {
+      throw new Error(`upsample2: arrays of ${prev.length}, ${half.length}, ${sum.length}, ${level.length} floats for ${ph}×${pw} pixels`);
+    }
+    const [p, h, s, l] = [this.within(prev, 'prev', 1), this.offset(half, 'half'), this.offset(sum, 'sum'), this.within(level, 'level', 3)];
+    this.kernels.up2x(p, h, ph, pw);
+    this.kernels.up2y_add(h, s, l, ph, pw * 6, wt);
+  }
+
+  /** upsample2's transpose without the level: `sum` ([2ph, 2pw, 3]) → `half` → `prev` ([ph, pw, 3]); `half` and `prev` whole allocations. */
+  downsample2(sum: Float32Array, half: Float32Array, prev: Float32Array, ph: number, pw: number): void {
+    const size = ph * pw * 3;
+    if (prev.length !== size || half.length !== 2 * size || sum.length !== 4 * size) {
+      throw new Error(`downsample2: arrays of ${sum.length}, ${half.length}, ${prev.length} floats for ${ph}×${pw} pixels`);
+    }
+    const [s, h, p] = [this.within(sum, 'sum', 3), this.offset(half, 'half'), this.offset(prev, 'prev')];
+    this.kernels.down2y(s, h, ph, pw * 6);
+    this.kernels.down2x(h, p, ph, pw);
+  }
+
+  /**
+   * out = M · d per pixel, M's columns the first three vectors of `m` (16 floats). The last store
+   * reaches one float past `out`: an image of a batch is written before the next one.
+   */
+  colour(d: Float32Array, out: Float32Array, m: Float32Array): void {
+    if (d.length !== out.length || d.length % 3 || m.length !== 16) throw new Error(`colour: arrays of ${d.length}, ${out.length}, ${m.length} floats`);
+    this.kernels.colour(this.within(d, 'd', 1), this.within(out, 'out', 1), d.length / 3, this.offset(m, 'm'));
+  }
+
+  /**
+   * d = Mᵀ · g per pixel (M's rows the vectors of `m`), as colour writes, g's pixels `stride` floats
+   * apart (3, or 4 as unwarpGradient writes them); whether every value of g is finite.
+   */
+  colourTranspose(g: Float32Array, d: Float32Array, m: Float32Array, stride: 3 | 4 = 3): boolean {
+    if (d.length % 3 || g.length !== (d.length / 3) * stride || m.length !== 16) throw new Error(`colourTranspose: arrays of ${g.length}, ${d.length}, ${m.length} floats`);
+    return this.kernels.colour_t(this.within(g, 'g', stride === 3 ? 1 : 0), stride * 4, this.within(d, 'd', 1), d.length / 3, this.offset(m, 'm')) === 1;
   }
 
   private batch(name: string, n: number, size: number, views: readonly ViewMap[], ...arrays: Float32Array[]): void {

@@ -11,7 +11,7 @@ import { Pyramid } from './pyramid.js';
 import { regularize } from './regularizers.js';
 import type { SynthSettings } from './settings.js';
 import { makeArrayStepper } from './step-size.js';
-import { inputAffine, unrollGradient, viewImage, viewInput, WarpedViews, type InputAffine } from './view.js';
+import { inputAffine, threeChannels, unrollGradient, viewImage, viewInput, WarpedViews, type InputAffine } from './view.js';
 import { drawShift, drawWarp, GREY, jitterSource, previewBytes, regularizes, targetProbs, type Evaluation, type OptimisedBatch, type Warp } from './batch.js';
 import { tidyFloats } from '../tensor-data.js';
 import { KernelArena } from '../kernels/synthesis-kernels.js';
@@ -61,10 +61,10 @@ export function pyramidGradient(
   const levels = opts.levels ?? pyr.levels.map((v) => new Float32Array(v.length));
   // A warped view's gradient is taken back to the image first; a roll's is undone inside the adjoint.
   const atImage = views ? views.unwarp(r.grad, shifts, warps!) : null;
-  const finite = atImage ? pyr.adjointOfViews(atImage, shifts.map(() => [0, 0] as const), levels) : pyr.adjointOfViews(r.grad, shifts, levels);
+  const finite = atImage ? pyr.adjointOfViews(atImage, shifts.map(() => [0, 0] as const), levels, 4) : pyr.adjointOfViews(r.grad, shifts, levels);
   // The gradient at the image itself only for the regulariser that reads it.
   const image = () => {
-    if (atImage) return Float32Array.from(atImage);
+    if (atImage) return threeChannels(atImage);
     const g = new Float32Array(x.length);
     unrollGradient(r.grad, n, h, w, shifts, g);
     return g;
@@ -84,12 +84,14 @@ export function pyramidBatch(
 ): OptimisedBatch {
   const [h, w] = size;
   const n = seeds.length;
-  // The variables, their gradient and the step's state live in one block of WebAssembly memory,
-  // where the step is one SIMD pass over all of them.
-  const floats = KernelArena.floatsFor(Pyramid.floats(n, h, w, levels));
-  const arena = new KernelArena(4 * floats);
-  const pyr = new Pyramid(n, h, w, seeds, levels, undefined, arena.alloc(Pyramid.floats(n, h, w, levels)));
-  const gradient = arena.alloc(pyr.storage.length);
+  // The variables, their gradient, the step's state and the views live in one block of WebAssembly
+  // memory, where the step is one SIMD pass over all of them and the image is rendered and taken
+  // back by SIMD passes.
+  const warped = s.scale || s.rotate;
+  const values = Pyramid.floats(n, h, w, levels);
+  const arena = new KernelArena(Pyramid.kernelFloats(n, h, w, levels) + 3 * KernelArena.floatsFor(values) + (warped ? WarpedViews.kernelFloats(n, h, w) : 0));
+  const pyr = new Pyramid(n, h, w, seeds, { levels, arena });
+  const gradient = arena.alloc(values);
   const stepper = makeArrayStepper(s.step, arena);
   const jitters = seeds.map(jitterSource);
   const affine = inputAffine(model);
@@ -102,8 +104,8 @@ export function pyramidBatch(
   let last: PyramidGradient | null = null;
   // Reused every step (a 4×224 px batch is 2.4 MB per image-sized array).
   const grads = pyr.split(gradient);
-  const input = new Float32Array(n * h * w * 3);
-  const views = s.scale || s.rotate ? new WarpedViews(n, h, w, affine) : null;
+  const input = warped ? undefined : new Float32Array(n * h * w * 3);
+  const views = warped ? new WarpedViews(n, h, w, affine, arena) : null;
   // Whether views.img is the image of the levels as they are now (a warped evaluation rendered
   // it, and no step has moved them since): a preview then need not render them again.
   let imageCurrent = false;

@@ -7,6 +7,7 @@
 // batch cost about 100 ms a step, more than a small network's whole input gradient.
 import * as tf from '@tensorflow/tfjs-core';
 import { COLOR, COLOR_INV } from './parameterization.js';
+import { KernelArena } from '../kernels/synthesis-kernels.js';
 
 /** Pixels per unit of decorrelated colour: unit variance ≈ natural colour variation about grey. */
 const PIXELS_PER_UNIT = 127.5;
@@ -69,24 +70,38 @@ export class Pyramid {
     return levelShapes(h, w, levels).reduce((sum, [ph, pw]) => sum + n * ph * pw * 3, 0);
   }
 
+  /** What a pyramid built on a kernel arena takes of it: its levels, one image's sums, the colour matrices. */
+  static kernelFloats(n: number, h: number, w: number, levels = 5): number {
+    const one = levelShapes(h, w, levels).reduce((sum, [ph, pw]) => sum + KernelArena.floatsFor(ph * pw * 3) + KernelArena.floatsFor(ph * 2 * pw * 3), 0);
+    return KernelArena.floatsFor(Pyramid.floats(n, h, w, levels)) + one + 2 * KernelArena.floatsFor(16);
+  }
+
+  /** The arena whose SIMD passes render and take back this pyramid's image (halving pyramids). */
+  private readonly kernels: KernelArena | null;
+  /** M's columns and M's rows, as the colour passes read them (arena only). */
+  private readonly colourColumns: Float32Array | null;
+  private readonly colourRows: Float32Array | null;
+
   /**
    * `seeds[i]` alone draws image i's start (level l from N(0, initStd²) seeded seed·31 + l), so a
-   * seed starts the same wherever it runs and whichever seeds share its batch. The levels are
-   * consecutive parts of `storage` (Pyramid.floats long) when it is given, so that a pass over
-   * every variable is one pass over it.
+   * seed starts the same wherever it runs and whichever seeds share its batch. With an `arena`
+   * (Pyramid.kernelFloats of room) the levels are consecutive parts of `storage` there, so that a
+   * pass over every variable is one pass over it, and a halving pyramid's image is rendered and
+   * taken back by its SIMD passes; without, in plain arrays (the reference the tests hold them to).
    */
   constructor(
     readonly n: number,
     readonly h: number,
     readonly w: number,
     seeds: readonly number[],
-    levels = 5,
-    initStd = 0.01,
-    storage: Float32Array = new Float32Array(Pyramid.floats(n, h, w, levels)),
+    opts: { levels?: number; initStd?: number; arena?: KernelArena } = {},
   ) {
+    const levels = opts.levels ?? 5;
+    const initStd = opts.initStd ?? 0.01;
     if (seeds.length !== n) throw new Error(`${seeds.length} seeds for a batch of ${n}`);
-    if (storage.length !== Pyramid.floats(n, h, w, levels)) throw new Error(`a pyramid of ${Pyramid.floats(n, h, w, levels)} values given ${storage.length}`);
-    this.storage = storage;
+    const arena = opts.arena ?? null;
+    const array = (length: number) => (arena ? arena.alloc(length) : new Float32Array(length));
+    this.storage = array(Pyramid.floats(n, h, w, levels));
     this.shapes = levelShapes(h, w, levels);
     // Level i (0 = coarsest) weighs falloff^i: like a 1/f spectrum, so that Adam’s
     // equal-sized steps on every variable still move coarse structure more than fine detail.
@@ -95,7 +110,7 @@ export class Pyramid {
       const full = ph === h && pw === w;
       return { h: ph, w: pw, weight: falloff ** i, rows: full ? null : axis(ph, h), cols: full ? null : axis(pw, w) };
     });
-    this.levels = this.split(storage);
+    this.levels = this.split(this.storage);
     this.levels.forEach((data, i) => {
       const [ph, pw] = this.shapes[i]!;
       seeds.forEach((sd, b) => {
@@ -111,8 +126,20 @@ export class Pyramid {
     // interpolant on a grid it refines is itself; both hold the last sample past the end), for
     // about half the arithmetic.
     this.halving = this.shapes.every(([ph, pw], i) => i === 0 || (ph === 2 * this.shapes[i - 1]![0] && pw === 2 * this.shapes[i - 1]![1]));
-    this.sums = this.halving ? this.shapes.map(([ph, pw]) => new Float32Array(ph * pw * 3)) : [];
-    this.half = this.halving ? this.shapes.map(([ph, pw]) => new Float32Array(ph * 2 * pw * 3)) : [];
+    this.sums = this.halving ? this.shapes.map(([ph, pw]) => array(ph * pw * 3)) : [];
+    this.half = this.halving ? this.shapes.map(([ph, pw]) => array(ph * 2 * pw * 3)) : [];
+    this.kernels = arena && this.halving ? arena : null;
+    if (this.kernels) {
+      const m = this.colour;
+      this.colourColumns = this.kernels.alloc(16);
+      this.colourRows = this.kernels.alloc(16);
+      for (let k = 0; k < 3; k++) {
+        this.colourColumns.set([m[0]![k]!, m[1]![k]!, m[2]![k]!], 4 * k);
+        this.colourRows.set(m[k]!.slice(0, 3), 4 * k);
+      }
+    } else {
+      this.colourColumns = this.colourRows = null;
+    }
   }
 
   /** An array laid out as `storage` (every level in turn), as one view per level. */
@@ -135,6 +162,15 @@ export class Pyramid {
    */
   private cascade(b: number, levels: readonly Float32Array[] = this.levels): Float32Array {
     const { geo, sums, half } = this;
+    if (this.kernels && levels === this.levels) {
+      for (let i = 0; i < geo.length; i++) {
+        const size = geo[i]!.h * geo[i]!.w * 3;
+        const level = levels[i]!.subarray(b * size, (b + 1) * size);
+        if (i === 0) this.kernels.scale(sums[0]!, level, geo[0]!.weight);
+        else this.kernels.upsample2(sums[i - 1]!, half[i - 1]!, sums[i]!, level, geo[i - 1]!.h, geo[i - 1]!.w, geo[i]!.weight);
+      }
+      return sums[geo.length - 1]!;
+    }
     for (let i = 0; i < geo.length; i++) {
       const g = geo[i]!;
       const sum = sums[i]!;
@@ -183,9 +219,20 @@ export class Pyramid {
     return sums[geo.length - 1]!;
   }
 
-  /** The transpose of cascade: the decorrelated gradient of image b (in sums' last buffer) onto every level. */
-  private cascadeAdjoint(b: number, out: Float32Array[]): void {
+  /**
+   * The transpose of cascade: the decorrelated gradient of image b (in sums' last buffer) onto every
+   * level; by the SIMD passes when `out` is the arena's (which also write the finest level's share).
+   */
+  private cascadeAdjoint(b: number, out: Float32Array[], simd: boolean): void {
     const { geo, sums, half } = this;
+    if (simd) {
+      for (let i = geo.length - 1; i >= 0; i--) {
+        const size = geo[i]!.h * geo[i]!.w * 3;
+        this.kernels!.scale(out[i]!.subarray(b * size, (b + 1) * size), sums[i]!, geo[i]!.weight);
+        if (i > 0) this.kernels!.downsample2(sums[i]!, half[i - 1]!, sums[i - 1]!, geo[i - 1]!.h, geo[i - 1]!.w);
+      }
+      return;
+    }
     for (let i = geo.length - 1; i >= 0; i--) {
       const g = geo[i]!;
       const sum = sums[i]!;
@@ -287,6 +334,11 @@ export class Pyramid {
     const [m00, m01, m02] = this.colour[0]!;
     const [m10, m11, m12] = this.colour[1]!;
     const [m20, m21, m22] = this.colour[2]!;
+    if (this.kernels && levels === this.levels && this.kernels.holds(out)) {
+      const size = h * w3;
+      for (let b = 0; b < n; b++) this.kernels.colour(this.cascade(b), out.subarray(b * size, (b + 1) * size), this.colourColumns!);
+      return out;
+    }
     for (let b = 0; b < n; b++) {
       if (this.halving) {
         const d = this.cascade(b, levels);
@@ -346,16 +398,27 @@ export class Pyramid {
 
   /**
    * adjoint() of a gradient taken at the images rolled by shifts[b] (view[y][x] =
-   * image[(y − dy) mod h][(x − dx) mod w]): the roll's inverse is read in the same pass. Returns
-   * whether every value of `g` is finite.
+   * image[(y − dy) mod h][(x − dx) mod w]): the roll's inverse is read in the same pass. `g` holds
+   * `stride` floats a pixel (3, or 4 as WarpedViews.unwarp writes them). Returns whether every
+   * value of `g` is finite.
    */
-  adjointOfViews(g: Float32Array, shifts: readonly (readonly [number, number])[], out: Float32Array[]): boolean {
+  adjointOfViews(g: Float32Array, shifts: readonly (readonly [number, number])[], out: Float32Array[], stride: 3 | 4 = 3): boolean {
     const { n, h, w, geo } = this;
     const w3 = w * 3;
     const [m00, m01, m02] = this.colour[0]!;
     const [m10, m11, m12] = this.colour[1]!;
     const [m20, m21, m22] = this.colour[2]!;
     let finite = true;
+    const simd = this.kernels !== null && out.every((o) => this.kernels!.holds(o));
+    if (simd && this.kernels!.holds(g) && shifts.every(([dy, dx]) => dy % h === 0 && dx % w === 0)) {
+      const size = h * w * stride;
+      const d = this.sums[geo.length - 1]!;
+      for (let b = 0; b < n; b++) {
+        if (!this.kernels!.colourTranspose(g.subarray(b * size, (b + 1) * size), d, this.colourRows!, stride)) finite = false;
+        this.cascadeAdjoint(b, out, true);
+      }
+      return finite;
+    }
     const d = this.halving ? this.sums[geo.length - 1]! : (this.unrolled ??= new Float32Array(n * h * w3));
     for (let b = 0; b < n; b++) {
       const sy = ((shifts[b]![0] % h) + h) % h;
@@ -365,11 +428,11 @@ export class Pyramid {
       const fineBase = b * h * w3;
       const fineWeight = geo[geo.length - 1]!.weight;
       for (let y = 0; y < h; y++) {
-        const src = (b * h + ((y + sy) % h)) * w3;
+        const src = (b * h + ((y + sy) % h)) * w * stride;
         const dst = o + y * w3;
         for (let x = 0; x < w; x++) {
           const xs = x + sx < w ? x + sx : x + sx - w;
-          const i = src + xs * 3;
+          const i = src + xs * stride;
           const g0 = g[i]!;
           const g1 = g[i + 1]!;
           const g2 = g[i + 2]!;
@@ -391,7 +454,7 @@ export class Pyramid {
           }
         }
       }
-      if (this.halving) this.cascadeAdjoint(b, out);
+      if (this.halving) this.cascadeAdjoint(b, out, simd);
     }
     if (!this.halving) this.spread(d, out);
     return finite;

@@ -21,7 +21,7 @@ export function startPreview(settings: SynthSettings, seeds: readonly number[], 
   const [h, w] = size;
   const n = seeds.length;
   if (settings.param === 'pyramid') {
-    const img = tf.tensor4d(new Pyramid(n, h, w, seeds, pyramidLevels(size)).render(), [n, h, w, 3]);
+    const img = tf.tensor4d(new Pyramid(n, h, w, seeds, { levels: pyramidLevels(size) }).render(), [n, h, w, 3]);
     try {
       return { width: w, height: h, images: previewBytes(img) };
     } finally {

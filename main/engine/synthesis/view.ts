@@ -123,23 +123,30 @@ export class WarpedViews {
   readonly x: Float32Array;
   /** The gradient at the views, copied in for unwarp(). */
   private readonly atViews: Float32Array;
-  /** The gradient at the images: what unwarp() writes. */
+  /** The gradient at the images, four floats a pixel ([n, h, w, 4], the fourth 0): what unwarp() writes. */
   readonly atImages: Float32Array;
   private readonly affine: Float32Array;
   private readonly arena: KernelArena;
 
+  /** What the views take of a kernel arena. */
+  static kernelFloats(n: number, h: number, w: number): number {
+    return 3 * KernelArena.floatsFor(n * h * w * 3) + KernelArena.floatsFor(n * h * w * 4) + KernelArena.floatsFor(16);
+  }
+
+  /** In `arena` (kernelFloats of room) when given, so that other passes there can read img and atImages; else in one of its own. */
   constructor(
     readonly n: number,
     readonly h: number,
     readonly w: number,
     f: InputAffine,
+    arena: KernelArena = new KernelArena(WarpedViews.kernelFloats(n, h, w)),
   ) {
     const size = n * h * w * 3;
-    this.arena = new KernelArena(4 * KernelArena.floatsFor(size) + KernelArena.floatsFor(16));
+    this.arena = arena;
     this.img = this.arena.alloc(size);
     this.x = this.arena.alloc(size);
     this.atViews = this.arena.alloc(size);
-    this.atImages = this.arena.alloc(size);
+    this.atImages = this.arena.alloc(n * h * w * 4);
     this.affine = this.arena.alloc(16);
     // A's columns, then the offset: x = Σ_k column_k · p_k + o.
     for (let k = 0; k < 3; k++) for (let c = 0; c < 3; c++) this.affine[k * 4 + c] = f.a[c]![k]!;
@@ -156,12 +163,23 @@ export class WarpedViews {
     return this.x;
   }
 
-  /** input()'s adjoint (the clip taken as if it were not there, as everywhere): the gradient at the views → at the images, in atImages. */
+  /** input()'s adjoint (the clip taken as if it were not there, as everywhere): the gradient at the views → at the images, in atImages (four floats a pixel). */
   unwarp(g: Float32Array, shifts: readonly (readonly [number, number])[], warps: readonly Warp[]): Float32Array {
     this.atViews.set(g);
     this.arena.unwarpGradient(this.atViews, this.atImages, this.n, this.h, this.w, this.maps(shifts, warps));
     return this.atImages;
   }
+}
+
+/** An array of four floats a pixel as three ([n, h, w, 4] → [n, h, w, 3]). */
+export function threeChannels(a: Float32Array): Float32Array {
+  const out = new Float32Array((a.length / 4) * 3);
+  for (let p = 0, q = 0; p < a.length; p += 4, q += 3) {
+    out[q] = a[p]!;
+    out[q + 1] = a[p + 1]!;
+    out[q + 2] = a[p + 2]!;
+  }
+  return out;
 }
 
 /** The view → image map's rotation and scale: R(−angle) / scale. */
