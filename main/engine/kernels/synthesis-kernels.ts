@@ -12,8 +12,7 @@ interface KernelExports {
   up2y_add(half: number, sum: number, level: number, ph: number, w3: number, wt: number): void;
   down2y(sum: number, half: number, ph: number, w3: number): void;
   down2x(half: number, prev: number, ph: number, pw: number): void;
-  colour(d: number, out: number, pixels: number, m: number): void;
-  colour_t(g: number, gs: number, d: number, pixels: number, m: number): number;
+  colour(g: number, gs: number, d: number, pixels: number, m: number): number;
 }
 
 /**
@@ -178,7 +177,7 @@ export class KernelArena {
    */
   colour(d: Float32Array, out: Float32Array, m: Float32Array): void {
     if (d.length !== out.length || d.length % 3 || m.length !== 16) throw new Error(`colour: arrays of ${d.length}, ${out.length}, ${m.length} floats`);
-    this.kernels.colour(this.within(d, 'd', 1), this.within(out, 'out', 1), d.length / 3, this.offset(m, 'm'));
+    this.kernels.colour(this.within(d, 'd', 1), 12, this.within(out, 'out', 1), d.length / 3, this.offset(m, 'm'));
   }
 
   /**
@@ -187,7 +186,7 @@ export class KernelArena {
    */
   colourTranspose(g: Float32Array, d: Float32Array, m: Float32Array, stride: 3 | 4 = 3): boolean {
     if (d.length % 3 || g.length !== (d.length / 3) * stride || m.length !== 16) throw new Error(`colourTranspose: arrays of ${g.length}, ${d.length}, ${m.length} floats`);
-    return this.kernels.colour_t(this.within(g, 'g', stride === 3 ? 1 : 0), stride * 4, this.within(d, 'd', 1), d.length / 3, this.offset(m, 'm')) === 1;
+    return this.kernels.colour(this.within(g, 'g', stride === 3 ? 1 : 0), stride * 4, this.within(d, 'd', 1), d.length / 3, this.offset(m, 'm')) === 1;
   }
 
   private batch(name: string, n: number, size: number, views: readonly ViewMap[], ...arrays: Float32Array[]): void {

@@ -381,32 +381,11 @@
         (local.set $r (i32.add (local.get $r) (i32.const 1)))
         (br $row))))
 
-  ;; out pixel = M · d pixel, M's three columns the vectors at $m.
-  (func (export "colour") (param $d i32) (param $out i32) (param $pixels i32) (param $m i32)
-    (local $p i32) (local $v v128) (local $c0 v128) (local $c1 v128) (local $c2 v128)
-    (local.set $c0 (v128.load (local.get $m)))
-    (local.set $c1 (v128.load offset=16 (local.get $m)))
-    (local.set $c2 (v128.load offset=32 (local.get $m)))
-    (block $done
-      (loop $each
-        (br_if $done (i32.ge_s (local.get $p) (local.get $pixels)))
-        (local.set $v (v128.load (local.get $d)))
-        (v128.store (local.get $out)
-          (f32x4.add
-            (f32x4.add
-              (f32x4.mul (local.get $c0) (i8x16.shuffle 0 1 2 3 0 1 2 3 0 1 2 3 0 1 2 3 (local.get $v) (local.get $v)))
-              (f32x4.mul (local.get $c1) (i8x16.shuffle 4 5 6 7 4 5 6 7 4 5 6 7 4 5 6 7 (local.get $v) (local.get $v))))
-            (f32x4.mul (local.get $c2) (i8x16.shuffle 8 9 10 11 8 9 10 11 8 9 10 11 8 9 10 11 (local.get $v) (local.get $v)))))
-        (local.set $d (i32.add (local.get $d) (i32.const 12)))
-        (local.set $out (i32.add (local.get $out) (i32.const 12)))
-        (local.set $p (i32.add (local.get $p) (i32.const 1)))
-        (br $each))))
-
-  ;; colour's transpose: d pixel = Mᵀ · g pixel, with M's three rows the vectors at $m, g's pixels
-  ;; $gs bytes apart (12, or 16 as unwarp_gradient writes them). Returns 1
-  ;; when every value of g is finite (v·0 is NaN for NaN and ±Infinity; a pixel's fourth lane is the
-  ;; next pixel's, masked off here and checked there).
-  (func (export "colour_t") (param $g i32) (param $gs i32) (param $d i32) (param $pixels i32) (param $m i32) (result i32)
+  ;; A 3×3 matrix per pixel: d pixel = c0·g₀ + c1·g₁ + c2·g₂ with c0, c1, c2 the vectors at $m (M's
+  ;; columns for the colour map, its rows for the transpose), g's pixels $gs bytes apart (12, or 16
+  ;; as unwarp_gradient writes them). Returns 1 when every value of g is finite (v·0 is NaN for NaN
+  ;; and ±Infinity; a pixel's fourth lane is the next pixel's, masked off here and checked there).
+  (func (export "colour") (param $g i32) (param $gs i32) (param $d i32) (param $pixels i32) (param $m i32) (result i32)
     (local $p i32) (local $v v128) (local $c0 v128) (local $c1 v128) (local $c2 v128) (local $acc v128) (local $mask v128)
     (local.set $c0 (v128.load (local.get $m)))
     (local.set $c1 (v128.load offset=16 (local.get $m)))
