@@ -45,10 +45,8 @@ export class KernelArena {
   private readonly memory: WebAssembly.Memory;
   private readonly kernels: KernelExports;
   private used = 0;
-  /** Each allocation's length by its byte offset: a pass runs over whole vectors, so it takes whole allocations only. */
-  private readonly lengths = new Map<number, number>();
-  /** The allocations' byte ranges [start, end of padding), in order. */
-  private readonly spans: [number, number][] = [];
+  /** Each allocation's length in floats and the end of its padding (bytes), by its byte offset. */
+  private readonly allocations = new Map<number, { length: number; end: number }>();
 
   /** Room for `floats` float32 values in all, each allocation's padding included (floatsFor). */
   constructor(readonly floats: number) {
@@ -68,32 +66,34 @@ export class KernelArena {
       throw new Error(`kernel arena of ${this.floats} floats is full (${this.used / 4} used, ${length} asked for)`);
     }
     const a = new Float32Array(this.memory.buffer, this.used, length);
-    this.lengths.set(this.used, length);
-    this.spans.push([this.used, this.used + bytes]);
+    this.allocations.set(this.used, { length, end: this.used + bytes });
     this.used += bytes;
     return a;
   }
 
   /** Whether `a` lies in one allocation of this arena (a whole one or a part). */
   holds(a: Float32Array): boolean {
-    return a.buffer === this.memory.buffer && this.spans.some(([s, e]) => a.byteOffset >= s && a.byteOffset + a.byteLength <= e);
+    return this.inOne(a, 0);
   }
 
-  /**
-   * `a`'s byte offset, checked to lie in one allocation with `past` floats after it in that
-   * allocation too (its next values or its padding, for a pass whose last store reaches past it).
-   */
-  private within(a: Float32Array, name: string, past = 0): number {
+  /** Whether `a` and the `past` floats after it lie in one allocation (its next values or its padding). */
+  private inOne(a: Float32Array, past: number): boolean {
+    if (a.buffer !== this.memory.buffer) return false;
     const end = a.byteOffset + (a.length + past) * 4;
-    if (a.buffer !== this.memory.buffer || !this.spans.some(([s, e]) => a.byteOffset >= s && end <= e)) {
-      throw new Error(`${name} is not within one allocation of this kernel arena${past ? ` with ${past} floats after it` : ''}`);
-    }
+    for (const [start, at] of this.allocations) if (a.byteOffset >= start && end <= at.end) return true;
+    return false;
+  }
+
+  /** `a`'s byte offset, checked to lie in one allocation with `past` floats after it there too (for a pass whose last store reaches past it). */
+  private within(a: Float32Array, name: string, past = 0): number {
+    if (!this.inOne(a, past)) throw new Error(`${name} is not within one allocation of this kernel arena${past ? ` with ${past} floats after it` : ''}`);
     return a.byteOffset;
   }
 
+  /** `a`'s byte offset, checked to be a whole allocation: a pass over whole vectors takes nothing less. */
   private offset(a: Float32Array, name: string): number {
     if (a.buffer !== this.memory.buffer) throw new Error(`${name} is not an array of this kernel arena`);
-    if (this.lengths.get(a.byteOffset) !== a.length) throw new Error(`${name} is part of an allocation, not a whole one`);
+    if (this.allocations.get(a.byteOffset)?.length !== a.length) throw new Error(`${name} is part of an allocation, not a whole one`);
     return a.byteOffset;
   }
 

@@ -70,7 +70,7 @@ export class Pyramid {
     return levelShapes(h, w, levels).reduce((sum, [ph, pw]) => sum + n * ph * pw * 3, 0);
   }
 
-  /** What a pyramid built on a kernel arena takes of it: its levels, one image's sums, the colour matrices. */
+  /** What a pyramid built on a kernel arena takes of it at most: its levels, one image's sums (halving pyramids), the colour matrices. */
   static kernelFloats(n: number, h: number, w: number, levels = 5): number {
     const one = levelShapes(h, w, levels).reduce((sum, [ph, pw]) => sum + KernelArena.floatsFor(ph * pw * 3) + KernelArena.floatsFor(ph * 2 * pw * 3), 0);
     return KernelArena.floatsFor(Pyramid.floats(n, h, w, levels)) + one + 2 * KernelArena.floatsFor(16);
@@ -424,7 +424,8 @@ export class Pyramid {
       const sy = ((shifts[b]![0] % h) + h) % h;
       const sx = ((shifts[b]![1] % w) + w) % w;
       const o = this.halving ? 0 : b * h * w3;
-      const fine = this.halving ? out[geo.length - 1]! : null;
+      // The SIMD cascadeAdjoint writes the finest level's share itself.
+      const fine = this.halving && !simd ? out[geo.length - 1]! : null;
       const fineBase = b * h * w3;
       const fineWeight = geo[geo.length - 1]!.weight;
       for (let y = 0; y < h; y++) {
